@@ -1,0 +1,1 @@
+"""Exercise analysis: catalog, repetition counting, scoring and feedback from pose streams."""

@@ -1,0 +1,328 @@
+"""`python -m komi_rtc.camera`: stream webcams or files to a KOMI RTC server over WebRTC.
+
+Prints live status (frames sent, results received, end-to-end latency from capture to
+keypoints back) and reconnects when the server restarts. Latency is exact: an aiortc
+receiver reports pts relative to the first frame it got (aiortc's TimestampMapper), so
+`frame_pts` plus the pts of our first frame is the pts we captured it with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import json
+import logging
+import signal
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import aiohttp
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from .latency import LatencyWindow
+from .protocol import DATA_CHANNEL_LABEL, validate_camera_id
+from .rtp_timestamps import RTP_CLOCK_RATE
+from .video_sources import FrameSource, SourceError, open_source
+
+logger = logging.getLogger(__name__)
+
+_TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
+_SENT_FRAMES_KEPT = 600
+
+
+class CapturedTrack(MediaStreamTrack):
+    """Paces a FrameSource at `fps` and remembers when each frame was captured."""
+
+    kind = "video"
+
+    def __init__(self, source: FrameSource, fps: float) -> None:
+        super().__init__()
+        self._source = source
+        self._interval = 1.0 / fps
+        self._next_at: float | None = None
+        self._t0 = time.monotonic()
+        self.first_pts: int | None = None
+        self.captured_at: OrderedDict[int, float] = OrderedDict()  # pts -> monotonic s
+        self.frames_sent = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._next_at is None:
+            self._next_at = now
+        elif self._next_at > now:
+            await asyncio.sleep(self._next_at - now)
+        else:
+            self._next_at = max(self._next_at, now - self._interval)  # never burst to catch up
+        self._next_at += self._interval
+        try:
+            rgb = await asyncio.get_running_loop().run_in_executor(None, self._source.read)
+        except SourceError as exc:
+            logger.error("%s", exc)
+            self.stop()
+            raise MediaStreamError from None
+        captured = time.monotonic()
+        pts = int((captured - self._t0) * RTP_CLOCK_RATE)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = pts
+        frame.time_base = _TIME_BASE
+        self.captured_at[pts] = captured
+        if len(self.captured_at) > _SENT_FRAMES_KEPT:
+            self.captured_at.popitem(last=False)
+        if self.first_pts is None:
+            self.first_pts = pts
+        self.frames_sent += 1
+        return frame
+
+    def capture_time_of(self, frame_pts: int) -> float | None:
+        """When the frame the server calls `frame_pts` was captured (monotonic seconds)."""
+        if self.first_pts is None:
+            return None
+        return self.captured_at.get(self.first_pts + frame_pts)
+
+
+@dataclass
+class CameraStatus:
+    camera_id: str
+    state: str = "starting"
+    results: int = 0
+    analysed_times: list[float] = field(default_factory=list)
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    frames_sent_before: int = 0
+
+    def analysed_fps(self) -> float:
+        now = time.monotonic()
+        recent = [t for t in self.analysed_times if now - t <= 3.0]
+        self.analysed_times = recent
+        return len(recent) / 3.0
+
+
+class CameraPeer:
+    """One camera: one peer connection at a time, reconnecting with backoff."""
+
+    def __init__(
+        self,
+        server: str,
+        camera_id: str,
+        source: FrameSource,
+        fps: float,
+        record: TextIO | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.camera_id = camera_id
+        self.source = source
+        self.fps = fps
+        self.record = record
+        self.status = CameraStatus(camera_id)
+        self.track: CapturedTrack | None = None
+        self.messages: asyncio.Queue[dict[str, Any]] | None = None  # tests read results here
+        self._pc: RTCPeerConnection | None = None
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await self.connect_once()
+                backoff = 1.0
+            except (aiohttp.ClientError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+                self.status.state = f"server unreachable ({type(exc).__name__})"
+            except ServerRefused as exc:
+                self.status.state = f"refused: {exc}"
+                logger.warning("[%s] server refused: %s", self.camera_id, exc)
+            finally:
+                await self._close_pc()
+            await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            backoff = min(backoff * 2, 10.0)
+
+    async def connect_once(self) -> None:
+        """Connect, stream until the connection ends, then return."""
+        pc = self._pc = RTCPeerConnection()
+        track = self.track = CapturedTrack(self.source, self.fps)
+        pc.addTrack(track)
+        channel = pc.createDataChannel(DATA_CHANNEL_LABEL)
+        ended = asyncio.Event()
+
+        @channel.on("message")
+        def on_message(raw: str | bytes) -> None:
+            self._on_message(raw)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            self.status.state = pc.connectionState
+            if pc.connectionState in ("failed", "closed"):
+                ended.set()
+
+        @channel.on("close")
+        def on_close() -> None:
+            ended.set()
+
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {
+            "sdp": pc.localDescription.sdp,
+            "type": "offer",
+            "role": "camera",
+            "camera_id": self.camera_id,
+        }
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.post(f"{self.server}/offer", json=body) as response:
+                answer = await response.json(content_type=None)
+                if response.status != 200:
+                    raise ServerRefused(f"{response.status} {answer.get('error')}")
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        self.status.state = "connecting"
+        await ended.wait()
+
+    def _on_message(self, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        if self.messages is not None:
+            self.messages.put_nowait(message)
+        if message.get("type") != "frame_processed":
+            if message.get("type") == "error":
+                logger.warning("[%s] server error: %s", self.camera_id, message.get("error"))
+            return
+        now = time.monotonic()
+        self.status.results += 1
+        self.status.analysed_times.append(now)
+        track = self.track
+        if track is not None and isinstance(message.get("frame_pts"), int):
+            captured = track.capture_time_of(message["frame_pts"])
+            if captured is not None:
+                latency_ms = (now - captured) * 1000.0
+                self.status.latency.add(latency_ms)
+                message["latency_ms"] = round(latency_ms, 1)
+        if self.record is not None:
+            self.record.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+    async def _close_pc(self) -> None:
+        if self._pc is not None:
+            pc, self._pc = self._pc, None
+            await pc.close()
+        if self.track is not None:
+            self.status.frames_sent_before += self.track.frames_sent
+            self.track.stop()
+            self.track = None
+
+    def frames_sent(self) -> int:
+        return self.status.frames_sent_before + (self.track.frames_sent if self.track else 0)
+
+    async def close(self) -> None:
+        await self._close_pc()
+        self.source.close()
+
+
+class ServerRefused(Exception):
+    pass
+
+
+def status_line(peer: CameraPeer) -> str:
+    status = peer.status
+    p50, p95 = status.latency.percentile(50), status.latency.percentile(95)
+    latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms" if p50 is not None else "latency -"
+    return (
+        f"[{peer.camera_id}] {status.state:<12} sent {peer.frames_sent():>6}  "
+        f"results {status.results:>6}  analysed {status.analysed_fps():4.1f} fps  {latency}"
+    )
+
+
+def parse_camera_list(text: str) -> list[tuple[str, str]]:
+    """`camera_12345:0,camera_67890:1` -> [(id, source)]."""
+    cameras = []
+    for item in text.split(","):
+        camera_id, sep, source = item.strip().partition(":")
+        if not sep or not source:
+            raise ValueError(f"expected CAMERA_ID:SOURCE, got {item!r}")
+        cameras.append((validate_camera_id(camera_id), source))
+    return cameras
+
+
+async def run_cameras(args: argparse.Namespace) -> None:
+    specs: list[tuple[str, Any]]
+    if args.cameras:
+        specs = parse_camera_list(args.cameras)
+    else:
+        source = args.source if args.source is not None else args.camera
+        specs = [(args.camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
+    record = open(args.record, "a", encoding="utf-8", buffering=1) if args.record else None
+    peers = []
+    for camera_id, spec in specs:
+        source = await asyncio.get_running_loop().run_in_executor(
+            None, open_source, spec, args.width, args.height, args.fps
+        )
+        print(f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to "
+              f"{args.server}", flush=True)
+        peers.append(CameraPeer(args.server, camera_id, source, args.fps, record))
+    tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.status_interval)
+            for peer in peers:
+                print(status_line(peer), flush=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for peer in peers:
+            await peer.close()
+        if record is not None:
+            record.close()
+        print("stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m komi_rtc.camera",
+        description="Stream webcams or video files to a KOMI RTC server.",
+    )
+    parser.add_argument("--server", default="http://localhost:8000", help="server URL")
+    parser.add_argument("--cameras", help="several cameras: camera_12345:0,camera_67890:1")
+    parser.add_argument("--camera", type=int, default=None,
+                        help="webcam index (default: the first that opens)")
+    parser.add_argument("--camera-id", default=None, help="camera id (default: generated)")
+    parser.add_argument("--source", default=None,
+                        help="video file or image (looped), or 'demo' for the bundled person")
+    parser.add_argument("--fps", type=float, default=10.0, help="frames a second (10)")
+    parser.add_argument("--width", type=int, default=640, help="frame width (640)")
+    parser.add_argument("--height", type=int, default=480, help="frame height (480)")
+    parser.add_argument("--record", default=None, metavar="FILE.jsonl",
+                        help="append every frame_processed message to this file")
+    parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if args.fps <= 0 or args.width < 16 or args.height < 16:
+        parser.error("--fps must be positive and the size at least 16x16")
+    if args.camera_id:
+        try:
+            validate_camera_id(args.camera_id)
+        except Exception as exc:
+            parser.error(str(exc))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run_cameras(args))
+    except (SourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Which cameras exist, and who wants to hear when that changes (`/ws/monitor` clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+from .camera_session import CameraSession
+from .protocol import DuplicateCamera, UnknownCamera, cameras_list_message
+
+logger = logging.getLogger(__name__)
+
+_WATCHER_QUEUE = 64
+
+
+class CameraRegistry:
+    def __init__(self) -> None:
+        self._sessions: dict[str, CameraSession] = {}
+        self._reserved: set[str] = set()
+        self._watchers: set[asyncio.Queue[str]] = set()
+
+    def ids(self) -> list[str]:
+        return sorted(self._sessions)
+
+    def sessions(self) -> list[CameraSession]:
+        return list(self._sessions.values())
+
+    def get(self, camera_id: str) -> CameraSession:
+        session = self._sessions.get(camera_id)
+        if session is None:
+            raise UnknownCamera(camera_id)
+        return session
+
+    def reserve(self, camera_id: str | None) -> str:
+        """Claim an id before the (slow) negotiation, so two offers cannot both win it."""
+        if camera_id is None:
+            while True:
+                camera_id = f"camera_{random.randint(10000, 99999)}"
+                if camera_id not in self._sessions and camera_id not in self._reserved:
+                    break
+        elif camera_id in self._sessions or camera_id in self._reserved:
+            raise DuplicateCamera(camera_id)
+        self._reserved.add(camera_id)
+        return camera_id
+
+    def release(self, camera_id: str) -> None:
+        self._reserved.discard(camera_id)
+
+    def add(self, session: CameraSession) -> None:
+        self._reserved.discard(session.camera_id)
+        self._sessions[session.camera_id] = session
+        logger.info("[%s] camera added (%s); %d camera(s)", session.camera_id, session.kind,
+                    len(self._sessions))
+        self._push(cameras_list_message(self.ids()))
+
+    async def remove(self, session: CameraSession) -> None:
+        if self._sessions.get(session.camera_id) is session:
+            del self._sessions[session.camera_id]
+            logger.info("[%s] camera removed; %d camera(s)", session.camera_id,
+                        len(self._sessions))
+            self._push(cameras_list_message(self.ids()))
+
+    # ------------------------------------------------------------ /ws/monitor watchers
+
+    def watch(self) -> asyncio.Queue[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue(_WATCHER_QUEUE)
+        queue.put_nowait(cameras_list_message(self.ids()))
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[str]) -> None:
+        self._watchers.discard(queue)
+
+    def on_result(self, session: CameraSession, message: dict[str, Any]) -> None:
+        if not self._watchers:
+            return
+        status = {
+            "type": "status_update",
+            "camera_id": session.camera_id,
+            "timestamp": message["timestamp"],
+            "has_new_image": True,
+            "pose_data": message["pose_data"],
+        }
+        if "analysis" in message:
+            status["analysis"] = message["analysis"]
+        self._push(json.dumps(status, separators=(",", ":")), droppable=True)
+
+    def _push(self, text: str, droppable: bool = False) -> None:
+        for queue in self._watchers:
+            if queue.full():
+                if droppable:
+                    continue  # a slow watcher misses status updates, never the camera list
+                queue.get_nowait()
+            queue.put_nowait(text)

@@ -1,0 +1,278 @@
+"""One camera: its newest frame, its pose analysis loop and the fan-out of every result.
+
+A session is fed either by a WebRTC track (`attach_track`) or by the original KOMI
+WebSocket protocol (`publish_frame`). It owns its tasks, its peer connection (if any), its
+pose-worker channel and its monitors, and `close()` releases all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
+
+from .analysis.live import LiveAnalysis
+from .newest_frame import NewestFrame, ReceivedFrame
+from .pose import Pose
+from .pose_worker import CameraPoseChannel, WorkerFailed
+
+logger = logging.getLogger(__name__)
+
+_MAX_BUFFERED_BYTES = 256 * 1024  # a peer this far behind misses messages, never delays others
+
+
+class MessageSink(Protocol):
+    """Where results go: a `komi` data channel or a legacy WebSocket."""
+
+    def send_text(self, text: str) -> bool:
+        """Send without waiting; False when the peer is gone or too far behind."""
+        ...
+
+
+class DataChannelSink:
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def send_text(self, text: str) -> bool:
+        channel = self.channel
+        if channel.readyState != "open" or channel.bufferedAmount > _MAX_BUFFERED_BYTES:
+            return False
+        channel.send(text)
+        return True
+
+
+@dataclass
+class SessionStats:
+    frames_received: int = 0
+    frames_analysed: int = 0
+    analysis_failures: int = 0
+    started_monotonic: float = field(default_factory=time.monotonic)
+    last_inference_ms: float = 0.0
+
+    @property
+    def frames_skipped(self) -> int:
+        return max(0, self.frames_received - self.frames_analysed - self.analysis_failures)
+
+
+ResultListener = Callable[["CameraSession", dict[str, Any]], None]
+
+
+class CameraSession:
+    def __init__(
+        self,
+        camera_id: str,
+        kind: str,
+        pose_channel: CameraPoseChannel,
+        *,
+        on_result: ResultListener,
+        on_closed: Callable[[CameraSession], Awaitable[None]],
+        stall_timeout_s: float = 5.0,
+        analysis_fps: float | None = None,
+        result_delay_s: float = 0.0,
+    ) -> None:
+        self.camera_id = camera_id
+        self.kind = kind  # "webrtc" or "websocket"
+        self.newest = NewestFrame()
+        self.stats = SessionStats()
+        self.latest_message: dict[str, Any] | None = None
+        self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
+        self.pc: RTCPeerConnection | None = None
+        self.analysis = LiveAnalysis(camera_id)
+        self.sinks: set[MessageSink] = set()  # camera + monitors
+        self.own_sink: MessageSink | None = None
+        self.closed = asyncio.Event()
+        self._pose = pose_channel
+        self._on_result = on_result
+        self._on_closed = on_closed
+        self._stall_timeout_s = stall_timeout_s
+        self._min_interval_s = 1.0 / analysis_fps if analysis_fps else 0.0
+        self._result_delay_s = result_delay_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._delayed: set[asyncio.TimerHandle] = set()
+        self._closing = False
+        self._close_listeners: dict[object, Callable[[], Awaitable[None]]] = {}
+        self._spawn(self._analyse_loop(), "analyse")
+
+    # ------------------------------------------------------------ ownership
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"{self.camera_id}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "[%s] task %s failed", self.camera_id, task.get_name(), exc_info=task.exception()
+            )
+            self.request_close("internal error")
+
+    def add_close_listener(self, owner: object, listener: Callable[[], Awaitable[None]]) -> None:
+        """Monitors register here so they are told and closed when the camera goes."""
+        self._close_listeners[owner] = listener
+
+    def remove_close_listener(self, owner: object) -> None:
+        self._close_listeners.pop(owner, None)
+
+    def spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        """Run a task owned by this session (cancelled by `close()`)."""
+        self._spawn(coroutine, name)
+
+    def request_close(self, reason: str) -> None:
+        """Close from a callback that cannot await; the close runs as its own task."""
+        if not self._closing:
+            asyncio.ensure_future(self.close(reason))
+
+    async def close(self, reason: str) -> None:
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        logger.info(
+            "[%s] camera closing (%s): %d frames received, %d analysed",
+            self.camera_id,
+            reason,
+            self.stats.frames_received,
+            self.stats.frames_analysed,
+        )
+        self.newest.close()
+        for handle in self._delayed:
+            handle.cancel()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for listener in list(self._close_listeners.values()):
+            try:
+                await listener()
+            except Exception:
+                logger.exception("[%s] monitor close failed", self.camera_id)
+        self._close_listeners.clear()
+        self.sinks.clear()
+        if self.pc is not None:
+            await self.pc.close()
+        self._pose.close()
+        await self._on_closed(self)
+        self.closed.set()
+
+    # ------------------------------------------------------------ input
+
+    def attach_peer(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.request_close(f"peer connection {pc.connectionState}")
+
+    def attach_track(self, track: MediaStreamTrack) -> None:
+        self._spawn(self._read_track(track), "read")
+
+    def attach_own_channel(self, sink: MessageSink) -> None:
+        self.own_sink = sink
+        self.sinks.add(sink)
+
+    def publish_frame(self, frame: av.VideoFrame, pts: int) -> None:
+        self.stats.frames_received += 1
+        self.newest.publish(ReceivedFrame(frame, pts, time.monotonic(), time.time()))
+
+    async def _read_track(self, track: MediaStreamTrack) -> None:
+        """Keep only the newest decoded frame; a camera silent for too long is removed."""
+        while True:
+            try:
+                frame = await asyncio.wait_for(track.recv(), self._stall_timeout_s)
+            except asyncio.TimeoutError:
+                self.request_close(f"no video for {self._stall_timeout_s:g} s")
+                return
+            except MediaStreamError:
+                self.request_close("video track ended")
+                return
+            self.publish_frame(frame, frame.pts if frame.pts is not None else 0)
+
+    # ------------------------------------------------------------ analysis
+
+    async def _analyse_loop(self) -> None:
+        seen = 0
+        next_allowed = 0.0
+        while True:
+            try:
+                seen, item = await self.newest.wait_newer(seen)
+            except EOFError:
+                return
+            if self._min_interval_s:
+                wait = next_allowed - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # --analysis-fps cap, then take the newest
+                    seen, item = self.newest.version, self.newest.latest or item
+                next_allowed = time.monotonic() + self._min_interval_s
+            layout = self._write_frame(item.frame)
+            try:
+                result = await self._pose.analyse(
+                    layout, int(item.received_monotonic * 1000)
+                )
+            except WorkerFailed as exc:
+                self.stats.analysis_failures += 1
+                logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)
+                continue
+            self.stats.frames_analysed += 1
+            self.stats.last_inference_ms = result.inference_ms
+            if self._result_delay_s:  # --inject-delay-ms: proves latency figures are right
+                handle = asyncio.get_running_loop().call_later(
+                    self._result_delay_s, self._fan_out, item, result.poses, result.inference_ms
+                )
+                self._delayed.add(handle)
+                if len(self._delayed) > 256:
+                    self._delayed = {h for h in self._delayed if not h.cancelled()}
+            else:
+                self._fan_out(item, result.poses, result.inference_ms)
+
+    def _write_frame(self, frame: av.VideoFrame) -> tuple[str, int, int]:
+        if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+            return self._pose.write_yuv420p(frame.planes, frame.width, frame.height)
+        return self._pose.write_rgb(frame.to_ndarray(format="rgb24"))
+
+    def _fan_out(self, item: ReceivedFrame, poses: list[Pose], inference_ms: float) -> None:
+        now = time.time()
+        pose_data = {"pose": [p.to_json() for p in poses], "timestamp": now}
+        message: dict[str, Any] = {
+            "type": "frame_processed",
+            "camera_id": self.camera_id,
+            "frame_pts": item.pts,
+            "timestamp": now,
+            "width": item.frame.width,
+            "height": item.frame.height,
+            "pose_data": pose_data,
+            "timing": {
+                "receive": item.received_wall,
+                "inference_ms": round(inference_ms, 2),
+                "server_ms": round((time.monotonic() - item.received_monotonic) * 1000, 2),
+            },
+        }
+        analysis, events = self.analysis.update(poses, item, now)
+        if analysis is not None:
+            message["analysis"] = analysis
+        self.latest_message = message
+        self.latest_pose_data = pose_data
+        text = json.dumps(message, separators=(",", ":"))
+        extra = [json.dumps(event, separators=(",", ":")) for event in events]
+        for sink in tuple(self.sinks):
+            sink.send_text(text)
+            for event_text in extra:
+                sink.send_text(event_text)
+        self._on_result(self, message)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        for sink in tuple(self.sinks):
+            sink.send_text(text)

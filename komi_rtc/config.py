@@ -1,0 +1,26 @@
+"""Server configuration: one value object built from the command line or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    workers: int | None = None  # pose worker processes; None: one per core
+    model_path: str | None = None  # a MediaPipe `.task` file; None: bundled BlazePose full
+    stall_timeout_s: float = 5.0  # a camera that sends nothing this long is removed
+    analysis_fps: float | None = None  # cap per camera; None: as fast as frames come
+    ice_servers: tuple[str, ...] = ()
+    web_root: Path = WEB_ROOT
+    inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
+    debug: bool = False
+    https: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".komi_rtc")

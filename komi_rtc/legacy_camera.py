@@ -1,0 +1,155 @@
+"""The original KOMI camera protocol: base64 JPEG frames over `/ws/camera`.
+
+Such a camera becomes a CameraSession like a WebRTC one (listed, analysed, monitorable).
+Only the newest undecoded JPEG is kept; decoding runs in a thread, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import logging
+import time
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from .camera_registry import CameraRegistry
+from .camera_session import CameraSession
+from .control import handle_control_message
+from .protocol import KomiError, LegacyFrame, error_message, parse_legacy_frame, validate_camera_id
+from .rtp_timestamps import RTP_CLOCK_RATE
+
+logger = logging.getLogger(__name__)
+
+_SEND_QUEUE = 16
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+_TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
+
+
+class WebSocketSink:
+    """Queues text for one WebSocket; a peer that falls behind misses messages."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+        self._queue: asyncio.Queue[str] = asyncio.Queue(_SEND_QUEUE)
+
+    def send_text(self, text: str) -> bool:
+        if self._ws.closed or self._queue.full():
+            return False
+        self._queue.put_nowait(text)
+        return True
+
+    async def run(self) -> None:
+        while True:
+            text = await self._queue.get()
+            await self._ws.send_str(text)
+
+
+def _decode_jpeg(jpeg: bytes) -> np.ndarray | None:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class _JpegDecoder:
+    """Decodes the newest JPEG a client sent; older undecoded ones are dropped."""
+
+    def __init__(self, session: CameraSession, sink: WebSocketSink) -> None:
+        self._session = session
+        self._sink = sink
+        self._pending: LegacyFrame | None = None
+        self._wake = asyncio.Event()
+        self._origin = time.monotonic()
+
+    def offer(self, frame: LegacyFrame) -> None:
+        self._pending = frame
+        self._wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            frame, self._pending = self._pending, None
+            if frame is None:
+                continue
+            rgb = await loop.run_in_executor(None, _decode_jpeg, frame.jpeg)
+            if rgb is None:
+                logger.warning("[%s] undecodable JPEG on /ws/camera", self._session.camera_id)
+                self._sink.send_text(error_message("image_data is not a decodable JPEG image"))
+                continue
+            video_frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            pts = int((time.monotonic() - self._origin) * RTP_CLOCK_RATE)
+            video_frame.pts = pts
+            video_frame.time_base = _TIME_BASE
+            self._session.publish_frame(video_frame, pts)
+
+
+async def handle_ws_camera(
+    request: web.Request, registry: CameraRegistry, new_session: Any, stall_timeout_s: float
+) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    try:
+        requested = request.query.get("camera_id")
+        camera_id = registry.reserve(validate_camera_id(requested) if requested else None)
+    except KomiError as exc:
+        logger.warning("/ws/camera refused: %s", exc)
+        await ws.send_str(error_message(str(exc)))
+        await ws.close(code=4000 + exc.status, message=str(exc).encode()[:120])
+        return ws
+    session: CameraSession = new_session(camera_id)
+    sink = WebSocketSink(ws)
+    decoder = _JpegDecoder(session, sink)
+    session.attach_own_channel(sink)
+    session.spawn(sink.run(), "ws-send")
+    session.spawn(decoder.run(), "jpeg-decode")
+    sink.send_text(json.dumps({"type": "connection_successful", "camera_id": camera_id}))
+    logger.info("[%s] legacy camera connected on /ws/camera", camera_id)
+    reason = "client closed"
+    try:
+        while not session.closed.is_set():
+            try:
+                message = await ws.receive(timeout=stall_timeout_s)
+            except asyncio.TimeoutError:
+                reason = f"no frame for {stall_timeout_s:g} s"
+                break
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
+            if message.type == WSMsgType.ERROR:
+                reason = f"websocket error: {ws.exception()}"
+                break
+            if message.type != WSMsgType.TEXT:
+                sink.send_text(error_message("messages must be JSON text"))
+                logger.warning("[%s] binary message on /ws/camera", camera_id)
+                continue
+            _handle_text(session, sink, decoder, message.data)
+    finally:
+        await session.close(reason)
+        await ws.close()
+    return ws
+
+
+def _handle_text(
+    session: CameraSession, sink: WebSocketSink, decoder: _JpegDecoder, text: str
+) -> None:
+    try:
+        kind = json.loads(text).get("type")
+    except (ValueError, AttributeError):
+        kind = None
+    if kind != "frame" and kind is not None:
+        reply = handle_control_message(session, text)
+        if reply is not None:
+            sink.send_text(reply)
+        return
+    try:
+        decoder.offer(parse_legacy_frame(text))
+    except KomiError as exc:
+        logger.warning("[%s] bad /ws/camera message: %s", session.camera_id, exc)
+        sink.send_text(error_message(str(exc)))

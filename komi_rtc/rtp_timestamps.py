@@ -1,0 +1,39 @@
+"""Learn the RTP timestamp origin an aiortc sender adds to every frame's pts.
+
+aiortc's RTCRtpSender sends `random32() + pts` (90 kHz) as the RTP timestamp, so the pts
+a receiver sees is offset by a number only the sender knows. A track that knows which
+frame it handed out last reads the sender's last RTP timestamp when the next frame is
+asked for (the sender asks only after sending every packet of the previous frame).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RTP_CLOCK_RATE = 90_000
+_SENDER_LAST_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
+_SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
+
+
+class SenderTimestampOrigin:
+    """Call `observe()` at the top of each `recv()`; `origin` is then known after frame 1."""
+
+    def __init__(self) -> None:
+        self.sender: Any = None
+        self.origin: int | None = None
+        self._last_pts: int | None = None
+
+    def observe(self) -> int | None:
+        """Return the origin once it becomes known, else None."""
+        if self.origin is not None or self.sender is None or self._last_pts is None:
+            return None
+        if getattr(self.sender, _SENDER_PACKET_COUNT, 0) == 0:
+            return None
+        rtp_timestamp = getattr(self.sender, _SENDER_LAST_RTP_TIMESTAMP, None)
+        if rtp_timestamp is None:
+            return None
+        self.origin = (rtp_timestamp - self._last_pts) % 2**32
+        return self.origin
+
+    def handed_out(self, pts_90khz: int) -> None:
+        self._last_pts = pts_90khz

@@ -1,0 +1,146 @@
+"""`POST /offer`: validate, negotiate, and hand the peer connection to its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from .camera_registry import CameraRegistry
+from .camera_session import CameraSession, DataChannelSink
+from .config import ServerConfig
+from .control import handle_control_message
+from .monitor_peer import MonitorPeer
+from .pose_worker import PoseWorkerPool
+from .protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
+
+logger = logging.getLogger(__name__)
+
+_monitor_ids = itertools.count(1)
+_NEGOTIATION_TIMEOUT_S = 15.0
+
+
+def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
+    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in config.ice_servers])
+
+
+class Signaling:
+    def __init__(
+        self, config: ServerConfig, registry: CameraRegistry, pool: PoseWorkerPool
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._pool = pool
+        self._negotiating: set[RTCPeerConnection] = set()
+
+    async def handle_offer(self, request: web.Request) -> web.Response:
+        offer = parse_offer(await request.read())
+        if offer.role == "camera":
+            answer, camera_id = await self._camera_offer(offer.sdp, offer.camera_id)
+        else:
+            assert offer.camera_id is not None
+            answer, camera_id = await self._monitor_offer(offer.sdp, offer.camera_id)
+        return web.json_response(
+            {"sdp": answer.sdp, "type": answer.type, "camera_id": camera_id}
+        )
+
+    async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError, ... on bad SDP
+            raise InvalidRequest(f"invalid SDP offer: {type(exc).__name__}: {exc}") from None
+
+    async def _answer(self, pc: RTCPeerConnection) -> RTCSessionDescription:
+        answer = await pc.createAnswer()
+        await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
+        return pc.localDescription
+
+    async def _camera_offer(
+        self, sdp: str, requested_id: str | None
+    ) -> tuple[RTCSessionDescription, str]:
+        camera_id = self._registry.reserve(requested_id)
+        pc = RTCPeerConnection(rtc_configuration(self._config))
+        self._negotiating.add(pc)
+        session: CameraSession | None = None
+        try:
+            await self._negotiate(pc, sdp)
+            videos = [t for t in pc.getTransceivers() if t.kind == "video"]
+            if not videos or videos[0].direction not in ("sendrecv", "recvonly"):
+                raise InvalidRequest("a camera offer must send one video track")
+            session = self._new_session(camera_id, "webrtc")
+            session.attach_peer(pc)
+            for transceiver in videos[:1]:
+                session.attach_track(transceiver.receiver.track)
+            self._bind_camera_channel(pc, session)
+            answer = await self._answer(pc)
+        except BaseException:
+            self._registry.release(camera_id)
+            if session is not None:
+                await session.close("negotiation failed")
+            else:
+                await pc.close()
+            raise
+        finally:
+            self._negotiating.discard(pc)
+        self._registry.add(session)
+        logger.info("[%s] camera connected over WebRTC", camera_id)
+        return answer, camera_id
+
+    def _new_session(self, camera_id: str, kind: str) -> CameraSession:
+        config = self._config
+        return CameraSession(
+            camera_id,
+            kind,
+            self._pool.open_camera(camera_id),
+            on_result=self._registry.on_result,
+            on_closed=self._registry.remove,
+            stall_timeout_s=config.stall_timeout_s,
+            analysis_fps=config.analysis_fps,
+            result_delay_s=config.inject_delay_ms / 1000.0,
+        )
+
+    def new_legacy_session(self, camera_id: str) -> CameraSession:
+        session = self._new_session(camera_id, "websocket")
+        self._registry.add(session)
+        return session
+
+    def _bind_camera_channel(self, pc: RTCPeerConnection, session: CameraSession) -> None:
+        @pc.on("datachannel")
+        def on_datachannel(channel: Any) -> None:
+            sink = DataChannelSink(channel)
+            if channel.label != DATA_CHANNEL_LABEL:
+                logger.info("[%s] ignoring data channel %r", session.camera_id, channel.label)
+                return
+            session.attach_own_channel(sink)
+
+            @channel.on("message")
+            def on_message(raw: str | bytes) -> None:
+                reply = handle_control_message(session, raw)
+                if reply is not None:
+                    sink.send_text(reply)
+
+    async def _monitor_offer(
+        self, sdp: str, camera_id: str
+    ) -> tuple[RTCSessionDescription, str]:
+        session = self._registry.get(camera_id)
+        pc = RTCPeerConnection(rtc_configuration(self._config))
+        monitor = MonitorPeer(session, pc, f"monitor_{next(_monitor_ids)}")
+        try:
+            await self._negotiate(pc, sdp)
+            if not any(t.kind == "video" for t in pc.getTransceivers()):
+                raise InvalidRequest("a monitor offer must receive one video track")
+            monitor.track.origin.sender = pc.addTrack(monitor.track)
+            answer = await self._answer(pc)
+        except BaseException:
+            await monitor.close()
+            raise
+        logger.info("[%s] %s connected", camera_id, monitor.peer_id)
+        return answer, camera_id
+
+    async def close(self) -> None:
+        for pc in list(self._negotiating):
+            await pc.close()
