@@ -28,7 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from .latency import LatencyWindow
 from .protocol import DATA_CHANNEL_LABEL, validate_camera_id
-from .rtp_timestamps import RTP_CLOCK_RATE
+from .rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from .video_sources import FrameSource, SourceError, open_source
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class CapturedTrack(MediaStreamTrack):
         """When the frame the server calls `frame_pts` was captured (monotonic seconds)."""
         if self.first_pts is None:
             return None
-        return self.captured_at.get(self.first_pts + frame_pts)
+        return lookup_pts(self.captured_at, self.first_pts + frame_pts)
 
 
 @dataclass

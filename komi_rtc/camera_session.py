@@ -97,7 +97,8 @@ class CameraSession:
         self._result_delay_s = result_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._delayed: set[asyncio.TimerHandle] = set()
-        self._closing = False
+        self._closers: set[asyncio.Task[None]] = set()
+        self._close_task: asyncio.Task[None] | None = None
         self._close_listeners: dict[object, Callable[[], Awaitable[None]]] = {}
         self._spawn(self._analyse_loop(), "analyse")
 
@@ -128,16 +129,26 @@ class CameraSession:
         """Run a task owned by this session (cancelled by `close()`)."""
         self._spawn(coroutine, name)
 
+    def spawn_closer(self, coroutine: Awaitable[None], name: str) -> None:
+        """Run a clean-up task (e.g. a monitor's pc.close()); `close()` awaits, never cancels it:
+        aiortc's close does not survive being cancelled half-way."""
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"{self.camera_id}:{name}")
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
     def request_close(self, reason: str) -> None:
-        """Close from a callback that cannot await; the close runs as its own task."""
-        if not self._closing:
-            asyncio.ensure_future(self.close(reason))
+        """Start closing from a callback that cannot await (the close task is owned here)."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close(reason))
 
     async def close(self, reason: str) -> None:
-        if self._closing:
-            await self.closed.wait()
-            return
-        self._closing = True
+        """Close once; a caller cancelled while waiting does not interrupt the close."""
+        self.request_close(reason)
+        assert self._close_task is not None
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, reason: str) -> None:
         logger.info(
             "[%s] camera closing (%s): %d frames received, %d analysed",
             self.camera_id,
@@ -153,6 +164,7 @@ class CameraSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._closers, return_exceptions=True)
         for listener in list(self._close_listeners.values()):
             try:
                 await listener()
@@ -231,9 +243,9 @@ class CameraSession:
                 handle = asyncio.get_running_loop().call_later(
                     self._result_delay_s, self._fan_out, item, result.poses, result.inference_ms
                 )
+                now = handle.when() - self._result_delay_s
+                self._delayed = {h for h in self._delayed if h.when() > now}
                 self._delayed.add(handle)
-                if len(self._delayed) > 256:
-                    self._delayed = {h for h in self._delayed if not h.cancelled()}
             else:
                 self._fan_out(item, result.poses, result.inference_ms)
 

@@ -59,6 +59,7 @@ class MonitorPeer:
         def on_datachannel(channel: object) -> None:
             self.sink = DataChannelSink(channel)
             session.sinks.add(self.sink)
+            self.announce_timing()  # aiortc hands the channel over already open
 
             @channel.on("open")  # type: ignore[attr-defined]
             def on_open() -> None:
@@ -67,7 +68,7 @@ class MonitorPeer:
         @pc.on("connectionstatechange")
         def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                session.spawn(self.close(), f"monitor {peer_id} close")
+                session.spawn_closer(self.close(), f"monitor {peer_id} close")
 
     def announce_timing(self) -> None:
         """Tell the page how RTP timestamps of its video relate to `frame_pts`."""

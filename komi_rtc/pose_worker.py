@@ -192,7 +192,7 @@ class _Worker:
                 )
             else:
                 value = WorkerFailed(message[2])
-            future.get_loop().call_soon_threadsafe(_settle, future, value)
+            _settle_threadsafe(future, value)
         self._on_exit()
 
     def _on_exit(self) -> None:
@@ -201,9 +201,7 @@ class _Worker:
             self._conn = None
             stopping = self._stopping
         for future in pending.values():
-            future.get_loop().call_soon_threadsafe(
-                _settle, future, WorkerFailed(f"pose worker {self.index} exited")
-            )
+            _settle_threadsafe(future, WorkerFailed(f"pose worker {self.index} exited"))
         if not stopping:
             logger.error("pose worker %d died; starting a new one", self.index)
             try:
@@ -229,6 +227,13 @@ class _Worker:
             conn.close()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(5)
+
+
+def _settle_threadsafe(future: asyncio.Future[PoseResult], value: Any) -> None:
+    try:
+        future.get_loop().call_soon_threadsafe(_settle, future, value)
+    except RuntimeError:
+        pass  # that event loop is closed: nobody waits any more
 
 
 def _settle(future: asyncio.Future[PoseResult], value: PoseResult | WorkerFailed) -> None:

@@ -37,3 +37,17 @@ class SenderTimestampOrigin:
 
     def handed_out(self, pts_90khz: int) -> None:
         self._last_pts = pts_90khz
+
+
+def lookup_pts(by_pts: dict[int, Any], pts: int, tolerance: int = 2) -> Any:
+    """Find a frame by pts; aiortc's time-base conversion may round a tick either way."""
+    found = by_pts.get(pts)
+    if found is not None:
+        return found
+    for delta in range(1, tolerance + 1):
+        found = by_pts.get(pts - delta)
+        if found is None:
+            found = by_pts.get(pts + delta)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,88 @@
+"""Shared fixtures: one pose worker pool for the whole run, a real server per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from komi_rtc.config import ServerConfig
+from komi_rtc.pose_worker import PoseWorkerPool
+from komi_rtc.server import create_app
+
+ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "artifacts")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the long soak tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak run: give --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pose_pool() -> Iterator[PoseWorkerPool]:
+    pool = PoseWorkerPool(workers=2)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+class RunningServer:
+    def __init__(self, server: TestServer, app: Any) -> None:
+        self.server = server
+        self.app = app
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def start_server(pose_pool: PoseWorkerPool) -> Any:
+    """Start real servers (on real ports) with a given config; all stopped at the end."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: Any) -> RunningServer:
+        config = ServerConfig(host="127.0.0.1", port=0, **overrides)
+        app = create_app(config, pool=pose_pool)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return RunningServer(server, app)
+
+    yield start
+    # closed by the async finaliser below
+
+
+@pytest.fixture
+async def server(start_server: Any) -> AsyncIterator[RunningServer]:
+    running = await start_server()
+    yield running
+    await running.server.close()
+
+
+@pytest.fixture
+def artifacts_dir() -> str:
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    return ARTIFACTS
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Poll a condition until it holds; fails the test with a timeout otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,189 @@
+"""The core media path over real aiortc peers, the real app and real MediaPipe."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import aiohttp
+import cv2
+import numpy as np
+
+from contract_client import (
+    PersonTrack,
+    connect_camera,
+    connect_monitor,
+    nose_on_face,
+)
+from conftest import wait_for
+
+
+async def test_camera_receives_pose_with_nose_on_face(server):
+    track = PersonTrack(fps=10)
+    camera = await connect_camera(server.url, track, "camera_12345")
+    try:
+        assert camera.camera_id == "camera_12345"
+        results = [await camera.next_message("frame_processed") for _ in range(30)]
+    finally:
+        await camera.close()
+    on_face = 0
+    for message in results:
+        assert message["camera_id"] == "camera_12345"
+        assert (message["width"], message["height"]) == (640, 480)
+        keypoints = message["pose_data"]["pose"][0]["keypoints"] if message["pose_data"][
+            "pose"] else []
+        if keypoints:
+            assert len(keypoints) == 33
+            assert keypoints[32]["name"] == "right_foot_index"
+        sent = track.lookup(message["frame_pts"])
+        assert sent is not None, "frame_pts does not name a frame the camera sent"
+        on_face += nose_on_face(message, sent[1])
+    assert on_face >= 0.85 * len(results), f"nose on the face in {on_face}/{len(results)}"
+
+
+async def test_monitor_receives_video_and_the_same_messages(server):
+    camera = await connect_camera(server.url, PersonTrack(fps=10))
+    monitor = await connect_monitor(server.url, camera.camera_id)
+    try:
+        first = await monitor.next_message("frame_processed")
+        assert first["camera_id"] == camera.camera_id
+        # The camera got the very same message (same frame_pts) on its own channel.
+        while True:
+            own = await camera.next_message("frame_processed")
+            if own["frame_pts"] >= first["frame_pts"]:
+                break
+        assert own["frame_pts"] == first["frame_pts"]
+        assert own["pose_data"] == first["pose_data"]
+        timing = await monitor.next_message("video_timing")
+        assert timing["clock_rate"] == 90000
+        await wait_for(lambda: monitor.frame_count >= 10, timeout=15)
+        frame = monitor.frames[-1]
+        assert (frame.width, frame.height) == (640, 480)
+        assert frame.to_ndarray(format="gray").mean() > 20  # a picture, not black
+    finally:
+        await monitor.close()
+        await camera.close()
+
+
+async def test_camera_leaving_closes_its_monitors_and_updates_the_list(server):
+    camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_leaving")
+    monitor = await connect_monitor(server.url, "cam_leaving")
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.url}/ws/monitor") as ws:
+            assert (await ws.receive_json())["cameras"] == ["cam_leaving"]
+            await monitor.next_message("frame_processed")
+            await camera.close()
+            while True:
+                message = await ws.receive_json(timeout=15)
+                if message["type"] == "cameras_list":
+                    break
+            assert message["cameras"] == []
+    await wait_for(lambda: monitor.pc.connectionState == "closed", timeout=15)
+    await monitor.close()
+
+
+async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
+    running = await start_server(stall_timeout_s=1.0)
+
+    class FrozenTrack(PersonTrack):
+        async def recv(self):  # sends a few frames, then nothing
+            if self._index >= 5:
+                await asyncio.Event().wait()
+            return await super().recv()
+
+    camera = await connect_camera(running.url, FrozenTrack(fps=10), "cam_frozen")
+    try:
+        await camera.next_message("frame_processed")
+        registry = running.app["registry"] if "registry" in running.app else None
+        async with aiohttp.ClientSession() as http:
+            async def listed() -> list[str]:
+                async with http.get(f"{running.url}/cameras") as response:
+                    return (await response.json())["cameras"]
+
+            assert await listed() == ["cam_frozen"]
+            for _ in range(100):
+                if await listed() == []:
+                    break
+                await asyncio.sleep(0.1)
+            assert await listed() == []
+        del registry
+    finally:
+        await camera.close()
+        await running.server.close()
+
+
+async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
+    frame = cv2.cvtColor(
+        __import__("contract_client").person_frame(3)[0], cv2.COLOR_RGB2BGR
+    )
+    jpeg = base64.b64encode(cv2.imencode(".jpg", frame)[1].tobytes()).decode()
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_cam") as ws:
+            hello = await ws.receive_json(timeout=10)
+            assert hello == {"type": "connection_successful", "camera_id": "legacy_cam"}
+            await ws.send_json({"type": "frame", "timestamp": 1.0, "image_data": jpeg})
+            result = await _next_of(ws, "frame_processed")
+            assert result["camera_id"] == "legacy_cam"
+            assert len(result["pose_data"]["pose"][0]["keypoints"]) == 33
+            async with http.get(f"{server.url}/cameras") as response:
+                assert "legacy_cam" in (await response.json())["cameras"]
+            # a monitor can watch it
+            monitor = await connect_monitor(server.url, "legacy_cam")
+            try:
+                for i in range(40):
+                    await ws.send_json({"type": "frame", "timestamp": 1.0 + i / 10,
+                                        "image_data": "data:image/jpeg;base64," + jpeg})
+                    if monitor.frame_count >= 3:
+                        break
+                    await asyncio.sleep(0.1)  # pacing the camera
+                assert monitor.frame_count >= 3
+                await monitor.next_message("frame_processed")
+            finally:
+                await monitor.close()
+
+
+async def _next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict:
+    while True:
+        message = await ws.receive_json(timeout=15)
+        if message.get("type") == kind:
+            return message
+
+
+async def test_image_endpoints_serve_the_newest_frame(server):
+    camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_images")
+    try:
+        await camera.next_message("frame_processed")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/latest_image/cam_images") as response:
+                assert response.status == 200
+                latest = await response.json()
+            assert latest["camera_id"] == "cam_images"
+            assert latest["pose_data"]["pose"], "pose_data of the newest analysis"
+            image = cv2.imdecode(
+                np.frombuffer(base64.b64decode(latest["image_data"]), np.uint8), cv2.IMREAD_COLOR
+            )
+            assert image.shape == (480, 640, 3)
+            async with http.get(f"{server.url}/get-image/cam_images") as response:
+                assert response.status == 200
+                assert response.content_type == "image/jpeg"
+                body = await response.read()
+            assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
+    finally:
+        await camera.close()
+
+
+async def test_ws_monitor_pushes_camera_list_and_status_updates(server):
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.url}/ws/monitor") as ws:
+            assert await ws.receive_json(timeout=5) == {"type": "cameras_list", "cameras": []}
+            camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_ws")
+            try:
+                listed = await _next_of(ws, "cameras_list")
+                assert listed["cameras"] == ["cam_ws"]
+                status = await _next_of(ws, "status_update")
+                assert status["camera_id"] == "cam_ws"
+                assert status["has_new_image"] is True
+                assert "pose" in status["pose_data"]
+            finally:
+                await camera.close()
+            assert (await _next_of(ws, "cameras_list"))["cameras"] == []
