@@ -247,21 +247,22 @@ def parse_camera_list(text: str) -> list[tuple[str, str]]:
     return cameras
 
 
-async def run_cameras(args: argparse.Namespace) -> None:
+async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
     specs: list[tuple[str, Any]]
     if args.cameras:
         specs = parse_camera_list(args.cameras)
     else:
         source = args.source if args.source is not None else args.camera
         specs = [(args.camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
-    record = open(args.record, "a", encoding="utf-8", buffering=1) if args.record else None
     peers = []
     for camera_id, spec in specs:
         source = await asyncio.get_running_loop().run_in_executor(
             None, open_source, spec, args.width, args.height, args.fps
         )
-        print(f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to "
-              f"{args.server}", flush=True)
+        print(
+            f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to {args.server}",
+            flush=True,
+        )
         peers.append(CameraPeer(args.server, camera_id, source, args.fps, record))
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
     stop = asyncio.Event()
@@ -281,8 +282,6 @@ async def run_cameras(args: argparse.Namespace) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         for peer in peers:
             await peer.close()
-        if record is not None:
-            record.close()
         print("stopped", flush=True)
 
 
@@ -293,16 +292,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--server", default="http://localhost:8000", help="server URL")
     parser.add_argument("--cameras", help="several cameras: camera_12345:0,camera_67890:1")
-    parser.add_argument("--camera", type=int, default=None,
-                        help="webcam index (default: the first that opens)")
+    parser.add_argument(
+        "--camera", type=int, default=None, help="webcam index (default: the first that opens)"
+    )
     parser.add_argument("--camera-id", default=None, help="camera id (default: generated)")
-    parser.add_argument("--source", default=None,
-                        help="video file or image (looped), or 'demo' for the bundled person")
+    parser.add_argument(
+        "--source",
+        default=None,
+        help="video file or image (looped), or 'demo' for the bundled person",
+    )
     parser.add_argument("--fps", type=float, default=10.0, help="frames a second (10)")
     parser.add_argument("--width", type=int, default=640, help="frame width (640)")
     parser.add_argument("--height", type=int, default=480, help="frame height (480)")
-    parser.add_argument("--record", default=None, metavar="FILE.jsonl",
-                        help="append every frame_processed message to this file")
+    parser.add_argument(
+        "--record",
+        default=None,
+        metavar="FILE.jsonl",
+        help="append every frame_processed message to this file",
+    )
     parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -313,15 +320,21 @@ def main(argv: list[str] | None = None) -> None:
             validate_camera_id(args.camera_id)
         except Exception as exc:
             parser.error(str(exc))
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    record = open(args.record, "a", encoding="utf-8", buffering=1) if args.record else None
     try:
-        asyncio.run(run_cameras(args))
+        asyncio.run(run_cameras(args, record))
     except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         pass
+    finally:
+        if record is not None:
+            record.close()
 
 
 if __name__ == "__main__":

@@ -52,15 +52,18 @@ class CameraRegistry:
     def add(self, session: CameraSession) -> None:
         self._reserved.discard(session.camera_id)
         self._sessions[session.camera_id] = session
-        logger.info("[%s] camera added (%s); %d camera(s)", session.camera_id, session.kind,
-                    len(self._sessions))
+        logger.info(
+            "[%s] camera added (%s); %d camera(s)",
+            session.camera_id,
+            session.kind,
+            len(self._sessions),
+        )
         self._push(cameras_list_message(self.ids()))
 
     async def remove(self, session: CameraSession) -> None:
         if self._sessions.get(session.camera_id) is session:
             del self._sessions[session.camera_id]
-            logger.info("[%s] camera removed; %d camera(s)", session.camera_id,
-                        len(self._sessions))
+            logger.info("[%s] camera removed; %d camera(s)", session.camera_id, len(self._sessions))
             self._push(cameras_list_message(self.ids()))
 
     # ------------------------------------------------------------ /ws/monitor watchers

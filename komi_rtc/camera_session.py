@@ -210,6 +210,7 @@ class CameraSession:
             except MediaStreamError:
                 self.request_close("video track ended")
                 return
+            assert isinstance(frame, av.VideoFrame)
             self.publish_frame(frame, frame.pts if frame.pts is not None else 0)
 
     # ------------------------------------------------------------ analysis
@@ -230,9 +231,7 @@ class CameraSession:
                 next_allowed = time.monotonic() + self._min_interval_s
             layout = self._write_frame(item.frame)
             try:
-                result = await self._pose.analyse(
-                    layout, int(item.received_monotonic * 1000)
-                )
+                result = await self._pose.analyse(layout, int(item.received_monotonic * 1000))
             except WorkerFailed as exc:
                 self.stats.analysis_failures += 1
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)

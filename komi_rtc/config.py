@@ -20,6 +20,8 @@ class ServerConfig:
     web_root: Path = WEB_ROOT
     inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
     debug: bool = False
+    demo_camera: bool = False  # stream the bundled demo person into this server
+    demo_fps: float = 10.0
     https: bool = False
     cert_file: str | None = None
     key_file: str | None = None

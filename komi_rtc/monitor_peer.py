@@ -7,6 +7,7 @@ queueing them.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import av
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 class MonitorTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, session: CameraSession, on_origin: "MonitorPeer") -> None:
+    def __init__(self, session: CameraSession, on_origin: MonitorPeer) -> None:
         super().__init__()
         self._session = session
         self._seen = 0
@@ -75,14 +76,20 @@ class MonitorPeer:
         if self.sink is None or self.track.origin.origin is None:
             return
         self.sink.send_text(
-            '{"type":"video_timing","camera_id":"%s","rtp_timestamp_offset":%d,'
-            '"clock_rate":%d}' % (self.session.camera_id, self.track.origin.origin, RTP_CLOCK_RATE)
+            json.dumps(
+                {
+                    "type": "video_timing",
+                    "camera_id": self.session.camera_id,
+                    "rtp_timestamp_offset": self.track.origin.origin,
+                    "clock_rate": RTP_CLOCK_RATE,
+                }
+            )
         )
 
     async def _camera_gone(self) -> None:
         if self.sink is not None:
             self.sink.send_text(
-                '{"type":"camera_disconnected","camera_id":"%s"}' % self.session.camera_id
+                json.dumps({"type": "camera_disconnected", "camera_id": self.session.camera_id})
             )
         await self.close()
 

@@ -88,7 +88,7 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
                 # Spawned workers share the server's resource tracker; the server unlinks.
                 slot = SharedMemory(name=slot_name)
                 slots[camera_id] = slot
-            frame = _frame_view(slot.buf, fmt, width, height)
+            frame = _frame_view(slot.buf, fmt, width, height)  # type: ignore[arg-type]
             if fmt == "yuv420p":
                 rgb = rgb_buffers.get(camera_id)
                 if rgb is None or rgb.shape[:2] != (height, width):
@@ -274,10 +274,14 @@ class CameraPoseChannel:
         slot = self._ensure_slot(width * height * 3 // 2)
         offset = 0
         for plane, (plane_w, plane_h) in zip(
-            planes, ((width, height), (width // 2, height // 2), (width // 2, height // 2))
+            planes,
+            ((width, height), (width // 2, height // 2), (width // 2, height // 2)),
+            strict=True,
         ):
             source = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-            target = np.ndarray((plane_h, plane_w), np.uint8, buffer=slot.buf, offset=offset)
+            target: np.ndarray = np.ndarray(
+                (plane_h, plane_w), np.uint8, buffer=slot.buf, offset=offset
+            )
             target[...] = source[:plane_h, :plane_w]
             offset += plane_w * plane_h
         return "yuv420p", width, height
@@ -291,8 +295,16 @@ class CameraPoseChannel:
         request_id = next(self._pool._request_ids)
         self._worker.submit(
             future,
-            ("analyse", request_id, self.camera_id, self._slot.name, fmt, width, height,
-             timestamp_ms),
+            (
+                "analyse",
+                request_id,
+                self.camera_id,
+                self._slot.name,
+                fmt,
+                width,
+                height,
+                timestamp_ms,
+            ),
         )
         return await future
 

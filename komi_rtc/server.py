@@ -8,7 +8,6 @@ import base64
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -172,6 +171,24 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
     )
 
 
+def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
+    """A camera peer inside the server streaming the bundled person, for a first look."""
+    from .camera import CameraPeer
+    from .video_sources import open_source
+
+    scheme = "https" if config.https else "http"
+    peer = CameraPeer(
+        f"{scheme}://127.0.0.1:{config.port}",
+        "demo_camera",
+        open_source("demo", 640, 480, config.demo_fps),
+        fps=config.demo_fps,
+    )
+    task = asyncio.ensure_future(peer.run())
+    task.set_name("demo_camera")
+    logger.info("[demo_camera] streaming the bundled demo person at %g fps", config.demo_fps)
+    return task, peer
+
+
 def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.Application:
     """Build the server. A given `pool` is used, not owned (tests share one)."""
     app = web.Application(middlewares=[json_errors], client_max_size=4 * 1024 * 1024)
@@ -186,7 +203,13 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             await asyncio.get_running_loop().run_in_executor(None, workers.start)
         app[POOL] = workers
         app[SIGNALING] = Signaling(config, registry, workers)
+        demo = _start_demo_camera(config) if config.demo_camera else None
         yield
+        if demo is not None:
+            demo_task, demo_peer = demo
+            demo_task.cancel()
+            await asyncio.gather(demo_task, return_exceptions=True)
+            await demo_peer.close()
         await app[SIGNALING].close()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
         if owned:
@@ -223,23 +246,35 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--workers", type=int, default=None, help="pose worker processes (one per core)"
     )
     parser.add_argument(
-        "--model", default=None, metavar="FILE.task",
+        "--model",
+        default=None,
+        metavar="FILE.task",
         help="a MediaPipe pose landmarker .task file (default: bundled BlazePose full)",
     )
     parser.add_argument(
-        "--analysis-fps", type=float, default=None,
+        "--analysis-fps",
+        type=float,
+        default=None,
         help="analyse at most this many frames a second per camera (default: all it can)",
     )
     parser.add_argument(
-        "--stall-timeout", type=float, default=5.0,
+        "--stall-timeout",
+        type=float,
+        default=5.0,
         help="remove a camera that sends no video for this many seconds (5)",
     )
     parser.add_argument(
-        "--ice-server", action="append", default=[], metavar="URL",
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
         help="STUN/TURN server for peers outside the LAN (repeatable)",
     )
+    parser.add_argument("--inject-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--inject-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS
+        "--demo",
+        action="store_true",
+        help="also stream the bundled demo person as camera 'demo_camera'",
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     args = parser.parse_args(argv)
@@ -257,6 +292,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         ice_servers=tuple(args.ice_server),
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
+        demo_camera=args.demo,
     )
 
 

@@ -44,9 +44,7 @@ class Signaling:
         else:
             assert offer.camera_id is not None
             answer, camera_id = await self._monitor_offer(offer.sdp, offer.camera_id)
-        return web.json_response(
-            {"sdp": answer.sdp, "type": answer.type, "camera_id": camera_id}
-        )
+        return web.json_response({"sdp": answer.sdp, "type": answer.type, "camera_id": camera_id})
 
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
@@ -123,9 +121,7 @@ class Signaling:
                 if reply is not None:
                     sink.send_text(reply)
 
-    async def _monitor_offer(
-        self, sdp: str, camera_id: str
-    ) -> tuple[RTCSessionDescription, str]:
+    async def _monitor_offer(self, sdp: str, camera_id: str) -> tuple[RTCSessionDescription, str]:
         session = self._registry.get(camera_id)
         pc = RTCPeerConnection(rtc_configuration(self._config))
         monitor = MonitorPeer(session, pc, f"monitor_{next(_monitor_ids)}")

@@ -37,8 +37,7 @@ class Placement:
     def face_box(self) -> tuple[float, float, float, float]:
         scale = self.size / 512
         x0, y0, x1, y1 = FACE_BOX
-        return (self.x + x0 * scale, self.y + y0 * scale,
-                self.x + x1 * scale, self.y + y1 * scale)
+        return (self.x + x0 * scale, self.y + y0 * scale, self.x + x1 * scale, self.y + y1 * scale)
 
 
 def person_frame(index: int, width: int = 640, height: int = 480) -> tuple[np.ndarray, Placement]:
@@ -180,8 +179,12 @@ async def connect_monitor(base_url: str, camera_id: str) -> ContractPeer:
     await pc.setLocalDescription(await pc.createOffer())
     status, answer = await post_offer(
         base_url,
-        {"sdp": pc.localDescription.sdp, "type": "offer", "role": "monitor",
-         "camera_id": camera_id},
+        {
+            "sdp": pc.localDescription.sdp,
+            "type": "offer",
+            "role": "monitor",
+            "camera_id": camera_id,
+        },
     )
     if status != 200:
         await pc.close()

@@ -8,14 +8,13 @@ import base64
 import aiohttp
 import cv2
 import numpy as np
-
+from conftest import wait_for
 from contract_client import (
     PersonTrack,
     connect_camera,
     connect_monitor,
     nose_on_face,
 )
-from conftest import wait_for
 
 
 async def test_camera_receives_pose_with_nose_on_face(server):
@@ -30,8 +29,9 @@ async def test_camera_receives_pose_with_nose_on_face(server):
     for message in results:
         assert message["camera_id"] == "camera_12345"
         assert (message["width"], message["height"]) == (640, 480)
-        keypoints = message["pose_data"]["pose"][0]["keypoints"] if message["pose_data"][
-            "pose"] else []
+        keypoints = (
+            message["pose_data"]["pose"][0]["keypoints"] if message["pose_data"]["pose"] else []
+        )
         if keypoints:
             assert len(keypoints) == 33
             assert keypoints[32]["name"] == "right_foot_index"
@@ -96,6 +96,7 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
         await camera.next_message("frame_processed")
         registry = running.app["registry"] if "registry" in running.app else None
         async with aiohttp.ClientSession() as http:
+
             async def listed() -> list[str]:
                 async with http.get(f"{running.url}/cameras") as response:
                     return (await response.json())["cameras"]
@@ -113,9 +114,7 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
 
 
 async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
-    frame = cv2.cvtColor(
-        __import__("contract_client").person_frame(3)[0], cv2.COLOR_RGB2BGR
-    )
+    frame = cv2.cvtColor(__import__("contract_client").person_frame(3)[0], cv2.COLOR_RGB2BGR)
     jpeg = base64.b64encode(cv2.imencode(".jpg", frame)[1].tobytes()).decode()
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_cam") as ws:
@@ -131,8 +130,13 @@ async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
             monitor = await connect_monitor(server.url, "legacy_cam")
             try:
                 for i in range(40):
-                    await ws.send_json({"type": "frame", "timestamp": 1.0 + i / 10,
-                                        "image_data": "data:image/jpeg;base64," + jpeg})
+                    await ws.send_json(
+                        {
+                            "type": "frame",
+                            "timestamp": 1.0 + i / 10,
+                            "image_data": "data:image/jpeg;base64," + jpeg,
+                        }
+                    )
                     if monitor.frame_count >= 3:
                         break
                     await asyncio.sleep(0.1)  # pacing the camera

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything KOMI RTC needs on Debian/Ubuntu with Python 3.10-3.12: system packages,
+# a virtual environment in .venv and the package with its extras. Safe to run again.
+#   scripts/setup.sh          runtime only
+#   scripts/setup.sh --test   also test tools and Chromium for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+  echo "setup: need root (or sudo) to install: ${*: -1}" >&2; return 1; fi; }
+
+PYTHON=${PYTHON:-python3}
+missing=()
+$PYTHON -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+# opencv (pulled by mediapipe) needs libGL and glib at import time
+ldconfig -p 2>/dev/null | grep -q "libGL.so.1" || missing+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q "libglib-2.0.so.0" || missing+=(libglib2.0-0)
+if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  $PYTHON -m venv .venv
+fi
+extras="."
+[ $want_test = 1 ] && extras=".[dev]"
+stamp=".venv/.komi-installed-$want_test"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages (first time takes a minute)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e "$extras"
+  touch "$stamp"
+fi

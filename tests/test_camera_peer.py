@@ -1,0 +1,102 @@
+"""The Python camera peer: results, exact latency, recording, reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+from aiohttp.test_utils import TestServer
+
+from komi_rtc.camera import CameraPeer, parse_camera_list
+from komi_rtc.config import ServerConfig
+from komi_rtc.server import create_app
+from komi_rtc.video_sources import open_source
+
+
+async def _median_latency(url: str, results: int = 25) -> float:
+    peer = CameraPeer(url, "cam_latency", open_source("demo", 640, 480, 10), fps=10)
+    task = asyncio.create_task(peer.run())
+    try:
+        for _ in range(600):
+            if peer.status.latency.count >= results:
+                break
+            await asyncio.sleep(0.05)
+        assert peer.status.latency.count >= results, peer.status.state
+        return peer.status.latency.percentile(50) or 0.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.close()
+
+
+async def test_latency_figure_includes_an_injected_server_delay(start_server):
+    """A 250 ms delay added on the server shows up as +250 ms in the camera's figure."""
+    plain = await start_server()
+    baseline = await _median_latency(plain.url)
+    await plain.server.close()
+    delayed = await start_server(inject_delay_ms=250)
+    with_delay = await _median_latency(delayed.url)
+    await delayed.server.close()
+    print(f"latency p50: {baseline:.0f} ms plain, {with_delay:.0f} ms with 250 ms injected")
+    assert 0 < baseline < 400
+    assert 200 <= with_delay - baseline <= 300
+
+
+async def test_camera_peer_records_and_reconnects_after_a_server_restart(pose_pool, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    record_path = tmp_path / "session.jsonl"
+    record = open(record_path, "w", encoding="utf-8")
+
+    async def serve() -> TestServer:
+        app = create_app(ServerConfig(host="127.0.0.1", port=port), pool=pose_pool)
+        server = TestServer(app, host="127.0.0.1", port=port)
+        await server.start_server()
+        return server
+
+    server = await serve()
+    peer = CameraPeer(
+        f"http://127.0.0.1:{port}",
+        "cam_restart",
+        open_source("demo", 640, 480, 15),
+        fps=15,
+        record=record,
+    )
+    task = asyncio.create_task(peer.run())
+    try:
+        await _wait_results(peer, 5)
+        await server.close()
+        results_before = peer.status.results
+        server = await serve()
+        await _wait_results(peer, results_before + 5, timeout=30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.close()
+        await server.close()
+        record.close()
+    lines = record_path.read_text().splitlines()
+    assert len(lines) >= 10
+    message = json.loads(lines[-1])
+    assert message["type"] == "frame_processed" and message["camera_id"] == "cam_restart"
+
+
+async def _wait_results(peer: CameraPeer, count: int, timeout: float = 15) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if peer.status.results >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {peer.status.results} results ({peer.status.state})")
+
+
+def test_camera_list_parsing():
+    assert parse_camera_list("camera_12345:0,camera_67890:1") == [
+        ("camera_12345", "0"),
+        ("camera_67890", "1"),
+    ]
+    import pytest
+
+    with pytest.raises(ValueError):
+        parse_camera_list("camera_1")

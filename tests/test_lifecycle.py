@@ -1,0 +1,76 @@
+"""Connections come and go without leaving tasks, peer connections, workers or memory behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+
+import aiohttp
+import psutil
+from aiortc import RTCPeerConnection
+from conftest import wait_for
+from contract_client import PersonTrack, connect_camera, connect_monitor
+
+
+def _peer_connections() -> int:
+    gc.collect()
+    return sum(
+        1
+        for o in gc.get_objects()
+        if isinstance(o, RTCPeerConnection) and o.connectionState != "closed"
+    )
+
+
+def _shared_memory_segments() -> int:
+    return sum(1 for name in os.listdir("/dev/shm") if name.startswith("psm_"))
+
+
+async def _cycle(url: str, with_monitor: bool) -> None:
+    camera = await connect_camera(url, PersonTrack(fps=15))
+    monitor = await connect_monitor(url, camera.camera_id) if with_monitor else None
+    await camera.next_message("frame_processed")
+    if monitor is not None:
+        await monitor.next_message("frame_processed")
+        await monitor.close()
+    await camera.close()
+
+
+async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server):
+    process = psutil.Process()
+
+    async def cameras() -> list[str]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/cameras") as response:
+                return (await response.json())["cameras"]
+
+    for _ in range(10):  # warm up codecs, workers and allocator pools
+        await _cycle(server.url, with_monitor=True)
+    await _wait_until_empty(cameras)
+    tasks_before = len(asyncio.all_tasks())
+    pcs_before = _peer_connections()
+    segments_before = _shared_memory_segments()
+    rss_before = process.memory_info().rss
+
+    for i in range(50):
+        await _cycle(server.url, with_monitor=i % 5 == 0)
+    await _wait_until_empty(cameras)
+    await wait_for(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout=10)
+
+    rss_after = process.memory_info().rss
+    growth_mb = (rss_after - rss_before) / 2**20
+    print(
+        f"tasks {tasks_before}->{len(asyncio.all_tasks())}, "
+        f"RSS {rss_before / 2**20:.0f}->{rss_after / 2**20:.0f} MiB"
+    )
+    assert _peer_connections() <= pcs_before
+    assert _shared_memory_segments() <= segments_before
+    assert growth_mb < 25, f"memory grew {growth_mb:.1f} MiB over 50 cycles"
+
+
+async def _wait_until_empty(cameras) -> None:
+    for _ in range(200):
+        if await cameras() == []:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("cameras still listed")
