@@ -14,6 +14,7 @@ from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
 from .config import ServerConfig
 from .control import handle_control_message
+from .jitterbuffer import install_marker_release
 from .monitor_peer import MonitorPeer
 from .pose_worker import PoseWorkerPool
 from .protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
@@ -71,8 +72,9 @@ class Signaling:
                 raise InvalidRequest("a camera offer must send one video track")
             session = self._new_session(camera_id, "webrtc")
             session.attach_peer(pc)
-            for transceiver in videos[:1]:
-                session.attach_track(transceiver.receiver.track)
+            if self._config.early_frame_release:
+                install_marker_release(videos[0].receiver)
+            session.attach_track(videos[0].receiver.track)
             self._bind_camera_channel(pc, session)
             answer = await self._answer(pc)
         except BaseException:
