@@ -60,7 +60,7 @@ class PersonTrack(MediaStreamTrack):
         super().__init__()
         self.fps = fps
         self.size = (width, height)
-        self.sent: dict[int, tuple[float, Placement]] = {}
+        self.sent: dict[int, tuple[float, Placement, int]] = {}  # pts -> (time, where, index)
         self.first_pts: int | None = None
         self._index = 0
         self._start: float | None = None
@@ -78,11 +78,11 @@ class PersonTrack(MediaStreamTrack):
         frame.time_base = TIME_BASE
         if self.first_pts is None:
             self.first_pts = frame.pts
-        self.sent[frame.pts] = (time.monotonic(), placement)
+        self.sent[frame.pts] = (time.monotonic(), placement, self._index)
         self._index += 1
         return frame
 
-    def lookup(self, frame_pts: int) -> tuple[float, Placement] | None:
+    def lookup(self, frame_pts: int) -> tuple[float, Placement, int] | None:
         """aiortc receivers count pts from the first frame they got (rounded to a tick)."""
         if self.first_pts is None:
             return None
