@@ -115,12 +115,14 @@ class CameraPeer:
         source: FrameSource,
         fps: float,
         record: TextIO | None = None,
+        verify_tls: bool = True,
     ) -> None:
         self.server = server.rstrip("/")
         self.camera_id = camera_id
         self.source = source
         self.fps = fps
         self.record = record
+        self.verify_tls = verify_tls
         self.status = CameraStatus(camera_id)
         self.track: CapturedTrack | None = None
         self.messages: asyncio.Queue[dict[str, Any]] | None = None  # tests read results here
@@ -173,7 +175,9 @@ class CameraPeer:
         }
         timeout = aiohttp.ClientTimeout(total=20)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.post(f"{self.server}/offer", json=body) as response:
+            async with http.post(
+                f"{self.server}/offer", json=body, ssl=True if self.verify_tls else False
+            ) as response:
                 answer = await response.json(content_type=None)
                 if response.status != 200:
                     raise ServerRefused(f"{response.status} {answer.get('error')}")
@@ -263,7 +267,11 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
             f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to {args.server}",
             flush=True,
         )
-        peers.append(CameraPeer(args.server, camera_id, source, args.fps, record))
+        peers.append(
+            CameraPeer(
+                args.server, camera_id, source, args.fps, record, verify_tls=not args.insecure
+            )
+        )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -309,6 +317,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         metavar="FILE.jsonl",
         help="append every frame_processed message to this file",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="accept a self-signed server certificate (--https servers)",
     )
     parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true")

@@ -7,7 +7,9 @@ import asyncio
 import base64
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -20,6 +22,7 @@ from .legacy_camera import handle_ws_camera
 from .pose_worker import PoseWorkerPool
 from .protocol import KomiError, validate_camera_id
 from .signaling import Signaling
+from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
         "demo_camera",
         open_source("demo", 640, 480, config.demo_fps),
         fps=config.demo_fps,
+        verify_tls=False,  # our own certificate, on loopback
     )
     task = asyncio.ensure_future(peer.run())
     task.set_name("demo_camera")
@@ -272,6 +276,18 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     parser.add_argument("--inject-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS (phones need it for the camera) with a self-signed certificate",
+    )
+    parser.add_argument("--cert", default=None, help="TLS certificate (PEM) instead of one made")
+    parser.add_argument("--key", default=None, help="TLS private key (PEM) for --cert")
+    parser.add_argument(
+        "--state-dir",
+        default=str(Path.home() / ".komi_rtc"),
+        help="where the generated certificate is kept (~/.komi_rtc)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="also stream the bundled demo person as camera 'demo_camera'",
@@ -282,6 +298,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error("--workers must be at least 1")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"--model: no such file: {args.model}")
+    if bool(args.cert) != bool(args.key):
+        parser.error("--cert and --key go together")
+    for path in (args.cert, args.key):
+        if path and not os.path.isfile(path):
+            parser.error(f"no such file: {path}")
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -293,6 +314,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
         demo_camera=args.demo,
+        https=args.https or bool(args.cert),
+        cert_file=args.cert,
+        key_file=args.key,
+        state_dir=Path(args.state_dir),
     )
 
 
@@ -306,20 +331,50 @@ def configure_logging(debug: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.https:
+        return None
+    if config.cert_file and config.key_file:
+        cert, key = Path(config.cert_file), Path(config.key_file)
+    else:
+        cert, key = ensure_self_signed(config.state_dir)
+    return server_ssl_context(cert, key)
+
+
+def _announce(config: ServerConfig) -> str:
+    scheme = "https" if config.https else "http"
+    lines = [f"KOMI RTC server: {scheme}://localhost:{config.port}/  (Ctrl-C stops)"]
+    lines.append(f"  monitor: {scheme}://localhost:{config.port}/monitor")
+    lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
+    for address in lan:
+        lines.append(
+            f"  from a phone or laptop on this network: {scheme}://{address}:{config.port}/camera"
+        )
+    if lan:
+        camera_url = f"{scheme}://{lan[0]}:{config.port}/camera"
+        if config.https:
+            lines.append(f"Scan to open the camera page on a phone ({camera_url}):")
+            lines.append(terminal_qr(camera_url))
+            if not config.cert_file:
+                lines.append(
+                    "  The certificate is self-signed: the phone warns once; choose "
+                    "'Advanced' then 'Proceed' (Safari: 'Show Details', 'visit this website')."
+                )
+        else:
+            lines.append("  Phones need HTTPS for the camera: restart with --https.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     configure_logging(config.debug)
+    context = _ssl_context(config)
     app = create_app(config)
-    shown = "localhost" if config.host in ("0.0.0.0", "::") else config.host
 
     def announce(_: Any) -> None:
-        print(
-            f"KOMI RTC server on http://{shown}:{config.port}/  "
-            f"(monitor: /monitor, camera: /camera). Ctrl-C stops.",
-            flush=True,
-        )
+        print(_announce(config), flush=True)
 
-    web.run_app(app, host=config.host, port=config.port, print=announce)
+    web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,224 @@
+// The camera page: streams this device's camera, draws the returned skeleton on the preview,
+// shows live status and exercise feedback, and reconnects by itself.
+
+import { AnalysisPanel } from './analysis_panel.js';
+import { applyLanguage, t, toggleLanguage } from './i18n.js';
+import { drawPoses } from './overlay.js';
+import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const preview = $('preview');
+const overlay = $('overlay');
+const panel = new AnalysisPanel($('analysis'));
+const stats = { state: 'idle', results: 0, latencyMs: null, analysedFps: 0, lastMessage: null,
+  lastPoses: 0, error: null };
+window.komiCamera = stats; // debug stats, read by the browser tests
+
+let config = null;
+let stream = null;
+let peer = null;
+let wanted = false; // the user asked to stream
+let retryTimer = null;
+let retryDelay = 1000;
+let pingTimer = null;
+let wakeLock = null;
+let clock = new ServerClock();
+const rate = new RateMeter();
+
+function setState(state) {
+  stats.state = state;
+  $('state').textContent = t(state);
+  $('state').dataset.state = state;
+}
+
+function showBanner(text) {
+  $('message').textContent = text || '';
+  $('message').hidden = !text;
+}
+
+function loadSettings() {
+  let id = params.get('camera_id') || localStorage.getItem('komi.cameraId');
+  if (!id) id = `camera_${String(Math.floor(Math.random() * 90000) + 10000)}`;
+  $('camera-id').value = id;
+  for (const key of ['facing', 'resolution', 'fps-choice', 'device']) {
+    const saved = localStorage.getItem(`komi.${key}`);
+    if (saved !== null) $(key).value = saved;
+  }
+  $('speak').checked = localStorage.getItem('komi.speak') === '1';
+  panel.speak = $('speak').checked;
+}
+
+function saveSettings() {
+  localStorage.setItem('komi.cameraId', $('camera-id').value.trim());
+  for (const key of ['facing', 'resolution', 'fps-choice', 'device']) {
+    localStorage.setItem(`komi.${key}`, $(key).value);
+  }
+}
+
+async function listDevices() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices())
+    .filter((device) => device.kind === 'videoinput');
+  const select = $('device');
+  const chosen = localStorage.getItem('komi.device') || '';
+  select.length = 1;
+  devices.forEach((device, index) => {
+    const option = document.createElement('option');
+    option.value = device.deviceId;
+    option.textContent = device.label || `Camera ${index + 1}`;
+    select.append(option);
+  });
+  select.value = chosen;
+}
+
+async function openCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error(window.isSecureContext ? t('no_camera') : t('insecure'));
+  }
+  const [width, height] = $('resolution').value.split('x').map(Number);
+  const fps = Number($('fps-choice').value);
+  const video = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: fps, max: fps } };
+  if ($('device').value) video.deviceId = { exact: $('device').value };
+  else video.facingMode = $('facing').value;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  } catch (error) {
+    throw new Error(`${t('no_camera')} (${error.name})`);
+  }
+  preview.srcObject = stream;
+  const settings = stream.getVideoTracks()[0].getSettings();
+  const front = settings.facingMode ? settings.facingMode === 'user' : $('facing').value === 'user';
+  preview.classList.toggle('mirrored', front);
+  overlay.dataset.mirror = front ? '1' : '0';
+  listDevices();
+}
+
+function onMessage(message) {
+  if (message.type === 'pong') { clock.onPong(message); return; }
+  if (message.type === 'error') { console.warn('server:', message.error); return; }
+  if (message.type !== 'frame_processed') return;
+  stats.results += 1;
+  rate.tick();
+  stats.lastMessage = message;
+  stats.lastPoses = drawPoses(overlay, message, { mirror: overlay.dataset.mirror === '1' });
+  const latency = clock.latencyMs(message);
+  if (latency !== null) stats.latencyMs = stats.latencyMs === null ? latency : 0.8 * stats.latencyMs + 0.2 * latency;
+  panel.update(message.analysis);
+}
+
+function refreshStatus() {
+  stats.analysedFps = rate.perSecond();
+  $('fps').textContent = stats.state === 'connected' ? `${stats.analysedFps.toFixed(1)} fps` : '–';
+  $('latency').textContent = stats.latencyMs !== null && stats.state === 'connected'
+    ? `${Math.round(stats.latencyMs)} ms` : '–';
+}
+
+async function keepAwake() {
+  try {
+    if ('wakeLock' in navigator && document.visibilityState === 'visible' && !wakeLock) {
+      wakeLock = await navigator.wakeLock.request('screen');
+      wakeLock.addEventListener('release', () => { wakeLock = null; });
+    }
+  } catch (error) { /* not allowed here (e.g. battery saver): the stream still works */ }
+}
+
+function scheduleRetry() {
+  if (!wanted || retryTimer) return;
+  setState('reconnecting');
+  retryTimer = setTimeout(() => { retryTimer = null; start(); }, retryDelay);
+  retryDelay = Math.min(retryDelay * 2, 10000);
+}
+
+function dropPeer() {
+  clearInterval(pingTimer);
+  if (peer) { peer.pc.onconnectionstatechange = null; peer.pc.close(); peer = null; }
+}
+
+async function start() {
+  if (!wanted) return;
+  dropPeer();
+  setState('connecting');
+  showBanner('');
+  try {
+    if (!stream || stream.getVideoTracks()[0].readyState !== 'live') await openCamera();
+  } catch (error) {
+    stats.error = error.message;
+    showBanner(error.message);
+    stop();
+    return;
+  }
+  const cameraId = $('camera-id').value.trim() || undefined;
+  try {
+    config = config || await fetchConfig();
+    clock = new ServerClock();
+    peer = await connectPeer({
+      role: 'camera',
+      cameraId,
+      iceServers: config.ice_servers,
+      setup: (pc) => { for (const track of stream.getVideoTracks()) pc.addTrack(track, stream); },
+      onMessage,
+      onState: (state) => {
+        if (!wanted) return;
+        if (state === 'connected') { setState('connected'); retryDelay = 1000; }
+        if (state === 'failed' || state === 'closed' || state === 'disconnected') {
+          dropPeer();
+          scheduleRetry();
+        }
+      },
+    });
+    if (peer.cameraId) $('camera-id').value = peer.cameraId;
+    peer.channel.onopen = () => clock.ping(peer.channel);
+    pingTimer = setInterval(() => peer && clock.ping(peer.channel), 2000);
+    keepAwake();
+  } catch (error) {
+    stats.error = error.message;
+    showBanner(error.status === 400 ? error.message : '');
+    console.warn('connect failed:', error.message);
+    if (error.status === 400) { stop(); return; }
+    scheduleRetry();
+  }
+}
+
+function stop() {
+  wanted = false;
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  dropPeer();
+  if (stream) { for (const track of stream.getTracks()) track.stop(); stream = null; }
+  if (wakeLock) { wakeLock.release(); wakeLock = null; }
+  drawPoses(overlay, null);
+  panel.update(null);
+  setState('idle');
+  $('connect').disabled = false;
+  $('disconnect').disabled = true;
+}
+
+$('connect').addEventListener('click', () => {
+  saveSettings();
+  wanted = true;
+  retryDelay = 1000;
+  $('connect').disabled = true;
+  $('disconnect').disabled = false;
+  start();
+});
+$('disconnect').addEventListener('click', stop);
+$('language').addEventListener('click', () => { toggleLanguage(); setState(stats.state); });
+$('speak').addEventListener('change', () => {
+  panel.speak = $('speak').checked;
+  localStorage.setItem('komi.speak', panel.speak ? '1' : '0');
+});
+for (const id of ['facing', 'resolution', 'fps-choice', 'device']) {
+  $(id).addEventListener('change', () => {
+    saveSettings();
+    if (wanted) { if (stream) { for (const track of stream.getTracks()) track.stop(); } stream = null; start(); }
+  });
+}
+document.addEventListener('visibilitychange', () => { if (wanted) keepAwake(); });
+window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(retryTimer); retryTimer = null; start(); } });
+
+applyLanguage();
+loadSettings();
+setState('idle');
+setInterval(refreshStatus, 500);
+if (params.get('autostart') === '1') $('connect').click();

@@ -1,0 +1,55 @@
+// UI text in Korean and English: follows the browser's language, with a switch.
+
+const STRINGS = {
+  en: {
+    camera_title: 'KOMI Camera', monitor_title: 'KOMI Monitor',
+    camera_id: 'Camera ID', device: 'Camera', facing: 'Facing', front: 'Front', back: 'Back',
+    any_device: 'Default', resolution: 'Resolution', frame_rate: 'Frame rate',
+    connect: 'Connect', disconnect: 'Disconnect', state: 'State', analysed_fps: 'Analysed',
+    latency: 'Latency', exercise: 'Exercise', reps: 'Reps', score: 'Last score',
+    feedback: 'Feedback', speak: 'Speak cues', idle: 'idle', connecting: 'connecting',
+    connected: 'connected', reconnecting: 'reconnecting', failed: 'failed', closed: 'closed',
+    no_camera: 'Camera access was refused or no camera was found.',
+    insecure: 'Camera access needs HTTPS on a phone: start the server with --https.',
+    overlay: 'Overlay', cameras: 'Cameras', no_cameras: 'No cameras are streaming yet.',
+    offline: 'offline', mismatch: 'Overlay match', settings: 'Settings', language: '한국어',
+    phase: 'Phase', good_reps: 'good', bad_reps: 'to fix', angle: 'Angle',
+  },
+  ko: {
+    camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
+    camera_id: '카메라 ID', device: '카메라', facing: '방향', front: '전면', back: '후면',
+    any_device: '기본', resolution: '해상도', frame_rate: '프레임 속도',
+    connect: '연결', disconnect: '연결 끊기', state: '상태', analysed_fps: '분석',
+    latency: '지연', exercise: '운동', reps: '횟수', score: '최근 점수',
+    feedback: '피드백', speak: '음성 안내', idle: '대기', connecting: '연결 중',
+    connected: '연결됨', reconnecting: '재연결 중', failed: '실패', closed: '닫힘',
+    no_camera: '카메라 권한이 거부되었거나 카메라를 찾을 수 없습니다.',
+    insecure: '휴대폰에서는 HTTPS가 필요합니다: 서버를 --https 로 시작하세요.',
+    overlay: '오버레이', cameras: '카메라', no_cameras: '아직 스트리밍 중인 카메라가 없습니다.',
+    offline: '오프라인', mismatch: '오버레이 일치', settings: '설정', language: 'English',
+    phase: '단계', good_reps: '좋음', bad_reps: '교정 필요', angle: '각도',
+  },
+};
+
+let language = localStorage.getItem('komi.language') ||
+  ((navigator.language || 'en').toLowerCase().startsWith('ko') ? 'ko' : 'en');
+
+export function currentLanguage() { return language; }
+
+export function t(key) {
+  return (STRINGS[language] && STRINGS[language][key]) || STRINGS.en[key] || key;
+}
+
+// Fills every element with data-i18n="key" and keeps the <html lang> right.
+export function applyLanguage(root = document) {
+  document.documentElement.lang = language;
+  for (const element of root.querySelectorAll('[data-i18n]')) {
+    element.textContent = t(element.dataset.i18n);
+  }
+}
+
+export function toggleLanguage() {
+  language = language === 'ko' ? 'en' : 'ko';
+  localStorage.setItem('komi.language', language);
+  applyLanguage();
+}
