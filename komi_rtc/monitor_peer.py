@@ -15,6 +15,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from .camera_session import CameraSession, DataChannelSink
+from .control import handle_control_message
 from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ class MonitorPeer:
             @channel.on("open")  # type: ignore[attr-defined]
             def on_open() -> None:
                 self.announce_timing()
+
+            @channel.on("message")  # type: ignore[attr-defined]
+            def on_message(raw: str | bytes) -> None:
+                # a trainer may ping or choose the camera's exercise from the monitor
+                reply = handle_control_message(session, raw)
+                if reply is not None and self.sink is not None:
+                    self.sink.send_text(reply)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:

@@ -230,6 +230,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     router.add_get("/camera", _page("camera.html"))
     router.add_get("/monitor", _page("monitor.html"))
     router.add_get("/config.json", client_config)
+    router.add_get("/favicon.ico", _page("favicon.svg"))
     router.add_get("/cameras", cameras)
     router.add_get("/latest_image/{camera_id}", latest_image)
     router.add_get("/get-image/{camera_id}", get_image)

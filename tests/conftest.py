@@ -51,18 +51,15 @@ class RunningServer:
 @pytest.fixture
 def start_server(pose_pool: PoseWorkerPool) -> Any:
     """Start real servers (on real ports) with a given config; all stopped at the end."""
-    servers: list[TestServer] = []
 
-    async def start(**overrides: Any) -> RunningServer:
+    async def start(ssl_context: Any = None, **overrides: Any) -> RunningServer:
         config = ServerConfig(host="127.0.0.1", port=0, **overrides)
         app = create_app(config, pool=pose_pool)
         server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
+        await server.start_server(ssl=ssl_context)
         return RunningServer(server, app)
 
-    yield start
-    # closed by the async finaliser below
+    return start
 
 
 @pytest.fixture

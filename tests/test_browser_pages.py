@@ -1,0 +1,145 @@
+"""The camera and monitor pages in real headless Chromium (Playwright), real server."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from browser import CHROMIUM, chromium_args, mean_brightness, skeleton_pixels, write_person_y4m
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+        reason="Chromium is not installed (scripts/test.sh installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def person_y4m(tmp_path_factory) -> Path:
+    return write_person_y4m(tmp_path_factory.mktemp("video") / "person.y4m")
+
+
+@pytest.fixture
+async def browser(person_y4m):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def _open_camera(browser, url: str, camera_id: str):
+    context = await browser.new_context(viewport={"width": 480, "height": 900})
+    page = await context.new_page()
+    page.on("console", lambda m: m.type == "error" and print("camera page:", m.text))
+    await page.goto(f"{url}/camera?autostart=1&camera_id={camera_id}")
+    await page.wait_for_function(
+        "window.komiCamera && window.komiCamera.results >= 5 && window.komiCamera.lastPoses > 0",
+        timeout=30000,
+    )
+    return context, page
+
+
+async def _open_monitor(browser, url: str):
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    page.on("console", lambda m: m.type == "error" and print("monitor page:", m.text))
+    await page.goto(f"{url}/monitor")
+    return context, page
+
+
+async def _tile_is_live(page, camera_id: str) -> None:
+    await page.wait_for_function(
+        """id => { const s = window.komiMonitor.tiles[id];
+                   return s && s.messages >= 5 && s.videoTime > 1 && s.drawn >= 5; }""",
+        arg=camera_id,
+        timeout=30000,
+    )
+
+
+async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artifacts_dir):
+    context, page = await _open_camera(browser, server.url, "browser_cam")
+    try:
+        stats = await page.evaluate("window.komiCamera")
+        assert stats["state"] == "connected"
+        await page.wait_for_function("window.komiCamera.latencyMs !== null", timeout=15000)
+        overlay = await page.locator("#overlay").screenshot()
+        assert skeleton_pixels(overlay) > 300, "no skeleton drawn on the camera page"
+        await page.screenshot(path=os.path.join(artifacts_dir, "camera_page.png"))
+        status = await page.locator(".status").inner_text()
+        latency = await page.evaluate("window.komiCamera.latencyMs")
+        print(f"camera page: {status!r}, latency {latency:.0f} ms")
+        assert "fps" in status and "ms" in status
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/cameras") as response:
+                assert "browser_cam" in (await response.json())["cameras"]
+    finally:
+        await context.close()
+
+
+async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(server, browser, artifacts_dir):
+    cameras = [await _open_camera(browser, server.url, f"wall_cam_{i}") for i in (1, 2)]
+    monitors = [await _open_monitor(browser, server.url) for _ in range(2)]
+    try:
+        for _, page in monitors:
+            for camera_id in ("wall_cam_1", "wall_cam_2"):
+                await _tile_is_live(page, camera_id)
+        _, page = monitors[0]
+        # let the overlay-to-frame statistics gather about ten seconds of frames
+        await page.wait_for_function(
+            "Object.values(window.komiMonitor.tiles).every(s => s.drawn >= 80)", timeout=60000
+        )
+        tiles = page.locator(".tile")
+        assert await tiles.count() == 2
+        for i in range(2):
+            tile = tiles.nth(i)
+            video_png = await tile.locator("video").screenshot()
+            assert mean_brightness(video_png) > 30, "monitor video is black"
+            assert skeleton_pixels(await tile.locator("canvas").screenshot()) > 200
+        await page.screenshot(path=os.path.join(artifacts_dir, "monitor_page.png"))
+        for _, monitor in monitors:
+            stats = await monitor.evaluate("window.komiMonitor.tiles")
+            for camera_id, tile in stats.items():
+                share = tile["matched"] / tile["drawn"]
+                print(
+                    f"{camera_id}: overlay on its own frame {tile['matched']}/{tile['drawn']} "
+                    f"({share:.1%}), mismatch histogram {tile['mismatch']}, "
+                    f"latency {tile['latencyMs']:.0f} ms"
+                )
+                assert share >= 0.95
+        # a camera that stops leaves every monitor
+        await cameras[0][0].close()
+        for _, monitor in monitors:
+            await monitor.wait_for_function(
+                "!('wall_cam_1' in window.komiMonitor.tiles)", timeout=20000
+            )
+            assert await monitor.locator(".tile").count() == 1
+    finally:
+        for context, _ in cameras[1:] + monitors:
+            await context.close()
+
+
+async def test_https_mode_serves_pages_with_the_generated_certificate(start_server, tmp_path):
+    from komi_rtc.tls import ensure_self_signed, server_ssl_context
+
+    cert, key = ensure_self_signed(tmp_path)
+    assert ensure_self_signed(tmp_path) == (cert, key)  # kept, not made anew each start
+    running = await start_server(ssl_context=server_ssl_context(cert, key), https=True)
+    try:
+        client_context = ssl.create_default_context(cafile=str(cert))  # verifies the name too
+        url = f"https://localhost:{running.server.port}"
+        async with aiohttp.ClientSession() as http:
+            for path in ("/camera", "/monitor", "/static/camera.js", "/config.json"):
+                async with http.get(url + path, ssl=client_context) as response:
+                    assert response.status == 200, path
+    finally:
+        await running.server.close()
