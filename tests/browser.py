@@ -6,7 +6,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from contract_client import person_frame
 
 CHROMIUM = "/usr/bin/chromium"

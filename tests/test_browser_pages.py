@@ -8,7 +8,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from browser import CHROMIUM, chromium_args, mean_brightness, skeleton_pixels, write_person_y4m
 
 pytestmark = [
