@@ -270,7 +270,7 @@ class CameraSession:
                 "server_ms": round((time.monotonic() - item.received_monotonic) * 1000, 2),
             },
         }
-        analysis, events = self.analysis.update(poses, item, now)
+        analysis, events = self.analysis.update(message)
         if analysis is not None:
             message["analysis"] = analysis
         self.latest_message = message

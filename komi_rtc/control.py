@@ -21,7 +21,10 @@ def handle_control_message(session: CameraSession, raw: str | bytes) -> str | No
                 {"type": "pong", "t": message.fields.get("t"), "server_time": time.time()}
             )
         if message.type == "set_exercise":
-            return json.dumps(session.analysis.apply_set_exercise(message.fields))
+            reply = session.analysis.apply_set_exercise(message.fields)
+            logger.info("[%s] exercise set to %s", session.camera_id, reply["exercise"])
+            session.broadcast(reply)  # the camera and its monitors all learn it
+            return None
     except InvalidRequest as exc:
         logger.warning("[%s] bad control message: %s", session.camera_id, exc)
         return error_message(str(exc))

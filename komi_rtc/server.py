@@ -20,7 +20,7 @@ from .camera_session import CameraSession
 from .config import ServerConfig
 from .legacy_camera import handle_ws_camera
 from .pose_worker import PoseWorkerPool
-from .protocol import KomiError, validate_camera_id
+from .protocol import InvalidRequest, KomiError, validate_camera_id
 from .signaling import Signaling
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
@@ -138,6 +138,27 @@ async def get_image(request: web.Request) -> web.Response:
     return web.Response(body=jpeg, content_type="image/jpeg")
 
 
+async def exercises(request: web.Request) -> web.Response:
+    from .analysis.catalog import PROFILES, default_catalog
+
+    return web.json_response({"exercises": default_catalog().listing(), "profiles": list(PROFILES)})
+
+
+async def set_camera_exercise(request: web.Request) -> web.Response:
+    """`POST /cameras/{camera_id}/exercise` {"exercise": "squat", "profile": "standard"}."""
+    session = _session(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    reply = session.analysis.apply_set_exercise(body)
+    session.broadcast(reply)
+    logger.info("[%s] exercise set to %s over REST", session.camera_id, reply["exercise"])
+    return web.json_response(reply)
+
+
 async def offer(request: web.Request) -> web.Response:
     return await request.app[SIGNALING].handle_offer(request)
 
@@ -232,6 +253,8 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     router.add_get("/config.json", client_config)
     router.add_get("/favicon.ico", _page("favicon.svg"))
     router.add_get("/cameras", cameras)
+    router.add_get("/exercises", exercises)
+    router.add_post("/cameras/{camera_id}/exercise", set_camera_exercise)
     router.add_get("/latest_image/{camera_id}", latest_image)
     router.add_get("/get-image/{camera_id}", get_image)
     router.add_post("/offer", offer)

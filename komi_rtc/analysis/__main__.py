@@ -1,0 +1,79 @@
+"""`python -m komi_rtc.analysis --exercise squat session.jsonl` prints a JSON summary.
+
+`python -m komi_rtc.analysis derive --id my_move reference.jsonl -o my_move.json` makes a
+custom exercise from a trainer's recorded repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .catalog import PROFILES, Catalog, CatalogError
+from .replay import RecordingError, analyse_recording
+
+
+def _replay(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m komi_rtc.analysis",
+        description="Analyse a recorded session (JSON Lines of frame_processed messages).",
+    )
+    parser.add_argument("recording", type=Path)
+    parser.add_argument("--exercise", required=True, help="exercise id (see --list)")
+    parser.add_argument("--profile", default="standard", choices=PROFILES)
+    parser.add_argument(
+        "--exercise-dir",
+        type=Path,
+        default=None,
+        help="also load custom exercise definitions (*.json) from here",
+    )
+    args = parser.parse_args(argv)
+    catalog = Catalog(args.exercise_dir)
+    if catalog.get(args.exercise) is None:
+        parser.error(f"unknown exercise {args.exercise!r}; known: {', '.join(catalog.exercises)}")
+    summary = analyse_recording(args.recording, args.exercise, args.profile, catalog)
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _derive(argv: list[str]) -> int:
+    from .reference import derive_exercise
+
+    parser = argparse.ArgumentParser(
+        prog="python -m komi_rtc.analysis derive",
+        description="Derive a custom exercise from a recording of a few reference repetitions.",
+    )
+    parser.add_argument("recording", type=Path)
+    parser.add_argument("--id", required=True, help="the new exercise's id")
+    parser.add_argument("--name", default=None, help="display name (default: the id)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="definition file")
+    args = parser.parse_args(argv)
+    definition = derive_exercise(args.recording, args.id, args.name or args.id)
+    args.output.write_text(json.dumps(definition, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(
+        f"wrote {args.output}: tracks {definition['signal']['side']['angle']} "
+        f"({definition['signal']['side']['rest']:.0f} -> {definition['signal']['side']['peak']:.0f}"
+        f" degrees), {definition['reference']['reps']} reference repetitions"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "derive":
+            return _derive(argv[1:])
+        if argv and argv[0] == "--list":
+            for exercise in Catalog().listing():
+                print(f"{exercise['id']:<18} {exercise['name']['en']} / {exercise['name']['ko']}")
+            return 0
+        return _replay(argv)
+    except (RecordingError, CatalogError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,397 @@
+"""Repetition counting, hold timing, form rules and scoring for one person and one exercise.
+
+A rep is: leave the rest posture, pass the peak threshold, come back to rest. The gap
+between the rest threshold and the `partial` point is the hysteresis that keeps jitter from
+counting; a movement that passes `partial` but not the peak is a half rep (not counted,
+and said so). Nothing is counted before the person holds the rest posture in view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import geometry as g
+from .catalog import Exercise, Profile, Rule, Signal
+from .filters import OneEuroFilter
+
+START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
+LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
+CUE_S = 2.5  # a cue stays readable this long
+PARTIAL = 0.35  # share of rest->peak that starts a movement (hysteresis)
+MIN_REP_S = 0.35
+VIEW_STABLE_FRAMES = 5
+
+
+@dataclass
+class _RepTrace:
+    started: float
+    values: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    sides: dict[str, list[float]] = field(default_factory=lambda: {"left": [], "right": []})
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    reached_peak: bool = False
+
+    def add_metric(self, name: str, value: float | None) -> None:
+        if value is not None and math.isfinite(value):
+            self.metrics.setdefault(name, []).append(value)
+
+
+class ExerciseAnalyser:
+    def __init__(
+        self, exercise: Exercise, profile: Profile, messages: dict[str, dict[str, str]]
+    ) -> None:
+        self.exercise = exercise
+        self.profile = profile
+        self._messages = messages
+        self._filters: dict[str, OneEuroFilter] = {}
+        self.phase = "setup"
+        self.reps = 0
+        self.good_reps = 0
+        self.half_reps = 0
+        self.rep_results: list[dict[str, Any]] = []
+        self.last_rep: dict[str, Any] | None = None
+        self.feedback_counts: dict[str, int] = {}
+        self.hold_good_s = 0.0
+        self.hold_total_s = 0.0
+        self.best_angle: float | None = None
+        self.view: str | None = None
+        self._view_candidate: tuple[str | None, int] = (None, 0)
+        self._side = "left" if exercise.side != "right" else "right"
+        self._rest_since: float | None = None
+        self._last_seen: float | None = None
+        self._last_t: float | None = None
+        self._trace: _RepTrace | None = None
+        self._left_rest_at: float | None = None
+        self._cues: dict[str, float] = {}  # code -> until
+        self._bad_view_since: float | None = None
+        self._out_of_frame_since: float | None = None
+        self._angles: dict[str, float] = {}
+        self._hold_rules_active: set[str] = set()
+
+    # ------------------------------------------------------------ measurement
+
+    def _smooth(self, key: str, value: float | None, t: float) -> float | None:
+        if value is None:
+            return None
+        filt = self._filters.get(key)
+        if filt is None:
+            filt = self._filters[key] = OneEuroFilter()
+        return filt(value, t)
+
+    def _update_view(self, kp: np.ndarray) -> None:
+        seen = g.view_of(kp)
+        candidate, count = self._view_candidate
+        count = count + 1 if seen == candidate else 1
+        self._view_candidate = (seen, count)
+        if seen is not None and count >= VIEW_STABLE_FRAMES:
+            self.view = seen
+        elif self.view is None and seen is not None:
+            self.view = seen
+
+    def _sides(self, kp: np.ndarray, signal: Signal) -> list[str]:
+        side = self.exercise.side
+        if side in ("left", "right"):
+            return [side]
+        if side == "both":
+            return ["left", "right"]
+        # the better-seen side, sticky so one noisy frame does not switch it
+        joints = g.ANGLES[signal.angle] if signal.angle else ("shoulder", "hip", "knee", "elbow")
+
+        def confidence(s: str) -> float:
+            return float(min(kp[g.K[f"{s}_{j}"], 3] for j in joints))
+
+        other = "right" if self._side == "left" else "left"
+        if confidence(other) > confidence(self._side) + 0.1:
+            self._side = other
+        return [self._side]
+
+    def _side_value(self, kp: np.ndarray, signal: Signal, side: str) -> float | None:
+        if signal.angle:
+            return g.side_angle(kp, signal.angle, side)
+        assert signal.foreshortened is not None
+        return g.foreshortened_angle(kp, signal.foreshortened, side)
+
+    def _needed_points(self, sides: list[str]) -> list[str]:
+        return [f"{s}_{part}" for s in sides for part in self.exercise.needs]
+
+    # ------------------------------------------------------------ per frame
+
+    def update(
+        self, kp: np.ndarray | None, width: int, height: int, t: float
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        events: list[dict[str, Any]] = []
+        dt = 0.0 if self._last_t is None else max(0.0, min(1.0, t - self._last_t))
+        self._last_t = t
+        if kp is not None:
+            self._update_view(kp)
+        signal = self.profile.apply(self.exercise.signal_for(self.view))
+        sides = self._sides(kp, signal) if kp is not None else [self._side]
+        framed = kp is not None and g.in_frame(kp, self._needed_points(sides), width, height)
+        self._check_framing(kp is not None, framed, t)
+        if self.exercise.kind == "hold":
+            self._update_hold(kp if framed else None, sides, t, dt)
+        else:
+            value = self._measure(kp, signal, sides, t) if framed else None
+            if value is None:
+                if self._last_seen is not None and t - self._last_seen > LOST_S:
+                    self._pause()
+            else:
+                self._last_seen = t
+                event = self._step(kp, value, signal, sides, t)  # type: ignore[arg-type]
+                if event is not None:
+                    events.append(event)
+        return self._snapshot(t), events
+
+    def _measure(
+        self, kp: np.ndarray | None, signal: Signal, sides: list[str], t: float
+    ) -> float | None:
+        assert kp is not None
+        values = []
+        self._angles = {}
+        for side in sides:
+            value = self._smooth(side, self._side_value(kp, signal, side), t)
+            if value is not None:
+                values.append(value)
+                name = signal.angle or signal.foreshortened
+                self._angles[f"{side}_{name}"] = round(value, 1)
+        if not values:
+            return None
+        return float(sum(values) / len(values))
+
+    def _progress(self, value: float, signal: Signal) -> float:
+        """0 at the rest threshold, 1 at the peak threshold, whichever way the joint moves."""
+        return (value - signal.rest) / (signal.peak - signal.rest)
+
+    def _step(
+        self, kp: np.ndarray, value: float, signal: Signal, sides: list[str], t: float
+    ) -> dict[str, Any] | None:
+        progress = self._progress(value, signal)
+        if self.phase == "setup":
+            if progress <= 0:
+                self._rest_since = self._rest_since if self._rest_since is not None else t
+                if t - self._rest_since >= START_HOLD_S:
+                    self.phase = "rest"
+                    self._left_rest_at = t
+            else:
+                self._rest_since = None
+            return None
+        if self.phase == "rest":
+            if progress <= 0:
+                self._left_rest_at = t
+            elif progress >= PARTIAL:
+                self.phase = "working"
+                self._trace = _RepTrace(started=self._left_rest_at or t)
+        if self.phase == "working":
+            trace = self._trace
+            assert trace is not None
+            self._record(trace, kp, value, sides, t)
+            if progress >= 1.0:
+                trace.reached_peak = True
+            if progress <= 0:
+                self.phase = "rest"
+                self._left_rest_at = t
+                self._trace = None
+                if trace.reached_peak and t - trace.started >= MIN_REP_S:
+                    return self._complete(trace, signal, t)
+                self.half_reps += 1
+                self._cue("half_rep", t)
+        return None
+
+    def _record(
+        self, trace: _RepTrace, kp: np.ndarray, value: float, sides: list[str], t: float
+    ) -> None:
+        trace.values.append(value)
+        trace.times.append(t)
+        for side in sides:
+            key = f"{side}_"
+            for name, angle in self._angles.items():
+                if name.startswith(key):
+                    trace.sides[side].append(angle)
+        trace.add_metric("knee_width_ratio", g.knee_width_ratio(kp))
+        best = self._side
+        trace.add_metric("hip_sag", g.hip_sag(kp, best))
+        shoulders = [g.side_angle(kp, "shoulder", s) for s in ("left", "right")]
+        known = [s for s in shoulders if s is not None]
+        trace.add_metric("shoulder_angle", max(known) if known else None)
+
+    def _complete(self, trace: _RepTrace, signal: Signal, t: float) -> dict[str, Any]:
+        decreasing = signal.peak < signal.rest
+        values = np.asarray(trace.values)
+        peak_index = int(values.argmin() if decreasing else values.argmax())
+        peak = float(values[peak_index])
+        metrics: dict[str, float | None] = {
+            "peak_angle": peak,
+            "rom": float(values.max() - values.min()),
+            "duration_s": t - trace.started,
+        }
+        left, right = trace.sides["left"], trace.sides["right"]
+        if left and right:
+            extreme = min if decreasing else max
+            metrics["symmetry_deg"] = abs(extreme(left) - extreme(right))
+        bottom = trace.metrics.get("knee_width_ratio", [])
+        metrics["knee_width_ratio_min"] = min(bottom) if bottom else None
+        sag = trace.metrics.get("hip_sag", [])
+        metrics["hip_sag_max"] = max(sag) if sag else None
+        shoulder = trace.metrics.get("shoulder_angle", [])
+        metrics["shoulder_angle_max"] = max(shoulder) if shoulder else None
+        broken = [
+            r for r in self.exercise.rules if r.broken(metrics, self.view, self.profile.rule_slack)
+        ]
+        score = 100.0 - sum(r.penalty for r in broken)
+        if self.exercise.reference is not None:
+            from .reference import similarity_score
+
+            score = min(score, similarity_score(self.exercise.reference, trace.values))
+        self.reps += 1
+        good = not broken
+        self.good_reps += int(good)
+        peak_time = trace.times[peak_index]
+        rep: dict[str, Any] = {
+            "index": self.reps,
+            "score": round(max(0.0, min(100.0, score)), 1),
+            "rom_deg": round(metrics["rom"] or 0.0, 1),
+            "peak_angle_deg": round(peak, 1),
+            "duration_s": round(t - trace.started, 2),
+            "down_s": round(peak_time - trace.started, 2),
+            "up_s": round(t - peak_time, 2),
+            "good": good,
+            "errors": [r.code for r in broken],
+            "view": self.view,
+        }
+        if metrics.get("symmetry_deg") is not None:
+            rep["symmetry_deg"] = round(float(metrics["symmetry_deg"] or 0.0), 1)
+        if self.exercise.kind == "range":
+            reached = peak
+            self.best_angle = reached if self.best_angle is None else max(self.best_angle, reached)
+            rep["angle_reached_deg"] = round(reached, 1)
+        self.last_rep = rep
+        self.rep_results.append(rep)
+        for rule in broken:
+            self._cue(rule.code, t, rule)
+        return {"type": "rep_completed", "exercise": self.exercise.id, "rep": rep}
+
+    def _pause(self) -> None:
+        """The person is gone or hidden too long: drop the rep in progress, wait for rest."""
+        self.phase = "setup"
+        self._trace = None
+        self._rest_since = None
+        self._last_seen = None
+        for f in self._filters.values():
+            f.reset()
+
+    # ------------------------------------------------------------ holds
+
+    def _update_hold(self, kp: np.ndarray | None, sides: list[str], t: float, dt: float) -> None:
+        if kp is None:
+            self.phase = "setup"
+            return
+        side = sides[0]
+        s, a = g.point(kp, f"{side}_shoulder"), g.point(kp, f"{side}_ankle")
+        line = g.side_angle(kp, "body_line", side)
+        posture = self.exercise.posture
+        in_position = False
+        if s is not None and a is not None and line is not None:
+            tilt = math.degrees(math.atan2(abs(float(a[1] - s[1])), abs(float(a[0] - s[0])) + 1e-6))
+            in_position = tilt <= posture.get("max_tilt_deg", 35) and line >= posture.get(
+                "min_body_line", 140
+            )
+        self.phase = "hold" if in_position else "setup"
+        sag = self._smooth("hip_sag", g.hip_sag(kp, side), t)
+        self._angles = {f"{side}_body_line": round(line, 1)} if line is not None else {}
+        if not in_position:
+            return
+        metrics = {"hip_sag": sag}
+        broken = [
+            r for r in self.exercise.rules if r.broken(metrics, self.view, self.profile.rule_slack)
+        ]
+        self.hold_total_s += dt
+        if not broken:
+            self.hold_good_s += dt
+        codes = {r.code for r in broken}
+        for rule in broken:
+            if rule.code not in self._hold_rules_active:
+                self._cue(rule.code, t, rule)
+            else:
+                self._cues[rule.code] = t + CUE_S
+        self._hold_rules_active = codes
+
+    # ------------------------------------------------------------ feedback
+
+    def _check_framing(self, person: bool, framed: bool, t: float) -> None:
+        if person and not framed:
+            self._out_of_frame_since = self._out_of_frame_since or t
+            if t - self._out_of_frame_since > 1.0:
+                self._cues["step_back"] = t + 0.5
+        else:
+            self._out_of_frame_since = None
+        if self.view is not None and self.view not in self.exercise.views:
+            self._bad_view_since = self._bad_view_since or t
+            if t - self._bad_view_since > 1.5:
+                code = "turn_sideways" if "side" in self.exercise.views else "face_camera"
+                self._cues[code] = t + 0.5
+        else:
+            self._bad_view_since = None
+
+    def _cue(self, code: str, t: float, rule: Rule | None = None) -> None:
+        self._cues[code] = t + CUE_S
+        self.feedback_counts[code] = self.feedback_counts.get(code, 0) + 1
+
+    def _message(self, code: str) -> dict[str, str]:
+        for rule in self.exercise.rules:
+            if rule.code == code:
+                return rule.message
+        return self._messages.get(code, {"en": code, "ko": code})
+
+    def _snapshot(self, t: float) -> dict[str, Any]:
+        self._cues = {code: until for code, until in self._cues.items() if until > t}
+        codes = list(self._cues)
+        if self.phase == "setup" and self.exercise.kind != "hold" and not codes:
+            codes = ["get_ready"]
+        analysis: dict[str, Any] = {
+            "exercise": self.exercise.id,
+            "exercise_name": self.exercise.name,
+            "kind": self.exercise.kind,
+            "profile": self.profile.name,
+            "view": self.view,
+            "phase": self.phase,
+            "reps": self.reps,
+            "good_reps": self.good_reps,
+            "bad_reps": self.reps - self.good_reps,
+            "half_reps": self.half_reps,
+            "angles": dict(self._angles),
+            "feedback": [{"code": c, "message": self._message(c)} for c in codes],
+            "last_rep": self.last_rep,
+        }
+        if self.exercise.kind == "hold":
+            analysis["hold_seconds"] = round(self.hold_good_s, 2)
+            analysis["hold_total_seconds"] = round(self.hold_total_s, 2)
+        if self.exercise.kind == "range":
+            analysis["best_angle_deg"] = (
+                None if self.best_angle is None else round(self.best_angle, 1)
+            )
+        return analysis
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "exercise": self.exercise.id,
+            "profile": self.profile.name,
+            "reps": self.reps,
+            "good_reps": self.good_reps,
+            "bad_reps": self.reps - self.good_reps,
+            "half_reps": self.half_reps,
+            "rep_scores": [r["score"] for r in self.rep_results],
+            "repetitions": self.rep_results,
+            "feedback_counts": dict(sorted(self.feedback_counts.items())),
+        }
+        if self.exercise.kind == "hold":
+            result["hold_seconds"] = round(self.hold_good_s, 2)
+            result["hold_total_seconds"] = round(self.hold_total_s, 2)
+        if self.exercise.kind == "range":
+            result["best_angle_deg"] = (
+                None if self.best_angle is None else round(self.best_angle, 1)
+            )
+        return result
