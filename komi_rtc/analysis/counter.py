@@ -92,14 +92,17 @@ class ExerciseAnalyser:
         elif self.view is None and seen is not None:
             self.view = seen
 
-    def _sides(self, kp: np.ndarray, signal: Signal) -> list[str]:
+    def _sides(self, kp: np.ndarray, signal: Signal | None) -> list[str]:
         side = self.exercise.side
         if side in ("left", "right"):
             return [side]
         if side == "both":
             return ["left", "right"]
         # the better-seen side, sticky so one noisy frame does not switch it
-        joints = g.ANGLES[signal.angle] if signal.angle else ("shoulder", "hip", "knee", "elbow")
+        if signal is not None and signal.angle:
+            joints: tuple[str, ...] = g.ANGLES[signal.angle]
+        else:
+            joints = self.exercise.needs
 
         def confidence(s: str) -> float:
             return float(min(kp[g.K[f"{s}_{j}"], 3] for j in joints))
@@ -128,13 +131,18 @@ class ExerciseAnalyser:
         self._last_t = t
         if kp is not None:
             self._update_view(kp)
-        signal = self.profile.apply(self.exercise.signal_for(self.view))
+        signal = (
+            self.profile.apply(self.exercise.signal_for(self.view))
+            if self.exercise.kind != "hold"
+            else None
+        )
         sides = self._sides(kp, signal) if kp is not None else [self._side]
         framed = kp is not None and g.in_frame(kp, self._needed_points(sides), width, height)
         self._check_framing(kp is not None, framed, t)
         if self.exercise.kind == "hold":
             self._update_hold(kp if framed else None, sides, t, dt)
         else:
+            assert signal is not None
             value = self._measure(kp, signal, sides, t) if framed else None
             if value is None:
                 if self._last_seen is not None and t - self._last_seen > LOST_S:
@@ -188,7 +196,7 @@ class ExerciseAnalyser:
         if self.phase == "working":
             trace = self._trace
             assert trace is not None
-            self._record(trace, kp, value, sides, t)
+            self._record(trace, kp, value, progress, sides, t)
             if progress >= 1.0:
                 trace.reached_peak = True
             if progress <= 0:
@@ -202,7 +210,13 @@ class ExerciseAnalyser:
         return None
 
     def _record(
-        self, trace: _RepTrace, kp: np.ndarray, value: float, sides: list[str], t: float
+        self,
+        trace: _RepTrace,
+        kp: np.ndarray,
+        value: float,
+        progress: float,
+        sides: list[str],
+        t: float,
     ) -> None:
         trace.values.append(value)
         trace.times.append(t)
@@ -211,7 +225,8 @@ class ExerciseAnalyser:
             for name, angle in self._angles.items():
                 if name.startswith(key):
                     trace.sides[side].append(angle)
-        trace.add_metric("knee_width_ratio", g.knee_width_ratio(kp))
+        if progress >= 0.6:  # knees caving matter at the bottom of the movement
+            trace.add_metric("knee_width_ratio", g.knee_width_ratio(kp))
         best = self._side
         trace.add_metric("hip_sag", g.hip_sag(kp, best))
         shoulders = [g.side_angle(kp, "shoulder", s) for s in ("left", "right")]
@@ -233,7 +248,7 @@ class ExerciseAnalyser:
             extreme = min if decreasing else max
             metrics["symmetry_deg"] = abs(extreme(left) - extreme(right))
         bottom = trace.metrics.get("knee_width_ratio", [])
-        metrics["knee_width_ratio_min"] = min(bottom) if bottom else None
+        metrics["knee_width_ratio_bottom"] = float(np.median(bottom)) if bottom else None
         sag = trace.metrics.get("hip_sag", [])
         metrics["hip_sag_max"] = max(sag) if sag else None
         shoulder = trace.metrics.get("shoulder_angle", [])
@@ -258,6 +273,7 @@ class ExerciseAnalyser:
             "duration_s": round(t - trace.started, 2),
             "down_s": round(peak_time - trace.started, 2),
             "up_s": round(t - peak_time, 2),
+            "ended_at": round(t, 3),
             "good": good,
             "errors": [r.code for r in broken],
             "view": self.view,
