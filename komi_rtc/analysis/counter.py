@@ -21,7 +21,7 @@ from .filters import OneEuroFilter
 START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
 LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
 CUE_S = 2.5  # a cue stays readable this long
-PARTIAL = 0.35  # share of rest->peak that starts a movement (hysteresis)
+PARTIAL = 0.25  # share of rest->peak that starts a movement (hysteresis)
 MIN_REP_S = 0.35
 VIEW_STABLE_FRAMES = 5
 

@@ -60,6 +60,17 @@ def _check(message: dict[str, Any]) -> str | None:
     return None
 
 
+def replay_analyses(
+    path: Path, exercise: str, profile: str = "standard", catalog: Catalog | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+    """Each recorded message with the analysis and events the live path computes for it."""
+    live = LiveAnalysis("replay", catalog)
+    live.set_exercise(exercise, profile)
+    for message in read_recording(path):
+        analysis, events = live.update(message)
+        yield message, analysis, events
+
+
 def analyse_recording(
     path: Path, exercise: str, profile: str = "standard", catalog: Catalog | None = None
 ) -> dict[str, Any]:

@@ -127,7 +127,8 @@ def meets_targets(row: dict[str, Any]) -> bool:
 
 def format_table(table: dict[str, Any]) -> str:
     lines = [
-        "| exercise | sessions | MAE | OBO | form errors: precision / recall (support) | other | meets targets |",
+        "| exercise | sessions | MAE | OBO | form errors: precision / recall (support) "
+        "| other | meets targets |",
         "|---|---|---|---|---|---|---|",
     ]
     for exercise, row in table.items():
