@@ -81,6 +81,12 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{server.url}/cameras") as response:
                 assert "browser_cam" in (await response.json())["cameras"]
+        # the exercise panel is hidden until the server sends `analysis`, then shows it
+        assert not await page.locator("#analysis").is_visible()
+        await page.select_option("#exercise", "squat")
+        await page.locator("#analysis").wait_for(state="visible", timeout=10000)
+        assert "Squat" in await page.locator("#analysis").inner_text()
+        await page.screenshot(path=os.path.join(artifacts_dir, "camera_page_exercise.png"))
     finally:
         await context.close()
 

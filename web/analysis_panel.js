@@ -32,8 +32,10 @@ export class AnalysisPanel {
     set('exercise', name);
     let reps = analysis.reps;
     if (analysis.good_reps !== undefined) {
-      reps = `${analysis.reps ?? 0} (${analysis.good_reps} ${t('good_reps')}, ` +
-        `${analysis.bad_reps ?? 0} ${t('bad_reps')})`;
+      reps = `${analysis.reps ?? 0}`;
+      const detail = `${analysis.good_reps} ${t('good_reps')} · ${analysis.bad_reps ?? 0} ${t('bad_reps')}`;
+      const field = this.element.querySelector('[data-field="reps"]');
+      if (field) field.title = detail;
     }
     if (analysis.hold_seconds !== undefined) reps = `${Number(analysis.hold_seconds).toFixed(1)} s`;
     set('reps', reps);

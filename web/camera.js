@@ -94,6 +94,41 @@ async function openCamera() {
   listDevices();
 }
 
+async function loadExercises() {
+  try {
+    const response = await fetch('/exercises');
+    const { exercises } = await response.json();
+    const select = $('exercise');
+    for (const exercise of exercises) {
+      const option = document.createElement('option');
+      option.value = exercise.id;
+      option.dataset.names = JSON.stringify(exercise.name);
+      select.append(option);
+    }
+    nameExercises();
+    select.value = params.get('exercise') || localStorage.getItem('komi.exercise') || '';
+  } catch (error) { /* an older server: pose only */ }
+}
+
+function nameExercises() {
+  const lang = document.documentElement.lang;
+  for (const option of $('exercise').options) {
+    if (option.dataset.names) {
+      const names = JSON.parse(option.dataset.names);
+      option.textContent = names[lang] || names.en;
+    }
+  }
+}
+
+function sendExercise() {
+  localStorage.setItem('komi.exercise', $('exercise').value);
+  if (peer && peer.channel.readyState === 'open') {
+    peer.channel.send(JSON.stringify({
+      type: 'set_exercise', exercise: $('exercise').value || null, profile: $('profile').value,
+    }));
+  }
+}
+
 function onMessage(message) {
   if (message.type === 'pong') { clock.onPong(message); return; }
   if (message.type === 'error') { console.warn('server:', message.error); return; }
@@ -168,7 +203,10 @@ async function start() {
       },
     });
     if (peer.cameraId) $('camera-id').value = peer.cameraId;
-    peer.channel.onopen = () => clock.ping(peer.channel);
+    peer.channel.onopen = () => {
+      clock.ping(peer.channel);
+      if ($('exercise').value) sendExercise();
+    };
     pingTimer = setInterval(() => peer && clock.ping(peer.channel), 2000);
     keepAwake();
   } catch (error) {
@@ -203,7 +241,13 @@ $('connect').addEventListener('click', () => {
   start();
 });
 $('disconnect').addEventListener('click', stop);
-$('language').addEventListener('click', () => { toggleLanguage(); setState(stats.state); });
+$('exercise').addEventListener('change', sendExercise);
+$('profile').addEventListener('change', sendExercise);
+$('language').addEventListener('click', () => {
+  toggleLanguage();
+  setState(stats.state);
+  nameExercises();
+});
 $('speak').addEventListener('change', () => {
   panel.speak = $('speak').checked;
   localStorage.setItem('komi.speak', panel.speak ? '1' : '0');
@@ -219,6 +263,7 @@ window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(re
 
 applyLanguage();
 loadSettings();
+loadExercises();
 setState('idle');
 setInterval(refreshStatus, 500);
 if (params.get('autostart') === '1') $('connect').click();

@@ -14,6 +14,8 @@ const STRINGS = {
     overlay: 'Overlay', cameras: 'Cameras', no_cameras: 'No cameras are streaming yet.',
     offline: 'offline', mismatch: 'Overlay match', settings: 'Settings', language: '한국어',
     phase: 'Phase', good_reps: 'good', bad_reps: 'to fix', angle: 'Angle',
+    no_exercise: 'None (pose only)', profile: 'Level', beginner: 'Beginner',
+    standard: 'Standard', strict: 'Strict',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -28,6 +30,8 @@ const STRINGS = {
     overlay: '오버레이', cameras: '카메라', no_cameras: '아직 스트리밍 중인 카메라가 없습니다.',
     offline: '오프라인', mismatch: '오버레이 일치', settings: '설정', language: 'English',
     phase: '단계', good_reps: '좋음', bad_reps: '교정 필요', angle: '각도',
+    no_exercise: '없음 (자세만)', profile: '난이도', beginner: '초급',
+    standard: '보통', strict: '엄격',
   },
 };
 

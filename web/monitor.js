@@ -27,7 +27,12 @@ class Tile {
     this.canvas = this.element.querySelector('canvas');
     this.element.querySelector('.camera-id').textContent = cameraId;
     this.panel = new AnalysisPanel(this.element.querySelector('.analysis'));
-    this.element.addEventListener('click', () => this.element.classList.toggle('enlarged'));
+    this.element.addEventListener('click', (event) => {
+      if (event.target.tagName !== 'SELECT') this.element.classList.toggle('enlarged');
+    });
+    this.exerciseSelect = this.element.querySelector('select.exercise');
+    fillExercises(this.exerciseSelect);
+    this.exerciseSelect.addEventListener('change', () => this.chooseExercise());
     grid.append(this.element);
     applyLanguage(this.element);
     this.messages = new Map(); // frame_pts mod 2^32 -> message
@@ -88,6 +93,7 @@ class Tile {
     if (message.type === 'pong') { this.clock.onPong(message); return; }
     if (message.type === 'video_timing') { this.offset = message.rtp_timestamp_offset; return; }
     if (message.type === 'camera_disconnected') { this.setOffline(true); return; }
+    if (message.type === 'exercise_set') { this.exerciseSelect.value = message.exercise || ''; return; }
     if (message.type !== 'frame_processed') return;
     this.stats.messages += 1;
     this.rate.tick();
@@ -105,6 +111,14 @@ class Tile {
     } else if (!this.rvfcActive()) {
       this.draw(message, null);
     }
+  }
+
+  async chooseExercise() {
+    // a trainer picks the exercise for this camera (REST, so it works for every camera kind)
+    await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ exercise: this.exerciseSelect.value || null }),
+    }).catch(() => {});
   }
 
   rvfcActive() { return this.stats.rvfc && this.offset !== null; }
@@ -180,6 +194,24 @@ class Tile {
     if (this.peer) this.peer.pc.close();
     this.element.remove();
     delete debug.tiles[this.cameraId];
+  }
+}
+
+let exerciseList = null;
+async function loadExerciseList() {
+  if (!exerciseList) {
+    exerciseList = fetch('/exercises').then((r) => r.json()).then((d) => d.exercises).catch(() => []);
+  }
+  return exerciseList;
+}
+
+async function fillExercises(select) {
+  const lang = document.documentElement.lang;
+  for (const exercise of await loadExerciseList()) {
+    const option = document.createElement('option');
+    option.value = exercise.id;
+    option.textContent = exercise.name[lang] || exercise.name.en;
+    select.append(option);
   }
 }
 
