@@ -138,6 +138,22 @@ async def get_image(request: web.Request) -> web.Response:
     return web.Response(body=jpeg, content_type="image/jpeg")
 
 
+async def stats(request: web.Request) -> web.Response:
+    """Per-camera counters: frames received, analysed and skipped by design (newest wins)."""
+    cameras = {}
+    for session in request.app[REGISTRY].sessions():
+        s = session.stats
+        cameras[session.camera_id] = {
+            "kind": session.kind,
+            "frames_received": s.frames_received,
+            "frames_analysed": s.frames_analysed,
+            "frames_skipped": s.frames_skipped,
+            "analysis_failures": s.analysis_failures,
+            "monitors": max(0, len(session.sinks) - (1 if session.own_sink else 0)),
+        }
+    return web.json_response({"cameras": cameras, "workers": request.app[POOL].size})
+
+
 async def exercises(request: web.Request) -> web.Response:
     from .analysis.catalog import PROFILES, default_catalog
 
@@ -254,6 +270,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     router.add_get("/favicon.ico", _page("favicon.svg"))
     router.add_get("/cameras", cameras)
     router.add_get("/exercises", exercises)
+    router.add_get("/stats", stats)
     router.add_post("/cameras/{camera_id}/exercise", set_camera_exercise)
     router.add_get("/latest_image/{camera_id}", latest_image)
     router.add_get("/get-image/{camera_id}", get_image)

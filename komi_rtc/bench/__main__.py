@@ -1,0 +1,3 @@
+from .load import main
+
+raise SystemExit(main())

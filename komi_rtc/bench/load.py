@@ -1,0 +1,309 @@
+"""`python -m komi_rtc.bench`: load benchmark of the real server, every peer its own process.
+
+Starts the server (ours, and the naive baseline for a side-by-side ratio), N camera peers
+streaming the demo person and M monitor peers per camera, all over loopback; samples the
+server's CPU and memory (its pose workers included); reports per camera and in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+WARMUP_S = 3.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)  # polling a starting server
+    raise RuntimeError("server did not start")
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None}
+    array = np.asarray(values)
+    return {f"p{q}": round(float(np.percentile(array, q)), 1) for q in (50, 95, 99)}
+
+
+_WATCHED: dict[int, psutil.Process] = {}
+
+
+def _sample(process: psutil.Process, since: float) -> dict[str, float]:
+    """CPU and memory of the server and its pose workers (Process objects are kept, since
+    psutil measures CPU between two calls on the same object)."""
+    members = [process]
+    try:
+        members += process.children(recursive=True)
+    except psutil.Error:
+        pass
+    members = [_WATCHED.setdefault(m.pid, m) for m in members]
+    cpu = rss = 0.0
+    for member in members:
+        try:
+            cpu += member.cpu_percent(None)
+            rss += member.memory_info().rss
+        except psutil.Error:
+            continue
+    return {"t": round(time.monotonic() - since, 2), "cpu_percent": round(cpu, 1),
+            "rss_mb": round(rss / 2**20, 1)}
+
+
+def run_load(design: str, cameras: int, monitors: int, fps: float, duration: float,
+             workers: int | None, workdir: Path) -> dict[str, Any]:
+    """One run: returns the report of one server design under one load."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", GLOG_minloglevel="2")
+    if design == "komi":
+        command = [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1",
+                   "--port", str(port)]
+        if workers:
+            command += ["--workers", str(workers)]
+    else:
+        command = [sys.executable, "-m", "komi_rtc.bench.naive_server", "--port", str(port)]
+        monitors = 0  # the naive design has no monitor path
+    log = open(workdir / f"{design}-server.log", "wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    peers: list[tuple[subprocess.Popen[bytes], Path]] = []
+    samples: list[dict[str, float]] = []
+    stats: dict[str, Any] = {}
+    try:
+        _wait_ready(url + "/", server)
+        watched = psutil.Process(server.pid)
+        _sample(watched, time.monotonic())  # prime cpu_percent
+        started = time.monotonic()
+        for i in range(cameras):
+            camera_id = f"bench_cam_{i + 1}"
+            out = workdir / f"{design}-{camera_id}.json"
+            peers.append((subprocess.Popen(
+                [sys.executable, "-m", "komi_rtc.bench.peer", "camera", "--server", url,
+                 "--camera-id", camera_id, "--fps", str(fps), "--duration", str(duration),
+                 "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL), out))
+            for m in range(monitors):
+                out = workdir / f"{design}-{camera_id}-monitor{m + 1}.json"
+                peers.append((subprocess.Popen(
+                    [sys.executable, "-m", "komi_rtc.bench.peer", "monitor", "--server", url,
+                     "--camera-id", camera_id, "--duration", str(duration), "--out", str(out)],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
+        while any(p.poll() is None for p, _ in peers):
+            time.sleep(0.5)  # sampling interval
+            samples.append(_sample(watched, started))
+            if design == "komi" and time.monotonic() - started < duration - 1:
+                try:
+                    with urllib.request.urlopen(url + "/stats", timeout=2) as response:
+                        stats = json.load(response)
+                except OSError:
+                    pass
+            if time.monotonic() - started > duration + 60:
+                break
+    finally:
+        for process, _ in peers:
+            if process.poll() is None:
+                process.kill()
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    results = [json.loads(path.read_text()) for _, path in peers if path.exists()]
+    return _report(design, cameras, monitors, fps, duration, results, samples, stats)
+
+
+def _report(design: str, cameras: int, monitors: int, fps: float, duration: float,
+            results: list[dict[str, Any]], samples: list[dict[str, float]],
+            stats: dict[str, Any]) -> dict[str, Any]:
+    per_camera: dict[str, Any] = {}
+    all_latencies: list[float] = []
+    for result in results:
+        if result["role"] != "camera":
+            continue
+        latencies = [ms for t, ms in result["results"] if t >= WARMUP_S]
+        all_latencies += latencies
+        sent = result["frames_sent"]
+        analysed = len(result["results"])
+        server = stats.get("cameras", {}).get(result["camera_id"], {})
+        per_camera[result["camera_id"]] = {
+            "frames_sent": sent,
+            "frames_analysed": analysed,
+            "analysed_share": round(analysed / sent, 3) if sent else 0.0,
+            "analysed_fps": round(analysed / result["duration"], 2),
+            "frames_skipped_by_design": server.get("frames_skipped"),
+            "latency_ms": _percentiles(latencies),
+            "latency_series": _series(result["results"]),
+            "monitor_video_fps": [],
+        }
+    for result in results:
+        if result["role"] == "monitor" and result["camera_id"] in per_camera:
+            frames = [t for t in result["frames"] if t >= WARMUP_S]
+            span = max(1e-6, result["duration"] - WARMUP_S)
+            per_camera[result["camera_id"]]["monitor_video_fps"].append(
+                round(len(frames) / span, 2))
+    shares = [c["analysed_share"] for c in per_camera.values()]
+    sent = sum(c["frames_sent"] for c in per_camera.values())
+    analysed = sum(c["frames_analysed"] for c in per_camera.values())
+    rss = [s["rss_mb"] for s in samples if s["t"] >= WARMUP_S]
+    total: dict[str, Any] = {
+        "frames_sent": sent,
+        "frames_analysed": analysed,
+        "analysed_share": round(analysed / sent, 3) if sent else 0.0,
+        "analysed_fps": round(analysed / duration, 2),
+        "latency_ms": _percentiles(all_latencies),
+        "fairness_spread": round((max(shares) - min(shares)) / max(1e-6, float(np.mean(shares))),
+                                 3) if shares else None,
+        "cpu_percent_mean": round(float(np.mean([s["cpu_percent"] for s in samples])), 1)
+        if samples else None,
+        "rss_mb_start": rss[0] if rss else None,
+        "rss_mb_end": rss[-1] if rss else None,
+    }
+    if duration >= 150:
+        first = [ms for r in results if r["role"] == "camera"
+                 for t, ms in r["results"] if WARMUP_S <= t < 60 + WARMUP_S]
+        last = [ms for r in results if r["role"] == "camera"
+                for t, ms in r["results"] if t >= duration - 60]
+        total["p95_first_minute_ms"] = _percentiles(first)["p95"]
+        total["p95_last_minute_ms"] = _percentiles(last)["p95"]
+        after_warmup = [s["rss_mb"] for s in samples if s["t"] >= 60]
+        if after_warmup:
+            total["memory_growth_after_first_minute"] = round(
+                (after_warmup[-1] - after_warmup[0]) / after_warmup[0], 4)
+    return {"design": design, "cameras": cameras, "monitors_per_camera": monitors,
+            "fps": fps, "duration_s": duration, "per_camera": per_camera, "total": total,
+            "server_samples": samples}
+
+
+def _series(results: list[list[float]], window: float = 5.0) -> list[list[float]]:
+    """[window start s, p95 ms] so the plot shows latency over time."""
+    if not results:
+        return []
+    end = results[-1][0]
+    series = []
+    start = 0.0
+    while start <= end:
+        chunk = [ms for t, ms in results if start <= t < start + window]
+        if chunk:
+            series.append([start, round(float(np.percentile(chunk, 95)), 1)])
+        start += window
+    return series
+
+
+def plot(reports: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for report in reports:
+        label = f"{report['design']} {report['cameras']} cam"
+        for camera_id, camera in report["per_camera"].items():
+            series = camera["latency_series"]
+            if series:
+                top.plot([s[0] for s in series], [s[1] for s in series],
+                         label=f"{label} {camera_id}", linestyle="-" if report["design"] == "komi"
+                         else "--")
+        samples = report["server_samples"]
+        bottom.plot([s["t"] for s in samples], [s["cpu_percent"] for s in samples], label=label)
+    top.set_ylabel("latency p95 (ms, 5 s windows)")
+    top.set_yscale("log")
+    top.legend(fontsize=6)
+    bottom.set_ylabel("server CPU % (all processes)")
+    bottom.set_xlabel("seconds")
+    bottom.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def format_table(reports: list[dict[str, Any]]) -> str:
+    lines = ["| design | cameras | fps | analysed share | analysed fps | skipped by design | "
+             "latency p50 / p95 / p99 ms | monitor video fps | fairness spread | server CPU % | "
+             "server RSS MB |", "|" + "---|" * 11]
+    for r in reports:
+        t = r["total"]
+        lat = t["latency_ms"]
+        skipped = sum(c["frames_skipped_by_design"] or 0 for c in r["per_camera"].values())
+        monitor = [f for c in r["per_camera"].values() for f in c["monitor_video_fps"]]
+        lines.append(
+            f"| {r['design']} | {r['cameras']} | {r['fps']:g} | {t['analysed_share']:.1%} | "
+            f"{t['analysed_fps']} | {skipped} | {lat['p50']} / {lat['p95']} / {lat['p99']} | "
+            f"{round(float(np.mean(monitor)), 1) if monitor else '–'} | {t['fairness_spread']} | "
+            f"{t['cpu_percent_mean']} | {t['rss_mb_start']} → {t['rss_mb_end']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench", description=__doc__)
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 4],
+                        help="camera counts to run (1 4)")
+    parser.add_argument("--monitors", type=int, default=1, help="monitors per camera (1)")
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per run (30)")
+    parser.add_argument("--workers", type=int, default=None, help="server pose workers")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive design")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in args.cameras:
+            designs = ["komi"] + ([] if args.no_baseline else ["naive"])
+            for design in designs:
+                print(f"running {design}: {count} camera(s) x {args.fps:g} fps, "
+                      f"{args.monitors if design == 'komi' else 0} monitor(s) each, "
+                      f"{args.duration:g} s ...", flush=True)
+                reports.append(run_load(design, count, args.monitors, args.fps, args.duration,
+                                        args.workers, Path(tmp)))
+    ratios = {}
+    for count in args.cameras:
+        ours = next(r for r in reports if r["design"] == "komi" and r["cameras"] == count)
+        base = next((r for r in reports if r["design"] == "naive" and r["cameras"] == count),
+                    None)
+        if base:
+            p95_ours, p95_base = ours["total"]["latency_ms"]["p95"], base["total"]["latency_ms"]["p95"]
+            ratios[str(count)] = {
+                "analysed_fps_ours_over_baseline": round(
+                    ours["total"]["analysed_fps"] / max(1e-6, base["total"]["analysed_fps"]), 2),
+                "p95_latency_ours_over_baseline": round(p95_ours / p95_base, 3)
+                if p95_ours and p95_base else None,
+            }
+    print(format_table(reports))
+    for count, ratio in ratios.items():
+        print(f"{count} camera(s): ours / baseline analysed fps "
+              f"{ratio['analysed_fps_ours_over_baseline']}x, p95 latency "
+              f"{ratio['p95_latency_ours_over_baseline']}x")
+    (args.out / "report.json").write_text(json.dumps({"runs": reports, "ratios": ratios},
+                                                     indent=1))
+    plot(reports, args.out / "report.png")
+    print(f"JSON: {args.out / 'report.json'}  plot: {args.out / 'report.png'}")
+    return 0

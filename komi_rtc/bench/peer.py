@@ -1,0 +1,111 @@
+"""One benchmark peer process: a camera (the real camera peer) or a monitor.
+
+`python -m komi_rtc.bench.peer camera|monitor --server URL --camera-id ID --duration S
+--out FILE.json`; writes what it measured when the duration is over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from ..camera import CameraPeer
+from ..video_sources import open_source
+
+
+async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
+    peer = CameraPeer(args.server, args.camera_id, open_source("demo", 640, 480, args.fps),
+                      args.fps)
+    peer.messages = asyncio.Queue()
+    task = asyncio.create_task(peer.run())
+    start = time.monotonic()
+    results: list[list[float]] = []
+    try:
+        while time.monotonic() - start < args.duration:
+            try:
+                message = await asyncio.wait_for(peer.messages.get(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if message.get("type") == "frame_processed" and "latency_ms" in message:
+                results.append([round(time.monotonic() - start, 3), message["latency_ms"]])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        sent = peer.frames_sent()
+        await peer.close()
+    return {"role": "camera", "camera_id": args.camera_id, "frames_sent": sent,
+            "results": results, "duration": args.duration}
+
+
+async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
+    start = time.monotonic()
+    frames: list[float] = []
+    messages = 0
+    pc: RTCPeerConnection | None = None
+    reader: asyncio.Task[None] | None = None
+    while time.monotonic() - start < args.duration and pc is None:
+        candidate = RTCPeerConnection()
+        candidate.addTransceiver("video", direction="recvonly")
+        channel = candidate.createDataChannel("komi")
+
+        @channel.on("message")
+        def on_message(raw: str) -> None:
+            nonlocal messages
+            messages += 1
+
+        @candidate.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            async def read() -> None:
+                while True:
+                    await track.recv()
+                    frames.append(round(time.monotonic() - start, 3))
+
+            nonlocal reader
+            reader = asyncio.ensure_future(read())
+
+        await candidate.setLocalDescription(await candidate.createOffer())
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{args.server}/offer", json={
+                "sdp": candidate.localDescription.sdp, "type": "offer", "role": "monitor",
+                "camera_id": args.camera_id}) as response:
+                answer = await response.json()
+        if response.status != 200:
+            await candidate.close()
+            await asyncio.sleep(0.5)  # the camera is not streaming yet: ask again
+            continue
+        await candidate.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        pc = candidate
+    remaining = args.duration - (time.monotonic() - start)
+    if remaining > 0:
+        await asyncio.sleep(remaining)  # measuring for the run's duration
+    if reader is not None:
+        reader.cancel()
+    if pc is not None:
+        await pc.close()
+    return {"role": "monitor", "camera_id": args.camera_id, "frames": frames,
+            "messages": messages, "duration": args.duration}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench.peer")
+    parser.add_argument("role", choices=("camera", "monitor"))
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--camera-id", required=True)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    run = run_camera if args.role == "camera" else run_monitor
+    result = asyncio.run(run(args))
+    with open(args.out, "w") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    main()
