@@ -74,7 +74,8 @@ def _sample(process: psutil.Process, since: float) -> dict[str, float]:
         except psutil.Error:
             continue
     return {"t": round(time.monotonic() - since, 2), "cpu_percent": round(cpu, 1),
-            "rss_mb": round(rss / 2**20, 1)}
+            "rss_mb": round(rss / 2**20, 1),
+            "machine_cpu_percent": round(psutil.cpu_percent(None) * (psutil.cpu_count() or 1), 1)}
 
 
 def run_load(design: str, cameras: int, monitors: int, fps: float, duration: float,
@@ -148,7 +149,9 @@ def _report(design: str, cameras: int, monitors: int, fps: float, duration: floa
     for result in results:
         if result["role"] != "camera":
             continue
-        latencies = [ms for t, ms in result["results"] if t >= WARMUP_S]
+        latencies = [row[1] for row in result["results"] if row[0] >= WARMUP_S]
+        inference = [row[2] for row in result["results"] if row[0] >= WARMUP_S and row[2]]
+        server_ms = [row[3] for row in result["results"] if row[0] >= WARMUP_S and row[3]]
         all_latencies += latencies
         sent = result["frames_sent"]
         analysed = len(result["results"])
@@ -160,6 +163,8 @@ def _report(design: str, cameras: int, monitors: int, fps: float, duration: floa
             "analysed_fps": round(analysed / result["duration"], 2),
             "frames_skipped_by_design": server.get("frames_skipped"),
             "latency_ms": _percentiles(latencies),
+            "inference_ms_mean": round(float(np.mean(inference)), 1) if inference else None,
+            "server_ms_mean": round(float(np.mean(server_ms)), 1) if server_ms else None,
             "latency_series": _series(result["results"]),
             "monitor_video_fps": [],
         }
@@ -183,14 +188,18 @@ def _report(design: str, cameras: int, monitors: int, fps: float, duration: floa
                                  3) if shares else None,
         "cpu_percent_mean": round(float(np.mean([s["cpu_percent"] for s in samples])), 1)
         if samples else None,
+        "machine_cpu_percent_mean": round(
+            float(np.mean([s["machine_cpu_percent"] for s in samples[1:]])), 1)
+        if len(samples) > 1 else None,
+        "machine_cpu_percent_capacity": 100 * (psutil.cpu_count() or 1),
         "rss_mb_start": rss[0] if rss else None,
         "rss_mb_end": rss[-1] if rss else None,
     }
     if duration >= 150:
-        first = [ms for r in results if r["role"] == "camera"
-                 for t, ms in r["results"] if WARMUP_S <= t < 60 + WARMUP_S]
-        last = [ms for r in results if r["role"] == "camera"
-                for t, ms in r["results"] if t >= duration - 60]
+        first = [row[1] for r in results if r["role"] == "camera"
+                 for row in r["results"] if WARMUP_S <= row[0] < 60 + WARMUP_S]
+        last = [row[1] for r in results if r["role"] == "camera"
+                for row in r["results"] if row[0] >= duration - 60]
         total["p95_first_minute_ms"] = _percentiles(first)["p95"]
         total["p95_last_minute_ms"] = _percentiles(last)["p95"]
         after_warmup = [s["rss_mb"] for s in samples if s["t"] >= 60]
@@ -210,7 +219,7 @@ def _series(results: list[list[float]], window: float = 5.0) -> list[list[float]
     series = []
     start = 0.0
     while start <= end:
-        chunk = [ms for t, ms in results if start <= t < start + window]
+        chunk = [row[1] for row in results if start <= row[0] < start + window]
         if chunk:
             series.append([start, round(float(np.percentile(chunk, 95)), 1)])
         start += window
@@ -248,7 +257,7 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
 def format_table(reports: list[dict[str, Any]]) -> str:
     lines = ["| design | cameras | fps | analysed share | analysed fps | skipped by design | "
              "latency p50 / p95 / p99 ms | monitor video fps | fairness spread | server CPU % | "
-             "server RSS MB |", "|" + "---|" * 11]
+             "machine CPU % | server RSS MB |", "|" + "---|" * 12]
     for r in reports:
         t = r["total"]
         lat = t["latency_ms"]
@@ -258,7 +267,8 @@ def format_table(reports: list[dict[str, Any]]) -> str:
             f"| {r['design']} | {r['cameras']} | {r['fps']:g} | {t['analysed_share']:.1%} | "
             f"{t['analysed_fps']} | {skipped} | {lat['p50']} / {lat['p95']} / {lat['p99']} | "
             f"{round(float(np.mean(monitor)), 1) if monitor else '–'} | {t['fairness_spread']} | "
-            f"{t['cpu_percent_mean']} | {t['rss_mb_start']} → {t['rss_mb_end']} |")
+            f"{t['cpu_percent_mean']} | {t['machine_cpu_percent_mean']} of "
+            f"{t['machine_cpu_percent_capacity']} | {t['rss_mb_start']} → {t['rss_mb_end']} |")
     return "\n".join(lines)
 
 

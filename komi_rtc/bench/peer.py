@@ -33,7 +33,9 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
             except asyncio.TimeoutError:
                 continue
             if message.get("type") == "frame_processed" and "latency_ms" in message:
-                results.append([round(time.monotonic() - start, 3), message["latency_ms"]])
+                timing = message.get("timing", {})
+                results.append([round(time.monotonic() - start, 3), message["latency_ms"],
+                                timing.get("inference_ms"), timing.get("server_ms")])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
