@@ -36,7 +36,9 @@ async def _cycle(url: str, with_monitor: bool) -> None:
     await camera.close()
 
 
-async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server):
+async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server, request):
+    """50 cycles in CI; `pytest --soak` runs 500."""
+    cycles = 500 if request.config.getoption("--soak") else 50
     process = psutil.Process()
 
     async def cameras() -> list[str]:
@@ -52,7 +54,7 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server):
     segments_before = _shared_memory_segments()
     rss_before = process.memory_info().rss
 
-    for i in range(50):
+    for i in range(cycles):
         await _cycle(server.url, with_monitor=i % 5 == 0)
     await _wait_until_empty(cameras)
     await wait_for(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout=10)
@@ -65,7 +67,7 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server):
     )
     assert _peer_connections() <= pcs_before
     assert _shared_memory_segments() <= segments_before
-    assert growth_mb < 25, f"memory grew {growth_mb:.1f} MiB over 50 cycles"
+    assert growth_mb < 25, f"memory grew {growth_mb:.1f} MiB over {cycles} cycles"
 
 
 async def _wait_until_empty(cameras) -> None:

@@ -1,0 +1,45 @@
+"""A short run of the load benchmark: the report is complete and consistent.
+
+The figures themselves are judged from the full run (README), not here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_short_load_benchmark_report_is_complete(tmp_path):
+    out = tmp_path / "bench"
+    result = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.bench", "--cameras", "2", "--duration", "6",
+         "--workers", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.png").stat().st_size > 10_000
+    designs = {run["design"]: run for run in report["runs"]}
+    assert set(designs) == {"komi", "naive"}
+    for design, run in designs.items():
+        assert len(run["per_camera"]) == 2
+        for camera in run["per_camera"].values():
+            assert camera["frames_sent"] > 0
+            assert 0 < camera["analysed_share"] <= 1
+            for q in ("p50", "p95", "p99"):
+                assert camera["latency_ms"][q] > 0
+            assert camera["latency_ms"]["p50"] <= camera["latency_ms"]["p95"]
+            if design == "komi":
+                assert camera["frames_skipped_by_design"] is not None
+                assert camera["frames_skipped_by_design"] >= 0
+                assert len(camera["monitor_video_fps"]) == 1
+                assert camera["monitor_video_fps"][0] > 0
+        total = run["total"]
+        assert 0 < total["analysed_share"] <= 1
+        assert total["cpu_percent_mean"] > 0 and total["rss_mb_end"] > 0
+        assert run["server_samples"]
+    ratio = report["ratios"]["2"]
+    assert ratio["analysed_fps_ours_over_baseline"] > 0
+    assert ratio["p95_latency_ours_over_baseline"] > 0
+    assert "| komi | 2 |" in result.stdout
