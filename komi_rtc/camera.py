@@ -17,7 +17,7 @@ import logging
 import signal
 import sys
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -94,15 +94,13 @@ class CameraStatus:
     camera_id: str
     state: str = "starting"
     results: int = 0
-    analysed_times: list[float] = field(default_factory=list)
+    analysed_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     frames_sent_before: int = 0
 
     def analysed_fps(self) -> float:
         now = time.monotonic()
-        recent = [t for t in self.analysed_times if now - t <= 3.0]
-        self.analysed_times = recent
-        return len(recent) / 3.0
+        return sum(1 for t in self.analysed_times if now - t <= 3.0) / 3.0
 
 
 class CameraPeer:

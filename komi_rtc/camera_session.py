@@ -84,6 +84,7 @@ class CameraSession:
         self.stats = SessionStats()
         self.latest_message: dict[str, Any] | None = None
         self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
+        self.jpeg_cache: tuple[int, bytes] | None = None  # (frame version, JPEG) for /get-image
         self.pc: RTCPeerConnection | None = None
         self.analysis = LiveAnalysis(camera_id)
         self.sinks: set[MessageSink] = set()  # camera + monitors

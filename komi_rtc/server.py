@@ -101,7 +101,7 @@ def _session(request: web.Request) -> CameraSession:
 
 async def _newest_jpeg(session: CameraSession) -> bytes:
     """JPEG of the newest frame, encoded in a thread and cached per frame."""
-    cached = getattr(session, "_jpeg_cache", None)
+    cached = session.jpeg_cache
     item = session.newest.latest
     if item is None:
         raise web.HTTPServiceUnavailable(reason="no frame received from this camera yet")
@@ -115,7 +115,7 @@ async def _newest_jpeg(session: CameraSession) -> bytes:
         return data.tobytes()
 
     jpeg = await asyncio.get_running_loop().run_in_executor(None, encode)
-    session._jpeg_cache = (version, jpeg)  # type: ignore[attr-defined]
+    session.jpeg_cache = (version, jpeg)
     return jpeg
 
 

@@ -73,25 +73,41 @@ def _sample(process: psutil.Process, since: float) -> dict[str, float]:
             rss += member.memory_info().rss
         except psutil.Error:
             continue
-    return {"t": round(time.monotonic() - since, 2), "cpu_percent": round(cpu, 1),
-            "rss_mb": round(rss / 2**20, 1),
-            "machine_cpu_percent": round(psutil.cpu_percent(None) * (psutil.cpu_count() or 1), 1)}
+    return {
+        "t": round(time.monotonic() - since, 2),
+        "cpu_percent": round(cpu, 1),
+        "rss_mb": round(rss / 2**20, 1),
+        "machine_cpu_percent": round(psutil.cpu_percent(None) * (psutil.cpu_count() or 1), 1),
+    }
 
 
-def run_load(design: str, cameras: int, monitors: int, fps: float, duration: float,
-             workers: int | None, workdir: Path) -> dict[str, Any]:
+def run_load(
+    design: str,
+    cameras: int,
+    monitors: int,
+    fps: float,
+    duration: float,
+    workers: int | None,
+    workdir: Path,
+) -> dict[str, Any]:
     """One run: returns the report of one server design under one load."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONUNBUFFERED="1", GLOG_minloglevel="2")
     if design == "komi":
-        command = [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1",
-                   "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "komi_rtc.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         if workers:
             command += ["--workers", str(workers)]
     else:
         command = [sys.executable, "-m", "komi_rtc.bench.naive_server", "--port", str(port)]
-        monitors = 0  # the naive design has no monitor path
     log = open(workdir / f"{design}-server.log", "wb")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     peers: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -105,17 +121,58 @@ def run_load(design: str, cameras: int, monitors: int, fps: float, duration: flo
         for i in range(cameras):
             camera_id = f"bench_cam_{i + 1}"
             out = workdir / f"{design}-{camera_id}.json"
-            peers.append((subprocess.Popen(
-                [sys.executable, "-m", "komi_rtc.bench.peer", "camera", "--server", url,
-                 "--camera-id", camera_id, "--fps", str(fps), "--duration", str(duration),
-                 "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL), out))
+            peers.append(
+                (
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "komi_rtc.bench.peer",
+                            "camera",
+                            "--server",
+                            url,
+                            "--camera-id",
+                            camera_id,
+                            "--fps",
+                            str(fps),
+                            "--duration",
+                            str(duration),
+                            "--out",
+                            str(out),
+                        ],
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    ),
+                    out,
+                )
+            )
             for m in range(monitors):
                 out = workdir / f"{design}-{camera_id}-monitor{m + 1}.json"
-                peers.append((subprocess.Popen(
-                    [sys.executable, "-m", "komi_rtc.bench.peer", "monitor", "--server", url,
-                     "--camera-id", camera_id, "--duration", str(duration), "--out", str(out)],
-                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
+                peers.append(
+                    (
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-m",
+                                "komi_rtc.bench.peer",
+                                "monitor",
+                                "--server",
+                                url,
+                                "--camera-id",
+                                camera_id,
+                                "--duration",
+                                str(duration),
+                                "--out",
+                                str(out),
+                            ],
+                            env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        ),
+                        out,
+                    )
+                )
         while any(p.poll() is None for p, _ in peers):
             time.sleep(0.5)  # sampling interval
             samples.append(_sample(watched, started))
@@ -141,9 +198,16 @@ def run_load(design: str, cameras: int, monitors: int, fps: float, duration: flo
     return _report(design, cameras, monitors, fps, duration, results, samples, stats)
 
 
-def _report(design: str, cameras: int, monitors: int, fps: float, duration: float,
-            results: list[dict[str, Any]], samples: list[dict[str, float]],
-            stats: dict[str, Any]) -> dict[str, Any]:
+def _report(
+    design: str,
+    cameras: int,
+    monitors: int,
+    fps: float,
+    duration: float,
+    results: list[dict[str, Any]],
+    samples: list[dict[str, float]],
+    stats: dict[str, Any],
+) -> dict[str, Any]:
     per_camera: dict[str, Any] = {}
     all_latencies: list[float] = []
     for result in results:
@@ -173,7 +237,8 @@ def _report(design: str, cameras: int, monitors: int, fps: float, duration: floa
             frames = [t for t in result["frames"] if t >= WARMUP_S]
             span = max(1e-6, result["duration"] - WARMUP_S)
             per_camera[result["camera_id"]]["monitor_video_fps"].append(
-                round(len(frames) / span, 2))
+                round(len(frames) / span, 2)
+            )
     shares = [c["analysed_share"] for c in per_camera.values()]
     sent = sum(c["frames_sent"] for c in per_camera.values())
     analysed = sum(c["frames_analysed"] for c in per_camera.values())
@@ -184,31 +249,53 @@ def _report(design: str, cameras: int, monitors: int, fps: float, duration: floa
         "analysed_share": round(analysed / sent, 3) if sent else 0.0,
         "analysed_fps": round(analysed / duration, 2),
         "latency_ms": _percentiles(all_latencies),
-        "fairness_spread": round((max(shares) - min(shares)) / max(1e-6, float(np.mean(shares))),
-                                 3) if shares else None,
+        "fairness_spread": round((max(shares) - min(shares)) / max(1e-6, float(np.mean(shares))), 3)
+        if shares
+        else None,
         "cpu_percent_mean": round(float(np.mean([s["cpu_percent"] for s in samples])), 1)
-        if samples else None,
+        if samples
+        else None,
         "machine_cpu_percent_mean": round(
-            float(np.mean([s["machine_cpu_percent"] for s in samples[1:]])), 1)
-        if len(samples) > 1 else None,
+            float(np.mean([s["machine_cpu_percent"] for s in samples[1:]])), 1
+        )
+        if len(samples) > 1
+        else None,
         "machine_cpu_percent_capacity": 100 * (psutil.cpu_count() or 1),
         "rss_mb_start": rss[0] if rss else None,
         "rss_mb_end": rss[-1] if rss else None,
     }
     if duration >= 150:
-        first = [row[1] for r in results if r["role"] == "camera"
-                 for row in r["results"] if WARMUP_S <= row[0] < 60 + WARMUP_S]
-        last = [row[1] for r in results if r["role"] == "camera"
-                for row in r["results"] if row[0] >= duration - 60]
+        first = [
+            row[1]
+            for r in results
+            if r["role"] == "camera"
+            for row in r["results"]
+            if WARMUP_S <= row[0] < 60 + WARMUP_S
+        ]
+        last = [
+            row[1]
+            for r in results
+            if r["role"] == "camera"
+            for row in r["results"]
+            if row[0] >= duration - 60
+        ]
         total["p95_first_minute_ms"] = _percentiles(first)["p95"]
         total["p95_last_minute_ms"] = _percentiles(last)["p95"]
         after_warmup = [s["rss_mb"] for s in samples if s["t"] >= 60]
         if after_warmup:
             total["memory_growth_after_first_minute"] = round(
-                (after_warmup[-1] - after_warmup[0]) / after_warmup[0], 4)
-    return {"design": design, "cameras": cameras, "monitors_per_camera": monitors,
-            "fps": fps, "duration_s": duration, "per_camera": per_camera, "total": total,
-            "server_samples": samples}
+                (after_warmup[-1] - after_warmup[0]) / after_warmup[0], 4
+            )
+    return {
+        "design": design,
+        "cameras": cameras,
+        "monitors_per_camera": monitors,
+        "fps": fps,
+        "duration_s": duration,
+        "per_camera": per_camera,
+        "total": total,
+        "server_samples": samples,
+    }
 
 
 def _series(results: list[list[float]], window: float = 5.0) -> list[list[float]]:
@@ -238,9 +325,12 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
         for camera_id, camera in report["per_camera"].items():
             series = camera["latency_series"]
             if series:
-                top.plot([s[0] for s in series], [s[1] for s in series],
-                         label=f"{label} {camera_id}", linestyle="-" if report["design"] == "komi"
-                         else "--")
+                top.plot(
+                    [s[0] for s in series],
+                    [s[1] for s in series],
+                    label=f"{label} {camera_id}",
+                    linestyle="-" if report["design"] == "komi" else "--",
+                )
         samples = report["server_samples"]
         bottom.plot([s["t"] for s in samples], [s["cpu_percent"] for s in samples], label=label)
     top.set_ylabel("latency p95 (ms, 5 s windows)")
@@ -255,9 +345,12 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
-    lines = ["| design | cameras | fps | analysed share | analysed fps | skipped by design | "
-             "latency p50 / p95 / p99 ms | monitor video fps | fairness spread | server CPU % | "
-             "machine CPU % | server RSS MB |", "|" + "---|" * 12]
+    lines = [
+        "| design | cameras | fps | analysed share | analysed fps | skipped by design | "
+        "latency p50 / p95 / p99 ms | monitor video fps | fairness spread | server CPU % | "
+        "machine CPU % | server RSS MB |",
+        "|" + "---|" * 12,
+    ]
     for r in reports:
         t = r["total"]
         lat = t["latency_ms"]
@@ -268,14 +361,16 @@ def format_table(reports: list[dict[str, Any]]) -> str:
             f"{t['analysed_fps']} | {skipped} | {lat['p50']} / {lat['p95']} / {lat['p99']} | "
             f"{round(float(np.mean(monitor)), 1) if monitor else '–'} | {t['fairness_spread']} | "
             f"{t['cpu_percent_mean']} | {t['machine_cpu_percent_mean']} of "
-            f"{t['machine_cpu_percent_capacity']} | {t['rss_mb_start']} → {t['rss_mb_end']} |")
+            f"{t['machine_cpu_percent_capacity']} | {t['rss_mb_start']} → {t['rss_mb_end']} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench", description=__doc__)
-    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 4],
-                        help="camera counts to run (1 4)")
+    parser.add_argument(
+        "--cameras", type=int, nargs="+", default=[1, 4], help="camera counts to run (1 4)"
+    )
     parser.add_argument("--monitors", type=int, default=1, help="monitors per camera (1)")
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run (30)")
@@ -289,31 +384,48 @@ def main(argv: list[str] | None = None) -> int:
         for count in args.cameras:
             designs = ["komi"] + ([] if args.no_baseline else ["naive"])
             for design in designs:
-                print(f"running {design}: {count} camera(s) x {args.fps:g} fps, "
-                      f"{args.monitors if design == 'komi' else 0} monitor(s) each, "
-                      f"{args.duration:g} s ...", flush=True)
-                reports.append(run_load(design, count, args.monitors, args.fps, args.duration,
-                                        args.workers, Path(tmp)))
+                print(
+                    f"running {design}: {count} camera(s) x {args.fps:g} fps, "
+                    f"{args.monitors if design == 'komi' else 0} monitor(s) each, "
+                    f"{args.duration:g} s ...",
+                    flush=True,
+                )
+                reports.append(
+                    run_load(
+                        design,
+                        count,
+                        args.monitors,
+                        args.fps,
+                        args.duration,
+                        args.workers,
+                        Path(tmp),
+                    )
+                )
     ratios = {}
     for count in args.cameras:
         ours = next(r for r in reports if r["design"] == "komi" and r["cameras"] == count)
-        base = next((r for r in reports if r["design"] == "naive" and r["cameras"] == count),
-                    None)
+        base = next((r for r in reports if r["design"] == "naive" and r["cameras"] == count), None)
         if base:
-            p95_ours, p95_base = ours["total"]["latency_ms"]["p95"], base["total"]["latency_ms"]["p95"]
+            p95_ours, p95_base = (
+                ours["total"]["latency_ms"]["p95"],
+                base["total"]["latency_ms"]["p95"],
+            )
             ratios[str(count)] = {
                 "analysed_fps_ours_over_baseline": round(
-                    ours["total"]["analysed_fps"] / max(1e-6, base["total"]["analysed_fps"]), 2),
+                    ours["total"]["analysed_fps"] / max(1e-6, base["total"]["analysed_fps"]), 2
+                ),
                 "p95_latency_ours_over_baseline": round(p95_ours / p95_base, 3)
-                if p95_ours and p95_base else None,
+                if p95_ours and p95_base
+                else None,
             }
     print(format_table(reports))
     for count, ratio in ratios.items():
-        print(f"{count} camera(s): ours / baseline analysed fps "
-              f"{ratio['analysed_fps_ours_over_baseline']}x, p95 latency "
-              f"{ratio['p95_latency_ours_over_baseline']}x")
-    (args.out / "report.json").write_text(json.dumps({"runs": reports, "ratios": ratios},
-                                                     indent=1))
+        print(
+            f"{count} camera(s): ours / baseline analysed fps "
+            f"{ratio['analysed_fps_ours_over_baseline']}x, p95 latency "
+            f"{ratio['p95_latency_ours_over_baseline']}x"
+        )
+    (args.out / "report.json").write_text(json.dumps({"runs": reports, "ratios": ratios}, indent=1))
     plot(reports, args.out / "report.png")
     print(f"JSON: {args.out / 'report.json'}  plot: {args.out / 'report.png'}")
     return 0

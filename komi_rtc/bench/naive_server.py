@@ -2,8 +2,9 @@
 
 As aiortc's server example applies a video transform, pose estimation runs inside the
 track's `recv()` on the event loop, with one shared estimator and aiortc's stock jitter
-buffer. Speaks enough of the contract (`POST /offer`, `frame_processed`) for the same
-camera peers. `python -m komi_rtc.bench.naive_server --port 8100`.
+buffer; monitors get the transformed track through aiortc's MediaRelay (buffered, its
+default). Speaks enough of the contract (`POST /offer` for cameras and monitors,
+`frame_processed`) for the same peers. `python -m komi_rtc.bench.naive_server --port 8100`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import json
 import time
 from typing import Any
 
+import av
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
 
 from ..pose import create_estimator
 
@@ -30,29 +33,54 @@ class PoseTransformTrack(MediaStreamTrack):
 
     async def recv(self) -> Any:
         frame = await self.track.recv()
+        assert isinstance(frame, av.VideoFrame)
         received = time.time()
         rgb = frame.to_ndarray(format="rgb24")
         poses = self.state["estimator"].estimate(rgb, int(time.monotonic() * 1000))  # blocks
         if self.channel is not None and self.channel.readyState == "open":
             now = time.time()
-            self.channel.send(json.dumps({
-                "type": "frame_processed", "camera_id": self.camera_id,
-                "frame_pts": frame.pts, "timestamp": now,
-                "width": frame.width, "height": frame.height,
-                "pose_data": {"pose": [p.to_json() for p in poses], "timestamp": now},
-                "timing": {"receive": received},
-            }))
+            self.channel.send(
+                json.dumps(
+                    {
+                        "type": "frame_processed",
+                        "camera_id": self.camera_id,
+                        "frame_pts": frame.pts,
+                        "timestamp": now,
+                        "width": frame.width,
+                        "height": frame.height,
+                        "pose_data": {"pose": [p.to_json() for p in poses], "timestamp": now},
+                        "timing": {"receive": received},
+                    }
+                )
+            )
         return frame
 
 
 def create_app() -> web.Application:
-    state: dict[str, Any] = {"estimator": create_estimator(), "pcs": set(), "tasks": set()}
+    state: dict[str, Any] = {
+        "estimator": create_estimator(),
+        "pcs": set(),
+        "tasks": set(),
+        "cameras": {},
+    }
+    relay = MediaRelay()
 
     async def offer(request: web.Request) -> web.Response:
         body = await request.json()
         camera_id = body.get("camera_id") or "camera"
         pc = RTCPeerConnection()
         state["pcs"].add(pc)
+        if body.get("role") == "monitor":
+            source = state["cameras"].get(camera_id)
+            if source is None:
+                await pc.close()
+                return web.json_response({"error": "unknown camera"}, status=404)
+            await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "offer"))
+            pc.addTrack(relay.subscribe(source))
+            await pc.setLocalDescription(await pc.createAnswer())
+            return web.json_response(
+                {"sdp": pc.localDescription.sdp, "type": "answer", "camera_id": camera_id}
+            )
         holder: dict[str, Any] = {}
 
         @pc.on("datachannel")
@@ -66,11 +94,13 @@ def create_app() -> web.Application:
             transformed = PoseTransformTrack(track, camera_id, state)
             transformed.channel = holder.get("channel")
             holder["track"] = transformed
+            state["cameras"][camera_id] = transformed
+            sink = relay.subscribe(transformed)
 
-            async def consume() -> None:  # like MediaBlackhole
+            async def consume() -> None:  # like MediaBlackhole: keeps the transform running
                 try:
                     while True:
-                        await transformed.recv()
+                        await sink.recv()
                 except Exception:
                     return
 
@@ -80,8 +110,9 @@ def create_app() -> web.Application:
 
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-        return web.json_response({"sdp": pc.localDescription.sdp, "type": "answer",
-                                  "camera_id": camera_id})
+        return web.json_response(
+            {"sdp": pc.localDescription.sdp, "type": "answer", "camera_id": camera_id}
+        )
 
     async def index(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": "naive-baseline"})

@@ -20,8 +20,9 @@ from ..video_sources import open_source
 
 
 async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
-    peer = CameraPeer(args.server, args.camera_id, open_source("demo", 640, 480, args.fps),
-                      args.fps)
+    peer = CameraPeer(
+        args.server, args.camera_id, open_source("demo", 640, 480, args.fps), args.fps
+    )
     peer.messages = asyncio.Queue()
     task = asyncio.create_task(peer.run())
     start = time.monotonic()
@@ -34,15 +35,26 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             if message.get("type") == "frame_processed" and "latency_ms" in message:
                 timing = message.get("timing", {})
-                results.append([round(time.monotonic() - start, 3), message["latency_ms"],
-                                timing.get("inference_ms"), timing.get("server_ms")])
+                results.append(
+                    [
+                        round(time.monotonic() - start, 3),
+                        message["latency_ms"],
+                        timing.get("inference_ms"),
+                        timing.get("server_ms"),
+                    ]
+                )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         sent = peer.frames_sent()
         await peer.close()
-    return {"role": "camera", "camera_id": args.camera_id, "frames_sent": sent,
-            "results": results, "duration": args.duration}
+    return {
+        "role": "camera",
+        "camera_id": args.camera_id,
+        "frames_sent": sent,
+        "results": results,
+        "duration": args.duration,
+    }
 
 
 async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,9 +85,15 @@ async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
 
         await candidate.setLocalDescription(await candidate.createOffer())
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{args.server}/offer", json={
-                "sdp": candidate.localDescription.sdp, "type": "offer", "role": "monitor",
-                "camera_id": args.camera_id}) as response:
+            async with http.post(
+                f"{args.server}/offer",
+                json={
+                    "sdp": candidate.localDescription.sdp,
+                    "type": "offer",
+                    "role": "monitor",
+                    "camera_id": args.camera_id,
+                },
+            ) as response:
                 answer = await response.json()
         if response.status != 200:
             await candidate.close()
@@ -90,8 +108,13 @@ async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
         reader.cancel()
     if pc is not None:
         await pc.close()
-    return {"role": "monitor", "camera_id": args.camera_id, "frames": frames,
-            "messages": messages, "duration": args.duration}
+    return {
+        "role": "monitor",
+        "camera_id": args.camera_id,
+        "frames": frames,
+        "messages": messages,
+        "duration": args.duration,
+    }
 
 
 def main() -> None:
