@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from typing import Any
+
+import orjson
 
 from .camera_session import CameraSession
 from .protocol import DuplicateCamera, UnknownCamera, cameras_list_message
@@ -89,7 +90,7 @@ class CameraRegistry:
         }
         if "analysis" in message:
             status["analysis"] = message["analysis"]
-        self._push(json.dumps(status, separators=(",", ":")), droppable=True)
+        self._push(orjson.dumps(status).decode(), droppable=True)
 
     def _push(self, text: str, droppable: bool = False) -> None:
         for queue in self._watchers:

@@ -8,7 +8,6 @@ pose-worker channel and its monitors, and `close()` releases all of them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import av
+import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
@@ -276,8 +276,10 @@ class CameraSession:
             message["analysis"] = analysis
         self.latest_message = message
         self.latest_pose_data = pose_data
-        text = json.dumps(message, separators=(",", ":"))
-        extra = [json.dumps(event, separators=(",", ":")) for event in events]
+        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        extra = [
+            orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY).decode() for event in events
+        ]
         for sink in tuple(self.sinks):
             sink.send_text(text)
             for event_text in extra:
@@ -285,6 +287,6 @@ class CameraSession:
         self._on_result(self, message)
 
     def broadcast(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, separators=(",", ":"))
+        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         for sink in tuple(self.sinks):
             sink.send_text(text)

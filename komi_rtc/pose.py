@@ -25,18 +25,15 @@ class Pose:
     keypoints: np.ndarray
 
     def to_json(self) -> dict[str, Any]:
-        rows = self.keypoints.tolist()
+        """The wire form: pixels to 0.1, z to 1e-4, confidence to 1e-3 (rounded in numpy,
+        in float64 so the JSON shows the short decimal)."""
+        values = self.keypoints.astype(np.float64)
+        x, y = np.round(values[:, 0], 1).tolist(), np.round(values[:, 1], 1).tolist()
+        z, c = np.round(values[:, 2], 4).tolist(), np.round(values[:, 3], 3).tolist()
         return {
             "keypoints": [
-                {
-                    "id": i,
-                    "name": KEYPOINT_NAMES[i],
-                    "x": round(x, 1),
-                    "y": round(y, 1),
-                    "z": round(z, 4),
-                    "confidence": round(c, 3),
-                }
-                for i, (x, y, z, c) in enumerate(rows)
+                {"id": i, "name": name, "x": x[i], "y": y[i], "z": z[i], "confidence": c[i]}
+                for i, name in enumerate(KEYPOINT_NAMES)
             ]
         }
 
