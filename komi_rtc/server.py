@@ -317,6 +317,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     parser.add_argument("--inject-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--stock-jitter-buffer",
+        action="store_true",
+        help="keep aiortc's jitter buffer (a frame is released one frame late); for comparison",
+    )
+    parser.add_argument(
         "--https",
         action="store_true",
         help="serve HTTPS (phones need it for the camera) with a self-signed certificate",
@@ -355,6 +360,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
         demo_camera=args.demo,
+        early_frame_release=not args.stock_jitter_buffer,
         https=args.https or bool(args.cert),
         cert_file=args.cert,
         key_file=args.key,

@@ -100,3 +100,28 @@ def test_camera_list_parsing():
 
     with pytest.raises(ValueError):
         parse_camera_list("camera_1")
+
+
+async def test_analysis_fps_cap_analyses_fewer_frames(start_server):
+    """--analysis-fps 3 with a 10 fps camera: most frames are skipped by design, none queue."""
+    import aiohttp
+
+    running = await start_server(analysis_fps=3.0)
+    peer = CameraPeer(running.url, "cam_capped", open_source("demo", 640, 480, 10), fps=10)
+    task = asyncio.create_task(peer.run())
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(400):
+                async with http.get(f"{running.url}/stats") as response:
+                    stats = (await response.json())["cameras"].get("cam_capped")
+                if stats and stats["frames_received"] >= 40:
+                    break
+                await asyncio.sleep(0.05)
+        assert stats is not None and stats["frames_received"] >= 40
+        assert stats["frames_analysed"] <= 0.5 * stats["frames_received"]
+        assert stats["frames_skipped"] >= 0.4 * stats["frames_received"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.close()
+        await running.server.close()

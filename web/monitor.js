@@ -16,7 +16,9 @@ let showOverlay = true;
 
 const PTS_WRAP = 2 ** 32;
 const KEEP_MESSAGES = 90;
-const VIDEO_DELAY_S = 0.2; // hold video briefly so its pose message is there when it shows
+// The video is held briefly so each frame's pose message is there when it shows; the hold
+// grows when messages arrive after their frame (a loaded server) and shrinks back slowly.
+const VIDEO_DELAY_MS = { start: 200, min: 120, max: 1500 };
 
 class Tile {
   constructor(cameraId) {
@@ -36,13 +38,17 @@ class Tile {
     grid.append(this.element);
     applyLanguage(this.element);
     this.messages = new Map(); // frame_pts mod 2^32 -> message
+    this.displayedAt = new Map(); // frame key -> when it was shown (performance.now())
+    this.lateness = []; // ms by which messages missed their frame, since the last adaptation
+    this.lastLate = performance.now();
+    this.videoDelayMs = VIDEO_DELAY_MS.start;
     this.latest = null;
     this.offset = null; // rtp_timestamp_offset from video_timing
     this.clock = new ServerClock();
     this.rate = new RateMeter();
     this.shown = null; // { key, drawnKey } of the frame on screen
     this.frameInterval = 9000;
-    this.stats = { frames: 0, drawn: 0, matched: 0, mismatch: {}, latencyMs: null,
+    this.stats = { frames: 0, drawn: 0, matched: 0, mismatch: {}, latencyMs: null, videoDelayMs: null,
       analysedFps: 0, messages: 0, offline: false, videoTime: 0, rvfc: false };
     debug.tiles[cameraId] = this.stats;
     this.closed = false;
@@ -59,11 +65,8 @@ class Tile {
         iceServers: config.ice_servers,
         setup: (pc) => {
           const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
-          if ('jitterBufferTarget' in transceiver.receiver) {
-            transceiver.receiver.jitterBufferTarget = VIDEO_DELAY_S * 1000;
-          } else if ('playoutDelayHint' in transceiver.receiver) {
-            transceiver.receiver.playoutDelayHint = VIDEO_DELAY_S;
-          }
+          this.receiver = transceiver.receiver;
+          this.setVideoDelay(VIDEO_DELAY_MS.start);
           pc.addEventListener('track', (event) => {
             this.video.srcObject = new MediaStream([event.track]);
             this.video.play().catch(() => {});
@@ -77,10 +80,34 @@ class Tile {
         },
       });
       this.peer.channel.onopen = () => this.clock.ping(this.peer.channel);
-      this.pingTimer = setInterval(() => this.peer && this.clock.ping(this.peer.channel), 2000);
+      this.pingTimer = setInterval(() => {
+        if (this.peer) this.clock.ping(this.peer.channel);
+        this.adaptVideoDelay();
+      }, 2000);
     } catch (error) {
       console.warn(`monitor ${this.cameraId}:`, error.message);
       this.setOffline(true);
+    }
+  }
+
+  setVideoDelay(ms) {
+    this.videoDelayMs = Math.round(Math.min(VIDEO_DELAY_MS.max, Math.max(VIDEO_DELAY_MS.min, ms)));
+    this.stats.videoDelayMs = this.videoDelayMs;
+    if (!this.receiver) return;
+    if ('jitterBufferTarget' in this.receiver) this.receiver.jitterBufferTarget = this.videoDelayMs;
+    else if ('playoutDelayHint' in this.receiver) this.receiver.playoutDelayHint = this.videoDelayMs / 1000;
+  }
+
+  adaptVideoDelay() {
+    const now = performance.now();
+    if (this.lateness.length) {
+      const worst = Math.max(...this.lateness);
+      this.lateness = [];
+      this.lastLate = now;
+      this.setVideoDelay(this.videoDelayMs + worst + 30);
+    } else if (now - this.lastLate > 10000) {
+      this.lastLate = now;
+      this.setVideoDelay(this.videoDelayMs - 20);
     }
   }
 
@@ -104,6 +131,10 @@ class Tile {
     }
     this.latest = message;
     this.messages.set(key, message);
+    const shownAt = this.displayedAt.get(key);
+    if (shownAt !== undefined && !(this.shown && this.shown.key === key)) {
+      this.lateness.push(performance.now() - shownAt); // its frame has come and gone
+    }
     if (this.messages.size > KEEP_MESSAGES) this.messages.delete(this.messages.keys().next().value);
     this.panel.update(message.analysis);
     if (this.shown && this.shown.key !== null && Math.abs(this.shown.key - key) <= 2) {
@@ -164,6 +195,8 @@ class Tile {
       if (this.offset !== null && metadata.rtpTimestamp !== undefined) {
         const key = (metadata.rtpTimestamp - this.offset + PTS_WRAP) % PTS_WRAP;
         this.shown = { key, drawnKey: null };
+        this.displayedAt.set(key, performance.now());
+        if (this.displayedAt.size > KEEP_MESSAGES) this.displayedAt.delete(this.displayedAt.keys().next().value);
         const message = this.lookup(key);
         if (message) {
           this.draw(message, this.shown);

@@ -89,6 +89,7 @@ def run_load(
     duration: float,
     workers: int | None,
     workdir: Path,
+    server_args: list[str] | None = None,
 ) -> dict[str, Any]:
     """One run: returns the report of one server design under one load."""
     port = _free_port()
@@ -106,6 +107,7 @@ def run_load(
         ]
         if workers:
             command += ["--workers", str(workers)]
+        command += server_args or []
     else:
         command = [sys.executable, "-m", "komi_rtc.bench.naive_server", "--port", str(port)]
     log = open(workdir / f"{design}-server.log", "wb")
@@ -376,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run (30)")
     parser.add_argument("--workers", type=int, default=None, help="server pose workers")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive design")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra option for our server, e.g. --server-arg=--analysis-fps=5",
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -399,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.duration,
                         args.workers,
                         Path(tmp),
+                        args.server_arg,
                     )
                 )
     ratios = {}
