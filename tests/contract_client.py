@@ -51,6 +51,14 @@ def person_frame(index: int, width: int = 640, height: int = 480) -> tuple[np.nd
     return frame, Placement(x, y, size)
 
 
+def person_jpeg_base64(index: int = 0) -> str:
+    """A frame of the moving astronaut as the original KOMI clients send it."""
+    import base64
+
+    bgr = cv2.cvtColor(person_frame(index)[0], cv2.COLOR_RGB2BGR)
+    return base64.b64encode(cv2.imencode(".jpg", bgr)[1].tobytes()).decode()
+
+
 class PersonTrack(MediaStreamTrack):
     """Streams the moving astronaut at `fps`; remembers each frame's pts and placement."""
 

@@ -10,7 +10,7 @@ import sys
 import aiohttp
 import numpy as np
 import pytest
-from contract_client import PersonTrack, connect_camera, connect_monitor
+from contract_client import PersonTrack, connect_camera, connect_monitor, person_jpeg_base64
 
 from komi_rtc.analysis.catalog import Catalog, default_catalog, load_exercise_file
 from komi_rtc.analysis.reference import derive_exercise
@@ -186,14 +186,7 @@ async def test_set_exercise_over_the_data_channel_and_rest(server, tmp_path):
 
 
 async def test_set_exercise_over_the_legacy_websocket(server):
-    import base64
-
-    import cv2
-    from contract_client import person_frame
-
-    jpeg = base64.b64encode(
-        cv2.imencode(".jpg", cv2.cvtColor(person_frame(0)[0], cv2.COLOR_RGB2BGR))[1].tobytes()
-    ).decode()
+    jpeg = person_jpeg_base64(0)
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_coach") as ws:
             await ws.receive_json(timeout=10)

@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 import pytest
-from contract_client import PersonTrack, connect_camera, post_offer
+from contract_client import PersonTrack, connect_camera, person_jpeg_base64, post_offer
 
 GOOD_SDP_PREFIX = "v=0\r\n"
 
@@ -131,12 +131,7 @@ async def test_malformed_data_channel_messages_get_errors_and_change_nothing(ser
 
 
 async def test_legacy_camera_bad_messages_get_errors_and_it_keeps_working(server):
-    import cv2
-    from contract_client import person_frame
-
-    jpeg = base64.b64encode(
-        cv2.imencode(".jpg", cv2.cvtColor(person_frame(1)[0], cv2.COLOR_RGB2BGR))[1].tobytes()
-    ).decode()
+    jpeg = person_jpeg_base64(1)
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.url}/ws/camera") as ws:
             hello = await ws.receive_json(timeout=10)

@@ -14,6 +14,7 @@ from contract_client import (
     connect_camera,
     connect_monitor,
     nose_on_face,
+    person_jpeg_base64,
 )
 
 
@@ -122,8 +123,7 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
 
 
 async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
-    frame = cv2.cvtColor(__import__("contract_client").person_frame(3)[0], cv2.COLOR_RGB2BGR)
-    jpeg = base64.b64encode(cv2.imencode(".jpg", frame)[1].tobytes()).decode()
+    jpeg = person_jpeg_base64(3)
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_cam") as ws:
             hello = await ws.receive_json(timeout=10)

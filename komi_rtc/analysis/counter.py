@@ -367,47 +367,39 @@ class ExerciseAnalyser:
         codes = list(self._cues)
         if self.phase == "setup" and self.exercise.kind != "hold" and not codes:
             codes = ["get_ready"]
-        analysis: dict[str, Any] = {
-            "exercise": self.exercise.id,
+        return {
+            **self._totals(),
             "exercise_name": self.exercise.name,
             "kind": self.exercise.kind,
-            "profile": self.profile.name,
             "view": self.view,
             "phase": self.phase,
-            "reps": self.reps,
-            "good_reps": self.good_reps,
-            "bad_reps": self.reps - self.good_reps,
-            "half_reps": self.half_reps,
             "angles": dict(self._angles),
             "feedback": [{"code": c, "message": self._message(c)} for c in codes],
             "last_rep": self.last_rep,
         }
-        if self.exercise.kind == "hold":
-            analysis["hold_seconds"] = round(self.hold_good_s, 2)
-            analysis["hold_total_seconds"] = round(self.hold_total_s, 2)
-        if self.exercise.kind == "range":
-            analysis["best_angle_deg"] = (
-                None if self.best_angle is None else round(self.best_angle, 1)
-            )
-        return analysis
 
-    def summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
+    def _totals(self) -> dict[str, Any]:
+        """What the live `analysis` and the replay summary both report."""
+        totals: dict[str, Any] = {
             "exercise": self.exercise.id,
             "profile": self.profile.name,
             "reps": self.reps,
             "good_reps": self.good_reps,
             "bad_reps": self.reps - self.good_reps,
             "half_reps": self.half_reps,
+        }
+        if self.exercise.kind == "hold":
+            totals["hold_seconds"] = round(self.hold_good_s, 2)
+            totals["hold_total_seconds"] = round(self.hold_total_s, 2)
+        if self.exercise.kind == "range":
+            best = self.best_angle
+            totals["best_angle_deg"] = None if best is None else round(best, 1)
+        return totals
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self._totals(),
             "rep_scores": [r["score"] for r in self.rep_results],
             "repetitions": self.rep_results,
             "feedback_counts": dict(sorted(self.feedback_counts.items())),
         }
-        if self.exercise.kind == "hold":
-            result["hold_seconds"] = round(self.hold_good_s, 2)
-            result["hold_total_seconds"] = round(self.hold_total_s, 2)
-        if self.exercise.kind == "range":
-            result["best_angle_deg"] = (
-                None if self.best_angle is None else round(self.best_angle, 1)
-            )
-        return result
