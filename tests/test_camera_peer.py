@@ -125,3 +125,30 @@ async def test_analysis_fps_cap_analyses_fewer_frames(start_server):
         await asyncio.gather(task, return_exceptions=True)
         await peer.close()
         await running.server.close()
+
+
+def test_video_file_and_image_sources_loop(tmp_path):
+    import cv2
+    import numpy as np
+    from contract_client import person_frame
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(5):
+        writer.write(cv2.cvtColor(person_frame(i, 320, 240)[0], cv2.COLOR_RGB2BGR))
+    writer.release()
+    source = open_source(str(path), 640, 480, 10)
+    frames = [source.read() for _ in range(12)]  # more than the file holds: it loops
+    source.close()
+    assert all(f.shape == (480, 640, 3) for f in frames)
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), cv2.cvtColor(person_frame(0)[0], cv2.COLOR_RGB2BGR))
+    moving = open_source(str(image), 640, 480, 10)
+    first, later = moving.read(), [moving.read() for _ in range(10)][-1]
+    assert first.shape == (480, 640, 3) and not np.array_equal(first, later)
+    import pytest
+
+    from komi_rtc.video_sources import SourceError
+
+    with pytest.raises(SourceError):
+        open_source(str(tmp_path / "missing.mp4"), 640, 480, 10)
