@@ -142,6 +142,11 @@ class CameraSession:
         """Start closing from a callback that cannot await (the close task is owned here)."""
         if self._close_task is None:
             self._close_task = asyncio.ensure_future(self._close(reason))
+            self._close_task.add_done_callback(self._close_done)
+
+    def _close_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("[%s] close failed", self.camera_id, exc_info=task.exception())
 
     async def close(self, reason: str) -> None:
         """Close once; a caller cancelled while waiting does not interrupt the close."""
@@ -157,27 +162,29 @@ class CameraSession:
             self.stats.frames_received,
             self.stats.frames_analysed,
         )
-        self.newest.close()
-        for handle in self._delayed:
-            handle.cancel()
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*self._closers, return_exceptions=True)
-        for listener in list(self._close_listeners.values()):
-            try:
-                await listener()
-            except Exception:
-                logger.exception("[%s] monitor close failed", self.camera_id)
-        self._close_listeners.clear()
-        self.sinks.clear()
-        if self.pc is not None:
-            await self.pc.close()
-        self._pose.close()
-        await self._on_closed(self)
-        self.closed.set()
+        try:
+            self.newest.close()
+            for handle in self._delayed:
+                handle.cancel()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._closers, return_exceptions=True)
+            for listener in list(self._close_listeners.values()):
+                try:
+                    await listener()
+                except Exception:
+                    logger.exception("[%s] monitor close failed", self.camera_id)
+            self._close_listeners.clear()
+            self.sinks.clear()
+            if self.pc is not None:
+                await self.pc.close()
+        finally:
+            # whatever failed above, the worker state and the listing are released
+            self._pose.close()
+            await self._on_closed(self)
+            self.closed.set()
 
     # ------------------------------------------------------------ input
 
