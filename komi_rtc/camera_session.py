@@ -237,9 +237,12 @@ class CameraSession:
                     await asyncio.sleep(wait)  # --analysis-fps cap, then take the newest
                     seen, item = self.newest.version, self.newest.latest or item
                 next_allowed = time.monotonic() + self._min_interval_s
-            layout = self._write_frame(item.frame)
             try:
-                result = await self._pose.analyse(layout, int(item.received_monotonic * 1000))
+                async with self._pose.turn():
+                    # the worker is ours now: take the newest frame, not the one we waited on
+                    seen, item = self.newest.version, self.newest.latest or item
+                    layout = self._write_frame(item.frame)
+                    result = await self._pose.analyse(layout, int(item.received_monotonic * 1000))
             except WorkerFailed as exc:
                 self.stats.analysis_failures += 1
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)

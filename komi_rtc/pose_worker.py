@@ -2,8 +2,9 @@
 
 Each camera is pinned to one worker (its estimator keeps tracking state) and owns one
 shared-memory slot: the newest frame is written there once and the worker reads it in
-place, so a frame crosses processes without pickling or re-encoding. A camera has at most
-one frame in flight, so a worker serves its cameras in turn and none starves.
+place, so a frame crosses processes without pickling or re-encoding. Cameras take a
+worker's turn in order and hand over their newest frame only when they hold it, so a worker
+serves its cameras fairly and no frame waits in a queue.
 """
 
 from __future__ import annotations
@@ -129,6 +130,18 @@ class _Worker:
         self._process: Any = None
         self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
+        self._turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def turn(self) -> asyncio.Lock:
+        """The worker's turn: cameras take it in arrival order (asyncio.Lock is FIFO) and
+        hand over the frame only once they hold it, so no frame waits in a queue to go stale.
+        One lock per event loop (tests run several loops against one pool)."""
+        loop = asyncio.get_running_loop()
+        lock = self._turns.get(loop)
+        if lock is None:
+            self._turns = {lp: lk for lp, lk in self._turns.items() if not lp.is_closed()}
+            lock = self._turns[loop] = asyncio.Lock()
+        return lock
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -285,6 +298,10 @@ class CameraPoseChannel:
             target[...] = source[:plane_h, :plane_w]
             offset += plane_w * plane_h
         return "yuv420p", width, height
+
+    def turn(self) -> asyncio.Lock:
+        """Hold this while writing a frame and analysing it (see _Worker.turn)."""
+        return self._worker.turn()
 
     async def analyse(self, layout: tuple[str, int, int], timestamp_ms: int) -> PoseResult:
         """Analyse the frame last written; raises WorkerFailed."""
