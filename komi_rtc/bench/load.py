@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             for design in designs:
                 print(
                     f"running {design}: {count} camera(s) x {args.fps:g} fps, "
-                    f"{args.monitors if design == 'komi' else 0} monitor(s) each, "
+                    f"{args.monitors} monitor(s) each, "
                     f"{args.duration:g} s ...",
                     flush=True,
                 )
