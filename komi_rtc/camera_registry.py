@@ -52,6 +52,8 @@ class CameraRegistry:
 
     def add(self, session: CameraSession) -> None:
         self._reserved.discard(session.camera_id)
+        if session.closing:  # it failed while negotiating: never list it
+            return
         self._sessions[session.camera_id] = session
         logger.info(
             "[%s] camera added (%s); %d camera(s)",

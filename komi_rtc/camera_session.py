@@ -138,6 +138,10 @@ class CameraSession:
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
+    @property
+    def closing(self) -> bool:
+        return self._close_task is not None
+
     def request_close(self, reason: str) -> None:
         """Start closing from a callback that cannot await (the close task is owned here)."""
         if self._close_task is None:
