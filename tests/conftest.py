@@ -69,6 +69,38 @@ async def server(start_server: Any) -> AsyncIterator[RunningServer]:
     await running.server.close()
 
 
+class RestartableServer:
+    """A real server on a fixed port that a test stops and starts again (reconnection)."""
+
+    def __init__(self, pool: PoseWorkerPool) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._pool = pool
+        self._server: TestServer | None = None
+
+    async def start(self) -> None:
+        app = create_app(ServerConfig(host="127.0.0.1", port=self.port), pool=self._pool)
+        self._server = TestServer(app, host="127.0.0.1", port=self.port)
+        await self._server.start_server()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+
+
+@pytest.fixture
+async def restartable_server(pose_pool: PoseWorkerPool) -> AsyncIterator[RestartableServer]:
+    server = RestartableServer(pose_pool)
+    await server.start()
+    yield server
+    await server.stop()
+
+
 @pytest.fixture
 def artifacts_dir() -> str:
     os.makedirs(ARTIFACTS, exist_ok=True)

@@ -156,31 +156,14 @@ async def test_https_mode_serves_pages_with_the_generated_certificate(start_serv
         await running.server.close()
 
 
-async def test_camera_page_reconnects_after_a_server_restart(pose_pool, browser):
-    import socket
-
-    from aiohttp.test_utils import TestServer
-
-    from komi_rtc.config import ServerConfig
-    from komi_rtc.server import create_app
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-
-    async def serve() -> TestServer:
-        app = create_app(ServerConfig(host="127.0.0.1", port=port), pool=pose_pool)
-        server = TestServer(app, host="127.0.0.1", port=port)
-        await server.start_server()
-        return server
-
-    server = await serve()
-    context, page = await _open_camera(browser, f"http://127.0.0.1:{port}", "cam_restart_page")
+async def test_camera_page_reconnects_after_a_server_restart(restartable_server, browser):
+    server = restartable_server
+    context, page = await _open_camera(browser, server.url, "cam_restart_page")
     try:
-        await server.close()
+        await server.stop()
         await page.wait_for_function("window.komiCamera.state === 'reconnecting'", timeout=20000)
         results = await page.evaluate("window.komiCamera.results")
-        server = await serve()
+        await server.start()
         await page.wait_for_function(
             "([n]) => window.komiCamera.state === 'connected' && window.komiCamera.results > n + 5",
             arg=[results],
@@ -188,4 +171,3 @@ async def test_camera_page_reconnects_after_a_server_restart(pose_pool, browser)
         )
     finally:
         await context.close()
-        await server.close()

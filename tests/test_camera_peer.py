@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-
-from aiohttp.test_utils import TestServer
 
 from komi_rtc.camera import CameraPeer, parse_camera_list
-from komi_rtc.config import ServerConfig
-from komi_rtc.server import create_app
 from komi_rtc.video_sources import open_source
 
 
@@ -43,22 +38,14 @@ async def test_latency_figure_includes_an_injected_server_delay(start_server):
     assert 200 <= with_delay - baseline <= 300
 
 
-async def test_camera_peer_records_and_reconnects_after_a_server_restart(pose_pool, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+async def test_camera_peer_records_and_reconnects_after_a_server_restart(
+    restartable_server, tmp_path
+):
+    server = restartable_server
     record_path = tmp_path / "session.jsonl"
     record = open(record_path, "w", encoding="utf-8")
-
-    async def serve() -> TestServer:
-        app = create_app(ServerConfig(host="127.0.0.1", port=port), pool=pose_pool)
-        server = TestServer(app, host="127.0.0.1", port=port)
-        await server.start_server()
-        return server
-
-    server = await serve()
     peer = CameraPeer(
-        f"http://127.0.0.1:{port}",
+        server.url,
         "cam_restart",
         open_source("demo", 640, 480, 15),
         fps=15,
@@ -67,15 +54,14 @@ async def test_camera_peer_records_and_reconnects_after_a_server_restart(pose_po
     task = asyncio.create_task(peer.run())
     try:
         await _wait_results(peer, 5)
-        await server.close()
+        await server.stop()
         results_before = peer.status.results
-        server = await serve()
+        await server.start()
         await _wait_results(peer, results_before + 5, timeout=30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await peer.close()
-        await server.close()
         record.close()
     lines = record_path.read_text().splitlines()
     assert len(lines) >= 10
