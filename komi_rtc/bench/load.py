@@ -278,16 +278,26 @@ def _report(
 
 
 def _series(results: list[list[float]], window: float = 5.0) -> list[list[float]]:
-    """[window start s, p95 ms] so the plot shows latency over time."""
+    """[window start s, latency p95 ms, mean inference ms, mean server ms] per window, so
+    the plot shows latency over time and a drift can be traced to where it happens."""
     if not results:
         return []
     end = results[-1][0]
     series = []
     start = 0.0
     while start <= end:
-        chunk = [row[1] for row in results if start <= row[0] < start + window]
-        if chunk:
-            series.append([start, round(float(np.percentile(chunk, 95)), 1)])
+        rows = [row for row in results if start <= row[0] < start + window]
+        if rows:
+            inference = [r[2] for r in rows if len(r) > 2 and r[2] is not None]
+            server = [r[3] for r in rows if len(r) > 3 and r[3] is not None]
+            series.append(
+                [
+                    start,
+                    round(float(np.percentile([r[1] for r in rows], 95)), 1),
+                    round(float(np.mean(inference)), 1) if inference else None,
+                    round(float(np.mean(server)), 1) if server else None,
+                ]
+            )
         start += window
     return series
 
