@@ -277,7 +277,7 @@ def _report(
     }
 
 
-def _series(results: list[list[float]], window: float = 5.0) -> list[list[float]]:
+def _series(results: list[list[float]], window: float = 5.0) -> list[list[float | None]]:
     """[window start s, latency p95 ms, mean inference ms, mean server ms] per window, so
     the plot shows latency over time and a drift can be traced to where it happens."""
     if not results:
