@@ -11,10 +11,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import av
+import numpy as np
 import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
@@ -54,8 +55,6 @@ class SessionStats:
     frames_received: int = 0
     frames_analysed: int = 0
     analysis_failures: int = 0
-    started_monotonic: float = field(default_factory=time.monotonic)
-    last_inference_ms: float = 0.0
 
     @property
     def frames_skipped(self) -> int:
@@ -82,7 +81,6 @@ class CameraSession:
         self.kind = kind  # "webrtc" or "websocket"
         self.newest = NewestFrame()
         self.stats = SessionStats()
-        self.latest_message: dict[str, Any] | None = None
         self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
         self.jpeg_cache: tuple[int, bytes] | None = None  # (frame version, JPEG) for /get-image
         self.pc: RTCPeerConnection | None = None
@@ -207,9 +205,11 @@ class CameraSession:
         self.own_sink = sink
         self.sinks.add(sink)
 
-    def publish_frame(self, frame: av.VideoFrame, pts: int) -> None:
+    def publish_frame(self, frame: av.VideoFrame, pts: int, rgb: np.ndarray | None = None) -> None:
+        """`rgb`: the same picture as an RGB array when the caller has one (legacy JPEGs), so
+        analysis does not convert it back out of the frame."""
         self.stats.frames_received += 1
-        self.newest.publish(ReceivedFrame(frame, pts, time.monotonic(), time.time()))
+        self.newest.publish(ReceivedFrame(frame, pts, time.monotonic(), time.time(), rgb))
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; a camera silent for too long is removed."""
@@ -245,14 +245,13 @@ class CameraSession:
                 async with self._pose.turn():
                     # the worker is ours now: take the newest frame, not the one we waited on
                     seen, item = self.newest.version, self.newest.latest or item
-                    layout = self._write_frame(item.frame)
+                    layout = self._write_frame(item)
                     result = await self._pose.analyse(layout, int(item.received_monotonic * 1000))
             except WorkerFailed as exc:
                 self.stats.analysis_failures += 1
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)
                 continue
             self.stats.frames_analysed += 1
-            self.stats.last_inference_ms = result.inference_ms
             if self._result_delay_s:  # --inject-delay-ms: proves latency figures are right
                 handle = asyncio.get_running_loop().call_later(
                     self._result_delay_s, self._fan_out, item, result.poses, result.inference_ms
@@ -263,7 +262,10 @@ class CameraSession:
             else:
                 self._fan_out(item, result.poses, result.inference_ms)
 
-    def _write_frame(self, frame: av.VideoFrame) -> tuple[str, int, int]:
+    def _write_frame(self, item: ReceivedFrame) -> tuple[str, int, int]:
+        if item.rgb is not None:
+            return self._pose.write_rgb(item.rgb)
+        frame = item.frame
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
             return self._pose.write_yuv420p(frame.planes, frame.width, frame.height)
         return self._pose.write_rgb(frame.to_ndarray(format="rgb24"))
@@ -288,7 +290,6 @@ class CameraSession:
         analysis, events = self.analysis.update(message)
         if analysis is not None:
             message["analysis"] = analysis
-        self.latest_message = message
         self.latest_pose_data = pose_data
         text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         extra = [

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 
 import av
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ReceivedFrame:
     pts: int  # 90 kHz, as the server received it (frame_pts on the wire)
     received_monotonic: float  # seconds, time.monotonic()
     received_wall: float  # seconds since the epoch
+    rgb: np.ndarray | None = None  # the same picture as RGB, when the source already has it
 
 
 class NewestFrame:

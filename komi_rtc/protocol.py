@@ -159,7 +159,6 @@ class LegacyFrame:
     """A frame of the original KOMI `/ws/camera` protocol: JPEG bytes, not yet decoded."""
 
     jpeg: bytes
-    client_timestamp: float | None
 
 
 def parse_legacy_frame(raw: str) -> LegacyFrame:
@@ -181,10 +180,7 @@ def parse_legacy_frame(raw: str) -> LegacyFrame:
         jpeg = base64.b64decode(image_data, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("'image_data' is not valid base64") from None
-    timestamp = data.get("timestamp")
-    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
-        timestamp = None
-    return LegacyFrame(jpeg=jpeg, client_timestamp=float(timestamp) if timestamp else None)
+    return LegacyFrame(jpeg=jpeg)
 
 
 def error_message(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import geometry as g
-from .catalog import Exercise, Profile, Rule, Signal
+from .catalog import Exercise, Profile, Signal
 from .filters import OneEuroFilter
 
 START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
@@ -287,7 +287,7 @@ class ExerciseAnalyser:
         self.last_rep = rep
         self.rep_results.append(rep)
         for rule in broken:
-            self._cue(rule.code, t, rule)
+            self._cue(rule.code, t)
         return {"type": "rep_completed", "exercise": self.exercise.id, "rep": rep}
 
     def _pause(self) -> None:
@@ -330,7 +330,7 @@ class ExerciseAnalyser:
         codes = {r.code for r in broken}
         for rule in broken:
             if rule.code not in self._hold_rules_active:
-                self._cue(rule.code, t, rule)
+                self._cue(rule.code, t)
             else:
                 self._cues[rule.code] = t + CUE_S
         self._hold_rules_active = codes
@@ -352,7 +352,7 @@ class ExerciseAnalyser:
         else:
             self._bad_view_since = None
 
-    def _cue(self, code: str, t: float, rule: Rule | None = None) -> None:
+    def _cue(self, code: str, t: float) -> None:
         self._cues[code] = t + CUE_S
         self.feedback_counts[code] = self.feedback_counts.get(code, 0) + 1
 
