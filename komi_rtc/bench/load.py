@@ -220,7 +220,9 @@ def _report(
     shares = [c["analysed_share"] for c in per_camera.values()]
     sent = sum(c["frames_sent"] for c in per_camera.values())
     analysed = sum(c["frames_analysed"] for c in per_camera.values())
-    rss = [s["rss_mb"] for s in samples if s["t"] >= WARMUP_S]
+    # while the peers stream: the samples taken as they disconnect say nothing of growth
+    steady = [s for s in samples if WARMUP_S <= s["t"] <= duration - 1]
+    rss = [s["rss_mb"] for s in steady]
     total: dict[str, Any] = {
         "frames_sent": sent,
         "frames_analysed": analysed,
@@ -260,7 +262,7 @@ def _report(
         ]
         total["p95_first_minute_ms"] = _percentiles(first)["p95"]
         total["p95_last_minute_ms"] = _percentiles(last)["p95"]
-        after_warmup = [s["rss_mb"] for s in samples if s["t"] >= 60]
+        after_warmup = [s["rss_mb"] for s in steady if s["t"] >= 60]
         if after_warmup:
             total["memory_growth_after_first_minute"] = round(
                 (after_warmup[-1] - after_warmup[0]) / after_warmup[0], 4
