@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from .analysis.live import LiveAnalysis
+from .analysis_rate import AnalysisRate
 from .newest_frame import NewestFrame, ReceivedFrame
 from .pose import Pose
 from .pose_worker import CameraPoseChannel, WorkerFailed
@@ -81,6 +82,7 @@ class CameraSession:
         self.kind = kind  # "webrtc" or "websocket"
         self.newest = NewestFrame()
         self.stats = SessionStats()
+        self.rate = AnalysisRate(cap_fps=analysis_fps)
         self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
         self.jpeg_cache: tuple[int, bytes] | None = None  # (frame version, JPEG) for /get-image
         self.pc: RTCPeerConnection | None = None
@@ -205,11 +207,28 @@ class CameraSession:
         self.own_sink = sink
         self.sinks.add(sink)
 
-    def publish_frame(self, frame: av.VideoFrame, pts: int, rgb: np.ndarray | None = None) -> None:
-        """`rgb`: the same picture as an RGB array when the caller has one (legacy JPEGs), so
-        analysis does not convert it back out of the frame."""
+    def frame_arrived(self) -> float:
+        """Count a frame in, even one a source drops before decoding; returns the arrival
+        time (monotonic) to pass to `publish_frame`."""
         self.stats.frames_received += 1
-        self.newest.publish(ReceivedFrame(frame, pts, time.monotonic(), time.time(), rgb))
+        now = time.monotonic()
+        self.rate.frame_received(now)
+        return now
+
+    def publish_frame(
+        self,
+        frame: av.VideoFrame,
+        pts: int,
+        rgb: np.ndarray | None = None,
+        arrived: float | None = None,
+    ) -> None:
+        """`rgb`: the same picture as an RGB array when the caller has one (legacy JPEGs), so
+        analysis does not convert it back out of the frame. `arrived`: from `frame_arrived()`
+        when the caller counted the frame on arrival."""
+        if arrived is None:
+            arrived = self.frame_arrived()
+        wall = time.time() - (time.monotonic() - arrived)
+        self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb))
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; a camera silent for too long is removed."""
@@ -252,6 +271,7 @@ class CameraSession:
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)
                 continue
             self.stats.frames_analysed += 1
+            self._note_rate(self.rate.frame_analysed(time.monotonic()))
             if self._result_delay_s:  # --inject-delay-ms: proves latency figures are right
                 handle = asyncio.get_running_loop().call_later(
                     self._result_delay_s, self._fan_out, item, result.poses, result.inference_ms
@@ -261,6 +281,24 @@ class CameraSession:
                 self._delayed.add(handle)
             else:
                 self._fan_out(item, result.poses, result.inference_ms)
+
+    def _note_rate(self, transition: str | None) -> None:
+        rate = self.rate
+        if transition == "overloaded":
+            logger.warning(
+                "[%s] server busy: analysing %.1f of %.1f fps; older frames are skipped, "
+                "not queued (more --workers, a lower camera fps or --analysis-fps help)",
+                self.camera_id,
+                rate.analysed_fps,
+                rate.received_fps,
+            )
+        elif transition == "recovered":
+            logger.info(
+                "[%s] keeping up again: analysing %.1f of %.1f fps",
+                self.camera_id,
+                rate.analysed_fps,
+                rate.received_fps,
+            )
 
     def _write_frame(self, item: ReceivedFrame) -> tuple[str, int, int]:
         if item.rgb is not None:
@@ -285,6 +323,9 @@ class CameraSession:
                 "receive": item.received_wall,
                 "inference_ms": round(inference_ms, 2),
                 "server_ms": round((time.monotonic() - item.received_monotonic) * 1000, 2),
+                "received_fps": round(self.rate.received_fps, 1),
+                "analysed_fps": round(self.rate.analysed_fps, 1),
+                "overloaded": self.rate.overloaded,
             },
         }
         analysis, events = self.analysis.update(message)

@@ -47,7 +47,10 @@ class WebSocketSink:
     async def run(self) -> None:
         while True:
             text = await self._queue.get()
-            await self._ws.send_str(text)
+            try:
+                await self._ws.send_str(text)
+            except ConnectionResetError:  # the client went away; the receive loop ends it
+                return
 
 
 def _decode_jpeg(jpeg: bytes) -> np.ndarray | None:
@@ -63,12 +66,13 @@ class _JpegDecoder:
     def __init__(self, session: CameraSession, sink: WebSocketSink) -> None:
         self._session = session
         self._sink = sink
-        self._pending: LegacyFrame | None = None
+        self._pending: tuple[LegacyFrame, float] | None = None
         self._wake = asyncio.Event()
         self._origin = time.monotonic()
 
     def offer(self, frame: LegacyFrame) -> None:
-        self._pending = frame
+        # counted on arrival, so frames replaced here before decoding show as skipped
+        self._pending = (frame, self._session.frame_arrived())
         self._wake.set()
 
     async def run(self) -> None:
@@ -76,9 +80,10 @@ class _JpegDecoder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            frame, self._pending = self._pending, None
-            if frame is None:
+            pending, self._pending = self._pending, None
+            if pending is None:
                 continue
+            frame, arrived = pending
             rgb = await loop.run_in_executor(None, _decode_jpeg, frame.jpeg)
             if rgb is None:
                 logger.warning("[%s] undecodable JPEG on /ws/camera", self._session.camera_id)
@@ -88,7 +93,7 @@ class _JpegDecoder:
             pts = int((time.monotonic() - self._origin) * RTP_CLOCK_RATE)
             video_frame.pts = pts
             video_frame.time_base = _TIME_BASE
-            self._session.publish_frame(video_frame, pts, rgb)
+            self._session.publish_frame(video_frame, pts, rgb, arrived)
 
 
 async def handle_ws_camera(

@@ -8,6 +8,7 @@ import base64
 import logging
 import os
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,16 @@ async def stats(request: web.Request) -> web.Response:
     cameras = {}
     for session in request.app[REGISTRY].sessions():
         s = session.stats
+        session.rate.refresh(time.monotonic())
         cameras[session.camera_id] = {
             "kind": session.kind,
             "frames_received": s.frames_received,
             "frames_analysed": s.frames_analysed,
             "frames_skipped": s.frames_skipped,
             "analysis_failures": s.analysis_failures,
+            "received_fps": round(session.rate.received_fps, 1),
+            "analysed_fps": round(session.rate.analysed_fps, 1),
+            "overloaded": session.rate.overloaded,
             "monitors": max(0, len(session.sinks) - (1 if session.own_sink else 0)),
         }
     return web.json_response({"cameras": cameras, "workers": request.app[POOL].size})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from pathlib import Path
 
@@ -77,7 +78,17 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
         status = await page.locator(".status").inner_text()
         latency = await page.evaluate("window.komiCamera.latencyMs")
         print(f"camera page: {status!r}, latency {latency:.0f} ms")
-        assert "fps" in status and "ms" in status
+        assert "ms" in status
+        assert re.search(r"\d+\.\d / \d+ fps", status), "analysed / received fps not shown"
+        # the words a busy server shows, from the page's own module
+        shown = await page.evaluate(
+            """() => import('/static/server_load.js').then(({ showAnalysedRate }) => {
+                 const element = document.createElement('b');
+                 showAnalysedRate(element, 6.2, { received_fps: 15, analysed_fps: 6, overloaded: true });
+                 return [element.textContent, element.className, element.title];
+               })"""
+        )
+        assert shown[0].startswith("6.2 / 15 fps · ") and shown[1] == "busy" and shown[2]
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{server.url}/cameras") as response:
                 assert "browser_cam" in (await response.json())["cameras"]

@@ -5,6 +5,7 @@ import { AnalysisPanel } from './analysis_panel.js';
 import { applyLanguage, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
+import { showAnalysedRate } from './server_load.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -144,7 +145,12 @@ function onMessage(message) {
 
 function refreshStatus() {
   stats.analysedFps = rate.perSecond();
-  $('fps').textContent = stats.state === 'connected' ? `${stats.analysedFps.toFixed(1)} fps` : '–';
+  if (stats.state === 'connected') {
+    showAnalysedRate($('fps'), stats.analysedFps, stats.lastMessage && stats.lastMessage.timing);
+  } else {
+    showAnalysedRate($('fps'), 0, null);
+    $('fps').textContent = '–';
+  }
   $('latency').textContent = stats.latencyMs !== null && stats.state === 'connected'
     ? `${Math.round(stats.latencyMs)} ms` : '–';
 }

@@ -15,7 +15,8 @@ const STRINGS = {
     offline: 'offline', mismatch: 'Overlay match', settings: 'Settings', language: '한국어',
     phase: 'Phase', good_reps: 'good', bad_reps: 'to fix', angle: 'Angle',
     no_exercise: 'None (pose only)', profile: 'Level', beginner: 'Beginner',
-    standard: 'Standard', strict: 'Strict',
+    standard: 'Standard', strict: 'Strict', busy: 'server busy',
+    busy_hint: 'The server cannot analyse every frame: it analyses the newest and skips older ones.',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -31,7 +32,8 @@ const STRINGS = {
     offline: '오프라인', mismatch: '오버레이 일치', settings: '설정', language: 'English',
     phase: '단계', good_reps: '좋음', bad_reps: '교정 필요', angle: '각도',
     no_exercise: '없음 (자세만)', profile: '난이도', beginner: '초급',
-    standard: '보통', strict: '엄격',
+    standard: '보통', strict: '엄격', busy: '서버 과부하',
+    busy_hint: '서버가 모든 프레임을 분석하지 못합니다: 최신 프레임만 분석하고 이전 프레임은 건너뜁니다.',
   },
 };
 

@@ -5,6 +5,7 @@ import { AnalysisPanel } from './analysis_panel.js';
 import { applyLanguage, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
+import { showAnalysedRate } from './server_load.js';
 
 const $ = (id) => document.getElementById(id);
 const grid = $('grid');
@@ -215,7 +216,7 @@ class Tile {
   refresh() {
     this.stats.analysedFps = this.rate.perSecond();
     const q = (selector) => this.element.querySelector(selector);
-    q('.fps').textContent = `${this.stats.analysedFps.toFixed(1)} fps`;
+    showAnalysedRate(q('.fps'), this.stats.analysedFps, this.latest && this.latest.timing);
     q('.latency').textContent = this.stats.latencyMs === null ? '–' : `${Math.round(this.stats.latencyMs)} ms`;
     q('.match').textContent = this.stats.drawn
       ? `${Math.round((100 * this.stats.matched) / this.stats.drawn)}%` : '–';
