@@ -25,6 +25,7 @@ from .analysis_rate import AnalysisRate
 from .newest_frame import NewestFrame, ReceivedFrame
 from .pose import Pose
 from .pose_worker import CameraPoseChannel, WorkerFailed
+from .video_forwarding import EncodedVideoTap
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class CameraSession:
         self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
         self.jpeg_cache: tuple[int, bytes] | None = None  # (frame version, JPEG) for /get-image
         self.pc: RTCPeerConnection | None = None
+        self.video_tap: EncodedVideoTap | None = None  # the camera's encoded frames, for monitors
         self.analysis = LiveAnalysis(camera_id)
         self.sinks: set[MessageSink] = set()  # camera + monitors
         self.own_sink: MessageSink | None = None
@@ -168,6 +170,8 @@ class CameraSession:
         )
         try:
             self.newest.close()
+            if self.video_tap is not None:
+                self.video_tap.close()
             for handle in self._delayed:
                 handle.cancel()
             tasks = list(self._tasks)

@@ -21,6 +21,7 @@ class ServerConfig:
     inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
     debug: bool = False
     early_frame_release: bool = True  # release a frame at its RTP marker (jitterbuffer.py)
+    forward_video: bool = True  # monitors get the camera's VP8 frames (video_forwarding.py)
     demo_camera: bool = False  # stream the bundled demo person into this server
     demo_fps: float = 10.0
     https: bool = False

@@ -6,23 +6,50 @@ packets are all present from the buffer's origin up to the packet with the RTP m
 (the last packet of a video frame) is complete: this subclass releases it then. Anything
 else (loss, reordering) falls back to aiortc's own logic, so behaviour under loss is
 unchanged.
+
+The same buffer can also hand every completed encoded frame to a tap (`on_frame`), so the
+camera's encoded video can be forwarded to monitors without re-encoding
+(`video_forwarding.py`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 
 logger = logging.getLogger(__name__)
 
 _RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 
+# (encoded frame, the packet that completed it): called for every frame the buffer releases
+FrameTap = Callable[[JitterFrame, RtpPacket], None]
+
 
 class MarkerReleaseJitterBuffer(JitterBuffer):
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        is_video: bool = True,
+        release_on_marker: bool = True,
+        on_frame: FrameTap | None = None,
+    ) -> None:
+        super().__init__(capacity=capacity, is_video=is_video)
+        self._release_on_marker = release_on_marker
+        self.on_frame = on_frame
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is not None and self.on_frame is not None:
+            self.on_frame(frame, packet)
+        return pli_flag, frame
+
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        if self._origin is None:
+        if self._origin is None or not self._release_on_marker:
             return None
         packets = []
         timestamp = None
@@ -44,8 +71,11 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
         return super()._remove_frame(sequence_number)
 
 
-def install_marker_release(receiver: Any) -> bool:
-    """Swap a video receiver's jitter buffer before packets arrive; False if aiortc changed."""
+def install_marker_release(
+    receiver: Any, *, release_on_marker: bool = True, on_frame: FrameTap | None = None
+) -> bool:
+    """Swap a video receiver's jitter buffer before packets arrive; False if aiortc changed
+    (the stock buffer then stays: frames one interval later and no tap)."""
     current = getattr(receiver, _RECEIVER_JITTER_BUFFER, None)
     if type(current) is not JitterBuffer or not getattr(current, "_is_video", False):
         logger.warning("aiortc's receiver changed: keeping its stock jitter buffer")
@@ -53,6 +83,11 @@ def install_marker_release(receiver: Any) -> bool:
     setattr(
         receiver,
         _RECEIVER_JITTER_BUFFER,
-        MarkerReleaseJitterBuffer(capacity=current.capacity, is_video=True),
+        MarkerReleaseJitterBuffer(
+            capacity=current.capacity,
+            is_video=True,
+            release_on_marker=release_on_marker,
+            on_frame=on_frame,
+        ),
     )
     return True

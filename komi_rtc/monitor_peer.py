@@ -1,14 +1,18 @@
 """A monitor's peer connection: the camera's video relayed plus the camera's messages.
 
-The monitor track hands out the camera session's newest decoded frame, so a camera is
-decoded once however many monitors watch it, and a slow monitor skips frames instead of
-queueing them.
+A WebRTC camera's encoded VP8 frames are forwarded as they are (`video_forwarding.py`).
+Otherwise (a /ws/camera camera, another codec, `--reencode-monitors`) the monitor track
+hands out the camera session's newest decoded frame, re-encoded per monitor: a camera is
+still decoded once however many monitors watch it, and a slow monitor skips frames
+instead of queueing them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
@@ -17,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError
 from .camera_session import CameraSession, DataChannelSink
 from .control import handle_control_message
 from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
+from .video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack, negotiated_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +29,18 @@ logger = logging.getLogger(__name__)
 class MonitorTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, session: CameraSession, on_origin: MonitorPeer) -> None:
+    def __init__(self, session: CameraSession, on_origin: Callable[[], None]) -> None:
         super().__init__()
         self._session = session
         self._seen = 0
         self.origin = SenderTimestampOrigin()
-        self._peer = on_origin
+        self._on_origin = on_origin
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self.origin.observe() is not None:
-            self._peer.announce_timing()
+            self._on_origin()
         try:
             self._seen, item = await self._session.newest.wait_newer(self._seen)
         except EOFError:
@@ -52,7 +57,7 @@ class MonitorPeer:
         self.session = session
         self.pc = pc
         self.peer_id = peer_id
-        self.track = MonitorTrack(session, self)
+        self.track: MonitorTrack | ForwardedVideoTrack | None = None
         self.sink: DataChannelSink | None = None
         self._closed = False
         session.add_close_listener(self, self._camera_gone)
@@ -79,9 +84,29 @@ class MonitorPeer:
             if pc.connectionState in ("failed", "closed"):
                 session.spawn_closer(self.close(), f"monitor {peer_id} close")
 
+    def add_video(self, transceiver: Any, tap: EncodedVideoTap | None) -> str:
+        """Send the camera's video on the offer's video transceiver: forwarded when the tap
+        can (VP8 both ways), else re-encoded. Returns which, for the log."""
+        codecs = negotiated_codecs(transceiver)
+        if tap is not None and tap.usable and codecs and codecs[0].mimeType == VP8:
+            self.track = ForwardedVideoTrack(tap, self.announce_timing)
+        else:
+            self.track = MonitorTrack(self.session, self.announce_timing)
+        sender = self.pc.addTrack(self.track)
+        self.track.origin.sender = sender
+        if isinstance(self.track, ForwardedVideoTrack):
+            if not callable(getattr(sender, "_send_keyframe", None)):
+                logger.warning("aiortc's sender changed: monitor PLIs are not forwarded")
+            else:
+                # aiortc answers the monitor's PLI by asking its encoder for a keyframe;
+                # there is no encoder here, so the camera is asked instead
+                sender._send_keyframe = self.track.keyframe_requested  # type: ignore[method-assign]
+            return "forwarded"
+        return "re-encoded"
+
     def announce_timing(self) -> None:
         """Tell the page how RTP timestamps of its video relate to `frame_pts`."""
-        if self.sink is None or self.track.origin.origin is None:
+        if self.sink is None or self.track is None or self.track.origin.origin is None:
             return
         self.sink.send_text(
             json.dumps(
@@ -108,6 +133,7 @@ class MonitorPeer:
         self.session.remove_close_listener(self)
         if self.sink is not None:
             self.session.sinks.discard(self.sink)
-        self.track.stop()
+        if self.track is not None:
+            self.track.stop()
         await self.pc.close()
         logger.info("[%s] monitor %s left", self.session.camera_id, self.peer_id)

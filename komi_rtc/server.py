@@ -327,6 +327,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="keep aiortc's jitter buffer (a frame is released one frame late); for comparison",
     )
     parser.add_argument(
+        "--reencode-monitors",
+        action="store_true",
+        help="re-encode the decoded video for each monitor instead of forwarding the "
+        "camera's own VP8 frames (costs about 5%% of a core per monitor); for comparison",
+    )
+    parser.add_argument(
         "--https",
         action="store_true",
         help="serve HTTPS (phones need it for the camera) with a self-signed certificate",
@@ -366,6 +372,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         debug=args.debug,
         demo_camera=args.demo,
         early_frame_release=not args.stock_jitter_buffer,
+        forward_video=not args.reencode_monitors,
         https=args.https or bool(args.cert),
         cert_file=args.cert,
         key_file=args.key,

@@ -18,6 +18,7 @@ from .jitterbuffer import install_marker_release
 from .monitor_peer import MonitorPeer
 from .pose_worker import PoseWorkerPool
 from .protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
+from .video_forwarding import EncodedVideoTap, negotiated_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ class Signaling:
                 raise InvalidRequest("a camera offer must send one video track")
             session = self._new_session(camera_id, "webrtc")
             session.attach_peer(pc)
-            if self._config.early_frame_release:
-                install_marker_release(videos[0].receiver)
+            self._install_jitter_buffer(session, videos[0])
             session.attach_track(videos[0].receiver.track)
             self._bind_camera_channel(pc, session)
             answer = await self._answer(pc)
@@ -89,6 +89,25 @@ class Signaling:
         self._registry.add(session)
         logger.info("[%s] camera connected over WebRTC", camera_id)
         return answer, camera_id
+
+    def _install_jitter_buffer(self, session: CameraSession, transceiver: Any) -> None:
+        """Our jitter buffer releases frames at their marker and taps them for monitors."""
+        config = self._config
+        receiver = transceiver.receiver
+        tap = None
+        if config.forward_video:
+            tap = EncodedVideoTap(
+                session.camera_id, receiver, negotiated_codecs(transceiver), session.spawn
+            )
+        if not config.early_frame_release and tap is None:
+            return
+        installed = install_marker_release(
+            receiver,
+            release_on_marker=config.early_frame_release,
+            on_frame=tap.on_frame if tap is not None else None,
+        )
+        if installed and tap is not None:
+            session.video_tap = tap
 
     def _new_session(self, camera_id: str, kind: str) -> CameraSession:
         config = self._config
@@ -129,14 +148,15 @@ class Signaling:
         monitor = MonitorPeer(session, pc, f"monitor_{next(_monitor_ids)}")
         try:
             await self._negotiate(pc, sdp)
-            if not any(t.kind == "video" for t in pc.getTransceivers()):
+            videos = [t for t in pc.getTransceivers() if t.kind == "video"]
+            if not videos:
                 raise InvalidRequest("a monitor offer must receive one video track")
-            monitor.track.origin.sender = pc.addTrack(monitor.track)
+            video = monitor.add_video(videos[0], session.video_tap)
             answer = await self._answer(pc)
         except BaseException:
             await monitor.close()
             raise
-        logger.info("[%s] %s connected", camera_id, monitor.peer_id)
+        logger.info("[%s] %s connected (video %s)", camera_id, monitor.peer_id, video)
         return answer, camera_id
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import ssl
@@ -107,7 +108,10 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
         await context.close()
 
 
-async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(server, browser, artifacts_dir):
+async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(
+    server, browser, artifacts_dir, caplog
+):
+    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
     cameras = [await _open_camera(browser, server.url, f"wall_cam_{i}") for i in (1, 2)]
     monitors = [await _open_monitor(browser, server.url) for _ in range(2)]
     try:
@@ -143,6 +147,9 @@ async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(server, brow
                     f"latency {tile['latencyMs'] or 0:.0f} ms, video held {tile['videoDelayMs']} ms"
                 )
                 assert matched / drawn >= 0.95
+        # Chromium's VP8 reached the monitors as it was sent, not re-encoded
+        forwarded = [r for r in caplog.records if "connected (video forwarded)" in r.getMessage()]
+        assert len(forwarded) == 4
         # a camera that stops leaves every monitor
         await cameras[0][0].close()
         for _, monitor in monitors:

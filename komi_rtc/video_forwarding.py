@@ -1,0 +1,186 @@
+"""Monitors get the camera's own encoded VP8 frames: no re-encoding per monitor.
+
+Re-encoding the decoded video for every monitor costs about 5% of a core per monitor at
+640x480 and 15 fps, and blurs the picture once more. The camera's jitter buffer already
+holds each encoded frame, so a tap hands it to every monitor's track as an `av.Packet`,
+which aiortc's sender packetizes as it is (`Encoder.pack`). A monitor starts at a keyframe:
+joining, or losing a picture (its PLI), asks the camera for one. The frame's pts is the one
+the decoded frame and `frame_pts` carry, so `video_timing` and the overlay work unchanged.
+
+Used only when the camera sends VP8 and the monitor takes VP8 first; otherwise, and for
+/ws/camera cameras, monitors get the decoded frames re-encoded (`monitor_peer.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpreceiver import TimestampMapper
+from aiortc.rtp import RtpPacket
+
+from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
+
+logger = logging.getLogger(__name__)
+
+VP8 = "video/VP8"
+_TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
+_KEYFRAME_REQUEST_INTERVAL_S = 0.3  # PLIs closer than this are one request
+_MAX_QUEUED_FRAMES = 30  # a monitor this far behind restarts at the next keyframe
+
+
+def negotiated_codecs(transceiver: Any) -> list[Any]:
+    """The codecs a transceiver negotiated, first one used to send (aiortc's `_codecs`)."""
+    codecs = getattr(transceiver, "_codecs", None)
+    return list(codecs) if isinstance(codecs, list) else []
+
+
+def is_vp8_keyframe(data: bytes) -> bool:
+    """VP8 payload header: bit 0 of the first byte is 0 for a keyframe (RFC 7741)."""
+    return bool(data) and not data[0] & 0x01
+
+
+class EncodedVideoTap:
+    """One per WebRTC camera: fed by its jitter buffer, feeds its monitors' tracks."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        receiver: Any,
+        codecs: list[Any],
+        spawn: Callable[[Awaitable[None], str], None],
+    ) -> None:
+        self.camera_id = camera_id
+        self.codec = codecs[0].mimeType if codecs else None
+        self._payload_types = {c.payloadType: c.mimeType for c in codecs}
+        self._receiver = receiver
+        self._spawn = spawn
+        self._mapper = TimestampMapper()  # the same mapping aiortc applies before decoding
+        self._tracks: set[ForwardedVideoTrack] = set()
+        self._ssrc: int | None = None
+        self._keyframe_wanted = False
+        self._last_request = float("-inf")
+        self._warned_codec = False
+        self.frames = 0
+        self.keyframes = 0
+        self.keyframe_requests = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.codec == VP8 and callable(getattr(self._receiver, "_send_rtcp_pli", None))
+
+    def on_frame(self, frame: JitterFrame, packet: RtpPacket) -> None:
+        """Called by the jitter buffer for every completed frame, in order."""
+        pts = self._mapper.map(frame.timestamp)
+        self._ssrc = packet.ssrc
+        if self._payload_types.get(packet.payload_type) != VP8:
+            if not self._warned_codec:
+                self._warned_codec = True
+                logger.warning(
+                    "[%s] camera sends payload type %d, not VP8: monitors get no forwarded video",
+                    self.camera_id,
+                    packet.payload_type,
+                )
+            return
+        self.frames += 1
+        keyframe = is_vp8_keyframe(frame.data)
+        if keyframe:
+            self.keyframes += 1
+            self._keyframe_wanted = False  # every track waiting for one gets this one
+        for track in tuple(self._tracks):
+            track.offer(frame.data, pts, keyframe)
+        if self._keyframe_wanted:
+            self.request_keyframe()
+
+    def request_keyframe(self) -> None:
+        """Ask the camera for a keyframe (an RTCP PLI), at most every 0.3 s."""
+        now = time.monotonic()
+        if self._ssrc is None or now - self._last_request < _KEYFRAME_REQUEST_INTERVAL_S:
+            self._keyframe_wanted = True  # asked again with the next frame
+            return
+        self._keyframe_wanted = False
+        self._last_request = now
+        self.keyframe_requests += 1
+        self._spawn(self._send_pli(self._ssrc), "keyframe-request")
+
+    async def _send_pli(self, ssrc: int) -> None:
+        try:
+            await self._receiver._send_rtcp_pli(ssrc)
+        except Exception as exc:  # noqa: BLE001 - the connection is closing; nothing to do
+            logger.debug("[%s] keyframe request not sent: %s", self.camera_id, exc)
+
+    def subscribe(self, track: ForwardedVideoTrack) -> None:
+        self._tracks.add(track)
+        self.request_keyframe()
+
+    def unsubscribe(self, track: ForwardedVideoTrack) -> None:
+        self._tracks.discard(track)
+
+    def close(self) -> None:
+        for track in tuple(self._tracks):
+            track.stop()
+        self._tracks.clear()
+
+
+class ForwardedVideoTrack(MediaStreamTrack):
+    """A monitor's video: the camera's encoded frames from the newest keyframe on."""
+
+    kind = "video"
+
+    def __init__(self, tap: EncodedVideoTap, on_origin: Callable[[], None]) -> None:
+        super().__init__()
+        self.origin = SenderTimestampOrigin()
+        self._tap = tap
+        self._on_origin = on_origin
+        self._queue: deque[tuple[bytes, int]] = deque()
+        self._wake = asyncio.Event()
+        self._need_keyframe = True
+        tap.subscribe(self)
+
+    def offer(self, data: bytes, pts: int, keyframe: bool) -> None:
+        if self._need_keyframe:
+            if not keyframe:
+                return
+            self._need_keyframe = False
+        if len(self._queue) >= _MAX_QUEUED_FRAMES:  # the monitor stalled: start afresh
+            self._queue.clear()
+            self._need_keyframe = True
+            self._tap.request_keyframe()
+            return
+        self._queue.append((data, pts))
+        self._wake.set()
+
+    def keyframe_requested(self) -> None:
+        """The monitor lost a picture (its PLI reached our sender): ask the camera."""
+        self._tap.request_keyframe()
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.origin.observe() is not None:
+            self._on_origin()
+        while not self._queue:
+            self._wake.clear()
+            await self._wake.wait()
+            if self.readyState != "live":
+                raise MediaStreamError
+        data, pts = self._queue.popleft()
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = _TIME_BASE
+        self.origin.handed_out(pts)
+        return packet
+
+    def stop(self) -> None:
+        self._tap.unsubscribe(self)
+        super().stop()
+        self._wake.set()

@@ -1,0 +1,78 @@
+"""Monitors get the camera's own VP8 frames; keyframes are asked of the camera when needed."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from conftest import wait_for
+from contract_client import PersonTrack, connect_camera, connect_monitor
+
+from komi_rtc.server import REGISTRY
+from komi_rtc.video_forwarding import is_vp8_keyframe
+
+
+def test_vp8_keyframe_bit():
+    assert is_vp8_keyframe(bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]))  # P bit 0: keyframe
+    assert not is_vp8_keyframe(bytes([0x31, 0x02, 0x00]))  # P bit 1: interframe
+    assert not is_vp8_keyframe(b"")
+
+
+def _picture(monitor) -> np.ndarray:
+    frame = monitor.frames[-1]
+    assert (frame.width, frame.height) == (640, 480)
+    return frame.to_ndarray(format="gray")
+
+
+async def test_monitor_joining_later_gets_the_cameras_frames_from_a_keyframe(server, caplog):
+    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
+    camera = await connect_camera(server.url, PersonTrack(fps=15), "fwd_cam")
+    try:
+        await camera.next_message("frame_processed")
+        await camera.next_message("frame_processed")  # the camera's first keyframe has gone by
+        session = server.app[REGISTRY].get("fwd_cam")
+        tap = session.video_tap
+        assert tap is not None and tap.usable
+        before = (tap.keyframes, tap.keyframe_requests)
+        monitor = await connect_monitor(server.url, "fwd_cam")
+        try:
+            # aiortc's camera sends a keyframe every 3000 frames: the monitor decodes only
+            # because joining asked the camera for one
+            await wait_for(lambda: monitor.frame_count >= 10, timeout=15)
+            assert tap.keyframe_requests > before[1] and tap.keyframes > before[0]
+            assert 40 < _picture(monitor).mean() < 200, "the person, not a black or blank frame"
+            assert any("connected (video forwarded)" in r.getMessage() for r in caplog.records)
+            await monitor.next_message("frame_processed")
+
+            # a monitor that loses a picture sends a PLI: it reaches the camera
+            requests, keyframes = tap.keyframe_requests, tap.keyframes
+            receiver = next(t.receiver for t in monitor.pc.getTransceivers() if t.kind == "video")
+            ssrc = next(iter(receiver.getSynchronizationSources())).source
+            await receiver._send_rtcp_pli(ssrc)
+            await wait_for(lambda: tap.keyframes > keyframes, timeout=10)
+            assert tap.keyframe_requests > requests
+            count = monitor.frame_count
+            await wait_for(lambda: monitor.frame_count >= count + 5, timeout=10)
+        finally:
+            await monitor.close()
+    finally:
+        await camera.close()
+
+
+async def test_reencoded_monitors_still_work(start_server, caplog):
+    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
+    running = await start_server(forward_video=False)
+    camera = await connect_camera(running.url, PersonTrack(fps=10), "reenc_cam")
+    try:
+        await camera.next_message("frame_processed")
+        assert running.app[REGISTRY].get("reenc_cam").video_tap is None
+        monitor = await connect_monitor(running.url, "reenc_cam")
+        try:
+            await wait_for(lambda: monitor.frame_count >= 5, timeout=15)
+            assert 40 < _picture(monitor).mean() < 200
+            assert any("connected (video re-encoded)" in r.getMessage() for r in caplog.records)
+        finally:
+            await monitor.close()
+    finally:
+        await camera.close()
+        await running.server.close()
