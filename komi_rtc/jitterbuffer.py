@@ -49,7 +49,9 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
         return pli_flag, frame
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        if self._origin is None or not self._release_on_marker:
+        if not self._release_on_marker:
+            return super()._remove_frame(sequence_number)
+        if self._origin is None:
             return None
         packets = []
         timestamp = None

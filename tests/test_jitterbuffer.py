@@ -43,3 +43,24 @@ def test_installs_into_a_real_receiver():
     receiver = RTCRtpReceiver("video", _Transport())
     assert install_marker_release(receiver)
     assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, MarkerReleaseJitterBuffer)
+
+
+def test_every_released_frame_reaches_the_tap_in_order():
+    seen = []
+    buffer = MarkerReleaseJitterBuffer(
+        capacity=128, on_frame=lambda frame, packet: seen.append((frame.data, packet.ssrc))
+    )
+    buffer.add(_packet(300, 9000, False, b"a"))
+    buffer.add(_packet(301, 9000, True, b"b"))
+    buffer.add(_packet(302, 12000, True, b"c"))
+    assert [data for data, _ in seen] == [b"ab", b"c"]
+
+
+def test_stock_release_still_taps():
+    seen = []
+    buffer = MarkerReleaseJitterBuffer(
+        capacity=128, release_on_marker=False, on_frame=lambda frame, packet: seen.append(frame)
+    )
+    assert buffer.add(_packet(400, 9000, True, b"a"))[1] is None  # stock: waits for the next
+    frame = buffer.add(_packet(401, 12000, True, b"b"))[1]
+    assert frame is not None and frame.data == b"a" and seen == [frame]

@@ -76,3 +76,21 @@ async def test_reencoded_monitors_still_work(start_server, caplog):
     finally:
         await camera.close()
         await running.server.close()
+
+
+async def test_forwarding_with_aiortcs_own_release_timing(start_server):
+    """`--stock-jitter-buffer`: frames are released one frame later, and still forwarded."""
+    running = await start_server(early_frame_release=False)
+    camera = await connect_camera(running.url, PersonTrack(fps=15), "stock_cam")
+    try:
+        await camera.next_message("frame_processed")
+        assert running.app[REGISTRY].get("stock_cam").video_tap is not None
+        monitor = await connect_monitor(running.url, "stock_cam")
+        try:
+            await wait_for(lambda: monitor.frame_count >= 5, timeout=15)
+            assert 40 < _picture(monitor).mean() < 200
+        finally:
+            await monitor.close()
+    finally:
+        await camera.close()
+        await running.server.close()
