@@ -25,7 +25,6 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpreceiver import TimestampMapper
 from aiortc.rtp import RtpPacket
 
 from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
@@ -36,6 +35,23 @@ VP8 = "video/VP8"
 _TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
 _KEYFRAME_REQUEST_INTERVAL_S = 0.3  # PLIs closer than this are one request
 _MAX_QUEUED_FRAMES = 30  # a monitor this far behind restarts at the next keyframe
+
+
+class RtpTimestampMapper:
+    """RTP timestamps to pts counted from the first frame, across the 32-bit wrap: the
+    mapping aiortc's receiver applies before decoding (a test holds the two equal)."""
+
+    def __init__(self) -> None:
+        self._origin: int | None = None
+        self._last = 0
+
+    def map(self, timestamp: int) -> int:
+        if self._origin is None:
+            self._origin = timestamp
+        elif timestamp < self._last:
+            self._origin -= 1 << 32
+        self._last = timestamp
+        return timestamp - self._origin
 
 
 def negotiated_codecs(transceiver: Any) -> list[Any]:
@@ -64,7 +80,7 @@ class EncodedVideoTap:
         self._payload_types = {c.payloadType: c.mimeType for c in codecs}
         self._receiver = receiver
         self._spawn = spawn
-        self._mapper = TimestampMapper()  # the same mapping aiortc applies before decoding
+        self._mapper = RtpTimestampMapper()  # so forwarded pts equal the decoded frames' pts
         self._tracks: set[ForwardedVideoTrack] = set()
         self._ssrc: int | None = None
         self._keyframe_wanted = False

@@ -9,13 +9,22 @@ from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
 
 from komi_rtc.server import REGISTRY
-from komi_rtc.video_forwarding import is_vp8_keyframe
+from komi_rtc.video_forwarding import RtpTimestampMapper, is_vp8_keyframe
 
 
 def test_vp8_keyframe_bit():
     assert is_vp8_keyframe(bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]))  # P bit 0: keyframe
     assert not is_vp8_keyframe(bytes([0x31, 0x02, 0x00]))  # P bit 1: interframe
     assert not is_vp8_keyframe(b"")
+
+
+def test_pts_mapping_equals_aiortcs_own():
+    """Forwarded frames must carry the pts the decoded frames (and `frame_pts`) carry."""
+    from aiortc.rtcrtpreceiver import TimestampMapper
+
+    ours, theirs = RtpTimestampMapper(), TimestampMapper()
+    timestamps = [2**32 - 12000, 2**32 - 6000, 2**32 - 6000, 0, 6000, 5999, 12000]
+    assert [ours.map(t) for t in timestamps] == [theirs.map(t) for t in timestamps]
 
 
 def _picture(monitor) -> np.ndarray:
