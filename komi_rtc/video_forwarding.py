@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 VP8 = "video/VP8"
 _TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
 _KEYFRAME_REQUEST_INTERVAL_S = 0.3  # PLIs closer than this are one request
+_KEYFRAME_RETRY_S = 1.0  # a monitor still without a keyframe this long asks again
 _MAX_QUEUED_FRAMES = 30  # a monitor this far behind restarts at the next keyframe
 
 
@@ -112,10 +113,14 @@ class EncodedVideoTap:
         if keyframe:
             self.keyframes += 1
             self._keyframe_wanted = False  # every track waiting for one gets this one
+        waiting = False
         for track in tuple(self._tracks):
             track.offer(frame.data, pts, keyframe)
-        if self._keyframe_wanted:
-            self.request_keyframe()
+            waiting = waiting or track.waiting_for_keyframe
+        if self._keyframe_wanted or (
+            waiting and time.monotonic() - self._last_request > _KEYFRAME_RETRY_S
+        ):
+            self.request_keyframe()  # also again if a request or its keyframe was lost
 
     def request_keyframe(self) -> None:
         """Ask the camera for a keyframe (an RTCP PLI), at most every 0.3 s."""
@@ -174,6 +179,10 @@ class ForwardedVideoTrack(MediaStreamTrack):
             return
         self._queue.append((data, pts))
         self._wake.set()
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._need_keyframe
 
     def keyframe_requested(self) -> None:
         """The monitor lost a picture (its PLI reached our sender): ask the camera."""

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import numpy as np
+from aiortc import RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
 
 from komi_rtc.server import REGISTRY
-from komi_rtc.video_forwarding import RtpTimestampMapper, is_vp8_keyframe
+from komi_rtc.video_forwarding import (
+    VP8,
+    EncodedVideoTap,
+    ForwardedVideoTrack,
+    RtpTimestampMapper,
+    is_vp8_keyframe,
+)
 
 
 def test_vp8_keyframe_bit():
@@ -25,6 +35,35 @@ def test_pts_mapping_equals_aiortcs_own():
     ours, theirs = RtpTimestampMapper(), TimestampMapper()
     timestamps = [2**32 - 12000, 2**32 - 6000, 2**32 - 6000, 0, 6000, 5999, 12000]
     assert [ours.map(t) for t in timestamps] == [theirs.map(t) for t in timestamps]
+
+
+async def test_a_monitor_without_a_keyframe_keeps_asking_then_starts_at_one():
+    sent: list[int] = []
+
+    class CameraReceiver:  # only records the PLIs; the tap and the track are under test
+        async def _send_rtcp_pli(self, ssrc: int) -> None:
+            sent.append(ssrc)
+
+    tasks: list[asyncio.Future] = []
+    vp8 = RTCRtpCodecParameters(mimeType=VP8, clockRate=90000, payloadType=96)
+    tap = EncodedVideoTap(
+        "cam", CameraReceiver(), [vp8], lambda coro, name: tasks.append(asyncio.ensure_future(coro))
+    )
+    track = ForwardedVideoTrack(tap, lambda: None)
+    packet = RtpPacket(payload_type=96, ssrc=1234)
+    for i in range(33):  # 2.2 s of a camera at 15 fps whose keyframe request got lost
+        tap.on_frame(JitterFrame(bytes([0x31, 0, 0]), 90_000 + 6000 * i), packet)
+        await asyncio.sleep(1 / 15)  # pacing the camera
+    await asyncio.gather(*tasks)
+    assert sent and set(sent) == {1234}
+    assert 2 <= len(sent) <= 4, sent  # on joining, then about once a second
+    assert track.waiting_for_keyframe
+    tap.on_frame(JitterFrame(bytes([0x30, 0, 0]), 90_000 + 6000 * 33), packet)
+    tap.on_frame(JitterFrame(bytes([0x31, 0, 0]), 90_000 + 6000 * 34), packet)
+    first, second = await track.recv(), await track.recv()
+    assert (first.pts, second.pts) == (6000 * 33, 6000 * 34)  # from the keyframe on
+    assert bytes(first) == bytes([0x30, 0, 0])
+    track.stop()
 
 
 def _picture(monitor) -> np.ndarray:
