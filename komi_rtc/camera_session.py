@@ -21,7 +21,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from .analysis.live import LiveAnalysis
-from .analysis_rate import AnalysisRate
+from .analysis_rate import AnalysisRate, Transition
 from .newest_frame import NewestFrame, ReceivedFrame
 from .pose import Pose
 from .pose_worker import CameraPoseChannel, WorkerFailed
@@ -230,8 +230,9 @@ class CameraSession:
         analysis does not convert it back out of the frame. `arrived`: from `frame_arrived()`
         when the caller counted the frame on arrival."""
         if arrived is None:
-            arrived = self.frame_arrived()
-        wall = time.time() - (time.monotonic() - arrived)
+            arrived, wall = self.frame_arrived(), time.time()
+        else:
+            wall = time.time() - (time.monotonic() - arrived)
         self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb))
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
@@ -286,7 +287,7 @@ class CameraSession:
             else:
                 self._fan_out(item, result.poses, result.inference_ms)
 
-    def _note_rate(self, transition: str | None) -> None:
+    def _note_rate(self, transition: Transition) -> None:
         rate = self.rate
         if transition == "overloaded":
             logger.warning(

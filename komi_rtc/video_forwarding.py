@@ -114,7 +114,7 @@ class EncodedVideoTap:
             self.keyframes += 1
             self._keyframe_wanted = False  # every track waiting for one gets this one
         waiting = False
-        for track in tuple(self._tracks):
+        for track in self._tracks:  # offer() never adds or removes tracks
             track.offer(frame.data, pts, keyframe)
             waiting = waiting or track.waiting_for_keyframe
         if self._keyframe_wanted or (

@@ -12,7 +12,8 @@ from komi_rtc.analysis_rate import AnalysisRate
 
 
 def _stream(rate: AnalysisRate, start: float, seconds: float, fps: float, analysed_every: int):
-    """Feed `fps` frames a second for `seconds`, analysing every n-th; yields transitions."""
+    """Feed `fps` frames a second for `seconds`, analysing every n-th; returns the
+    transitions and the time after the last frame."""
     transitions = []
     frames = int(seconds * fps)
     for i in range(frames):

@@ -145,12 +145,9 @@ function onMessage(message) {
 
 function refreshStatus() {
   stats.analysedFps = rate.perSecond();
-  if (stats.state === 'connected') {
-    showAnalysedRate($('fps'), stats.analysedFps, stats.lastMessage && stats.lastMessage.timing);
-  } else {
-    showAnalysedRate($('fps'), 0, null);
-    $('fps').textContent = '–';
-  }
+  const connected = stats.state === 'connected';
+  showAnalysedRate($('fps'), connected ? stats.analysedFps : null,
+    connected && stats.lastMessage ? stats.lastMessage.timing : null);
   $('latency').textContent = stats.latencyMs !== null && stats.state === 'connected'
     ? `${Math.round(stats.latencyMs)} ms` : '–';
 }
