@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..pose import Pose
-from .skeleton import Camera, Joints, forward_kinematics, project
+from ..synthetic.skeleton import Camera, Joints, forward_kinematics, project
 
 # exercise -> (views, fixed joints, {joint path: (rest, peak)}, {error: {path: peak or value}})
 # A path is "attr" or "attr.side"; ".both" sets both sides.

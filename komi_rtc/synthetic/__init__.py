@@ -1,0 +1,1 @@
+"""Synthetic people: a kinematic body model and its rendering as video, for the demo and benchmarks."""
