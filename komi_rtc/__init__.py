@@ -1,15 +1,8 @@
-"""KOMI RTC: real-time exercise coaching over WebRTC with per-frame pose estimation."""
+"""KOMI RTC: real-time exercise coaching over WebRTC with per-frame pose estimation.
 
-from .config import ServerConfig
-from .pose import Pose, PoseEstimator, create_estimator
-from .pose_worker import PoseWorkerPool
-from .protocol import KEYPOINT_NAMES
+Layers, lowest first (import-linter holds them, see pyproject.toml): `protocol` (the wire
+contract) -> `synthetic` (rendered people) -> `media`, `pose`, `analysis` -> `camera` (the
+camera peer) -> `server` -> `bench`.
+"""
 
-__all__ = [
-    "KEYPOINT_NAMES",
-    "Pose",
-    "PoseEstimator",
-    "PoseWorkerPool",
-    "ServerConfig",
-    "create_estimator",
-]
+__version__ = "0.1.0"

@@ -6,6 +6,7 @@ scripts/setup.sh --test
 .venv/bin/ruff check komi_rtc tests
 .venv/bin/ruff format --check komi_rtc tests
 .venv/bin/mypy komi_rtc
+.venv/bin/lint-imports --no-cache
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from komi_rtc.config import ServerConfig
-from komi_rtc.pose_worker import PoseWorkerPool
+from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.server import create_app
+from komi_rtc.server.config import ServerConfig
 
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "artifacts")
 

@@ -13,7 +13,7 @@ import pytest
 from contract_client import PersonTrack, connect_camera, connect_monitor, person_jpeg_base64
 
 from komi_rtc.analysis.catalog import Catalog, default_catalog, load_exercise_file
-from komi_rtc.analysis.reference import derive_exercise
+from komi_rtc.analysis.derive import derive_exercise
 from komi_rtc.analysis.replay import analyse_recording, replay_analyses
 from komi_rtc.bench.analysis import run_session
 from komi_rtc.bench.sessions import MOTIONS, make_session, sessions_for
@@ -205,8 +205,8 @@ async def test_set_exercise_over_the_legacy_websocket(server):
 
 async def test_replay_gives_the_live_numbers_for_a_recording(start_server, tmp_path):
     """A live session recorded by the camera peer replays to the same analysis, frame by frame."""
-    from komi_rtc.camera import CameraPeer
-    from komi_rtc.video_sources import open_source
+    from komi_rtc.camera.peer import CameraPeer
+    from komi_rtc.media.video_sources import open_source
 
     running = await start_server()
     path = tmp_path / "live.jsonl"

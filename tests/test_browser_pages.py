@@ -111,7 +111,7 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
 async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(
     server, browser, artifacts_dir, caplog
 ):
-    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
     cameras = [await _open_camera(browser, server.url, f"wall_cam_{i}") for i in (1, 2)]
     monitors = [await _open_monitor(browser, server.url) for _ in range(2)]
     try:
@@ -163,7 +163,7 @@ async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(
 
 
 async def test_https_mode_serves_pages_with_the_generated_certificate(start_server, tmp_path):
-    from komi_rtc.tls import ensure_self_signed, server_ssl_context
+    from komi_rtc.server.tls import ensure_self_signed, server_ssl_context
 
     cert, key = ensure_self_signed(tmp_path)
     assert ensure_self_signed(tmp_path) == (cert, key)  # kept, not made anew each start

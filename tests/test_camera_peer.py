@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from komi_rtc.camera import CameraPeer, parse_camera_list
-from komi_rtc.video_sources import open_source
+from komi_rtc.camera.peer import CameraPeer, parse_camera_list
+from komi_rtc.media.video_sources import open_source
 
 
 async def _median_latency(url: str, results: int = 25) -> float:
@@ -134,7 +134,7 @@ def test_video_file_and_image_sources_loop(tmp_path):
     assert first.shape == (480, 640, 3) and not np.array_equal(first, later)
     import pytest
 
-    from komi_rtc.video_sources import SourceError
+    from komi_rtc.media.video_sources import SourceError
 
     with pytest.raises(SourceError):
         open_source(str(tmp_path / "missing.mp4"), 640, 480, 10)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import time
 
 import aiohttp
 import cv2
@@ -127,7 +129,8 @@ async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_cam") as ws:
             hello = await ws.receive_json(timeout=10)
-            assert hello == {"type": "connection_successful", "camera_id": "legacy_cam"}
+            assert hello["type"] == "connection_successful"
+            assert hello["camera_id"] == "legacy_cam"
             await ws.send_json({"type": "frame", "timestamp": 1.0, "image_data": jpeg})
             result = await _next_of(ws, "frame_processed")
             assert result["camera_id"] == "legacy_cam"
@@ -152,6 +155,40 @@ async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
                 await monitor.next_message("frame_processed")
             finally:
                 await monitor.close()
+
+
+async def test_original_komi_clients_get_every_field_they_read(server):
+    """The original KOMI webcam client and monitor, message for message: the camera is
+    named `client_id` in `frame_processed`, `connection_successful` carries a `message`,
+    and `/ws/monitor` sends `cameras_list` then `status_update`s."""
+    jpeg = person_jpeg_base64(4)
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.url}/ws/monitor") as monitor:
+            first = await monitor.receive_json(timeout=10)
+            assert first["type"] == "cameras_list" and isinstance(first["cameras"], list)
+            async with http.ws_connect(f"{server.url}/ws/camera") as ws:  # no id: assigned
+                hello = await ws.receive_json(timeout=10)
+                assert hello["type"] == "connection_successful"
+                camera_id = hello["camera_id"]
+                assert camera_id.startswith("camera_") and hello["client_id"] == camera_id
+                assert isinstance(hello["message"], str) and hello["message"]
+                await ws.send_str(
+                    json.dumps({"type": "frame", "timestamp": time.time(), "image_data": jpeg})
+                )
+                result = await _next_of(ws, "frame_processed")
+                assert result["client_id"] == camera_id == result["camera_id"]
+                assert isinstance(result["timestamp"], float)
+                keypoints = result["pose_data"]["pose"][0]["keypoints"]
+                assert [k["name"] for k in keypoints][:3] == ["nose", "left_eye_inner", "left_eye"]
+                listed = await _next_of(monitor, "cameras_list")
+                while camera_id not in listed["cameras"]:
+                    listed = await _next_of(monitor, "cameras_list")
+                status = await _next_of(monitor, "status_update")
+                while status["camera_id"] != camera_id:
+                    status = await _next_of(monitor, "status_update")
+                assert status["camera_id"] == camera_id and status["has_new_image"] is True
+                assert isinstance(status["timestamp"], float)
+                assert status["pose_data"]["pose"], "the pose the camera got"
 
 
 async def _next_of(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict:

@@ -8,7 +8,7 @@ import logging
 import aiohttp
 from contract_client import person_jpeg_base64
 
-from komi_rtc.analysis_rate import AnalysisRate
+from komi_rtc.server.analysis_rate import AnalysisRate
 
 
 def _stream(rate: AnalysisRate, start: float, seconds: float, fps: float, analysed_every: int):
@@ -61,7 +61,7 @@ def test_nothing_is_judged_in_the_first_seconds():
 
 async def test_a_camera_sending_faster_than_analysis_is_reported_busy(server, caplog):
     """A legacy client floods JPEGs as fast as it can: far more than one worker analyses."""
-    caplog.set_level(logging.INFO, logger="komi_rtc.camera_session")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.camera_session")
     jpeg = person_jpeg_base64(3)
     messages: list[dict] = []
     async with aiohttp.ClientSession() as http:

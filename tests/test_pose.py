@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from contract_client import nose_on_face, person_frame
 
-from komi_rtc.pose import BlazePoseFull, ModelError, create_estimator
-from komi_rtc.pose_worker import PoseWorkerPool
+from komi_rtc.pose.estimator import BlazePoseFull, ModelError, create_estimator
+from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.protocol import KEYPOINT_NAMES
 
 

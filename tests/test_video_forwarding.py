@@ -12,14 +12,14 @@ from aiortc.rtp import RtpPacket
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
 
-from komi_rtc.server import REGISTRY
-from komi_rtc.video_forwarding import (
+from komi_rtc.media.video_forwarding import (
     VP8,
     EncodedVideoTap,
     ForwardedVideoTrack,
     RtpTimestampMapper,
     is_vp8_keyframe,
 )
+from komi_rtc.server.app import REGISTRY
 
 
 def test_vp8_keyframe_bit():
@@ -73,7 +73,7 @@ def _picture(monitor) -> np.ndarray:
 
 
 async def test_monitor_joining_later_gets_the_cameras_frames_from_a_keyframe(server, caplog):
-    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
     camera = await connect_camera(server.url, PersonTrack(fps=15), "fwd_cam")
     try:
         await camera.next_message("frame_processed")
@@ -108,7 +108,7 @@ async def test_monitor_joining_later_gets_the_cameras_frames_from_a_keyframe(ser
 
 
 async def test_reencoded_monitors_still_work(start_server, caplog):
-    caplog.set_level(logging.INFO, logger="komi_rtc.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
     running = await start_server(forward_video=False)
     camera = await connect_camera(running.url, PersonTrack(fps=10), "reenc_cam")
     try:

@@ -39,7 +39,7 @@ def _replay(argv: list[str]) -> int:
 
 
 def _derive(argv: list[str]) -> int:
-    from .reference import derive_exercise
+    from .derive import derive_exercise
 
     parser = argparse.ArgumentParser(
         prog="python -m komi_rtc.analysis derive",

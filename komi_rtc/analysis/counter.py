@@ -17,6 +17,7 @@ import numpy as np
 from . import geometry as g
 from .catalog import Exercise, Profile, Signal
 from .filters import OneEuroFilter
+from .similarity import similarity_score
 
 START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
 LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
@@ -126,6 +127,8 @@ class ExerciseAnalyser:
     def update(
         self, kp: np.ndarray | None, width: int, height: int, t: float
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """This frame's `analysis` snapshot and the repetitions it completed (each a rep
+        result: score, ROM, tempo, errors)."""
         events: list[dict[str, Any]] = []
         dt = 0.0 if self._last_t is None else max(0.0, min(1.0, t - self._last_t))
         self._last_t = t
@@ -258,8 +261,6 @@ class ExerciseAnalyser:
         ]
         score = 100.0 - sum(r.penalty for r in broken)
         if self.exercise.reference is not None:
-            from .reference import similarity_score
-
             score = min(score, similarity_score(self.exercise.reference, trace.values))
         self.reps += 1
         good = not broken
@@ -288,7 +289,7 @@ class ExerciseAnalyser:
         self.rep_results.append(rep)
         for rule in broken:
             self._cue(rule.code, t)
-        return {"type": "rep_completed", "exercise": self.exercise.id, "rep": rep}
+        return rep
 
     def _pause(self) -> None:
         """The person is gone or hidden too long: drop the rep in progress, wait for rest."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol import InvalidRequest
+from ..protocol.messages import ExerciseSet, RepCompleted
 from .catalog import PROFILES, Catalog, default_catalog
 from .counter import ExerciseAnalyser
 from .geometry import keypoints_from_json
@@ -20,8 +21,11 @@ def frame_time(message: dict[str, Any]) -> float:
 
 
 def main_pose(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The person analysed: the largest one in view."""
-    people = message["pose_data"]["pose"]
+    """The person analysed in a `frame_processed` message: the largest one in view."""
+    return largest_person(message["pose_data"]["pose"])
+
+
+def largest_person(people: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not people:
         return None
     if len(people) == 1:
@@ -60,7 +64,7 @@ class LiveAnalysis:
             exercise, self.catalog.profiles[profile], self.catalog.messages
         )
 
-    def apply_set_exercise(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def apply_set_exercise(self, fields: dict[str, Any]) -> ExerciseSet:
         """Validate and apply `set_exercise` (channel or REST); raises InvalidRequest."""
         if "exercise" not in fields:
             raise InvalidRequest("'exercise' is required (an id, or null to stop)")
@@ -71,22 +75,26 @@ class LiveAnalysis:
         if not isinstance(profile, str):
             raise InvalidRequest("'profile' must be a string")
         self.set_exercise(exercise or None, profile)
-        return {
-            "type": "exercise_set",
-            "camera_id": self.camera_id,
-            "exercise": self.exercise,
-            "profile": profile if self.analyser else None,
-        }
+        return ExerciseSet(self.camera_id, self.exercise, profile if self.analyser else None)
 
-    def update(self, message: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """Return the `analysis` field for this frame (None without an exercise) and events."""
+    def update(self, message: dict[str, Any]) -> tuple[dict[str, Any] | None, list[RepCompleted]]:
+        """Analyse a `frame_processed` message (live or recorded): see `analyse`."""
+        return self.analyse(
+            message["pose_data"]["pose"],
+            int(message["width"]),
+            int(message["height"]),
+            frame_time(message),
+        )
+
+    def analyse(
+        self, people: list[dict[str, Any]], width: int, height: int, t: float
+    ) -> tuple[dict[str, Any] | None, list[RepCompleted]]:
+        """The `analysis` field for one frame (None without an exercise) and the reps it
+        completed. `people`: poses as on the wire; `t`: when the frame arrived (seconds)."""
         if self.analyser is None:
             return None, []
-        pose = main_pose(message)
+        pose = largest_person(people)
         keypoints = keypoints_from_json(pose) if pose is not None else None
-        analysis, events = self.analyser.update(
-            keypoints, int(message["width"]), int(message["height"]), frame_time(message)
-        )
-        for event in events:
-            event["camera_id"] = self.camera_id
-        return analysis, events
+        analysis, reps = self.analyser.update(keypoints, width, height, t)
+        exercise = self.analyser.exercise.id
+        return analysis, [RepCompleted(self.camera_id, exercise, rep) for rep in reps]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..protocol.messages import RepCompleted
 from .catalog import Catalog
 from .live import LiveAnalysis
 
@@ -62,7 +63,7 @@ def _check(message: dict[str, Any]) -> str | None:
 
 def replay_analyses(
     path: Path, exercise: str, profile: str = "standard", catalog: Catalog | None = None
-) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]]:
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None, list[RepCompleted]]]:
     """Each recorded message with the analysis and events the live path computes for it."""
     live = LiveAnalysis("replay", catalog)
     live.set_exercise(exercise, profile)

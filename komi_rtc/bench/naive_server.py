@@ -20,7 +20,7 @@ from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
-from ..pose import create_estimator
+from ..pose.estimator import create_estimator
 
 
 class PoseTransformTrack(MediaStreamTrack):

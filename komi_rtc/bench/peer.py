@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
-from ..camera import CameraPeer
-from ..video_sources import open_source
+from ..camera.peer import CameraPeer
+from ..media.video_sources import open_source
 
 
 async def run_camera(args: argparse.Namespace) -> dict[str, Any]:

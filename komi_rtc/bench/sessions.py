@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pose import Pose
+from ..pose.estimator import Pose
 from ..synthetic.skeleton import Camera, Joints, forward_kinematics, project
 
 # exercise -> (views, fixed joints, {joint path: (rest, peak)}, {error: {path: peak or value}})

@@ -1,1 +1,2 @@
-"""Synthetic people: a kinematic body model and its rendering as video, for the demo and benchmarks."""
+"""Synthetic people: a kinematic body model and its rendering as video, for the demo and the
+benchmarks."""

@@ -42,7 +42,7 @@ def rot_z(deg: float) -> np.ndarray:
 class Joints:
     """Joint angles in degrees; per side where it matters."""
 
-    torso_pitch: float = 0.0
+    torso_pitch: float = 0.0  # positive leans the trunk forward (a squat), from the hips
     hip_flex: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
     hip_abd: dict[str, float] = field(default_factory=lambda: {"left": 2.0, "right": 2.0})
     knee_flex: dict[str, float] = field(default_factory=lambda: {"left": 0.0, "right": 0.0})
@@ -59,7 +59,7 @@ def forward_kinematics(j: Joints) -> np.ndarray:
     """(33, 3) keypoints in body-height units, hip centre at the origin."""
     p = np.zeros((33, 3))
     hip_c = np.zeros(3)
-    torso_dir = rot_x(j.torso_pitch) @ UP
+    torso_dir = rot_x(-j.torso_pitch) @ UP
     shoulder_c = hip_c + TORSO * torso_dir
     for side, sign in (("left", 1.0), ("right", -1.0)):
         lateral = np.array([sign, 0.0, 0.0])
@@ -104,7 +104,7 @@ def forward_kinematics(j: Joints) -> np.ndarray:
         ):
             p[K[f"{side}_{name}"]] = value
     head = shoulder_c + 0.12 * torso_dir
-    forward = rot_x(j.torso_pitch) @ np.array([0.0, 0.0, 1.0])
+    forward = rot_x(-j.torso_pitch) @ np.array([0.0, 0.0, 1.0])
     nose = head + 0.05 * forward
     p[K["nose"]] = nose
     for side, sign in (("left", 1.0), ("right", -1.0)):

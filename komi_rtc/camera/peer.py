@@ -26,10 +26,10 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
+from ..media.video_sources import FrameSource, SourceError, open_source
+from ..protocol import DATA_CHANNEL_LABEL, validate_camera_id
 from .latency import LatencyWindow
-from .protocol import DATA_CHANNEL_LABEL, validate_camera_id
-from .rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
-from .video_sources import FrameSource, SourceError, open_source
 
 logger = logging.getLogger(__name__)
 

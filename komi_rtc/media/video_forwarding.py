@@ -27,6 +27,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
+from .aiortc_adapter import can_request_keyframe, request_keyframe
 from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
 
 logger = logging.getLogger(__name__)
@@ -53,12 +54,6 @@ class RtpTimestampMapper:
             self._origin -= 1 << 32
         self._last = timestamp
         return timestamp - self._origin
-
-
-def negotiated_codecs(transceiver: Any) -> list[Any]:
-    """The codecs a transceiver negotiated, first one used to send (aiortc's `_codecs`)."""
-    codecs = getattr(transceiver, "_codecs", None)
-    return list(codecs) if isinstance(codecs, list) else []
 
 
 def is_vp8_keyframe(data: bytes) -> bool:
@@ -93,7 +88,7 @@ class EncodedVideoTap:
 
     @property
     def usable(self) -> bool:
-        return self.codec == VP8 and callable(getattr(self._receiver, "_send_rtcp_pli", None))
+        return self.codec == VP8 and can_request_keyframe(self._receiver)
 
     def on_frame(self, frame: JitterFrame, packet: RtpPacket) -> None:
         """Called by the jitter buffer for every completed frame, in order."""
@@ -135,7 +130,7 @@ class EncodedVideoTap:
 
     async def _send_pli(self, ssrc: int) -> None:
         try:
-            await self._receiver._send_rtcp_pli(ssrc)
+            await request_keyframe(self._receiver, ssrc)
         except Exception as exc:  # noqa: BLE001 - the connection is closing; nothing to do
             logger.debug("[%s] keyframe request not sent: %s", self.camera_id, exc)
 

@@ -16,16 +16,16 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
-import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from .analysis.live import LiveAnalysis
+from ..analysis.live import LiveAnalysis
+from ..media.newest_frame import NewestFrame, ReceivedFrame
+from ..media.video_forwarding import EncodedVideoTap
+from ..pose.estimator import Pose
+from ..pose.worker_pool import CameraPoseChannel, WorkerFailed
+from ..protocol.messages import ExerciseSet, FrameProcessed, FrameTiming, WireMessage, encode
 from .analysis_rate import AnalysisRate, Transition
-from .newest_frame import NewestFrame, ReceivedFrame
-from .pose import Pose
-from .pose_worker import CameraPoseChannel, WorkerFailed
-from .video_forwarding import EncodedVideoTap
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,13 @@ class MessageSink(Protocol):
 
 
 class DataChannelSink:
+    """A peer's `komi` data channel; a peer too far behind misses messages."""
+
     def __init__(self, channel: Any) -> None:
-        self.channel = channel
+        self._channel = channel
 
     def send_text(self, text: str) -> bool:
-        channel = self.channel
+        channel = self._channel
         if channel.readyState != "open" or channel.bufferedAmount > _MAX_BUFFERED_BYTES:
             return False
         channel.send(text)
@@ -63,10 +65,13 @@ class SessionStats:
         return max(0, self.frames_received - self.frames_analysed - self.analysis_failures)
 
 
-ResultListener = Callable[["CameraSession", dict[str, Any]], None]
+ResultListener = Callable[["CameraSession", FrameProcessed], None]
 
 
 class CameraSession:
+    """Everything about one camera. Other modules read it and call its methods; they never
+    write its fields."""
+
     def __init__(
         self,
         camera_id: str,
@@ -84,15 +89,14 @@ class CameraSession:
         self.newest = NewestFrame()
         self.stats = SessionStats()
         self.rate = AnalysisRate(cap_fps=analysis_fps)
-        self.latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
-        self.jpeg_cache: tuple[int, bytes] | None = None  # (frame version, JPEG) for /get-image
-        self.pc: RTCPeerConnection | None = None
-        self.video_tap: EncodedVideoTap | None = None  # the camera's encoded frames, for monitors
-        self.analysis = LiveAnalysis(camera_id)
-        self.sinks: set[MessageSink] = set()  # camera + monitors
-        self.own_sink: MessageSink | None = None
         self.closed = asyncio.Event()
-        self._pose = pose_channel
+        self._latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
+        self._pc: RTCPeerConnection | None = None
+        self._video_tap: EncodedVideoTap | None = None  # encoded frames, forwarded to monitors
+        self._analysis = LiveAnalysis(camera_id)
+        self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
+        self._own_sink: MessageSink | None = None
+        self._pose_channel = pose_channel
         self._on_result = on_result
         self._on_closed = on_closed
         self._stall_timeout_s = stall_timeout_s
@@ -170,8 +174,8 @@ class CameraSession:
         )
         try:
             self.newest.close()
-            if self.video_tap is not None:
-                self.video_tap.close()
+            if self._video_tap is not None:
+                self._video_tap.close()
             for handle in self._delayed:
                 handle.cancel()
             tasks = list(self._tasks)
@@ -185,19 +189,20 @@ class CameraSession:
                 except Exception:
                     logger.exception("[%s] monitor close failed", self.camera_id)
             self._close_listeners.clear()
-            self.sinks.clear()
-            if self.pc is not None:
-                await self.pc.close()
+            self._sinks.clear()
+            if self._pc is not None:
+                await self._pc.close()
         finally:
             # whatever failed above, the worker state and the listing are released
-            self._pose.close()
+            self._pose_channel.close()
             await self._on_closed(self)
             self.closed.set()
 
     # ------------------------------------------------------------ input
 
     def attach_peer(self, pc: RTCPeerConnection) -> None:
-        self.pc = pc
+        """The camera's peer connection: closed with the session, and closing it closes us."""
+        self._pc = pc
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -208,8 +213,51 @@ class CameraSession:
         self._spawn(self._read_track(track), "read")
 
     def attach_own_channel(self, sink: MessageSink) -> None:
-        self.own_sink = sink
-        self.sinks.add(sink)
+        self._own_sink = sink
+        self._sinks.add(sink)
+
+    def attach_video_tap(self, tap: EncodedVideoTap) -> None:
+        """The camera's encoded frames, so monitors get them forwarded; closed with us."""
+        self._video_tap = tap
+
+    @property
+    def video_tap(self) -> EncodedVideoTap | None:
+        return self._video_tap
+
+    # ------------------------------------------------------------ output
+
+    def subscribe(self, sink: MessageSink) -> None:
+        """A monitor's channel: it gets every message the camera gets from now on."""
+        self._sinks.add(sink)
+
+    def unsubscribe(self, sink: MessageSink) -> None:
+        self._sinks.discard(sink)
+
+    @property
+    def monitor_count(self) -> int:
+        return len(self._sinks) - (1 if self._own_sink in self._sinks else 0)
+
+    @property
+    def latest_pose_data(self) -> dict[str, Any]:
+        """The newest frame's `pose_data` (for `/latest_image`)."""
+        return self._latest_pose_data
+
+    @property
+    def exercise(self) -> str | None:
+        return self._analysis.exercise
+
+    def set_exercise(self, fields: dict[str, Any], source: str) -> ExerciseSet:
+        """Apply `set_exercise` (raises InvalidRequest and changes nothing on bad fields);
+        the camera and every monitor learn the new exercise."""
+        reply = self._analysis.apply_set_exercise(fields)
+        logger.info("[%s] exercise set to %s (%s)", self.camera_id, reply.exercise, source)
+        self.broadcast(reply)
+        return reply
+
+    def broadcast(self, message: WireMessage) -> None:
+        text = encode(message)
+        for sink in tuple(self._sinks):
+            sink.send_text(text)
 
     def frame_arrived(self) -> float:
         """Count a frame in, even one a source drops before decoding; returns the arrival
@@ -266,11 +314,13 @@ class CameraSession:
                     seen, item = self.newest.version, self.newest.latest or item
                 next_allowed = time.monotonic() + self._min_interval_s
             try:
-                async with self._pose.turn():
+                async with self._pose_channel.turn():
                     # the worker is ours now: take the newest frame, not the one we waited on
                     seen, item = self.newest.version, self.newest.latest or item
                     layout = self._write_frame(item)
-                    result = await self._pose.analyse(layout, int(item.received_monotonic * 1000))
+                    result = await self._pose_channel.analyse(
+                        layout, int(item.received_monotonic * 1000)
+                    )
             except WorkerFailed as exc:
                 self.stats.analysis_failures += 1
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)
@@ -307,47 +357,40 @@ class CameraSession:
 
     def _write_frame(self, item: ReceivedFrame) -> tuple[str, int, int]:
         if item.rgb is not None:
-            return self._pose.write_rgb(item.rgb)
+            return self._pose_channel.write_rgb(item.rgb)
         frame = item.frame
         if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-            return self._pose.write_yuv420p(frame.planes, frame.width, frame.height)
-        return self._pose.write_rgb(frame.to_ndarray(format="rgb24"))
+            return self._pose_channel.write_yuv420p(frame.planes, frame.width, frame.height)
+        return self._pose_channel.write_rgb(frame.to_ndarray(format="rgb24"))
 
     def _fan_out(self, item: ReceivedFrame, poses: list[Pose], inference_ms: float) -> None:
         now = time.time()
-        pose_data = {"pose": [p.to_json() for p in poses], "timestamp": now}
-        message: dict[str, Any] = {
-            "type": "frame_processed",
-            "camera_id": self.camera_id,
-            "frame_pts": item.pts,
-            "timestamp": now,
-            "width": item.frame.width,
-            "height": item.frame.height,
-            "pose_data": pose_data,
-            "timing": {
-                "receive": item.received_wall,
-                "inference_ms": round(inference_ms, 2),
-                "server_ms": round((time.monotonic() - item.received_monotonic) * 1000, 2),
-                "received_fps": round(self.rate.received_fps, 1),
-                "analysed_fps": round(self.rate.analysed_fps, 1),
-                "overloaded": self.rate.overloaded,
-            },
-        }
-        analysis, events = self.analysis.update(message)
-        if analysis is not None:
-            message["analysis"] = analysis
-        self.latest_pose_data = pose_data
-        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        extra = [
-            orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY).decode() for event in events
-        ]
-        for sink in tuple(self.sinks):
+        width, height = item.frame.width, item.frame.height
+        pose_json = [p.to_json() for p in poses]
+        analysis, events = self._analysis.analyse(pose_json, width, height, item.received_wall)
+        message = FrameProcessed(
+            camera_id=self.camera_id,
+            frame_pts=item.pts,
+            timestamp=now,
+            width=width,
+            height=height,
+            poses=pose_json,
+            timing=FrameTiming(
+                receive=item.received_wall,
+                inference_ms=inference_ms,
+                server_ms=(time.monotonic() - item.received_monotonic) * 1000,
+                received_fps=self.rate.received_fps,
+                analysed_fps=self.rate.analysed_fps,
+                overloaded=self.rate.overloaded,
+            ),
+            analysis=analysis,
+            client_id=self.camera_id if self.kind == "websocket" else None,
+        )
+        self._latest_pose_data = message.pose_data
+        text = encode(message)
+        extra = [encode(event) for event in events]
+        for sink in tuple(self._sinks):
             sink.send_text(text)
             for event_text in extra:
                 sink.send_text(event_text)
         self._on_result(self, message)
-
-    def broadcast(self, message: dict[str, Any]) -> None:
-        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        for sink in tuple(self.sinks):
-            sink.send_text(text)

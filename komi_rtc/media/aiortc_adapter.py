@@ -1,4 +1,21 @@
-"""Release a video frame as soon as its last packet arrives, not one frame later.
+"""Every private aiortc name KOMI relies on, in one place, each feature-detected.
+
+aiortc has no public API for what the media path needs, so this module reaches into it:
+- the receiver's jitter buffer (`_RTCRtpReceiver__jitter_buffer`, the buffer's `_origin`,
+  `_packets`, `_capacity`, `_is_video`, `_remove_frame`, a packet's `_data`): replaced by
+  `MarkerReleaseJitterBuffer` below;
+- a transceiver's negotiated codecs (`_codecs`);
+- asking a camera for a keyframe (`RTCRtpReceiver._send_rtcp_pli`);
+- a monitor's keyframe requests (`RTCRtpSender._send_keyframe`), redirected to the camera;
+- the RTP timestamp a sender adds to every pts (`_RTCRtpSender__rtp_timestamp`,
+  `_RTCRtpSender__packet_count`).
+tests/test_aiortc_adapter.py fails loudly when an aiortc release renames any of them; the
+pin in pyproject.toml holds aiortc to the versions those tests passed on. When a name is
+missing at run time, the caller falls back (stock jitter buffer, re-encoded monitors,
+unforwarded PLIs) with one warning.
+
+## The jitter buffer
+Release a video frame as soon as its last packet arrives, not one frame later.
 
 aiortc's JitterBuffer hands a frame on only when the first packet of the *next* frame
 arrives, which adds a whole frame interval (67 ms at 15 fps) to every result. A frame whose
@@ -24,6 +41,11 @@ from aiortc.rtp import RtpPacket
 logger = logging.getLogger(__name__)
 
 _RECEIVER_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RECEIVER_SEND_PLI = "_send_rtcp_pli"
+_TRANSCEIVER_CODECS = "_codecs"
+_SENDER_SEND_KEYFRAME = "_send_keyframe"
+_SENDER_LAST_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
+_SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
 
 # (encoded frame, the packet that completed it): called for every frame the buffer releases
 FrameTap = Callable[[JitterFrame, RtpPacket], None]
@@ -93,3 +115,41 @@ def install_marker_release(
         ),
     )
     return True
+
+
+# ------------------------------------------------------------ codecs, keyframes, RTP state
+
+
+def negotiated_codecs(transceiver: Any) -> list[Any]:
+    """The codecs a transceiver negotiated, first one used to send; [] if aiortc changed."""
+    codecs = getattr(transceiver, _TRANSCEIVER_CODECS, None)
+    return list(codecs) if isinstance(codecs, list) else []
+
+
+def can_request_keyframe(receiver: Any) -> bool:
+    """Whether `request_keyframe` can reach the camera behind this receiver."""
+    return callable(getattr(receiver, _RECEIVER_SEND_PLI, None))
+
+
+async def request_keyframe(receiver: Any, media_ssrc: int) -> None:
+    """Send an RTCP PLI to the camera: it answers with a keyframe."""
+    await getattr(receiver, _RECEIVER_SEND_PLI)(media_ssrc)
+
+
+def redirect_keyframe_requests(sender: Any, on_request: Callable[[], None]) -> bool:
+    """Call `on_request` when the monitor behind `sender` asks for a keyframe (a PLI or
+    FIR), instead of aiortc asking an encoder that forwarding does not have. False when
+    aiortc changed (the monitor's requests are then not forwarded)."""
+    if not callable(getattr(sender, _SENDER_SEND_KEYFRAME, None)):
+        logger.warning("aiortc's sender changed: monitor keyframe requests are not forwarded")
+        return False
+    setattr(sender, _SENDER_SEND_KEYFRAME, on_request)
+    return True
+
+
+def sender_rtp_timestamp(sender: Any) -> int | None:
+    """The RTP timestamp of the last packet a sender sent; None before any was sent."""
+    if getattr(sender, _SENDER_PACKET_COUNT, 0) == 0:
+        return None
+    value = getattr(sender, _SENDER_LAST_RTP_TIMESTAMP, None)
+    return value if isinstance(value, int) else None

@@ -9,7 +9,6 @@ instead of queueing them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +17,12 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from ..media.aiortc_adapter import negotiated_codecs, redirect_keyframe_requests
+from ..media.rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
+from ..media.video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack
+from ..protocol.messages import CameraDisconnected, VideoTiming, encode
 from .camera_session import CameraSession, DataChannelSink
 from .control import handle_control_message
-from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
-from .video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack, negotiated_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class MonitorPeer:
         @pc.on("datachannel")
         def on_datachannel(channel: object) -> None:
             self.sink = DataChannelSink(channel)
-            session.sinks.add(self.sink)
+            session.subscribe(self.sink)
             self.announce_timing()  # aiortc hands the channel over already open
 
             @channel.on("open")  # type: ignore[attr-defined]
@@ -77,7 +78,7 @@ class MonitorPeer:
                 # a trainer may ping or choose the camera's exercise from the monitor
                 reply = handle_control_message(session, raw)
                 if reply is not None and self.sink is not None:
-                    self.sink.send_text(reply)
+                    self.sink.send_text(encode(reply))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -95,12 +96,8 @@ class MonitorPeer:
         sender = self.pc.addTrack(self.track)
         self.track.origin.sender = sender
         if isinstance(self.track, ForwardedVideoTrack):
-            if not callable(getattr(sender, "_send_keyframe", None)):
-                logger.warning("aiortc's sender changed: monitor PLIs are not forwarded")
-            else:
-                # aiortc answers the monitor's PLI by asking its encoder for a keyframe;
-                # there is no encoder here, so the camera is asked instead
-                sender._send_keyframe = self.track.keyframe_requested  # type: ignore[method-assign]
+            # no encoder here to make a keyframe: a monitor's request goes to the camera
+            redirect_keyframe_requests(sender, self.track.keyframe_requested)
             return "forwarded"
         return "re-encoded"
 
@@ -109,21 +106,12 @@ class MonitorPeer:
         if self.sink is None or self.track is None or self.track.origin.origin is None:
             return
         self.sink.send_text(
-            json.dumps(
-                {
-                    "type": "video_timing",
-                    "camera_id": self.session.camera_id,
-                    "rtp_timestamp_offset": self.track.origin.origin,
-                    "clock_rate": RTP_CLOCK_RATE,
-                }
-            )
+            encode(VideoTiming(self.session.camera_id, self.track.origin.origin, RTP_CLOCK_RATE))
         )
 
     async def _camera_gone(self) -> None:
         if self.sink is not None:
-            self.sink.send_text(
-                json.dumps({"type": "camera_disconnected", "camera_id": self.session.camera_id})
-            )
+            self.sink.send_text(encode(CameraDisconnected(self.session.camera_id)))
         await self.close()
 
     async def close(self) -> None:
@@ -132,7 +120,7 @@ class MonitorPeer:
         self._closed = True
         self.session.remove_close_listener(self)
         if self.sink is not None:
-            self.session.sinks.discard(self.sink)
+            self.session.unsubscribe(self.sink)
         if self.track is not None:
             self.track.stop()
         await self.pc.close()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .protocol import KEYPOINT_NAMES
+from ..protocol import KEYPOINT_NAMES
 
 KEYPOINT_COUNT = len(KEYPOINT_NAMES)
 

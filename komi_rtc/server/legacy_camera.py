@@ -18,11 +18,12 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from ..media.rtp_timestamps import RTP_CLOCK_RATE
+from ..protocol import KomiError, LegacyFrame, parse_legacy_frame, validate_camera_id
+from ..protocol.messages import ConnectionSuccessful, ErrorMessage, encode
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
 from .control import handle_control_message
-from .protocol import KomiError, LegacyFrame, error_message, parse_legacy_frame, validate_camera_id
-from .rtp_timestamps import RTP_CLOCK_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class _JpegDecoder:
             rgb = await loop.run_in_executor(None, _decode_jpeg, frame.jpeg)
             if rgb is None:
                 logger.warning("[%s] undecodable JPEG on /ws/camera", self._session.camera_id)
-                self._sink.send_text(error_message("image_data is not a decodable JPEG image"))
+                self._sink.send_text(
+                    encode(ErrorMessage("image_data is not a decodable JPEG image"))
+                )
                 continue
             video_frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             pts = int((time.monotonic() - self._origin) * RTP_CLOCK_RATE)
@@ -106,7 +109,7 @@ async def handle_ws_camera(
         camera_id = registry.reserve(validate_camera_id(requested) if requested else None)
     except KomiError as exc:
         logger.warning("/ws/camera refused: %s", exc)
-        await ws.send_str(error_message(str(exc)))
+        await ws.send_str(encode(ErrorMessage(str(exc))))
         await ws.close(code=4000 + exc.status, message=str(exc).encode()[:120])
         return ws
     session: CameraSession = new_session(camera_id)
@@ -115,7 +118,7 @@ async def handle_ws_camera(
     session.attach_own_channel(sink)
     session.spawn(sink.run(), "ws-send")
     session.spawn(decoder.run(), "jpeg-decode")
-    sink.send_text(json.dumps({"type": "connection_successful", "camera_id": camera_id}))
+    sink.send_text(encode(ConnectionSuccessful(camera_id)))
     logger.info("[%s] legacy camera connected on /ws/camera", camera_id)
     reason = "client closed"
     try:
@@ -131,7 +134,7 @@ async def handle_ws_camera(
                 reason = f"websocket error: {ws.exception()}"
                 break
             if message.type != WSMsgType.TEXT:
-                sink.send_text(error_message("messages must be JSON text"))
+                sink.send_text(encode(ErrorMessage("messages must be JSON text")))
                 logger.warning("[%s] binary message on /ws/camera", camera_id)
                 continue
             _handle_text(session, sink, decoder, message.data)
@@ -151,10 +154,10 @@ def _handle_text(
     if kind != "frame" and kind is not None:
         reply = handle_control_message(session, text)
         if reply is not None:
-            sink.send_text(reply)
+            sink.send_text(encode(reply))
         return
     try:
         decoder.offer(parse_legacy_frame(text))
     except KomiError as exc:
         logger.warning("[%s] bad /ws/camera message: %s", session.camera_id, exc)
-        sink.send_text(error_message(str(exc)))
+        sink.send_text(encode(ErrorMessage(str(exc))))

@@ -1,7 +1,7 @@
-"""Wire contract shared by every module: keypoint names, message shapes and validation.
+"""What peers send: every request body and channel message validated into a typed value.
 
-Everything that crosses the network is validated here into typed values; the rest of the
-package trusts its types. See docs/protocol.md for the contract as users read it.
+Everything that crosses the network inward is validated here; the rest of the package
+trusts its types. See docs/protocol.md for the contract as users read it.
 """
 
 from __future__ import annotations
@@ -13,73 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-KEYPOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
+from .errors import InvalidRequest
 
 DATA_CHANNEL_LABEL = "komi"
 ROLES = ("camera", "monitor")
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_CONTROL_MESSAGE_BYTES = 64 * 1024
-
-
-class KomiError(Exception):
-    """Base of the errors that map to a clear answer to a peer (HTTP status + JSON)."""
-
-    status = 400
-
-
-class InvalidRequest(KomiError):
-    """Malformed JSON, SDP, role, camera id or message."""
-
-
-class UnknownCamera(KomiError):
-    status = 404
-
-    def __init__(self, camera_id: str) -> None:
-        super().__init__(f"unknown camera: {camera_id}")
-        self.camera_id = camera_id
-
-
-class DuplicateCamera(KomiError):
-    status = 409
-
-    def __init__(self, camera_id: str) -> None:
-        super().__init__(f"camera id already streaming: {camera_id}")
-        self.camera_id = camera_id
 
 
 def validate_camera_id(value: object) -> str:
@@ -181,11 +120,3 @@ def parse_legacy_frame(raw: str) -> LegacyFrame:
     except (binascii.Error, ValueError):
         raise InvalidRequest("'image_data' is not valid base64") from None
     return LegacyFrame(jpeg=jpeg)
-
-
-def error_message(text: str) -> str:
-    return json.dumps({"type": "error", "error": text})
-
-
-def cameras_list_message(cameras: list[str]) -> str:
-    return json.dumps({"type": "cameras_list", "cameras": cameras})

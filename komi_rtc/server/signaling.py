@@ -10,15 +10,16 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
+from ..media.video_forwarding import EncodedVideoTap
+from ..pose.worker_pool import PoseWorkerPool
+from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
+from ..protocol.messages import OfferAnswer, encode
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
 from .config import ServerConfig
 from .control import handle_control_message
-from .jitterbuffer import install_marker_release
 from .monitor_peer import MonitorPeer
-from .pose_worker import PoseWorkerPool
-from .protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
-from .video_forwarding import EncodedVideoTap, negotiated_codecs
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Signaling:
         else:
             assert offer.camera_id is not None
             answer, camera_id = await self._monitor_offer(offer.sdp, offer.camera_id)
-        return web.json_response({"sdp": answer.sdp, "type": answer.type, "camera_id": camera_id})
+        return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id).to_wire())
 
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
@@ -107,7 +108,7 @@ class Signaling:
             on_frame=tap.on_frame if tap is not None else None,
         )
         if installed and tap is not None:
-            session.video_tap = tap
+            session.attach_video_tap(tap)
 
     def _new_session(self, camera_id: str, kind: str) -> CameraSession:
         config = self._config
@@ -140,7 +141,7 @@ class Signaling:
             def on_message(raw: str | bytes) -> None:
                 reply = handle_control_message(session, raw)
                 if reply is not None:
-                    sink.send_text(reply)
+                    sink.send_text(encode(reply))
 
     async def _monitor_offer(self, sdp: str, camera_id: str) -> tuple[RTCSessionDescription, str]:
         session = self._registry.get(camera_id)

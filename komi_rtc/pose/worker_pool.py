@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .pose import ModelError, Pose, PoseEstimator, create_estimator
+from .estimator import ModelError, Pose, PoseEstimator, create_estimator
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .aiortc_adapter import sender_rtp_timestamp
+
 RTP_CLOCK_RATE = 90_000
-_SENDER_LAST_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
-_SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
 
 
 class SenderTimestampOrigin:
@@ -27,9 +27,7 @@ class SenderTimestampOrigin:
         """Return the origin once it becomes known, else None."""
         if self.origin is not None or self.sender is None or self._last_pts is None:
             return None
-        if getattr(self.sender, _SENDER_PACKET_COUNT, 0) == 0:
-            return None
-        rtp_timestamp = getattr(self.sender, _SENDER_LAST_RTP_TIMESTAMP, None)
+        rtp_timestamp = sender_rtp_timestamp(self.sender)
         if rtp_timestamp is None:
             return None
         self.origin = (rtp_timestamp - self._last_pts) % 2**32

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _web_root() -> Path:
+    """The pages: `komi_rtc/web` in an installed wheel (pyproject.toml maps the repository's
+    web/ there), the repository's web/ in a checkout or an editable install."""
+    installed = _PACKAGE / "web"
+    return installed if (installed / "camera.html").is_file() else _PACKAGE.parent / "web"
+
+
+WEB_ROOT = _web_root()
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
 
-import orjson
-
+from ..protocol import DuplicateCamera, UnknownCamera
+from ..protocol.messages import CamerasList, FrameProcessed, StatusUpdate, encode
 from .camera_session import CameraSession
-from .protocol import DuplicateCamera, UnknownCamera, cameras_list_message
 
 logger = logging.getLogger(__name__)
 
@@ -61,38 +59,32 @@ class CameraRegistry:
             session.kind,
             len(self._sessions),
         )
-        self._push(cameras_list_message(self.ids()))
+        self._push(encode(CamerasList(self.ids())))
 
     async def remove(self, session: CameraSession) -> None:
         if self._sessions.get(session.camera_id) is session:
             del self._sessions[session.camera_id]
             logger.info("[%s] camera removed; %d camera(s)", session.camera_id, len(self._sessions))
-            self._push(cameras_list_message(self.ids()))
+            self._push(encode(CamerasList(self.ids())))
 
     # ------------------------------------------------------------ /ws/monitor watchers
 
     def watch(self) -> asyncio.Queue[str]:
         queue: asyncio.Queue[str] = asyncio.Queue(_WATCHER_QUEUE)
-        queue.put_nowait(cameras_list_message(self.ids()))
+        queue.put_nowait(encode(CamerasList(self.ids())))
         self._watchers.add(queue)
         return queue
 
     def unwatch(self, queue: asyncio.Queue[str]) -> None:
         self._watchers.discard(queue)
 
-    def on_result(self, session: CameraSession, message: dict[str, Any]) -> None:
+    def on_result(self, session: CameraSession, message: FrameProcessed) -> None:
         if not self._watchers:
             return
-        status = {
-            "type": "status_update",
-            "camera_id": session.camera_id,
-            "timestamp": message["timestamp"],
-            "has_new_image": True,
-            "pose_data": message["pose_data"],
-        }
-        if "analysis" in message:
-            status["analysis"] = message["analysis"]
-        self._push(orjson.dumps(status).decode(), droppable=True)
+        status = StatusUpdate(
+            session.camera_id, message.timestamp, message.pose_data, message.analysis
+        )
+        self._push(encode(status), droppable=True)
 
     def _push(self, text: str, droppable: bool = False) -> None:
         for queue in self._watchers:

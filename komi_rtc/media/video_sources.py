@@ -13,7 +13,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-DEMO_IMAGE = Path(__file__).resolve().parent / "data" / "person.jpg"
+DEMO_IMAGE = Path(__file__).resolve().parent.parent / "data" / "person.jpg"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 

@@ -1,0 +1,35 @@
+"""The wire contract, the lowest layer: keypoints, errors, what peers send, what we send.
+
+Every other part of the package may import from here; this package imports nothing of
+KOMI's own.
+"""
+
+from .errors import DuplicateCamera, InvalidRequest, KomiError, UnknownCamera
+from .keypoints import KEYPOINT_INDEX, KEYPOINT_NAMES
+from .requests import (
+    DATA_CHANNEL_LABEL,
+    ControlMessage,
+    LegacyFrame,
+    Offer,
+    parse_control_message,
+    parse_legacy_frame,
+    parse_offer,
+    validate_camera_id,
+)
+
+__all__ = [
+    "DATA_CHANNEL_LABEL",
+    "KEYPOINT_INDEX",
+    "KEYPOINT_NAMES",
+    "ControlMessage",
+    "DuplicateCamera",
+    "InvalidRequest",
+    "KomiError",
+    "LegacyFrame",
+    "Offer",
+    "UnknownCamera",
+    "parse_control_message",
+    "parse_legacy_frame",
+    "parse_offer",
+    "validate_camera_id",
+]

@@ -1,0 +1,30 @@
+"""Errors a peer can cause: each maps to one HTTP status and a JSON `{"error": ...}` body
+(in the server's middleware) or an `error` message on a channel."""
+
+from __future__ import annotations
+
+
+class KomiError(Exception):
+    """Base of the errors that map to a clear answer to a peer (HTTP status + JSON)."""
+
+    status = 400
+
+
+class InvalidRequest(KomiError):
+    """Malformed JSON, SDP, role, camera id or message."""
+
+
+class UnknownCamera(KomiError):
+    status = 404
+
+    def __init__(self, camera_id: str) -> None:
+        super().__init__(f"unknown camera: {camera_id}")
+        self.camera_id = camera_id
+
+
+class DuplicateCamera(KomiError):
+    status = 409
+
+    def __init__(self, camera_id: str) -> None:
+        super().__init__(f"camera id already streaming: {camera_id}")
+        self.camera_id = camera_id

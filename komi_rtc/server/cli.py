@@ -1,0 +1,166 @@
+"""`python -m komi_rtc.server` (`komi-rtc`): options, logging, TLS and the start banner."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ServerConfig
+from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
+
+
+def parse_args(argv: list[str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser(
+        prog="komi-rtc", description="KOMI RTC server: live pose analysis of WebRTC cameras."
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8000, help="port (8000)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="pose worker processes (one per core)"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="FILE.task",
+        help="a MediaPipe pose landmarker .task file (default: bundled BlazePose full)",
+    )
+    parser.add_argument(
+        "--analysis-fps",
+        type=float,
+        default=None,
+        help="analyse at most this many frames a second per camera (default: all it can)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=5.0,
+        help="remove a camera that sends no video for this many seconds (5)",
+    )
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for peers outside the LAN (repeatable)",
+    )
+    parser.add_argument("--inject-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stock-jitter-buffer",
+        action="store_true",
+        help="keep aiortc's jitter buffer (a frame is released one frame late); for comparison",
+    )
+    parser.add_argument(
+        "--reencode-monitors",
+        action="store_true",
+        help="re-encode the decoded video for each monitor instead of forwarding the "
+        "camera's own VP8 frames (costs about 5%% of a core per monitor); for comparison",
+    )
+    parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS (phones need it for the camera) with a self-signed certificate",
+    )
+    parser.add_argument("--cert", default=None, help="TLS certificate (PEM) instead of one made")
+    parser.add_argument("--key", default=None, help="TLS private key (PEM) for --cert")
+    parser.add_argument(
+        "--state-dir",
+        default=str(Path.home() / ".komi_rtc"),
+        help="where the generated certificate is kept (~/.komi_rtc)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also stream the bundled demo person as camera 'demo_camera'",
+    )
+    parser.add_argument("--debug", action="store_true", help="verbose logging")
+    args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.model and not os.path.isfile(args.model):
+        parser.error(f"--model: no such file: {args.model}")
+    if bool(args.cert) != bool(args.key):
+        parser.error("--cert and --key go together")
+    for path in (args.cert, args.key):
+        if path and not os.path.isfile(path):
+            parser.error(f"no such file: {path}")
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        model_path=args.model,
+        analysis_fps=args.analysis_fps,
+        stall_timeout_s=args.stall_timeout,
+        ice_servers=tuple(args.ice_server),
+        inject_delay_ms=args.inject_delay_ms,
+        debug=args.debug,
+        demo_camera=args.demo,
+        early_frame_release=not args.stock_jitter_buffer,
+        forward_video=not args.reencode_monitors,
+        https=args.https or bool(args.cert),
+        cert_file=args.cert,
+        key_file=args.key,
+        state_dir=Path(args.state_dir),
+    )
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not debug:
+        for noisy in ("aioice", "aiortc", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.https:
+        return None
+    if config.cert_file and config.key_file:
+        cert, key = Path(config.cert_file), Path(config.key_file)
+    else:
+        cert, key = ensure_self_signed(config.state_dir)
+    return server_ssl_context(cert, key)
+
+
+def _announce(config: ServerConfig) -> str:
+    scheme = "https" if config.https else "http"
+    lines = [f"KOMI RTC server: {scheme}://localhost:{config.port}/  (Ctrl-C stops)"]
+    lines.append(f"  monitor: {scheme}://localhost:{config.port}/monitor")
+    lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
+    for address in lan:
+        lines.append(
+            f"  from a phone or laptop on this network: {scheme}://{address}:{config.port}/camera"
+        )
+    if lan:
+        camera_url = f"{scheme}://{lan[0]}:{config.port}/camera"
+        if config.https:
+            lines.append(f"Scan to open the camera page on a phone ({camera_url}):")
+            lines.append(terminal_qr(camera_url))
+            if not config.cert_file:
+                lines.append(
+                    "  The certificate is self-signed: the phone warns once; choose "
+                    "'Advanced' then 'Proceed' (Safari: 'Show Details', 'visit this website')."
+                )
+        else:
+            lines.append("  Phones need HTTPS for the camera: restart with --https.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    configure_logging(config.debug)
+    context = _ssl_context(config)
+    app = create_app(config)
+
+    def announce(_: Any) -> None:
+        print(_announce(config), flush=True)
+
+    web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)

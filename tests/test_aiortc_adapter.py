@@ -1,0 +1,157 @@
+"""The aiortc adapter: every private aiortc name it uses exists in the installed aiortc
+(these fail loudly when an aiortc release renames one; pyproject.toml pins aiortc to the
+versions they passed on), and the early-release jitter buffer fed real RTP packets."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from aiortc import RTCPeerConnection, VideoStreamTrack
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+from komi_rtc.media import aiortc_adapter
+from komi_rtc.media.aiortc_adapter import (
+    MarkerReleaseJitterBuffer,
+    can_request_keyframe,
+    install_marker_release,
+    negotiated_codecs,
+    redirect_keyframe_requests,
+    sender_rtp_timestamp,
+)
+
+
+def _packet(seq: int, timestamp: int, marker: bool, data: bytes) -> RtpPacket:
+    packet = RtpPacket(sequence_number=seq, timestamp=timestamp, marker=int(marker))
+    packet._data = data  # depayloaded data, as aiortc's receiver sets it
+    return packet
+
+
+def test_frame_is_released_at_its_marker_packet():
+    buffer = MarkerReleaseJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_packet(100, 9000, False, b"a"))[1] is None
+    assert buffer.add(_packet(101, 9000, False, b"b"))[1] is None
+    frame = buffer.add(_packet(102, 9000, True, b"c"))[1]
+    assert frame is not None and frame.data == b"abc" and frame.timestamp == 9000
+    # the next frame is released on its own marker too
+    frame = buffer.add(_packet(103, 12000, True, b"d"))[1]
+    assert frame is not None and frame.data == b"d" and frame.timestamp == 12000
+
+
+def test_incomplete_frame_waits_and_loss_falls_back_to_aiortc():
+    buffer = MarkerReleaseJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_packet(200, 9000, False, b"a"))[1] is None
+    assert buffer.add(_packet(202, 9000, True, b"c"))[1] is None  # 201 missing
+    frame = buffer.add(_packet(201, 9000, False, b"b"))[1]  # retransmitted
+    assert frame is not None and frame.data == b"abc"
+
+
+def test_installs_into_a_real_receiver():
+    class _Transport:
+        state = "new"
+
+        def _register_rtp_receiver(self, *args):
+            pass
+
+    receiver = RTCRtpReceiver("video", _Transport())
+    assert install_marker_release(receiver)
+    assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, MarkerReleaseJitterBuffer)
+
+
+def test_every_released_frame_reaches_the_tap_in_order():
+    seen = []
+    buffer = MarkerReleaseJitterBuffer(
+        capacity=128, on_frame=lambda frame, packet: seen.append((frame.data, packet.ssrc))
+    )
+    buffer.add(_packet(300, 9000, False, b"a"))
+    buffer.add(_packet(301, 9000, True, b"b"))
+    buffer.add(_packet(302, 12000, True, b"c"))
+    assert [data for data, _ in seen] == [b"ab", b"c"]
+
+
+def test_stock_release_still_taps():
+    seen = []
+    buffer = MarkerReleaseJitterBuffer(
+        capacity=128, release_on_marker=False, on_frame=lambda frame, packet: seen.append(frame)
+    )
+    assert buffer.add(_packet(400, 9000, True, b"a"))[1] is None  # stock: waits for the next
+    frame = buffer.add(_packet(401, 12000, True, b"b"))[1]
+    assert frame is not None and frame.data == b"a" and seen == [frame]
+
+
+# ------------------------------------------------------------ the private names, one by one
+
+
+def test_jitter_buffer_internals_the_subclass_reads_exist():
+    buffer = JitterBuffer(capacity=128, is_video=True)
+    for name in ("_origin", "_packets", "_capacity", "_is_video"):
+        assert hasattr(buffer, name), f"aiortc's JitterBuffer has no {name} any more"
+    assert callable(getattr(JitterBuffer, "_remove_frame", None))
+    assert "packet._data" in inspect.getsource(RTCRtpReceiver), (
+        "aiortc's receiver no longer stores depayloaded data in RtpPacket._data"
+    )
+
+
+@pytest.fixture
+async def negotiated_pair():
+    """Two real peer connections with one VP8 video transceiver, offer and answer applied."""
+    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
+    sender_pc.addTrack(VideoStreamTrack())
+    await sender_pc.setLocalDescription(await sender_pc.createOffer())
+    await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+    await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+    await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+    yield sender_pc, receiver_pc
+    await sender_pc.close()
+    await receiver_pc.close()
+
+
+async def test_negotiated_codecs_reads_the_transceivers_codecs(negotiated_pair):
+    _, receiver_pc = negotiated_pair
+    codecs = negotiated_codecs(receiver_pc.getTransceivers()[0])
+    assert codecs, "aiortc's RTCRtpTransceiver has no _codecs list any more"
+    assert codecs[0].mimeType == "video/VP8"
+
+
+async def test_receiver_can_ask_the_camera_for_a_keyframe(negotiated_pair):
+    _, receiver_pc = negotiated_pair
+    receiver = receiver_pc.getTransceivers()[0].receiver
+    assert can_request_keyframe(receiver), "aiortc's receiver has no _send_rtcp_pli any more"
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._send_rtcp_pli)
+
+
+async def test_monitor_keyframe_requests_can_be_redirected(negotiated_pair):
+    sender_pc, _ = negotiated_pair
+    sender = sender_pc.getTransceivers()[0].sender
+    assert callable(getattr(RTCRtpSender, "_send_keyframe", None))
+    # aiortc calls _send_keyframe when an RTCP PLI or FIR arrives for this sender
+    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender)
+    calls = []
+    assert redirect_keyframe_requests(sender, lambda: calls.append(1))
+    sender._send_keyframe()
+    assert calls == [1]
+
+
+async def test_sender_rtp_state_names_exist(negotiated_pair):
+    sender_pc, _ = negotiated_pair
+    sender = sender_pc.getTransceivers()[0].sender
+    for name in (aiortc_adapter._SENDER_LAST_RTP_TIMESTAMP, aiortc_adapter._SENDER_PACKET_COUNT):
+        assert hasattr(sender, name), f"aiortc's RTCRtpSender has no {name} any more"
+    assert sender_rtp_timestamp(sender) is None  # nothing sent yet
+    setattr(sender, aiortc_adapter._SENDER_PACKET_COUNT, 1)
+    setattr(sender, aiortc_adapter._SENDER_LAST_RTP_TIMESTAMP, 1234)
+    assert sender_rtp_timestamp(sender) == 1234
+
+
+def test_a_changed_aiortc_falls_back_instead_of_failing():
+    class Changed:
+        pass
+
+    assert negotiated_codecs(Changed()) == []
+    assert not can_request_keyframe(Changed())
+    assert not redirect_keyframe_requests(Changed(), lambda: None)
+    assert sender_rtp_timestamp(Changed()) is None
+    assert not install_marker_release(Changed())
