@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from contract_client import nose_on_face, person_frame
 
@@ -36,3 +39,34 @@ def test_a_missing_or_invalid_task_model_is_a_clear_error(tmp_path):
     pool = PoseWorkerPool(workers=1, model_path=str(bad))
     with pytest.raises(ModelError, match="cannot load pose model"):
         pool.start()
+
+
+async def test_pose_workers_keep_mediapipes_startup_chatter_out_of_the_log(capfd):
+    pool = PoseWorkerPool(workers=1)
+    pool.start()
+    try:
+        channel = pool.open_camera("quiet_cam")
+        rgb, _ = person_frame(1)
+        async with channel.turn():
+            result = await channel.analyse(channel.write_rgb(rgb), 0)
+        assert len(result.poses) == 1
+        channel.close()
+    finally:
+        pool.stop()
+    err = capfd.readouterr().err
+    assert "Feedback manager" not in err and "W0000" not in err, err
+
+
+def test_the_stderr_filter_passes_every_other_line():
+    script = (
+        "import os\n"
+        "from komi_rtc.pose.native_log import filter_native_stderr\n"
+        "thread = filter_native_stderr()\n"
+        "os.write(2, b'W0000 00:00 1 inference_feedback_manager.cc:114] Feedback manager\\n')\n"
+        "os.write(2, b'E0000 real trouble in a calculator\\n')\n"
+        "os.close(2)\n"  # end of input: the filter passes the rest on and ends
+        "thread.join(10)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b"E0000 real trouble in a calculator\n"

@@ -1,8 +1,5 @@
-"""`python -m komi_rtc.analysis --exercise squat session.jsonl` prints a JSON summary.
-
-`python -m komi_rtc.analysis derive --id my_move reference.jsonl -o my_move.json` makes a
-custom exercise from a trainer's recorded repetitions.
-"""
+"""`python -m komi_rtc.analysis` (`komi-rtc-analysis`): replay a recording, list the
+catalog, or derive a custom exercise from a trainer's recorded repetitions."""
 
 from __future__ import annotations
 
@@ -15,14 +12,31 @@ from .catalog import PROFILES, Catalog, CatalogError
 from .replay import RecordingError, analyse_recording
 
 
+_USAGE = """\
+  python -m komi_rtc.analysis --exercise squat session.jsonl   replay: JSON summary
+  python -m komi_rtc.analysis --list                           the exercise catalog
+  python -m komi_rtc.analysis derive --id my_move reference.jsonl -o exercises/my_move.json
+                                                               a custom exercise
+A recording is what `python -m komi_rtc.camera --record FILE.jsonl` writes."""
+
+
 def _replay(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m komi_rtc.analysis",
-        description="Analyse a recorded session (JSON Lines of frame_processed messages).",
+        description="Analyse a recorded session (JSON Lines of frame_processed messages), "
+        "list the exercise catalog, or derive a custom exercise ('derive --help').",
+        epilog=_USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recording", type=Path)
+    parser.add_argument("recording", type=Path, help="a .jsonl recording")
+    parser.add_argument("--list", action="store_true", help="print the exercise catalog and exit")
     parser.add_argument("--exercise", required=True, help="exercise id (see --list)")
-    parser.add_argument("--profile", default="standard", choices=PROFILES)
+    parser.add_argument(
+        "--profile",
+        default="standard",
+        choices=PROFILES,
+        help="how strict the form rules are (standard)",
+    )
     parser.add_argument(
         "--exercise-dir",
         type=Path,
@@ -30,6 +44,8 @@ def _replay(argv: list[str]) -> int:
         help="also load custom exercise definitions (*.json) from here",
     )
     args = parser.parse_args(argv)
+    if not args.recording.is_file():
+        parser.error(f"no such recording: {args.recording}")
     catalog = Catalog(args.exercise_dir)
     if catalog.get(args.exercise) is None:
         parser.error(f"unknown exercise {args.exercise!r}; known: {', '.join(catalog.exercises)}")
@@ -43,14 +59,25 @@ def _derive(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m komi_rtc.analysis derive",
-        description="Derive a custom exercise from a recording of a few reference repetitions.",
+        description="Derive a custom exercise from a recording of a few reference "
+        "repetitions (record one with `python -m komi_rtc.camera --record FILE.jsonl`). "
+        "Use it with `--exercise-dir` here, or put it in the server's exercise folder.",
     )
-    parser.add_argument("recording", type=Path)
+    parser.add_argument("recording", type=Path, help="the reference recording (.jsonl)")
     parser.add_argument("--id", required=True, help="the new exercise's id")
     parser.add_argument("--name", default=None, help="display name (default: the id)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="definition file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="where to write the definition (.json; missing folders are made)",
+    )
     args = parser.parse_args(argv)
+    if not args.recording.is_file():
+        parser.error(f"no such recording: {args.recording}")
     definition = derive_exercise(args.recording, args.id, args.name or args.id)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(definition, ensure_ascii=False, indent=2), encoding="utf-8")
     print(
         f"wrote {args.output}: tracks {definition['signal']['side']['angle']} "
@@ -65,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "derive":
             return _derive(argv[1:])
-        if argv and argv[0] == "--list":
+        if "--list" in argv:
             for exercise in Catalog().listing():
                 print(f"{exercise['id']:<18} {exercise['name']['en']} / {exercise['name']['ko']}")
             return 0
         return _replay(argv)
-    except (RecordingError, CatalogError, ValueError) as exc:
+    except (RecordingError, CatalogError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -93,6 +93,7 @@ class CapturedTrack(MediaStreamTrack):
 class CameraStatus:
     camera_id: str
     state: str = "starting"
+    problem: str | None = None  # why the last attempt failed, shown until the next succeeds
     results: int = 0
     analysed_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     latency: LatencyWindow = field(default_factory=LatencyWindow)
@@ -132,13 +133,15 @@ class CameraPeer:
             try:
                 await self.connect_once()
                 backoff = 1.0
+                self.status.problem = "connection ended"
             except (aiohttp.ClientError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
-                self.status.state = f"server unreachable ({type(exc).__name__})"
+                self.status.problem = f"cannot reach {self.server}: {_reason(exc)}"
             except ServerRefused as exc:
-                self.status.state = f"refused: {exc}"
+                self.status.problem = f"server refused the camera: {exc}"
                 logger.warning("[%s] server refused: %s", self.camera_id, exc)
             finally:
                 await self._close_pc()
+            self.status.problem += f"; retrying in {backoff:g} s"
             await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
             backoff = min(backoff * 2, 10.0)
 
@@ -181,6 +184,7 @@ class CameraPeer:
                     raise ServerRefused(f"{response.status} {answer.get('error')}")
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         self.status.state = "connecting"
+        self.status.problem = None
         await ended.wait()
 
     def _on_message(self, raw: str | bytes) -> None:
@@ -228,8 +232,20 @@ class ServerRefused(Exception):
     pass
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer within 20 s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused (is the server running? is --server right?)"
+        return f"{exc.os_error.strerror or exc.os_error} (is --server right?)"
+    return str(exc) or type(exc).__name__
+
+
 def status_line(peer: CameraPeer) -> str:
     status = peer.status
+    if status.problem is not None:
+        return f"[{peer.camera_id}] {status.problem}"
     p50, p95 = status.latency.percentile(50), status.latency.percentile(95)
     latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms" if p50 is not None else "latency -"
     return (
@@ -322,7 +338,9 @@ def main(argv: list[str] | None = None) -> None:
         help="accept a self-signed server certificate (--https servers)",
     )
     parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument(
+        "--debug", action="store_true", help="verbose logging (aiortc and ICE included)"
+    )
     args = parser.parse_args(argv)
     if args.fps <= 0 or args.width < 16 or args.height < 16:
         parser.error("--fps must be positive and the size at least 16x16")

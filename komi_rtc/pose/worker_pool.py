@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .estimator import ModelError, Pose, PoseEstimator, create_estimator
+from .native_log import filter_native_stderr
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
     """Serve analyse requests until told to stop or the pipe closes."""
     import cv2
 
+    filter_native_stderr()
     try:
         spare: PoseEstimator | None = create_estimator(model_path)
     except ModelError as exc:

@@ -132,25 +132,34 @@ def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
 
 def _announce(config: ServerConfig) -> str:
     scheme = "https" if config.https else "http"
-    lines = [f"KOMI RTC server: {scheme}://localhost:{config.port}/  (Ctrl-C stops)"]
-    lines.append(f"  monitor: {scheme}://localhost:{config.port}/monitor")
+    port = config.port
+    lines = [f"KOMI RTC server: {scheme}://localhost:{port}/  (Ctrl-C stops)"]
+    lines.append(f"  monitor: {scheme}://localhost:{port}/monitor")
+    lines.append(f"  camera on this machine: {scheme}://localhost:{port}/camera")
     lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
+    lan = [a for a in lan if a not in ("127.0.0.1", "localhost", "::1")]
+    if not config.https:
+        # browsers give a page the camera only over HTTPS or on localhost, laptops included
+        if lan:
+            lines.append(f"  monitor from another device: http://{lan[0]}:{port}/monitor")
+        lines.append(
+            "  Cameras on phones or other computers need HTTPS (browsers allow the camera "
+            "only on https:// or localhost): restart with --https."
+        )
+        return "\n".join(lines)
     for address in lan:
         lines.append(
-            f"  from a phone or laptop on this network: {scheme}://{address}:{config.port}/camera"
+            f"  camera from a phone or laptop on this network: https://{address}:{port}/camera"
         )
     if lan:
-        camera_url = f"{scheme}://{lan[0]}:{config.port}/camera"
-        if config.https:
-            lines.append(f"Scan to open the camera page on a phone ({camera_url}):")
-            lines.append(terminal_qr(camera_url))
-            if not config.cert_file:
-                lines.append(
-                    "  The certificate is self-signed: the phone warns once; choose "
-                    "'Advanced' then 'Proceed' (Safari: 'Show Details', 'visit this website')."
-                )
-        else:
-            lines.append("  Phones need HTTPS for the camera: restart with --https.")
+        camera_url = f"https://{lan[0]}:{port}/camera"
+        lines.append(f"Scan to open the camera page on a phone ({camera_url}):")
+        lines.append(terminal_qr(camera_url))
+        if not config.cert_file:
+            lines.append(
+                "  The certificate is self-signed: each device warns once; choose "
+                "'Advanced' then 'Proceed' (Safari: 'Show Details', 'visit this website')."
+            )
     return "\n".join(lines)
 
 
