@@ -253,3 +253,78 @@ async def test_replay_gives_the_live_numbers_for_a_recording(start_server, tmp_p
         assert analysis == message["analysis"]
         compared += 1
     assert compared == len(lines) - start
+
+
+def test_a_passer_by_does_not_take_over_the_analysis():
+    """Two people in the picture: the analysis keeps following the one it followed, even
+    when a larger passer-by walks through; frame_processed still lists both."""
+    rng = np.random.default_rng(21)
+    session = make_session("squat", "front", rng, seed_errors=False)
+    alone = run_session(session)["reps"]
+    assert alone == session.true_count
+    for message in session.messages:
+        people = message["pose_data"]["pose"]
+        if not people or message["timestamp"] < 2.0:
+            continue
+        # a bigger person, nearer the camera, to the right, from 2 s on: on its own it
+        # would be chosen (larger, still fairly central)
+        stranger = {
+            "keypoints": [
+                {**k, "x": 560 + (k["x"] - 320) * 1.6, "y": 240 + (k["y"] - 240) * 1.6}
+                for k in people[0]["keypoints"]
+            ]
+        }
+        message["pose_data"]["pose"] = [stranger, *people]
+    assert run_session(session)["reps"] == session.true_count
+
+
+def test_main_person_is_the_largest_most_central_one_at_first():
+    from komi_rtc.analysis.live import MainPerson
+
+    def person(x0: float, y0: float, size: float) -> dict:
+        return {
+            "keypoints": [
+                {"id": i, "x": x0 + size * (i % 3) / 2, "y": y0 + size * (i // 11) / 2}
+                for i in range(33)
+            ]
+        }
+
+    small_centre, big_edge, big_centre = (
+        person(300, 200, 80),
+        person(0, 0, 300),
+        person(200, 100, 300),
+    )
+    chooser = MainPerson()
+    assert chooser.choose([small_centre, big_edge, big_centre], 640, 480) is big_centre
+    # sticky: the followed person stays chosen while a bigger one appears elsewhere
+    chooser = MainPerson()
+    assert chooser.choose([small_centre], 640, 480) is small_centre
+    assert chooser.choose([big_centre, small_centre], 640, 480) is small_centre
+
+
+def test_a_fidgeting_person_still_starts_the_set():
+    """Small shifts while holding the start posture (under a quarter of the movement, under
+    0.4 s each) do not keep the set from starting."""
+    from komi_rtc.analysis.catalog import default_catalog
+    from komi_rtc.analysis.counter import ExerciseAnalyser
+
+    catalog = default_catalog()
+    analyser = ExerciseAnalyser(
+        catalog.get("squat"), catalog.profiles["standard"], catalog.messages
+    )
+    rng = np.random.default_rng(2)
+    session = make_session("squat", "side", rng, seed_errors=False)
+    # the standing frames before the first rep, with a knee wobble every 0.3 s
+    from komi_rtc.analysis.geometry import keypoints_from_json
+
+    standing = [m for m in session.messages if m["pose_data"]["pose"]][:1][0]
+    kp = keypoints_from_json(standing["pose_data"]["pose"][0])
+    kp[:, 3] = 0.95  # every keypoint well seen: only the fidgeting is in question
+    t = 0.0
+    while analyser.phase == "setup" and t < 3.0:
+        frame = kp.copy()
+        if int(t / 0.3) % 2:  # bend the knees a little: about a fifth of the way down
+            frame[25:27, 0] += 27.0
+        analyser.update(frame, 640, 480, t)
+        t += 1 / 15
+    assert analyser.phase == "rest", "the set never started"

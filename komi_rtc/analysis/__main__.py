@@ -11,7 +11,6 @@ from pathlib import Path
 from .catalog import PROFILES, Catalog, CatalogError
 from .replay import RecordingError, analyse_recording
 
-
 _USAGE = """\
   python -m komi_rtc.analysis --exercise squat session.jsonl   replay: JSON summary
   python -m komi_rtc.analysis --list                           the exercise catalog

@@ -20,6 +20,9 @@ from .filters import OneEuroFilter
 from .similarity import similarity_score
 
 START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
+START_TOLERANCE = 0.15  # share of rest->peak that still counts as holding the start posture
+FIDGET_S = 0.4  # a shorter excursion (under PARTIAL) does not restart the start hold
+SIDE_SWITCH_FRAMES = 5  # the other side must be better seen this many frames in a row
 LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
 CUE_S = 2.5  # a cue stays readable this long
 PARTIAL = 0.25  # share of rest->peak that starts a movement (hysteresis)
@@ -62,6 +65,9 @@ class ExerciseAnalyser:
         self.view: str | None = None
         self._view_candidate: tuple[str | None, int] = (None, 0)
         self._side = "left" if exercise.side != "right" else "right"
+        self._side_challenges = 0
+        self._floors: dict[str, float] = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
+        self._fidget_since: float | None = None
         self._rest_since: float | None = None
         self._last_seen: float | None = None
         self._last_t: float | None = None
@@ -94,12 +100,21 @@ class ExerciseAnalyser:
             self.view = seen
 
     def _sides(self, kp: np.ndarray, signal: Signal | None) -> list[str]:
+        """The sides this frame is read from, and the confidence each needs (`_floors`).
+
+        Seen in profile, the far side is hidden: an exercise that reads both sides reads
+        the near (better-seen) one, and one that names a side accepts it at the far side's
+        lower visibility. Seen from the front, both sides count."""
         side = self.exercise.side
+        profile = self.view == "side"
+        floor = g.FAR_SIDE_CONFIDENCE if profile else g.MIN_CONFIDENCE
+        self._floors = {"left": floor, "right": floor}
         if side in ("left", "right"):
             return [side]
-        if side == "both":
+        self._floors = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
+        if side == "both" and not profile:
             return ["left", "right"]
-        # the better-seen side, sticky so one noisy frame does not switch it
+        # the better-seen side, sticky so a few noisy frames do not switch it
         if signal is not None and signal.angle:
             joints: tuple[str, ...] = g.ANGLES[signal.angle]
         else:
@@ -110,17 +125,25 @@ class ExerciseAnalyser:
 
         other = "right" if self._side == "left" else "left"
         if confidence(other) > confidence(self._side) + 0.1:
-            self._side = other
+            self._side_challenges += 1
+            if self._side_challenges >= SIDE_SWITCH_FRAMES:
+                self._side, self._side_challenges = other, 0
+                for key in [k for k in self._filters if k in ("left", "right")]:
+                    self._filters[key].reset()
+        else:
+            self._side_challenges = 0
         return [self._side]
 
     def _side_value(self, kp: np.ndarray, signal: Signal, side: str) -> float | None:
+        floor = self._floors[side]
         if signal.angle:
-            return g.side_angle(kp, signal.angle, side)
+            return g.side_angle(kp, signal.angle, side, floor)
         assert signal.foreshortened is not None
-        return g.foreshortened_angle(kp, signal.foreshortened, side)
+        return g.foreshortened_angle(kp, signal.foreshortened, side, floor)
 
-    def _needed_points(self, sides: list[str]) -> list[str]:
-        return [f"{s}_{part}" for s in sides for part in self.exercise.needs]
+    def _needed_points(self, sides: list[str]) -> list[tuple[str, float]]:
+        """The keypoints this exercise uses on the sides it reads, with their confidence."""
+        return [(f"{s}_{part}", self._floors[s]) for s in sides for part in self.exercise.needs]
 
     # ------------------------------------------------------------ per frame
 
@@ -182,13 +205,18 @@ class ExerciseAnalyser:
     ) -> dict[str, Any] | None:
         progress = self._progress(value, signal)
         if self.phase == "setup":
-            if progress <= 0:
+            if progress <= START_TOLERANCE:
+                self._fidget_since = None
                 self._rest_since = self._rest_since if self._rest_since is not None else t
                 if t - self._rest_since >= START_HOLD_S:
                     self.phase = "rest"
                     self._left_rest_at = t
             else:
-                self._rest_since = None
+                # real people fidget: a short, small excursion keeps the hold going; a
+                # movement into the exercise (or a long one) starts it over
+                self._fidget_since = self._fidget_since if self._fidget_since is not None else t
+                if progress >= PARTIAL or t - self._fidget_since > FIDGET_S:
+                    self._rest_since = None
             return None
         if self.phase == "rest":
             if progress <= 0:

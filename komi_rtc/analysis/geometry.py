@@ -13,6 +13,12 @@ import numpy as np
 from ..protocol import KEYPOINT_INDEX as K
 
 MIN_CONFIDENCE = 0.5
+# The far side of a person seen in profile: BlazePose still places its joints well, but
+# gives them a visibility of about 0.25-0.4 (measured on rendered video). An exercise that
+# must read that side (a lunge filmed from its back leg's side) accepts it down to here.
+FAR_SIDE_CONFIDENCE = 0.15
+# Positions only, for the view: a hidden shoulder is still placed behind the near one.
+VIEW_CONFIDENCE = 0.05
 
 # angle name -> (a, vertex, b) for each side; the angle is measured at the vertex, degrees.
 ANGLES: dict[str, tuple[str, str, str]] = {
@@ -41,8 +47,10 @@ def angle_at(a: np.ndarray, vertex: np.ndarray, b: np.ndarray) -> float | None:
     return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
 
 
-def side_angle(kp: np.ndarray, angle: str, side: str) -> float | None:
-    a, vertex, b = (point(kp, f"{side}_{part}") for part in ANGLES[angle])
+def side_angle(
+    kp: np.ndarray, angle: str, side: str, min_confidence: float = MIN_CONFIDENCE
+) -> float | None:
+    a, vertex, b = (point(kp, f"{side}_{part}", min_confidence) for part in ANGLES[angle])
     if a is None or vertex is None or b is None:
         return None
     return angle_at(a, vertex, b)
@@ -58,8 +66,11 @@ def distance(p: np.ndarray | None, q: np.ndarray | None) -> float | None:
     return math.hypot(float(p[0] - q[0]), float(p[1] - q[1]))
 
 
-def midpoint(kp: np.ndarray, name: str) -> np.ndarray | None:
-    left, right = point(kp, f"left_{name}"), point(kp, f"right_{name}")
+def midpoint(
+    kp: np.ndarray, name: str, min_confidence: float = MIN_CONFIDENCE
+) -> np.ndarray | None:
+    left = point(kp, f"left_{name}", min_confidence)
+    right = point(kp, f"right_{name}", min_confidence)
     if left is None and right is None:
         return None
     if left is None or right is None:
@@ -67,14 +78,19 @@ def midpoint(kp: np.ndarray, name: str) -> np.ndarray | None:
     return (left + right) / 2
 
 
-def torso_length(kp: np.ndarray) -> float | None:
-    return distance(midpoint(kp, "shoulder"), midpoint(kp, "hip"))
+def torso_length(kp: np.ndarray, min_confidence: float = MIN_CONFIDENCE) -> float | None:
+    return distance(midpoint(kp, "shoulder", min_confidence), midpoint(kp, "hip", min_confidence))
 
 
 def view_of(kp: np.ndarray) -> str | None:
-    """'front' when the shoulders are wide relative to the torso, 'side' when narrow."""
-    width = distance(point(kp, "left_shoulder"), point(kp, "right_shoulder"))
-    torso = torso_length(kp)
+    """'front' when the shoulders are wide relative to the torso, 'side' when narrow.
+
+    Reads positions whatever their visibility: in profile the far shoulder is hidden (low
+    visibility) but BlazePose still puts it just behind the near one, which is the point."""
+    width = distance(
+        point(kp, "left_shoulder", VIEW_CONFIDENCE), point(kp, "right_shoulder", VIEW_CONFIDENCE)
+    )
+    torso = torso_length(kp, VIEW_CONFIDENCE)
     if width is None or not torso:
         return None
     ratio = width / torso
@@ -92,7 +108,9 @@ _FORESHORTENED = {
 }
 
 
-def foreshortened_angle(kp: np.ndarray, segment: str, side: str) -> float | None:
+def foreshortened_angle(
+    kp: np.ndarray, segment: str, side: str, min_confidence: float = MIN_CONFIDENCE
+) -> float | None:
     """A joint angle bending toward the camera, from how short the segment looks.
 
     Seen from the front, a squatting thigh or a curling forearm shortens instead of turning,
@@ -101,8 +119,10 @@ def foreshortened_angle(kp: np.ndarray, segment: str, side: str) -> float | None
     a side view's scale: 180 straight down, 90 pointing at the camera, less when raised.
     """
     top, bottom, (ref_a, ref_b), ratio = _FORESHORTENED[segment]
-    p, q = point(kp, f"{side}_{top}"), point(kp, f"{side}_{bottom}")
-    reference = distance(point(kp, f"{side}_{ref_a}"), point(kp, f"{side}_{ref_b}"))
+    p, q = point(kp, f"{side}_{top}", min_confidence), point(kp, f"{side}_{bottom}", min_confidence)
+    reference = distance(
+        point(kp, f"{side}_{ref_a}", min_confidence), point(kp, f"{side}_{ref_b}", min_confidence)
+    )
     if p is None or q is None or not reference:
         return None
     cosine = max(-1.0, min(1.0, float(q[1] - p[1]) / (reference * ratio)))
@@ -134,12 +154,12 @@ def knee_width_ratio(kp: np.ndarray) -> float | None:
     return knees / ankles
 
 
-def in_frame(kp: np.ndarray, names: list[str], width: int, height: int) -> bool:
-    """All named keypoints seen with confidence and inside the picture."""
+def in_frame(kp: np.ndarray, names: list[tuple[str, float]], width: int, height: int) -> bool:
+    """All named keypoints seen with at least their confidence, inside the picture."""
     margin = 0.01
-    for name in names:
+    for name, min_confidence in names:
         x, y, _, c = kp[K[name]]
-        if c < MIN_CONFIDENCE:
+        if c < min_confidence:
             return False
         if not (-margin * width <= x <= (1 + margin) * width):
             return False

@@ -21,22 +21,65 @@ def frame_time(message: dict[str, Any]) -> float:
 
 
 def main_pose(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The person analysed in a `frame_processed` message: the largest one in view."""
-    return largest_person(message["pose_data"]["pose"])
+    """The person analysed in one `frame_processed` message, judged on that frame alone."""
+    return MainPerson().choose(
+        message["pose_data"]["pose"], int(message["width"]), int(message["height"])
+    )
 
 
-def largest_person(people: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not people:
-        return None
-    if len(people) == 1:
-        return people[0]
+Box = tuple[float, float, float, float]
 
-    def size(pose: dict[str, Any]) -> float:
-        xs = [k["x"] for k in pose["keypoints"]]
-        ys = [k["y"] for k in pose["keypoints"]]
-        return (max(xs) - min(xs)) * (max(ys) - min(ys))
 
-    return max(people, key=size)
+def _box(pose: dict[str, Any]) -> Box:
+    xs = [k["x"] for k in pose["keypoints"]]
+    ys = [k["y"] for k in pose["keypoints"]]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class MainPerson:
+    """Which of several people the analysis follows: the one it followed last frame while
+    they are still there (a passer-by does not take over), else the largest and most
+    central one."""
+
+    STICKY_OVERLAP = 0.3
+
+    def __init__(self) -> None:
+        self._last: Box | None = None
+
+    def choose(
+        self, people: list[dict[str, Any]], width: int, height: int
+    ) -> dict[str, Any] | None:
+        if not people:
+            self._last = None
+            return None
+        boxes = [_box(p) for p in people]
+        if self._last is not None:
+            last = self._last
+            best = max(range(len(people)), key=lambda i: _overlap(boxes[i], last))
+            if _overlap(boxes[best], last) >= self.STICKY_OVERLAP:
+                self._last = boxes[best]
+                return people[best]
+
+        def prominence(i: int) -> float:
+            x0, y0, x1, y1 = boxes[i]
+            area = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+            off_centre = abs((x0 + x1) / 2 - width / 2) / max(width, 1)  # 0 .. 0.5
+            return area * (1.0 - off_centre)
+
+        chosen = max(range(len(people)), key=prominence)
+        self._last = boxes[chosen]
+        return people[chosen]
 
 
 class LiveAnalysis:
@@ -44,6 +87,7 @@ class LiveAnalysis:
         self.camera_id = camera_id
         self.catalog = catalog or default_catalog()
         self.analyser: ExerciseAnalyser | None = None
+        self._main_person = MainPerson()
 
     @property
     def exercise(self) -> str | None:
@@ -93,7 +137,7 @@ class LiveAnalysis:
         completed. `people`: poses as on the wire; `t`: when the frame arrived (seconds)."""
         if self.analyser is None:
             return None, []
-        pose = largest_person(people)
+        pose = self._main_person.choose(people, width, height)
         keypoints = keypoints_from_json(pose) if pose is not None else None
         analysis, reps = self.analyser.update(keypoints, width, height, t)
         exercise = self.analyser.exercise.id

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..pose.estimator import Pose
+from ..protocol import KEYPOINT_NAMES
 from ..synthetic.skeleton import Camera, Joints, forward_kinematics, project
 
 # exercise -> (views, fixed joints, {joint path: (rest, peak)}, {error: {path: peak or value}})
@@ -307,6 +308,10 @@ def make_session(
             else:
                 joints = _pose_at(motion, 0.0, set(), view)
             keypoints = project(forward_kinematics(joints), camera, rng, noise)
+            if view == "side":
+                # as BlazePose sees a person in profile on video: the far side (the
+                # person's right) placed well but with visibility about 0.2-0.45
+                keypoints[_FAR_SIDE, 3] = rng.uniform(0.2, 0.45, len(_FAR_SIDE))
             if occlusion is not None and occlusion <= time < occlusion + 0.3:
                 keypoints[[23, 24, 25, 26, 13, 14], 3] = 0.2  # hips, knees, elbows hidden
         if rng.random() >= drop_rate:
@@ -315,6 +320,9 @@ def make_session(
         time = frame / fps
     session.reps = reps
     return session
+
+
+_FAR_SIDE = [i for i, name in enumerate(KEYPOINT_NAMES) if name.startswith("right_")]
 
 
 def sessions_for(exercise: str, per_view: int, seed: int) -> list[Session]:
