@@ -2,7 +2,7 @@
 # Sets up everything KOMI RTC needs on Debian/Ubuntu with Python 3.10-3.12: system packages,
 # a virtual environment in .venv and the package with its extras. Safe to run again.
 #   scripts/setup.sh          runtime only
-#   scripts/setup.sh --test   also test tools and Chromium for the browser tests
+#   scripts/setup.sh --test   also test tools, Chromium and a Korean font for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +18,17 @@ $PYTHON -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 # opencv (pulled by mediapipe) needs libGL and glib at import time
 ldconfig -p 2>/dev/null | grep -q "libGL.so.1" || missing+=(libgl1)
 ldconfig -p 2>/dev/null | grep -q "libglib-2.0.so.0" || missing+=(libglib2.0-0)
+# a Korean font, so the pages (and the browser tests' screenshots) show Korean, not boxes
+has_korean_font() {
+  [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] ||
+    { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=ko family 2>/dev/null)" ]; }
+}
 if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  as_root apt-get update -qq </dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,14 +1,29 @@
-"""Real headless Chromium, driven by Playwright, with a fake camera playing a Y4M file."""
+"""Real headless Chromium, driven by Playwright, with a fake camera playing a Y4M file.
+
+For the browser test modules: the `browser` fixture (a module imports `browser_fixture` and
+`person_y4m_fixture` to have it) and helpers that open the pages."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from contract_client import person_frame
 
 CHROMIUM = "/usr/bin/chromium"
+
+# every browser test module: pytestmark = BROWSER_TESTS
+BROWSER_TESTS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+        reason="Chromium is not installed (scripts/test.sh installs it)",
+    ),
+]
 
 
 def write_person_y4m(path: Path, frames: int = 120, fps: int = 10) -> Path:
@@ -38,6 +53,58 @@ def chromium_args(y4m: Path) -> list[str]:
         "--autoplay-policy=no-user-gesture-required",
         "--ignore-certificate-errors",
     ]
+
+
+@pytest.fixture(scope="session", name="person_y4m")
+def person_y4m_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_person_y4m(tmp_path_factory.mktemp("video") / "person.y4m")
+
+
+@pytest.fixture(name="browser")
+async def browser_fixture(person_y4m: Path) -> Any:
+    """Headless Chromium whose fake camera plays the moving person."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def open_camera(browser: Any, url: str, camera_id: str, **context_options: Any) -> Any:
+    """A camera page streaming as `camera_id`, once skeletons come back: (context, page)."""
+    options = {"viewport": {"width": 480, "height": 900}, **context_options}
+    context = await browser.new_context(**options)
+    page = await context.new_page()
+    page.on("console", lambda m: m.type == "error" and print("camera page:", m.text))
+    await page.goto(f"{url}/camera?autostart=1&camera_id={camera_id}")
+    await page.wait_for_function(
+        "window.komiCamera && window.komiCamera.results >= 5 && window.komiCamera.lastPoses > 0",
+        timeout=30000,
+    )
+    return context, page
+
+
+async def open_monitor(browser: Any, url: str, **context_options: Any) -> Any:
+    """A monitor page at 1280 x 800: (context, page)."""
+    options = {"viewport": {"width": 1280, "height": 800}, **context_options}
+    context = await browser.new_context(**options)
+    page = await context.new_page()
+    page.on("console", lambda m: m.type == "error" and print("monitor page:", m.text))
+    await page.goto(f"{url}/monitor")
+    return context, page
+
+
+async def tile_is_live(page: Any, camera_id: str) -> None:
+    """Wait until the camera's tile plays video and draws skeletons."""
+    await page.wait_for_function(
+        """id => { const s = window.komiMonitor.tiles[id];
+                   return s && s.messages >= 5 && s.videoTime > 1 && s.drawn >= 5; }""",
+        arg=camera_id,
+        timeout=30000,
+    )
 
 
 def skeleton_pixels(png: bytes) -> int:

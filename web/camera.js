@@ -2,6 +2,7 @@
 // shows live status and exercise feedback, and reconnects by itself.
 
 import { AnalysisPanel } from './analysis_panel.js';
+import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
@@ -95,44 +96,33 @@ async function openCamera() {
   listDevices();
 }
 
-async function loadExercises() {
-  try {
-    const response = await fetch('/exercises');
-    const { exercises } = await response.json();
-    const select = $('exercise');
-    for (const exercise of exercises) {
-      const option = document.createElement('option');
-      option.value = exercise.id;
-      option.dataset.names = JSON.stringify(exercise.name);
-      select.append(option);
+// The picker shows the exercise this camera runs, wherever it was chosen; choosing here sends
+// it on the channel (or once connected, see start()).
+const exercisePicker = new ExercisePicker($('exercise'), {
+  profileSelect: $('profile'),
+  choose: ({ exercise: chosen, profile }) => {
+    localStorage.setItem('komi.exercise', chosen || '');
+    if (peer && peer.channel.readyState === 'open') {
+      peer.channel.send(JSON.stringify({ type: 'set_exercise', exercise: chosen, profile }));
     }
-    nameExercises();
-    select.value = params.get('exercise') || localStorage.getItem('komi.exercise') || '';
-  } catch (error) { /* an older server: pose only */ }
-}
-
-function nameExercises() {
-  const lang = document.documentElement.lang;
-  for (const option of $('exercise').options) {
-    if (option.dataset.names) {
-      const names = JSON.parse(option.dataset.names);
-      option.textContent = names[lang] || names.en;
-    }
+  },
+});
+exercisePicker.ready.then(() => { // this page's last choice, unless the server already said
+  if (exercisePicker.running.known || exercisePicker.choice) return;
+  exercisePicker.value = params.get('exercise') || localStorage.getItem('komi.exercise');
+  if (exercisePicker.value && peer && peer.channel.readyState === 'open') {
+    exercisePicker.choose(exercisePicker.value);
   }
-}
-
-function sendExercise() {
-  localStorage.setItem('komi.exercise', $('exercise').value);
-  if (peer && peer.channel.readyState === 'open') {
-    peer.channel.send(JSON.stringify({
-      type: 'set_exercise', exercise: $('exercise').value || null, profile: $('profile').value,
-    }));
-  }
-}
+});
 
 function onMessage(message) {
   if (message.type === 'pong') { clock.onPong(message); return; }
-  if (message.type === 'error') { console.warn('server:', message.error); return; }
+  if (message.type === 'error') {
+    console.warn('server:', message.error);
+    exercisePicker.forgetChoice();
+    return;
+  }
+  exercisePicker.onMessage(message);
   if (message.type !== 'frame_processed') return;
   stats.results += 1;
   rate.tick();
@@ -171,6 +161,7 @@ function scheduleRetry() {
 function dropPeer() {
   clearInterval(pingTimer);
   if (peer) { peer.pc.onconnectionstatechange = null; peer.pc.close(); peer = null; }
+  exercisePicker.forgetRunning(); // a new connection is a new session: the server will say again
 }
 
 async function start() {
@@ -208,7 +199,7 @@ async function start() {
     if (peer.cameraId) $('camera-id').value = peer.cameraId;
     peer.channel.onopen = () => {
       clock.ping(peer.channel);
-      if ($('exercise').value) sendExercise();
+      if (exercisePicker.value) exercisePicker.choose(exercisePicker.value);
     };
     pingTimer = setInterval(() => peer && clock.ping(peer.channel), 2000);
     keepAwake();
@@ -244,12 +235,10 @@ $('connect').addEventListener('click', () => {
   start();
 });
 $('disconnect').addEventListener('click', stop);
-$('exercise').addEventListener('change', sendExercise);
-$('profile').addEventListener('change', sendExercise);
 $('language').addEventListener('click', () => {
   toggleLanguage();
   setState(stats.state);
-  nameExercises();
+  exercisePicker.nameOptions();
 });
 $('speak').addEventListener('change', () => {
   panel.speak = $('speak').checked;
@@ -266,7 +255,6 @@ window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(re
 
 applyLanguage();
 loadSettings();
-loadExercises();
 setState('idle');
 setInterval(refreshStatus, 500);
 if (params.get('autostart') === '1') $('connect').click();

@@ -17,6 +17,13 @@ const STRINGS = {
     no_exercise: 'None (pose only)', profile: 'Level', beginner: 'Beginner',
     standard: 'Standard', strict: 'Strict', busy: 'server busy',
     busy_hint: 'The server cannot analyse every frame: it analyses the newest and skips older ones.',
+    video_held: 'video held',
+    latency_hint: 'Pose latency {pose} ms (p95 {p95} ms): from a frame reaching this page to its ' +
+      'skeleton. The video is held {held} ms on purpose, so each skeleton is drawn on its own ' +
+      'frame: camera to screen takes {total} ms. The camera page shows its latency without this hold.',
+    latency_hint_waiting: 'Pose latency: from a frame reaching this page to its skeleton. The ' +
+      'video is held that long (and a frame more) so each skeleton is drawn on its own frame.',
+    camera_latency_hint: 'From this camera sending a frame to its skeleton coming back.',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -34,6 +41,13 @@ const STRINGS = {
     no_exercise: '없음 (자세만)', profile: '난이도', beginner: '초급',
     standard: '보통', strict: '엄격', busy: '서버 과부하',
     busy_hint: '서버가 모든 프레임을 분석하지 못합니다: 최신 프레임만 분석하고 이전 프레임은 건너뜁니다.',
+    video_held: '영상 대기',
+    latency_hint: '자세 지연 {pose} ms (p95 {p95} ms): 프레임이 이 페이지에 도착한 뒤 골격이 오기까지. ' +
+      '골격이 자기 프레임 위에 그려지도록 영상을 일부러 {held} ms 늦춰 보여 줍니다: 카메라에서 화면까지 ' +
+      '{total} ms. 카메라 페이지의 지연에는 이 대기가 없습니다.',
+    latency_hint_waiting: '자세 지연: 프레임이 이 페이지에 도착한 뒤 골격이 오기까지. 골격이 자기 ' +
+      '프레임 위에 그려지도록 영상을 그만큼 (한 프레임 더) 늦춰 보여 줍니다.',
+    camera_latency_hint: '이 카메라가 프레임을 보낸 뒤 골격이 돌아오기까지.',
   },
 };
 
@@ -46,11 +60,20 @@ export function t(key) {
   return (STRINGS[language] && STRINGS[language][key]) || STRINGS.en[key] || key;
 }
 
-// Fills every element with data-i18n="key" and keeps the <html lang> right.
+// A text with {name} placeholders filled from `values`.
+export function format(key, values) {
+  return t(key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+// Fills every element with data-i18n="key" (its text) or data-i18n-title="key" (its tooltip)
+// and keeps the <html lang> right.
 export function applyLanguage(root = document) {
   document.documentElement.lang = language;
   for (const element of root.querySelectorAll('[data-i18n]')) {
     element.textContent = t(element.dataset.i18n);
+  }
+  for (const element of root.querySelectorAll('[data-i18n-title]')) {
+    element.title = t(element.dataset.i18nTitle);
   }
 }
 

@@ -2,10 +2,13 @@
 // the very frame it was computed from (matched by RTP timestamp, see docs/protocol.md).
 
 import { AnalysisPanel } from './analysis_panel.js';
-import { applyLanguage, toggleLanguage } from './i18n.js';
+import { ExercisePicker } from './exercise_picker.js';
+import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
+import { near, NEAR_TICKS, PTS_WRAP, sameFrame } from './frame_keys.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
 import { showAnalysedRate } from './server_load.js';
+import { VideoHold } from './video_hold.js';
 
 const $ = (id) => document.getElementById(id);
 const grid = $('grid');
@@ -15,11 +18,8 @@ window.komiMonitor = debug; // debug stats, read by the browser tests
 let config = null;
 let showOverlay = true;
 
-const PTS_WRAP = 2 ** 32;
 const KEEP_MESSAGES = 90;
-// The video is held briefly so each frame's pose message is there when it shows; the hold
-// grows when messages arrive after their frame (a loaded server) and shrinks back slowly.
-const VIDEO_DELAY_MS = { start: 200, min: 120, max: 1500 };
+const NO_POSE_AFTER_MS = 5000; // a frame whose pose has not come by then was skipped by the server
 
 class Tile {
   constructor(cameraId) {
@@ -31,26 +31,27 @@ class Tile {
     this.element.querySelector('.camera-id').textContent = cameraId;
     this.panel = new AnalysisPanel(this.element.querySelector('.analysis'));
     this.element.addEventListener('click', (event) => {
-      if (event.target.tagName !== 'SELECT') this.element.classList.toggle('enlarged');
+      if (!event.target.closest('select')) this.element.classList.toggle('enlarged');
     });
-    this.exerciseSelect = this.element.querySelector('select.exercise');
-    fillExercises(this.exerciseSelect);
-    this.exerciseSelect.addEventListener('change', () => this.chooseExercise());
+    this.exercisePicker = new ExercisePicker(this.element.querySelector('select.exercise'), {
+      choose: (choice) => this.sendExercise(choice),
+    });
     grid.append(this.element);
     applyLanguage(this.element);
     this.messages = new Map(); // frame_pts mod 2^32 -> message
-    this.displayedAt = new Map(); // frame key -> when it was shown (performance.now())
-    this.lateness = []; // ms by which messages missed their frame, since the last adaptation
-    this.lastLate = performance.now();
-    this.videoDelayMs = VIDEO_DELAY_MS.start;
+    this.unposed = new Map(); // frame key -> when it left the screen without its own pose
+    this.hold = new VideoHold();
+    this.receiveTimes = null; // requestVideoFrameCallback gives frames' arrival times (null: unknown yet)
     this.latest = null;
     this.offset = null; // rtp_timestamp_offset from video_timing
     this.clock = new ServerClock();
     this.rate = new RateMeter();
     this.shown = null; // { key, drawnKey } of the frame on screen
-    this.frameInterval = 9000;
-    this.stats = { frames: 0, drawn: 0, matched: 0, mismatch: {}, latencyMs: null, videoDelayMs: null,
-      analysedFps: 0, messages: 0, offline: false, videoTime: 0, rvfc: false };
+    this.frameSteps = []; // RTP ticks between consecutive frames seen
+    this.stats = { frames: 0, drawn: 0, matched: 0, late: 0, noPose: 0, mismatch: {},
+      latencyMs: null, poseLatencyMs: null, poseLatencyP95Ms: null, videoDelayMs: null,
+      videoHeldMs: null, frameIntervalMs: null, analysedFps: 0, messages: 0, offline: false,
+      videoTime: 0, rvfc: false, exercise: null };
     debug.tiles[cameraId] = this.stats;
     this.closed = false;
     this.connect();
@@ -66,8 +67,7 @@ class Tile {
         iceServers: config.ice_servers,
         setup: (pc) => {
           const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
-          this.receiver = transceiver.receiver;
-          this.setVideoDelay(VIDEO_DELAY_MS.start);
+          this.hold.attach(transceiver.receiver);
           pc.addEventListener('track', (event) => {
             this.video.srcObject = new MediaStream([event.track]);
             this.video.play().catch(() => {});
@@ -81,35 +81,26 @@ class Tile {
         },
       });
       this.peer.channel.onopen = () => this.clock.ping(this.peer.channel);
-      this.pingTimer = setInterval(() => {
-        if (this.peer) this.clock.ping(this.peer.channel);
-        this.adaptVideoDelay();
-      }, 2000);
+      this.pingTimer = setInterval(() => { if (this.peer) this.clock.ping(this.peer.channel); }, 2000);
     } catch (error) {
       console.warn(`monitor ${this.cameraId}:`, error.message);
       this.setOffline(true);
     }
   }
 
-  setVideoDelay(ms) {
-    this.videoDelayMs = Math.round(Math.min(VIDEO_DELAY_MS.max, Math.max(VIDEO_DELAY_MS.min, ms)));
-    this.stats.videoDelayMs = this.videoDelayMs;
-    if (!this.receiver) return;
-    if ('jitterBufferTarget' in this.receiver) this.receiver.jitterBufferTarget = this.videoDelayMs;
-    else if ('playoutDelayHint' in this.receiver) this.receiver.playoutDelayHint = this.videoDelayMs / 1000;
+  // Milliseconds between frames, from the RTP timestamps of frames and results (a quarter
+  // percentile, so frames the server skipped do not stretch it).
+  get frameIntervalMs() {
+    if (!this.frameSteps.length) return 100;
+    const sorted = [...this.frameSteps].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 4)] / 90;
   }
 
-  adaptVideoDelay() {
-    const now = performance.now();
-    if (this.lateness.length) {
-      const worst = Math.max(...this.lateness);
-      this.lateness = [];
-      this.lastLate = now;
-      this.setVideoDelay(this.videoDelayMs + worst + 30);
-    } else if (now - this.lastLate > 10000) {
-      this.lastLate = now;
-      this.setVideoDelay(this.videoDelayMs - 20);
-    }
+  noteStep(key, previousKey) {
+    const step = (key - previousKey + PTS_WRAP) % PTS_WRAP;
+    if (step <= NEAR_TICKS || step >= 90000) return; // same frame, or a gap of a second
+    this.frameSteps.push(step);
+    if (this.frameSteps.length > 60) this.frameSteps.shift();
   }
 
   setOffline(offline) {
@@ -121,36 +112,42 @@ class Tile {
     if (message.type === 'pong') { this.clock.onPong(message); return; }
     if (message.type === 'video_timing') { this.offset = message.rtp_timestamp_offset; return; }
     if (message.type === 'camera_disconnected') { this.setOffline(true); return; }
-    if (message.type === 'exercise_set') { this.exerciseSelect.value = message.exercise || ''; return; }
+    this.exercisePicker.onMessage(message);
+    this.stats.exercise = this.exercisePicker.value;
     if (message.type !== 'frame_processed') return;
     this.stats.messages += 1;
     this.rate.tick();
     const key = message.frame_pts % PTS_WRAP;
-    if (this.latest) {
-      const step = (key - this.latest.frame_pts % PTS_WRAP + PTS_WRAP) % PTS_WRAP;
-      if (step > 0 && step < 90000) this.frameInterval = 0.9 * this.frameInterval + 0.1 * step;
-    }
+    if (this.latest) this.noteStep(key, this.latest.frame_pts % PTS_WRAP);
     this.latest = message;
     this.messages.set(key, message);
-    const shownAt = this.displayedAt.get(key);
-    if (shownAt !== undefined && !(this.shown && this.shown.key === key)) {
-      this.lateness.push(performance.now() - shownAt); // its frame has come and gone
-    }
     if (this.messages.size > KEEP_MESSAGES) this.messages.delete(this.messages.keys().next().value);
+    if (this.receiveTimes === false || !this.stats.rvfc) {
+      this.hold.addLatency(this.clock.latencyMs(message)); // no frame arrival times here
+    } else {
+      this.hold.poseArrived(key);
+    }
+    const missed = near(this.unposed, key);
+    if (missed !== undefined) { // its frame has come and gone: the hold was too short
+      this.unposed.delete(missed);
+      this.stats.late += 1;
+    }
     this.panel.update(message.analysis);
-    if (this.shown && this.shown.key !== null && Math.abs(this.shown.key - key) <= 2) {
+    if (this.shown && sameFrame(this.shown.key, key)) {
       this.draw(message, this.shown); // late, but still on the very frame on screen
     } else if (!this.rvfcActive()) {
       this.draw(message, null);
     }
   }
 
-  async chooseExercise() {
+  async sendExercise({ exercise, profile }) {
     // a trainer picks the exercise for this camera (REST, so it works for every camera kind)
-    await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ exercise: this.exerciseSelect.value || null }),
-    }).catch(() => {});
+    const body = { exercise };
+    if (exercise && profile) body.profile = profile;
+    const response = await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    }).catch(() => null);
+    return Boolean(response && response.ok);
   }
 
   rvfcActive() { return this.stats.rvfc && this.offset !== null; }
@@ -160,13 +157,13 @@ class Tile {
     if (showOverlay) drawPoses(this.canvas, message); else drawPoses(this.canvas, null);
   }
 
+  // The frame's own result, else the newest result of an earlier frame (a skipped frame
+  // keeps the last skeleton rather than none).
   lookup(key) {
-    for (const delta of [0, -1, 1, -2, 2]) {
-      const found = this.messages.get((key + delta + PTS_WRAP) % PTS_WRAP);
-      if (found) return found;
-    }
+    const own = near(this.messages, key);
+    if (own !== undefined) return this.messages.get(own);
     let best = null;
-    let bestAge = Infinity; // newest message for an earlier frame
+    let bestAge = Infinity;
     for (const [candidate, message] of this.messages) {
       const age = (key - candidate + PTS_WRAP) % PTS_WRAP;
       if (age < bestAge && age < PTS_WRAP / 2) { bestAge = age; best = message; }
@@ -174,16 +171,32 @@ class Tile {
     return best;
   }
 
+  // The frame on screen is being replaced: was its own skeleton on it?
   finishFrame() {
     const shown = this.shown;
     if (!shown || shown.key === null) return;
     this.stats.frames += 1;
-    if (shown.drawnKey === null) return;
-    this.stats.drawn += 1;
-    const age = (shown.key - shown.drawnKey + PTS_WRAP) % PTS_WRAP;
-    const frames = age <= 2 ? 0 : Math.max(1, Math.round(age / this.frameInterval));
-    if (frames === 0) this.stats.matched += 1;
-    this.stats.mismatch[frames] = (this.stats.mismatch[frames] || 0) + 1;
+    const own = shown.drawnKey !== null && sameFrame(shown.key, shown.drawnKey);
+    if (shown.drawnKey !== null) {
+      this.stats.drawn += 1;
+      const age = (shown.key - shown.drawnKey + PTS_WRAP) % PTS_WRAP;
+      const frames = own ? 0 : Math.max(1, Math.round(age / (this.frameIntervalMs * 90)));
+      this.stats.mismatch[frames] = (this.stats.mismatch[frames] || 0) + 1;
+    }
+    if (own) {
+      this.stats.matched += 1;
+    } else { // its pose is late, or never comes (the server skipped the frame): see onMessage
+      this.unposed.set(shown.key, performance.now());
+    }
+  }
+
+  // Frames whose pose never came were not analysed: they do not count for the overlay match.
+  forgetUnposed(now) {
+    for (const [key, leftAt] of this.unposed) {
+      if (now - leftAt < NO_POSE_AFTER_MS) break;
+      this.unposed.delete(key);
+      this.stats.noPose += 1;
+    }
   }
 
   watchFrames() {
@@ -193,11 +206,16 @@ class Tile {
       if (this.closed) return;
       this.stats.videoTime = this.video.currentTime;
       this.finishFrame();
+      this.shown = null;
       if (this.offset !== null && metadata.rtpTimestamp !== undefined) {
         const key = (metadata.rtpTimestamp - this.offset + PTS_WRAP) % PTS_WRAP;
+        if (this.previousFrameKey !== undefined) this.noteStep(key, this.previousFrameKey);
+        this.previousFrameKey = key;
+        if (this.receiveTimes === null) this.receiveTimes = typeof metadata.receiveTime === 'number';
+        if (this.receiveTimes) {
+          this.hold.frameShown(key, metadata.receiveTime, metadata.expectedDisplayTime || now);
+        }
         this.shown = { key, drawnKey: null };
-        this.displayedAt.set(key, performance.now());
-        if (this.displayedAt.size > KEEP_MESSAGES) this.displayedAt.delete(this.displayedAt.keys().next().value);
         const message = this.lookup(key);
         if (message) {
           this.draw(message, this.shown);
@@ -214,12 +232,33 @@ class Tile {
   }
 
   refresh() {
-    this.stats.analysedFps = this.rate.perSecond();
+    const now = performance.now();
+    this.forgetUnposed(now);
+    const stats = this.stats;
+    stats.frameIntervalMs = Math.round(this.frameIntervalMs);
+    stats.videoDelayMs = this.hold.adapt(this.frameIntervalMs);
+    const rounded = (ms) => (ms === null ? null : Math.round(ms));
+    stats.poseLatencyMs = rounded(this.hold.latencyP50Ms);
+    stats.poseLatencyP95Ms = rounded(this.hold.latencyP95Ms);
+    stats.videoHeldMs = rounded(this.hold.heldMs);
+    stats.analysedFps = this.rate.perSecond();
     const q = (selector) => this.element.querySelector(selector);
-    showAnalysedRate(q('.fps'), this.stats.analysedFps, this.latest && this.latest.timing);
-    q('.latency').textContent = this.stats.latencyMs === null ? '–' : `${Math.round(this.stats.latencyMs)} ms`;
-    q('.match').textContent = this.stats.drawn
-      ? `${Math.round((100 * this.stats.matched) / this.stats.drawn)}%` : '–';
+    showAnalysedRate(q('.fps'), stats.analysedFps, this.latest && this.latest.timing);
+    this.showLatency(q('.latency-stat'));
+    const posed = stats.matched + stats.late;
+    q('.match').textContent = posed ? `${Math.round((100 * stats.matched) / posed)}%` : '–';
+  }
+
+  // Pose latency and the deliberate video hold, with what they mean in the tooltip.
+  showLatency(element) {
+    const { poseLatencyMs, poseLatencyP95Ms, videoHeldMs, videoDelayMs, latencyMs } = this.stats;
+    const held = videoHeldMs !== null ? videoHeldMs : videoDelayMs;
+    const ms = (value) => (value === null || value === undefined ? '–' : `${Math.round(value)}`);
+    element.querySelector('.latency').textContent = poseLatencyMs === null ? '–' : `${ms(poseLatencyMs)} ms`;
+    element.querySelector('.held').textContent = held === null ? '' : ` · ${t('video_held')} ${ms(held)} ms`;
+    element.title = poseLatencyMs === null ? t('latency_hint_waiting') : format('latency_hint', {
+      pose: ms(poseLatencyMs), p95: ms(poseLatencyP95Ms), held: ms(held), total: ms(latencyMs),
+    });
   }
 
   close() {
@@ -231,28 +270,11 @@ class Tile {
   }
 }
 
-let exerciseList = null;
-async function loadExerciseList() {
-  if (!exerciseList) {
-    exerciseList = fetch('/exercises').then((r) => r.json()).then((d) => d.exercises).catch(() => []);
-  }
-  return exerciseList;
-}
-
-async function fillExercises(select) {
-  const lang = document.documentElement.lang;
-  for (const exercise of await loadExerciseList()) {
-    const option = document.createElement('option');
-    option.value = exercise.id;
-    option.textContent = exercise.name[lang] || exercise.name.en;
-    select.append(option);
-  }
-}
-
 function layout() {
   const count = tiles.size;
   const columns = Math.max(1, Math.ceil(Math.sqrt(count)));
   grid.style.setProperty('--columns', String(columns));
+  grid.style.setProperty('--rows', String(Math.max(1, Math.ceil(count / columns))));
   $('empty').hidden = count > 0;
   $('count').textContent = count ? `${count}` : '';
 }
@@ -291,7 +313,10 @@ $('overlay-toggle').addEventListener('change', (event) => {
   showOverlay = event.target.checked;
   for (const tile of tiles.values()) if (!showOverlay) drawPoses(tile.canvas, null);
 });
-$('language').addEventListener('click', toggleLanguage);
+$('language').addEventListener('click', () => {
+  toggleLanguage();
+  for (const tile of tiles.values()) { tile.exercisePicker.nameOptions(); tile.refresh(); }
+});
 applyLanguage();
 layout();
 setInterval(() => { for (const tile of tiles.values()) tile.refresh(); }, 500);
