@@ -14,120 +14,8 @@ import numpy as np
 
 from ..pose.estimator import Pose
 from ..protocol import KEYPOINT_NAMES
+from ..synthetic.motions import MOTIONS, pose_at
 from ..synthetic.skeleton import Camera, Joints, forward_kinematics, project
-
-# exercise -> (views, fixed joints, {joint path: (rest, peak)}, {error: {path: peak or value}})
-# A path is "attr" or "attr.side"; ".both" sets both sides.
-MOTIONS: dict[str, dict[str, Any]] = {
-    "squat": {
-        "views": ["side", "front"],
-        "move": {"hip_flex.both": (0, 95), "knee_flex.both": (0, 110), "torso_pitch": (0, 35)},
-        "errors": {
-            "shallow": {"hip_flex.both": 70, "knee_flex.both": 72},
-            "knees_cave": {"knee_in": 0.28},
-        },
-        "error_views": {"knees_cave": ["front"]},
-    },
-    "push_up": {
-        "views": ["side"],
-        "fixed": {"body_pitch": -90, "shoulder_flex.both": 90, "shoulder_abd.both": 0},
-        "move": {"elbow_flex.both": (5, 90)},
-        "errors": {"hips_sag": {"hip_drop": ("constant", 0.4)}, "shallow": {"elbow_flex.both": 72}},
-    },
-    "lunge_left": {
-        "views": ["side"],
-        "move": {
-            "hip_flex.left": (0, 80),
-            "knee_flex.left": (0, 90),
-            "hip_flex.right": (0, -25),
-            "knee_flex.right": (0, 80),
-        },
-        "errors": {"shallow": {"hip_flex.left": 62, "knee_flex.left": 72}},
-    },
-    "lunge_right": {
-        "views": ["side"],
-        "move": {
-            "hip_flex.right": (0, 80),
-            "knee_flex.right": (0, 90),
-            "hip_flex.left": (0, -25),
-            "knee_flex.left": (0, 80),
-        },
-        "errors": {"shallow": {"hip_flex.right": 62, "knee_flex.right": 72}},
-    },
-    "bicep_curl": {
-        "views": ["side", "front"],
-        "move": {"elbow_flex.both": (5, 130)},
-        "errors": {
-            "elbows_flare": {"shoulder_flex.both": 50},
-            "elbows_flare@front": {"shoulder_abd.both": 50},
-            "asymmetric": {"elbow_flex.right": 85},
-        },
-        "error_views": {"asymmetric": ["front"]},
-    },
-    "shoulder_press": {
-        "views": ["front"],
-        "fixed": {"elbow_plane": "frontal"},
-        "move": {"shoulder_abd.both": (95, 174), "elbow_flex.both": (85, 4)},
-        "errors": {
-            "asymmetric": {"shoulder_abd.left": 178, "shoulder_abd.right": 146},
-            "no_lockout": {"shoulder_abd.both": 146},
-        },
-    },
-    "lateral_raise": {
-        "views": ["front"],
-        "fixed": {"elbow_flex.both": 10, "elbow_plane": "frontal"},
-        "move": {"shoulder_abd.both": (12, 93)},
-        "errors": {
-            "asymmetric": {"shoulder_abd.left": 96, "shoulder_abd.right": 68},
-            "too_low": {"shoulder_abd.both": 68},
-        },
-    },
-    "jumping_jack": {
-        "views": ["front"],
-        "fixed": {"elbow_plane": "frontal"},
-        "move": {"shoulder_abd.both": (15, 165), "hip_abd.both": (2, 16)},
-        "errors": {"arms_low": {"shoulder_abd.both": 129}},
-    },
-    "glute_bridge": {
-        "views": ["side"],
-        "fixed": {"body_pitch": 90, "shoulder_abd.both": 0},
-        "move": {"hip_flex.both": (62, 4), "knee_flex.both": (100, 100)},
-        "errors": {"hips_low": {"hip_flex.both": 16}},
-    },
-    "plank": {
-        "views": ["side"],
-        "fixed": {
-            "body_pitch": -90,
-            "shoulder_flex.both": 90,
-            "shoulder_abd.both": 0,
-            "elbow_flex.both": 90,
-        },
-        "move": {},
-        "errors": {"hips_sag": {"hip_drop": 0.45}, "hips_pike": {"hip_drop": -0.6}},
-    },
-    "shoulder_flexion": {
-        "views": ["side"],
-        "move": {"shoulder_flex.both": (10, 150), "shoulder_abd.both": (0, 0)},
-        "errors": {},
-    },
-}
-
-
-def _set(joints: Joints, path: str, value: Any) -> None:
-    attr, _, side = path.partition(".")
-    if not side:
-        setattr(joints, attr, value)
-        return
-    target = getattr(joints, attr)
-    for s in ("left", "right") if side == "both" else (side,):
-        target[s] = value
-
-
-def _get(joints: Joints, path: str) -> Any:
-    attr, _, side = path.partition(".")
-    if not side:
-        return getattr(joints, attr)
-    return getattr(joints, attr)["left" if side == "both" else side]
 
 
 @dataclass
@@ -147,6 +35,10 @@ class Session:
     reps: list[TrueRep] = field(default_factory=list)
     hold_good_s: float = 0.0
     hold_errors: set[str] = field(default_factory=set)
+    camera: Camera | None = None
+    # every frame's time and body (None: nobody in view), dropped ones included, so the
+    # same session can be rendered as video (bench/video.py)
+    frames: list[tuple[float, Joints | None]] = field(default_factory=list)
 
     @property
     def true_count(self) -> int:
@@ -156,38 +48,6 @@ class Session:
 def _smooth(x: float) -> float:
     x = min(1.0, max(0.0, x))
     return x * x * (3 - 2 * x)
-
-
-def _pose_at(
-    motion: dict[str, Any],
-    progress: float,
-    errors: set[str],
-    view: str,
-    peak_override: dict[str, float] | None = None,
-) -> Joints:
-    joints = Joints()
-    for path, value in motion.get("fixed", {}).items():
-        _set(joints, path, value)
-    peaks = {path: peak for path, (rest, peak) in motion["move"].items()}
-    constants: dict[str, float] = {}
-    for error in errors:
-        key = f"{error}@{view}" if f"{error}@{view}" in motion["errors"] else error
-        for path, value in motion["errors"][key].items():
-            if isinstance(value, tuple):
-                constants[path] = value[1]
-            else:
-                peaks[path] = value
-    if peak_override:
-        peaks.update(peak_override)
-    for path, (rest, _) in motion["move"].items():
-        _set(joints, path, rest + (peaks[path] - rest) * progress)
-    for path, peak in peaks.items():
-        if path not in motion["move"]:  # an error that adds a movement (e.g. knees in)
-            rest = _get(joints, path)
-            _set(joints, path, rest + (peak - rest) * progress)
-    for path, value in constants.items():
-        _set(joints, path, value)
-    return joints
 
 
 def _message(index: int, t: float, keypoints: np.ndarray | None, camera: Camera) -> dict[str, Any]:
@@ -230,7 +90,7 @@ def make_session(
     timeline.append((t, t + 1.0, "away", None))
     t += 1.0
     reps: list[TrueRep] = []
-    session = Session(exercise, view, [])
+    session = Session(exercise, view, [], camera=camera)
     if motion["move"]:
         timeline.append((t, t + 1.2, "rest", None))
         t += 1.2
@@ -290,6 +150,7 @@ def make_session(
             segment += 1
         start, stop, kind, data = timeline[segment]
         keypoints = None
+        joints = None
         if kind != "away":
             if kind == "rep":
                 down, hold, up, depth, errors, override = data
@@ -300,13 +161,13 @@ def make_session(
                     progress = 1.0
                 else:
                     progress = 1.0 - _smooth((local - down - hold) / up)
-                joints = _pose_at(motion, progress * depth, errors, view, override)
+                joints = pose_at(exercise, progress * depth, errors, view, override)
             elif kind == "hold":
                 bad_error, bad_from, bad_to = data
                 errors = {bad_error} if bad_error and bad_from <= time < bad_to else set()
-                joints = _pose_at(motion, 1.0, errors, view)
+                joints = pose_at(exercise, 1.0, errors, view)
             else:
-                joints = _pose_at(motion, 0.0, set(), view)
+                joints = pose_at(exercise, 0.0, set(), view)
             keypoints = project(forward_kinematics(joints), camera, rng, noise)
             if view == "side":
                 # as BlazePose sees a person in profile on video: the far side (the
@@ -314,6 +175,7 @@ def make_session(
                 keypoints[_FAR_SIDE, 3] = rng.uniform(0.2, 0.45, len(_FAR_SIDE))
             if occlusion is not None and occlusion <= time < occlusion + 0.3:
                 keypoints[[23, 24, 25, 26, 13, 14], 3] = 0.2  # hips, knees, elbows hidden
+        session.frames.append((time, joints))
         if rng.random() >= drop_rate:
             session.messages.append(_message(frame, time, keypoints, camera))
         frame += 1
