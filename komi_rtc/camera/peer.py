@@ -115,13 +115,16 @@ class CameraPeer:
         fps: float,
         record: TextIO | None = None,
         verify_tls: bool = True,
+        exercise: str | None = None,
     ) -> None:
+        """`exercise`: asked of the server (`set_exercise`) each time the channel opens."""
         self.server = server.rstrip("/")
         self.camera_id = camera_id
         self.source = source
         self.fps = fps
         self.record = record
         self.verify_tls = verify_tls
+        self.exercise = exercise
         self.status = CameraStatus(camera_id)
         self.track: CapturedTrack | None = None
         self.messages: asyncio.Queue[dict[str, Any]] | None = None  # tests read results here
@@ -166,6 +169,13 @@ class CameraPeer:
         @channel.on("close")
         def on_close() -> None:
             ended.set()
+
+        if self.exercise is not None:
+            exercise = self.exercise
+
+            @channel.on("open")
+            def on_open() -> None:
+                channel.send(json.dumps({"type": "set_exercise", "exercise": exercise}))
 
         await pc.setLocalDescription(await pc.createOffer())
         body = {
@@ -272,6 +282,7 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
     else:
         source = args.source if args.source is not None else args.camera
         specs = [(args.camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
+
     peers = []
     for camera_id, spec in specs:
         source = await asyncio.get_running_loop().run_in_executor(
@@ -281,9 +292,17 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
             f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to {args.server}",
             flush=True,
         )
+        # the demo person's own exercise, unless another is asked for
+        exercise = args.exercise or getattr(source, "exercise", None)
         peers.append(
             CameraPeer(
-                args.server, camera_id, source, args.fps, record, verify_tls=not args.insecure
+                args.server,
+                camera_id,
+                source,
+                args.fps,
+                record,
+                verify_tls=not args.insecure,
+                exercise=exercise,
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
@@ -321,7 +340,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--source",
         default=None,
-        help="video file or image (looped), or 'demo' for the bundled person",
+        help="video file or image (looped), or 'demo' (a rendered person doing squats), "
+        "'demo:EXERCISE' or 'demo:EXERCISE:VIEW' (front, side_left, side_right)",
+    )
+    parser.add_argument(
+        "--exercise",
+        default=None,
+        help="ask the server to analyse this exercise (see `python -m komi_rtc.analysis "
+        "--list`); the demo asks for its own",
     )
     parser.add_argument("--fps", type=float, default=10.0, help="frames a second (10)")
     parser.add_argument("--width", type=int, default=640, help="frame width (640)")

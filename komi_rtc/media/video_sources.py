@@ -1,4 +1,5 @@
-"""Where a camera peer's frames come from: a webcam, a video or image file, or the demo.
+"""Where a camera peer's frames come from: a webcam, a video or image file, or the demo
+(a rendered person exercising, `komi_rtc.synthetic`).
 
 Every source returns RGB uint8 frames of the requested size; `read()` blocks (run it in a
 thread). Files loop forever, so a machine without a webcam can stream indefinitely.
@@ -13,7 +14,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ..synthetic import MOTIONS, ExercisingPersonSource
+
 DEMO_IMAGE = Path(__file__).resolve().parent.parent / "data" / "person.jpg"
+DEMO_EXERCISE, DEMO_VIEW = "squat", "side_left"  # found in every frame, counted exactly
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -104,10 +108,29 @@ def first_working_camera(limit: int = 8) -> int:
     raise SourceError("no webcam found; use --source FILE or --source demo")
 
 
+def demo_source(spec: str, width: int, height: int, fps: float) -> ExercisingPersonSource:
+    """`demo`, `demo:EXERCISE` or `demo:EXERCISE:VIEW` (front, side_left, side_right): a
+    rendered person doing reps of a catalog exercise; raises SourceError for a bad spec."""
+    _, _, rest = spec.partition(":")
+    exercise, _, view = rest.partition(":")
+    if not rest:
+        exercise, view = DEMO_EXERCISE, DEMO_VIEW
+    elif not view:  # the exercise's own view: front if it has one, else its left side
+        views = MOTIONS[exercise]["views"] if exercise in MOTIONS else ["side"]
+        view = "front" if "front" in views else "side_left"
+    try:
+        return ExercisingPersonSource(width, height, fps, exercise, view)
+    except (ValueError, KeyError) as exc:
+        raise SourceError(
+            f"--source {spec}: {exc}; views are front, side_left and side_right"
+        ) from None
+
+
 def open_source(spec: str | int | None, width: int, height: int, fps: float) -> FrameSource:
-    """`demo`, an image (animated), a video file, a webcam index, or None: first webcam."""
-    if spec == "demo":
-        return MovingPersonSource(DEMO_IMAGE, width, height, fps)
+    """`demo[:EXERCISE[:VIEW]]`, an image (animated), a video file, a webcam index, or None:
+    the first webcam."""
+    if isinstance(spec, str) and (spec == "demo" or spec.startswith("demo:")):
+        return demo_source(spec, width, height, fps)
     if spec is None:
         return CaptureSource(first_working_camera(), width, height)
     if isinstance(spec, int) or str(spec).isdigit():

@@ -170,21 +170,29 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
 
 
 def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
-    """A camera peer inside the server streaming the bundled person, for a first look."""
+    """A camera peer inside the server streaming a rendered person doing squats, with the
+    exercise set, so a first look shows reps counted."""
     from ..camera.peer import CameraPeer
-    from ..media.video_sources import open_source
+    from ..media.video_sources import demo_source
 
     scheme = "https" if config.https else "http"
+    source = demo_source("demo", 640, 480, config.demo_fps)
     peer = CameraPeer(
         f"{scheme}://127.0.0.1:{config.port}",
         "demo_camera",
-        open_source("demo", 640, 480, config.demo_fps),
+        source,
         fps=config.demo_fps,
         verify_tls=False,  # our own certificate, on loopback
+        exercise=source.exercise,
     )
     task = asyncio.ensure_future(peer.run())
     task.set_name("demo_camera")
-    logger.info("[demo_camera] streaming the bundled demo person at %g fps", config.demo_fps)
+    logger.info(
+        "[demo_camera] streaming %s at %g fps, %s analysed",
+        source.description,
+        config.demo_fps,
+        source.exercise,
+    )
     return task, peer
 
 

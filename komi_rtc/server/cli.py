@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="also stream the bundled demo person as camera 'demo_camera'",
+        help="also stream a rendered person doing squats as camera 'demo_camera', with the "
+        "squat analysed (a first look at rep counting)",
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     args = parser.parse_args(argv)

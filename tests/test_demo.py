@@ -1,0 +1,54 @@
+"""The demo camera shows the product's point: a person whose reps are counted."""
+
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from komi_rtc.media.video_sources import SourceError, open_source
+from komi_rtc.server import ServerConfig, create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool):
+    port = _free_port()
+    config = ServerConfig(host="127.0.0.1", port=port, demo_camera=True)
+    server = TestServer(create_app(config, pool=pose_pool), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"http://127.0.0.1:{port}/ws/monitor") as ws:
+                reps, feedback = 0, set()
+                while reps < 2:  # ws.receive_json's timeout fails the test if they stop
+                    message = await ws.receive_json(timeout=30)
+                    if message["type"] != "status_update":
+                        continue
+                    assert message["camera_id"] == "demo_camera"
+                    analysis = message.get("analysis")
+                    if analysis is None:
+                        continue
+                    assert analysis["exercise"] == "squat" and analysis["view"] == "side"
+                    reps = analysis["reps"]
+                    feedback |= {f["code"] for f in analysis["feedback"]}
+                assert "step_back" not in feedback and "turn_sideways" not in feedback
+    finally:
+        await server.close()
+
+
+def test_demo_sources_name_their_exercise_and_refuse_unknown_ones():
+    source = open_source("demo:jumping_jack", 320, 240, 10)
+    assert source.exercise == "jumping_jack" and source.catalog_view == "front"
+    assert source.read().shape == (240, 320, 3)
+    side = open_source("demo:bicep_curl:side_right", 320, 240, 10)
+    assert side.catalog_view == "side"
+    for bad in ("demo:moonwalk", "demo:squat:above"):
+        with pytest.raises(SourceError, match=bad):
+            open_source(bad, 320, 240, 10)
