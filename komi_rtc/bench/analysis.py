@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.live import LiveAnalysis
-from .sessions import MOTIONS, Session, sessions_for
+from .sessions import MOTIONS, Session, TrueRep, sessions_for
 
 TARGETS = {"obo": 0.98, "mae": 0.03, "precision": 0.9, "recall": 0.9}
 
@@ -30,9 +30,12 @@ def run_session(session: Session, profile: str = "standard") -> dict[str, Any]:
     return live.analyser.summary()
 
 
-def _match_errors(session: Session, summary: dict[str, Any], counts: dict[str, list[int]]) -> None:
-    """counts[code] = [tp, fp, fn]."""
-    true_full = [r for r in session.reps if r.full]
+def match_errors(
+    true_reps: list[TrueRep], summary: dict[str, Any], counts: dict[str, list[int]]
+) -> None:
+    """Add each counted rep's form errors to counts[code] = [tp, fp, fn], matching it to the
+    true rep it ended in."""
+    true_full = [r for r in true_reps if r.full]
     used: set[int] = set()
     for predicted in summary["repetitions"]:
         ended = predicted["ended_at"]
@@ -74,7 +77,7 @@ def evaluate(per_view: int, seed: int) -> dict[str, Any]:
                 truth = session.true_count
                 abs_rel.append(abs(summary["reps"] - truth) / truth)
                 off_by_one += int(abs(summary["reps"] - truth) <= 1)
-                _match_errors(session, summary, counts)
+                match_errors(session.reps, summary, counts)
                 if exercise == "shoulder_flexion":
                     true_peaks = [r.peak_value for r in session.reps if r.full and r.peak_value]
                     got = [r.get("angle_reached_deg") for r in summary["repetitions"]]

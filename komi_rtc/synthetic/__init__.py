@@ -8,7 +8,7 @@
 from .exercise_video import ExercisingPersonSource, FrameTruth
 from .motions import MOTIONS, pose_at
 from .performance import ExercisePerformance, RepTiming, Tempo
-from .renderer import Look, ViewPoint, fit_look, image_keypoints, render_frame
+from .renderer import Look, ViewPoint, fit_look, image_keypoints, render_frame, render_room
 from .skeleton import Camera, Joints, forward_kinematics, project
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "pose_at",
     "project",
     "render_frame",
+    "render_room",
 ]

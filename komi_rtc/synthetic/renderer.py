@@ -506,6 +506,11 @@ class _Painter:
             draw()
 
 
+def render_room(look: Look, width: int = 640, height: int = 480) -> np.ndarray:
+    """The room with nobody in it (a person who has walked out of the picture)."""
+    return _background(look.wall, look.floor, width, height, look.floor_y).copy()
+
+
 def render_frame(
     points: np.ndarray, view: ViewPoint, look: Look, width: int = 640, height: int = 480
 ) -> np.ndarray:
