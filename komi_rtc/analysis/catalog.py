@@ -55,7 +55,7 @@ class Exercise:
     name: dict[str, str]
     kind: str
     views: tuple[str, ...]
-    side: str  # "best", "both", "left" or "right"
+    side: str  # "best", "both", "left", "right" or "deepest" (the more bent of the two)
     needs: tuple[str, ...]
     signals: dict[str, Signal]
     rules: tuple[Rule, ...]

@@ -23,6 +23,9 @@ START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
 START_TOLERANCE = 0.15  # share of rest->peak that still counts as holding the start posture
 FIDGET_S = 0.4  # a shorter excursion (under PARTIAL) does not restart the start hold
 SIDE_SWITCH_FRAMES = 5  # the other side must be better seen this many frames in a row
+# A foreshortening segment's full length is the longest it has looked lately; that memory
+# fades this much a second, so a person who steps back is measured right within seconds.
+SEGMENT_MEMORY_FADE = 0.05
 LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
 CUE_S = 2.5  # a cue stays readable this long
 PARTIAL = 0.25  # share of rest->peak that starts a movement (hysteresis)
@@ -68,6 +71,7 @@ class ExerciseAnalyser:
         self._side_challenges = 0
         self._floors: dict[str, float] = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
         self._fidget_since: float | None = None
+        self._full_length: dict[str, tuple[float, float]] = {}  # side -> (pixels, when)
         self._rest_since: float | None = None
         self._last_seen: float | None = None
         self._last_t: float | None = None
@@ -111,6 +115,8 @@ class ExerciseAnalyser:
         self._floors = {"left": floor, "right": floor}
         if side in ("left", "right"):
             return [side]
+        if side == "deepest":
+            return ["left", "right"]
         self._floors = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
         if side == "both" and not profile:
             return ["left", "right"]
@@ -134,12 +140,29 @@ class ExerciseAnalyser:
             self._side_challenges = 0
         return [self._side]
 
-    def _side_value(self, kp: np.ndarray, signal: Signal, side: str) -> float | None:
+    def _side_value(self, kp: np.ndarray, signal: Signal, side: str, t: float) -> float | None:
         floor = self._floors[side]
         if signal.angle:
             return g.side_angle(kp, signal.angle, side, floor)
-        assert signal.foreshortened is not None
-        return g.foreshortened_angle(kp, signal.foreshortened, side, floor)
+        segment = signal.foreshortened
+        assert segment is not None
+        return g.foreshortened_angle(
+            kp, segment, side, floor, self._segment_full_length(kp, segment, side, t)
+        )
+
+    def _segment_full_length(
+        self, kp: np.ndarray, segment: str, side: str, t: float
+    ) -> float | None:
+        """The longest the segment has looked lately (hanging straight, it looks longest)."""
+        now = g.segment_length(kp, segment, side, self._floors[side])
+        previous = self._full_length.get(side)
+        if previous is not None:
+            faded = previous[0] * (1.0 - SEGMENT_MEMORY_FADE) ** max(0.0, t - previous[1])
+            now = max(now or 0.0, faded)
+        if not now:
+            return None
+        self._full_length[side] = (now, t)
+        return now
 
     def _needed_points(self, sides: list[str]) -> list[tuple[str, float]]:
         """The keypoints this exercise uses on the sides it reads, with their confidence."""
@@ -187,13 +210,17 @@ class ExerciseAnalyser:
         values = []
         self._angles = {}
         for side in sides:
-            value = self._smooth(side, self._side_value(kp, signal, side), t)
+            value = self._smooth(side, self._side_value(kp, signal, side, t), t)
             if value is not None:
                 values.append(value)
                 name = signal.angle or signal.foreshortened
                 self._angles[f"{side}_{name}"] = round(value, 1)
         if not values:
             return None
+        if self.exercise.side == "deepest":
+            # the more bent of the two: in profile BlazePose may swap a lunge's legs, and
+            # the deeper knee is the front one either way
+            return float(min(values) if signal.peak < signal.rest else max(values))
         return float(sum(values) / len(values))
 
     def _progress(self, value: float, signal: Signal) -> float:

@@ -108,8 +108,22 @@ _FORESHORTENED = {
 }
 
 
-def foreshortened_angle(
+def segment_length(
     kp: np.ndarray, segment: str, side: str, min_confidence: float = MIN_CONFIDENCE
+) -> float | None:
+    """How long a foreshortening segment (`thigh`, `forearm`) looks now, pixels."""
+    top, bottom, _, _ = _FORESHORTENED[segment]
+    return distance(
+        point(kp, f"{side}_{top}", min_confidence), point(kp, f"{side}_{bottom}", min_confidence)
+    )
+
+
+def foreshortened_angle(
+    kp: np.ndarray,
+    segment: str,
+    side: str,
+    min_confidence: float = MIN_CONFIDENCE,
+    full_length: float | None = None,
 ) -> float | None:
     """A joint angle bending toward the camera, from how short the segment looks.
 
@@ -117,12 +131,21 @@ def foreshortened_angle(
     so its 2-D angle stays near 180 degrees. The segment's vertical extent over its length
     (estimated from a neighbouring segment) is the cosine of the flexion. Returns degrees on
     a side view's scale: 180 straight down, 90 pointing at the camera, less when raised.
-    """
+
+    `full_length`: the segment's own length when it hung straight (pixels), if known. On
+    video it is the better reference: BlazePose's knee sits a few pixels off, which makes a
+    neighbouring segment's length a biased estimate (a standing thigh then reads 154, not
+    180, degrees)."""
     top, bottom, (ref_a, ref_b), ratio = _FORESHORTENED[segment]
     p, q = point(kp, f"{side}_{top}", min_confidence), point(kp, f"{side}_{bottom}", min_confidence)
-    reference = distance(
-        point(kp, f"{side}_{ref_a}", min_confidence), point(kp, f"{side}_{ref_b}", min_confidence)
-    )
+    reference: float | None = full_length
+    if full_length:
+        ratio = 1.0
+    else:
+        reference = distance(
+            point(kp, f"{side}_{ref_a}", min_confidence),
+            point(kp, f"{side}_{ref_b}", min_confidence),
+        )
     if p is None or q is None or not reference:
         return None
     cosine = max(-1.0, min(1.0, float(q[1] - p[1]) / (reference * ratio)))
