@@ -19,12 +19,14 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class Signal:
-    """What is tracked in one view: a 2-D joint angle or a foreshortened segment (degrees)."""
+    """What is tracked in one view, in degrees: a 2-D joint angle, a foreshortened segment,
+    or how far the hips have `lowered` toward the ankles (a squat seen from the front)."""
 
     rest: float
     peak: float
     angle: str | None = None
     foreshortened: str | None = None
+    lowered: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def _exercise(data: dict[str, Any], source: str) -> Exercise:
             peak=float(spec["peak"]),
             angle=spec.get("angle"),
             foreshortened=spec.get("foreshortened"),
+            lowered=spec.get("lowered"),
         )
         for view, spec in data.get("signal", {}).items()
     }

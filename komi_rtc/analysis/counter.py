@@ -71,7 +71,7 @@ class ExerciseAnalyser:
         self._side_challenges = 0
         self._floors: dict[str, float] = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
         self._fidget_since: float | None = None
-        self._full_length: dict[str, tuple[float, float]] = {}  # side -> (pixels, when)
+        self._full_length: dict[str, tuple[float, float]] = {}  # what -> (pixels, when)
         self._rest_since: float | None = None
         self._last_seen: float | None = None
         self._last_t: float | None = None
@@ -144,24 +144,29 @@ class ExerciseAnalyser:
         floor = self._floors[side]
         if signal.angle:
             return g.side_angle(kp, signal.angle, side, floor)
+        if signal.lowered:
+            height = g.hip_height(kp, side, floor)
+            standing = self._longest(f"{side}_lowered", height, t)
+            if height is None or not standing:
+                return None
+            return g.lowered_angle(height, standing)
         segment = signal.foreshortened
         assert segment is not None
+        length = g.segment_length(kp, segment, side, floor)
         return g.foreshortened_angle(
-            kp, segment, side, floor, self._segment_full_length(kp, segment, side, t)
+            kp, segment, side, floor, self._longest(f"{side}_{segment}", length, t)
         )
 
-    def _segment_full_length(
-        self, kp: np.ndarray, segment: str, side: str, t: float
-    ) -> float | None:
-        """The longest the segment has looked lately (hanging straight, it looks longest)."""
-        now = g.segment_length(kp, segment, side, self._floors[side])
-        previous = self._full_length.get(side)
+    def _longest(self, key: str, now: float | None, t: float) -> float | None:
+        """The longest a length has been lately (a limb hanging straight, a person standing
+        up: the length the movement is measured against)."""
+        previous = self._full_length.get(key)
         if previous is not None:
             faded = previous[0] * (1.0 - SEGMENT_MEMORY_FADE) ** max(0.0, t - previous[1])
             now = max(now or 0.0, faded)
         if not now:
             return None
-        self._full_length[side] = (now, t)
+        self._full_length[key] = (now, t)
         return now
 
     def _needed_points(self, sides: list[str]) -> list[tuple[str, float]]:
@@ -213,7 +218,7 @@ class ExerciseAnalyser:
             value = self._smooth(side, self._side_value(kp, signal, side, t), t)
             if value is not None:
                 values.append(value)
-                name = signal.angle or signal.foreshortened
+                name = signal.angle or signal.foreshortened or f"{signal.lowered}_lowered"
                 self._angles[f"{side}_{name}"] = round(value, 1)
         if not values:
             return None

@@ -152,6 +152,26 @@ def foreshortened_angle(
     return 180.0 - math.degrees(math.acos(cosine))
 
 
+def hip_height(kp: np.ndarray, side: str, min_confidence: float = MIN_CONFIDENCE) -> float | None:
+    """How far the hip is above the ankle, pixels (image y grows downwards)."""
+    hip, ankle = (
+        point(kp, f"{side}_hip", min_confidence),
+        point(kp, f"{side}_ankle", min_confidence),
+    )
+    if hip is None or ankle is None:
+        return None
+    return float(ankle[1] - hip[1])
+
+
+def lowered_angle(height: float, standing_height: float) -> float:
+    """A knee-angle scale from how far the hips came down: 180 standing, 90 with the thighs
+    level, less below. Seen from the front a squatting thigh points at the camera and
+    BlazePose places the knee badly (it slides toward the ankle), while hips and ankles stay
+    well placed; with thigh and shin of about equal length, hip height = L (1 + cos flex)."""
+    cosine = max(-1.0, min(1.0, 2.0 * height / standing_height - 1.0))
+    return 180.0 - math.degrees(math.acos(cosine))
+
+
 def hip_sag(kp: np.ndarray, side: str) -> float | None:
     """How far the hip hangs below the shoulder-ankle line, in torso lengths (+ = sagging)."""
     s, h, a = (point(kp, f"{side}_{part}") for part in ("shoulder", "hip", "ankle"))
