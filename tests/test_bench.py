@@ -56,3 +56,24 @@ def test_short_load_benchmark_report_is_complete(tmp_path):
     assert ratio["analysed_fps_ours_over_baseline"] > 0
     assert ratio["p95_latency_ours_over_baseline"] > 0
     assert "| komi | 2 |" in result.stdout
+
+
+def test_short_video_benchmark_renders_counts_and_reports(tmp_path):
+    """The video benchmark's short form: one rendered session through BlazePose and the live
+    analysis, and a complete report (the full run's figures are in the README)."""
+    output = tmp_path / "video.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.bench.video", "--sessions", "1", "--split", "dev"]
+        + ["--exercise", "lateral_raise", "--workers", "1", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(output.read_text())
+    (session,) = report["dev"]["sessions"]
+    assert session["person_found"] >= 0.95
+    assert session["summary"]["reps"] == session["true_count"] > 0
+    row = report["dev"]["table"]["lateral_raise/front"]
+    assert row["exact"] == 1.0 and row["sessions"] == 1
+    assert "lateral_raise/front" in result.stdout
