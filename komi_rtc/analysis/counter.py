@@ -402,16 +402,23 @@ class ExerciseAnalyser:
         if person and not framed:
             self._out_of_frame_since = self._out_of_frame_since or t
             if t - self._out_of_frame_since > 1.0:
-                self._cues["step_back"] = t + 0.5
+                self._framing_cue("step_back", t)
         else:
             self._out_of_frame_since = None
         if self.view is not None and self.view not in self.exercise.views:
             self._bad_view_since = self._bad_view_since or t
             if t - self._bad_view_since > 1.5:
                 code = "turn_sideways" if "side" in self.exercise.views else "face_camera"
-                self._cues[code] = t + 0.5
+                self._framing_cue(code, t)
         else:
             self._bad_view_since = None
+
+    def _framing_cue(self, code: str, t: float) -> None:
+        """Shown while the condition lasts; counted once per episode (benchmarks count the
+        cues a person was given)."""
+        if self._cues.get(code, 0.0) <= t:
+            self.feedback_counts[code] = self.feedback_counts.get(code, 0) + 1
+        self._cues[code] = t + 0.5
 
     def _cue(self, code: str, t: float) -> None:
         self._cues[code] = t + CUE_S

@@ -49,7 +49,8 @@ from .sessions import Session, TrueRep, make_session
 TARGETS = {"exact": 0.9, "obo": 1.0, "precision": 0.9, "recall": 0.9, "rom_deg": 5.0}
 SPLITS = {"dev": 1, "test": 1001}
 WIDTH, HEIGHT = 640, 480
-FRAMING_CODES = ("half_rep", "get_ready", "step_back", "turn_sideways", "face_camera")
+FRAMING_CUES = ("step_back", "turn_sideways", "face_camera")
+FRAMING_CODES = ("half_rep", "get_ready", *FRAMING_CUES)
 
 # Two palettes of looks, so the held-out split also differs in appearance.
 _PALETTES: dict[str, dict[str, list[tuple[int, int, int]]]] = {
@@ -230,6 +231,12 @@ def score(results: list[dict[str, Any]]) -> dict[str, Any]:
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         row: dict[str, Any] = {"sessions": len(rows)}
         row["person_found"] = round(float(np.mean([r["person_found"] for r in rows])), 3)
+        # "step back" / "turn" cues given although the whole person was in the right view
+        cues = [
+            sum(n for code, n in r["summary"]["feedback_counts"].items() if code in FRAMING_CUES)
+            for r in rows
+        ]
+        row["framing_cues_per_session"] = round(float(np.mean(cues)), 2)
         if MOTIONS[key.split("/")[0]]["move"]:
             diffs = [r["summary"]["reps"] - r["true_count"] for r in rows]
             row["exact"] = round(sum(d == 0 for d in diffs) / len(rows), 3)
@@ -283,8 +290,8 @@ def meets_targets(row: dict[str, Any]) -> bool:
 def format_table(table: dict[str, Any]) -> str:
     lines = [
         "| exercise / view | sessions | person found | exact | OBO | MAE (reps) "
-        "| form errors: precision / recall (support) | ROM error | meets targets |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| form errors: precision / recall (support) | ROM error | framing cues | meets targets |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in table.items():
         errors = (
@@ -301,7 +308,8 @@ def format_table(table: dict[str, Any]) -> str:
         lines.append(
             f"| {key} | {row['sessions']} | {row['person_found']:.0%} "
             f"| {row.get('exact', '–')} | {row.get('obo', '–')} | {row.get('mae', '–')} "
-            f"| {errors} | {other} | {'yes' if row['meets_targets'] else 'NO'} |"
+            f"| {errors} | {other} | {row['framing_cues_per_session']} "
+            f"| {'yes' if row['meets_targets'] else 'NO'} |"
         )
     return "\n".join(lines)
 
