@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{exercise['id']:<18} {exercise['name']['en']} / {exercise['name']['ko']}")
             return 0
         return _replay(argv)
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (RecordingError, CatalogError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

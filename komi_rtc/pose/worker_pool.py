@@ -260,6 +260,15 @@ def _settle(future: asyncio.Future[PoseResult], value: PoseResult | WorkerFailed
         future.set_result(value)
 
 
+SLOT_PREFIX = "komi_frame_"
+_slot_numbers = itertools.count(1)
+
+
+def _slot_name() -> str:
+    """Frame slots are named for this process, so a leak is attributable (tests count them)."""
+    return f"{SLOT_PREFIX}{os.getpid()}_{next(_slot_numbers)}"
+
+
 class CameraPoseChannel:
     """A camera's link to its worker: one shared-memory slot, one frame in flight."""
 
@@ -275,7 +284,7 @@ class CameraPoseChannel:
             if self._slot is not None:
                 self._slot.close()
                 self._slot.unlink()
-            self._slot = SharedMemory(create=True, size=size)
+            self._slot = SharedMemory(create=True, size=size, name=_slot_name())
         return self._slot
 
     def write_rgb(self, rgb: np.ndarray) -> tuple[str, int, int]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +167,29 @@ def _announce(config: ServerConfig) -> str:
     return "\n".join(lines)
 
 
+def _port_problem(host: str, port: int) -> str | None:
+    """Why the server cannot listen there, checked before anything starts."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} is already in use (another KOMI server?); choose another with --port"
+            )
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     configure_logging(config.debug)
+    problem = _port_problem(config.host, config.port)
+    if problem:
+        print(f"komi-rtc: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     context = _ssl_context(config)
     app = create_app(config)
 
