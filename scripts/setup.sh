@@ -38,9 +38,14 @@ fi
 extras="."
 [ $want_test = 1 ] && extras=".[dev]"
 stamp=".venv/.komi-installed-$want_test"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# the test install is a superset of the runtime one: after it, the demo installs nothing
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+if ! fresh "$stamp" && ! { [ $want_test = 0 ] && fresh .venv/.komi-installed-1; }; then
   echo "setup: installing Python packages (first time takes a minute)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e "$extras"
+  # setuptools warns about every editable install at length; its errors still show
+  .venv/bin/python -m pip install -q -e "$extras" 2> >(grep -v -e "BuildBackendWarning" \
+    -e "^ *!!$" -e "^ *\*\*\*" -e "Please be careful with folders" -e "name as your package" \
+    -e "with strategy, WheelFile" -e "^ *$" >&2)
   touch "$stamp"
 fi

@@ -328,3 +328,28 @@ def test_a_fidgeting_person_still_starts_the_set():
         analyser.update(frame, 640, 480, t)
         t += 1 / 15
     assert analyser.phase == "rest", "the set never started"
+
+
+async def test_the_server_offers_custom_exercises_from_its_exercise_dir(start_server, tmp_path):
+    rng = np.random.default_rng(21)
+    reference = make_session("lateral_raise", "front", rng, seed_errors=False)
+    definition = derive_exercise(
+        _write_jsonl(tmp_path / "reference.jsonl", reference.messages), "my_raise", "My raise"
+    )
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "exercises" / "my_raise.json").write_text(json.dumps(definition))
+    running = await start_server(exercise_dir=tmp_path / "exercises")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{running.url}/exercises") as response:
+                ids = {e["id"] for e in (await response.json())["exercises"]}
+        assert {"my_raise", "squat"} <= ids
+        camera = await connect_camera(running.url, PersonTrack(fps=10), "cam_custom")
+        try:
+            await camera.next_message("frame_processed")  # the channel is open
+            camera.send({"type": "set_exercise", "exercise": "my_raise"})
+            assert (await camera.next_message("exercise_set"))["exercise"] == "my_raise"
+        finally:
+            await camera.close()
+    finally:
+        await running.server.close()

@@ -46,6 +46,8 @@ def _replay(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.recording.is_file():
         parser.error(f"no such recording: {args.recording}")
+    if args.exercise_dir is not None and not args.exercise_dir.is_dir():
+        parser.error(f"--exercise-dir: no such folder: {args.exercise_dir}")
     catalog = Catalog(args.exercise_dir)
     if catalog.get(args.exercise) is None:
         parser.error(f"unknown exercise {args.exercise!r}; known: {', '.join(catalog.exercises)}")
@@ -61,7 +63,8 @@ def _derive(argv: list[str]) -> int:
         prog="python -m komi_rtc.analysis derive",
         description="Derive a custom exercise from a recording of a few reference "
         "repetitions (record one with `python -m komi_rtc.camera --record FILE.jsonl`). "
-        "Use it with `--exercise-dir` here, or put it in the server's exercise folder.",
+        "Use it with `--exercise-dir DIR` here or on the server (`python -m "
+        "komi_rtc.server --exercise-dir DIR`).",
     )
     parser.add_argument("recording", type=Path, help="the reference recording (.jsonl)")
     parser.add_argument("--id", required=True, help="the new exercise's id")

@@ -35,7 +35,9 @@ def dtw_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def similarity_score(reference: dict[str, Any], values: list[float]) -> float:
-    """100 for a repetition shaped like the reference, falling as it departs from it."""
+    """100 for a repetition as close to the reference as the trainer's own repetitions were
+    to each other (`tolerance_deg`, their mean DTW distance), falling as it departs further."""
     distance = dtw_distance(resample(values), np.asarray(reference["template"], float))
-    scale = max(6.0, 2.0 * float(reference.get("tolerance_deg", 5.0)))
-    return 100.0 * math.exp(-distance / scale)
+    tolerance = float(reference.get("tolerance_deg", 5.0))
+    scale = max(6.0, 2.0 * tolerance)
+    return 100.0 * math.exp(-max(0.0, distance - tolerance) / scale)

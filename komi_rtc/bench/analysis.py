@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -155,12 +156,27 @@ def format_table(table: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--video" in argv:  # the same question asked of rendered video: bench/video.py
+        from .video import main as video_main
+
+        argv.remove("--video")
+        return video_main(argv)
     parser = argparse.ArgumentParser(
-        prog="python -m komi_rtc.bench.analysis", description=__doc__.splitlines()[0]
+        prog="python -m komi_rtc.bench.analysis",
+        description=__doc__.splitlines()[0]
+        + " Add --video for the same sessions rendered as video through BlazePose "
+        "(see --video --help).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--sessions", type=int, default=40, help="sessions per exercise and view")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=Path("artifacts/analysis_benchmark.json"))
+    parser.add_argument("--seed", type=int, default=1, help="seed of the session generator")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("artifacts/analysis_benchmark.json"),
+        help="where the JSON report goes",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     table = evaluate(args.sessions, args.seed)

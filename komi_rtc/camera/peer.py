@@ -95,6 +95,8 @@ class CameraStatus:
     state: str = "starting"
     problem: str | None = None  # why the last attempt failed, shown until the next succeeds
     results: int = 0
+    exercise: str | None = None  # what the server counts, and how far it got
+    reps: int = 0
     analysed_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     frames_sent_before: int = 0
@@ -209,6 +211,11 @@ class CameraPeer:
                 logger.warning("[%s] server error: %s", self.camera_id, message.get("error"))
             return
         now = time.monotonic()
+        analysis = message.get("analysis")
+        if isinstance(analysis, dict):
+            self.status.exercise, self.status.reps = analysis.get("exercise"), analysis.get("reps", 0)
+        else:
+            self.status.exercise = None
         self.status.results += 1
         self.status.analysed_times.append(now)
         track = self.track
@@ -258,6 +265,8 @@ def status_line(peer: CameraPeer) -> str:
         return f"[{peer.camera_id}] {status.problem}"
     p50, p95 = status.latency.percentile(50), status.latency.percentile(95)
     latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms" if p50 is not None else "latency -"
+    if status.exercise:
+        latency += f"  {status.exercise}: {status.reps} reps"
     return (
         f"[{peer.camera_id}] {status.state:<12} sent {peer.frames_sent():>6}  "
         f"results {status.results:>6}  analysed {status.analysed_fps():4.1f} fps  {latency}"
@@ -331,7 +340,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m komi_rtc.camera",
         description="Stream webcams or video files to a KOMI RTC server.",
     )
-    parser.add_argument("--server", default="http://localhost:8000", help="server URL")
+    parser.add_argument(
+        "--server", default="http://localhost:8000", help="server URL (http://localhost:8000)"
+    )
     parser.add_argument("--cameras", help="several cameras: camera_12345:0,camera_67890:1")
     parser.add_argument(
         "--camera", type=int, default=None, help="webcam index (default: the first that opens)"

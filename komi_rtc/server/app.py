@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .. import __version__
+from ..analysis.catalog import PROFILES, Catalog
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
@@ -27,6 +28,7 @@ REGISTRY = web.AppKey("registry", CameraRegistry)
 SIGNALING = web.AppKey("signaling", Signaling)
 CONFIG = web.AppKey("config", ServerConfig)
 POOL = web.AppKey("pool", PoseWorkerPool)
+CATALOG = web.AppKey("catalog", Catalog)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,6 +105,7 @@ async def stats(request: web.Request) -> web.Response:
         session.rate.refresh(time.monotonic())
         cameras[session.camera_id] = {
             "kind": session.kind,
+            "exercise": session.exercise,
             "frames_received": s.frames_received,
             "frames_analysed": s.frames_analysed,
             "frames_skipped": s.frames_skipped,
@@ -116,9 +119,8 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def exercises(request: web.Request) -> web.Response:
-    from ..analysis.catalog import PROFILES, default_catalog
-
-    return web.json_response({"exercises": default_catalog().listing(), "profiles": list(PROFILES)})
+    catalog = request.app[CATALOG]
+    return web.json_response({"exercises": catalog.listing(), "profiles": list(PROFILES)})
 
 
 async def set_camera_exercise(request: web.Request) -> web.Response:
@@ -200,6 +202,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     """Build the server. A given `pool` is used, not owned (tests share one)."""
     app = web.Application(middlewares=[json_errors], client_max_size=4 * 1024 * 1024)
     app[CONFIG] = config
+    app[CATALOG] = catalog = Catalog(config.exercise_dir)  # CatalogError for a bad file
     registry = CameraRegistry()
     app[REGISTRY] = registry
 
@@ -209,7 +212,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.start)
         app[POOL] = workers
-        app[SIGNALING] = Signaling(config, registry, workers)
+        app[SIGNALING] = Signaling(config, registry, workers, catalog)
         demo = _start_demo_camera(config) if config.demo_camera else None
         yield
         if demo is not None:

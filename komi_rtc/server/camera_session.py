@@ -19,6 +19,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from ..analysis.catalog import Catalog
 from ..analysis.live import LiveAnalysis
 from ..media.newest_frame import NewestFrame, ReceivedFrame
 from ..media.video_forwarding import EncodedVideoTap
@@ -83,6 +84,7 @@ class CameraSession:
         stall_timeout_s: float = 5.0,
         analysis_fps: float | None = None,
         result_delay_s: float = 0.0,
+        catalog: Catalog | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.kind = kind  # "webrtc" or "websocket"
@@ -93,7 +95,7 @@ class CameraSession:
         self._latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
         self._pc: RTCPeerConnection | None = None
         self._video_tap: EncodedVideoTap | None = None  # encoded frames, forwarded to monitors
-        self._analysis = LiveAnalysis(camera_id)
+        self._analysis = LiveAnalysis(camera_id, catalog)
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..analysis.catalog import CatalogError
 from .app import create_app
 from .config import ServerConfig
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
@@ -83,12 +84,21 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="also stream a rendered person doing squats as camera 'demo_camera', with the "
         "squat analysed (a first look at rep counting)",
     )
+    parser.add_argument(
+        "--exercise-dir",
+        default=None,
+        metavar="DIR",
+        help="also offer the custom exercises (*.json) in DIR, as made by "
+        "`python -m komi_rtc.analysis derive`",
+    )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"--model: no such file: {args.model}")
+    if args.exercise_dir and not os.path.isdir(args.exercise_dir):
+        parser.error(f"--exercise-dir: no such folder: {args.exercise_dir}")
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
     for path in (args.cert, args.key):
@@ -105,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
         demo_camera=args.demo,
+        exercise_dir=Path(args.exercise_dir) if args.exercise_dir else None,
         early_frame_release=not args.stock_jitter_buffer,
         forward_video=not args.reencode_monitors,
         https=args.https or bool(args.cert),
@@ -191,7 +202,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"komi-rtc: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     context = _ssl_context(config)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except CatalogError as exc:
+        print(f"komi-rtc: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     def announce(_: Any) -> None:
         print(_announce(config), flush=True)

@@ -32,6 +32,7 @@ class ServerConfig:
     debug: bool = False
     early_frame_release: bool = True  # release a frame at its RTP marker (jitterbuffer.py)
     forward_video: bool = True  # monitors get the camera's VP8 frames (video_forwarding.py)
+    exercise_dir: Path | None = None  # custom exercises (*.json), beside the catalog
     demo_camera: bool = False  # stream the bundled demo person into this server
     demo_fps: float = 10.0
     https: bool = False

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from ..analysis.catalog import Catalog
 from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
@@ -33,9 +34,14 @@ def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
 
 class Signaling:
     def __init__(
-        self, config: ServerConfig, registry: CameraRegistry, pool: PoseWorkerPool
+        self,
+        config: ServerConfig,
+        registry: CameraRegistry,
+        pool: PoseWorkerPool,
+        catalog: Catalog,
     ) -> None:
         self._config = config
+        self._catalog = catalog
         self._registry = registry
         self._pool = pool
         self._negotiating: set[RTCPeerConnection] = set()
@@ -121,6 +127,7 @@ class Signaling:
             stall_timeout_s=config.stall_timeout_s,
             analysis_fps=config.analysis_fps,
             result_delay_s=config.inject_delay_ms / 1000.0,
+            catalog=self._catalog,
         )
 
     def new_legacy_session(self, camera_id: str) -> CameraSession:
