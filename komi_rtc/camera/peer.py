@@ -212,10 +212,9 @@ class CameraPeer:
             return
         now = time.monotonic()
         analysis = message.get("analysis")
+        self.status.exercise = analysis.get("exercise") if isinstance(analysis, dict) else None
         if isinstance(analysis, dict):
-            self.status.exercise, self.status.reps = analysis.get("exercise"), analysis.get("reps", 0)
-        else:
-            self.status.exercise = None
+            self.status.reps = int(analysis.get("reps", 0))
         self.status.results += 1
         self.status.analysed_times.append(now)
         track = self.track
