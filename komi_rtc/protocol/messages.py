@@ -9,6 +9,7 @@ see what they always saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import orjson
@@ -62,8 +63,10 @@ class FrameProcessed:
     analysis: Json | None = None
     client_id: str | None = None
 
-    @property
+    @cached_property
     def pose_data(self) -> Json:
+        """Built once per frame: the channel message, `/latest_image` and `status_update`
+        all carry this same object."""
         return {"pose": self.poses, "timestamp": self.timestamp}
 
     def to_wire(self) -> Json:
