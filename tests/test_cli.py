@@ -21,3 +21,22 @@ def test_server_on_a_busy_port_says_so_and_how_to_fix_it():
     assert done.returncode == 2
     assert f"port {port} is already in use" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_layout_picture_matches_the_package():
+    """Every subpackage is in the README's picture, and every module it names exists."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    picture = readme[readme.index("```\nkomi_rtc/\n") : readme.index("\nweb/ ")]
+    packages = {p.parent.name for p in (root / "komi_rtc").glob("*/__init__.py")}
+    pictured = set(re.findall(r"^  (\w+)/ ", picture, re.MULTILINE))
+    assert packages - {"data"} <= pictured, packages - pictured
+    current = None
+    for line in picture.splitlines():
+        heading = re.match(r"^  (\w+)/ ", line)
+        current = heading.group(1) if heading else current
+        for module in re.findall(r"\b(\w+)\.py\b", line):
+            assert (root / "komi_rtc" / str(current) / f"{module}.py").exists(), (current, module)
