@@ -104,29 +104,52 @@ def evaluate(per_view: int, seed: int) -> dict[str, Any]:
             row["hold_time_error_s"] = round(sum(hold_error) / len(hold_error), 2)
         if range_error:
             row["angle_reached_error_deg"] = round(sum(range_error) / len(range_error), 1)
-        errors = {}
-        for code, (tp, fp, fn) in sorted(counts.items()):
-            if code in ("half_rep", "get_ready", "step_back", "turn_sideways", "face_camera"):
-                continue
-            errors[code] = {
-                "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-                "recall": round(tp / (tp + fn), 3) if tp + fn else None,
-                "support": tp + fn,
-            }
-        row["form_errors"] = errors
+        row["form_errors"] = error_figures(counts)
         table[exercise] = row
     return table
+
+
+FRAMING_CUES = ("step_back", "turn_sideways", "face_camera")
+FRAMING_CODES = ("half_rep", "get_ready", *FRAMING_CUES)  # cues, not form errors
+
+
+def error_figures(counts: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
+    """counts[code] = [tp, fp, fn] -> precision, recall and support per form-error code."""
+    return {
+        code: {
+            "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+            "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+            "support": tp + fn,
+        }
+        for code, (tp, fp, fn) in sorted(counts.items())
+        if code not in FRAMING_CODES
+    }
+
+
+def errors_meet(errors: dict[str, dict[str, Any]], targets: dict[str, float]) -> bool:
+    return all(
+        figures[key] is None or figures[key] >= targets[key]
+        for figures in errors.values()
+        for key in ("precision", "recall")
+    )
+
+
+def errors_cell(errors: dict[str, dict[str, Any]]) -> str:
+    """The table cell: `code precision / recall (support)`, comma separated."""
+    return (
+        ", ".join(
+            f"{code} {f['precision']} / {f['recall']} ({f['support']})"
+            for code, f in errors.items()
+        )
+        or "–"
+    )
 
 
 def meets_targets(row: dict[str, Any]) -> bool:
     ok = True
     if "obo" in row:
         ok &= row["obo"] >= TARGETS["obo"] and row["mae"] <= TARGETS["mae"]
-    for figures in row["form_errors"].values():
-        for key in ("precision", "recall"):
-            if figures[key] is not None:
-                ok &= figures[key] >= TARGETS[key]
-    return bool(ok)
+    return bool(ok and errors_meet(row["form_errors"], TARGETS))
 
 
 def format_table(table: dict[str, Any]) -> str:
@@ -136,13 +159,7 @@ def format_table(table: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for exercise, row in table.items():
-        errors = (
-            ", ".join(
-                f"{code} {f['precision']} / {f['recall']} ({f['support']})"
-                for code, f in row["form_errors"].items()
-            )
-            or "–"
-        )
+        errors = errors_cell(row["form_errors"])
         other = []
         if "hold_time_error_s" in row:
             other.append(f"good-form time error {row['hold_time_error_s']} s")

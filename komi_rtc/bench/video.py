@@ -43,14 +43,12 @@ from ..synthetic import (
     render_frame,
     render_room,
 )
-from .analysis import match_errors
+from .analysis import FRAMING_CUES, error_figures, errors_cell, errors_meet, match_errors
 from .sessions import Session, TrueRep, make_session
 
 TARGETS = {"exact": 0.9, "obo": 1.0, "precision": 0.9, "recall": 0.9, "rom_deg": 5.0}
 SPLITS = {"dev": 1, "test": 1001}
 WIDTH, HEIGHT = 640, 480
-FRAMING_CUES = ("step_back", "turn_sideways", "face_camera")
-FRAMING_CODES = ("half_rep", "get_ready", *FRAMING_CUES)
 
 # Two palettes of looks, so the held-out split also differs in appearance.
 _PALETTES: dict[str, dict[str, list[tuple[int, int, int]]]] = {
@@ -260,15 +258,7 @@ def score(results: list[dict[str, Any]]) -> dict[str, Any]:
                 for code in seen | truth:
                     slot = counts[code]
                     slot[0 if code in seen and code in truth else 1 if code in seen else 2] += 1
-        row["form_errors"] = {
-            code: {
-                "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-                "recall": round(tp / (tp + fn), 3) if tp + fn else None,
-                "support": tp + fn,
-            }
-            for code, (tp, fp, fn) in sorted(counts.items())
-            if code not in FRAMING_CODES
-        }
+        row["form_errors"] = error_figures(counts)
         row["meets_targets"] = meets_targets(row)
         table[key] = row
     return table
@@ -280,11 +270,7 @@ def meets_targets(row: dict[str, Any]) -> bool:
         ok &= row["exact"] >= TARGETS["exact"] and row["obo"] >= TARGETS["obo"]
     if row.get("rom_error_deg") is not None:
         ok &= row["rom_error_deg"] <= TARGETS["rom_deg"]
-    for figures in row["form_errors"].values():
-        for key in ("precision", "recall"):
-            if figures[key] is not None:
-                ok &= figures[key] >= TARGETS[key]
-    return bool(ok)
+    return bool(ok and errors_meet(row["form_errors"], TARGETS))
 
 
 def format_table(table: dict[str, Any]) -> str:
@@ -294,13 +280,7 @@ def format_table(table: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in table.items():
-        errors = (
-            ", ".join(
-                f"{code} {f['precision']} / {f['recall']} ({f['support']})"
-                for code, f in row["form_errors"].items()
-            )
-            or "–"
-        )
+        errors = errors_cell(row["form_errors"])
         rom = row.get("rom_error_deg")
         other = f"{rom} deg" if rom is not None else "–"
         if "hold_time_error_s" in row:
