@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from auth import ADMIN_TOKEN
 
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.server import create_app
@@ -53,6 +54,7 @@ def start_server(pose_pool: PoseWorkerPool) -> Any:
     """Start real servers (on real ports) with a given config; all stopped at the end."""
 
     async def start(ssl_context: Any = None, **overrides: Any) -> RunningServer:
+        overrides.setdefault("admin_token", ADMIN_TOKEN)
         config = ServerConfig(host="127.0.0.1", port=0, **overrides)
         app = create_app(config, pool=pose_pool)
         server = TestServer(app, host="127.0.0.1")
@@ -83,7 +85,8 @@ class RestartableServer:
         self._server: TestServer | None = None
 
     async def start(self) -> None:
-        app = create_app(ServerConfig(host="127.0.0.1", port=self.port), pool=self._pool)
+        config = ServerConfig(host="127.0.0.1", port=self.port, admin_token=ADMIN_TOKEN)
+        app = create_app(config, pool=self._pool)
         self._server = TestServer(app, host="127.0.0.1", port=self.port)
         await self._server.start_server()
 

@@ -18,6 +18,7 @@ import av
 import cv2
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from auth import AUTH_HEADERS
 from skimage import data as skdata
 
 TIME_BASE = fractions.Fraction(1, 90000)
@@ -131,7 +132,7 @@ class ContractPeer:
 
 
 async def post_offer(base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.post(f"{base_url}/offer", json=body) as response:
             return response.status, await response.json()
 

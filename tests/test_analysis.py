@@ -10,6 +10,7 @@ import sys
 import aiohttp
 import numpy as np
 import pytest
+from auth import ADMIN_TOKEN, AUTH_HEADERS
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, person_jpeg_base64
 
@@ -155,7 +156,7 @@ async def test_set_exercise_over_the_data_channel_and_rest(server, tmp_path):
         assert "profile" in (await camera.next_message("error"))["error"]
         camera.held.clear()
         assert (await camera.next_message("frame_processed"))["analysis"]["exercise"] == "squat"
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{server.url}/exercises") as response:
                 listing = await response.json()
             assert len(listing["exercises"]) >= 10
@@ -190,7 +191,7 @@ async def test_set_exercise_over_the_data_channel_and_rest(server, tmp_path):
 
 async def test_set_exercise_over_the_legacy_websocket(server):
     jpeg = person_jpeg_base64(0)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_coach") as ws:
             await ws.receive_json(timeout=10)
             await ws.send_json({"type": "set_exercise", "exercise": "lateral_raise"})
@@ -215,11 +216,16 @@ async def test_replay_gives_the_live_numbers_for_a_recording(start_server, tmp_p
     path = tmp_path / "live.jsonl"
     record = open(path, "w", encoding="utf-8")
     peer = CameraPeer(
-        running.url, "cam_replay", open_source("demo", 640, 480, 15), 15, record=record
+        running.url,
+        "cam_replay",
+        open_source("demo", 640, 480, 15),
+        15,
+        record=record,
+        token=ADMIN_TOKEN,
     )
     task = asyncio.create_task(peer.run())
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             status = 0
 
             async def set_exercise() -> bool:
@@ -340,7 +346,7 @@ async def test_the_server_offers_custom_exercises_from_its_exercise_dir(start_se
     (tmp_path / "exercises" / "my_raise.json").write_text(json.dumps(definition))
     running = await start_server(exercise_dir=tmp_path / "exercises")
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{running.url}/exercises") as response:
                 ids = {e["id"] for e in (await response.json())["exercises"]}
         assert {"my_raise", "squat"} <= ids

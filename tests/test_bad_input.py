@@ -7,13 +7,14 @@ import json
 
 import aiohttp
 import pytest
+from auth import AUTH_HEADERS
 from contract_client import PersonTrack, connect_camera, person_jpeg_base64, post_offer
 
 GOOD_SDP_PREFIX = "v=0\r\n"
 
 
 async def _post_raw(url: str, data: bytes, content_type: str = "application/json"):
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.post(
             f"{url}/offer", data=data, headers={"Content-Type": content_type}
         ) as response:
@@ -53,7 +54,7 @@ async def test_offer_without_video_is_refused(server):
     await pc.close()
     assert status == 400
     assert "video" in answer["error"]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.get(f"{server.url}/cameras") as response:
             assert (await response.json())["cameras"] == []
 
@@ -90,7 +91,7 @@ async def test_duplicate_camera_id_is_409_and_the_first_keeps_streaming(server):
 
 
 async def test_unknown_camera_endpoints_answer_404_json(server):
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         for path in ("/latest_image/camera_nobody", "/get-image/camera_nobody"):
             async with http.get(server.url + path) as response:
                 assert response.status == 404
@@ -132,7 +133,7 @@ async def test_malformed_data_channel_messages_get_errors_and_change_nothing(ser
 
 async def test_legacy_camera_bad_messages_get_errors_and_it_keeps_working(server):
     jpeg = person_jpeg_base64(1)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/camera") as ws:
             hello = await ws.receive_json(timeout=10)
             assert hello["type"] == "connection_successful"
@@ -161,7 +162,7 @@ async def test_legacy_camera_bad_messages_get_errors_and_it_keeps_working(server
 
 
 async def test_legacy_duplicate_camera_id_is_refused(server):
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=cam_dup") as first:
             assert (await first.receive_json(timeout=10))["type"] == "connection_successful"
             async with http.ws_connect(f"{server.url}/ws/camera?camera_id=cam_dup") as second:

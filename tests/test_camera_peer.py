@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
+from auth import ADMIN_TOKEN, AUTH_HEADERS
+
 from komi_rtc.camera.peer import CameraPeer, parse_camera_list
 from komi_rtc.media.video_sources import open_source
 
 
 async def _median_latency(url: str, results: int = 25) -> float:
-    peer = CameraPeer(url, "cam_latency", open_source("demo", 640, 480, 10), fps=10)
+    peer = CameraPeer(
+        url, "cam_latency", open_source("demo", 640, 480, 10), fps=10, token=ADMIN_TOKEN
+    )
     task = asyncio.create_task(peer.run())
     try:
         for _ in range(600):
@@ -50,6 +54,7 @@ async def test_camera_peer_records_and_reconnects_after_a_server_restart(
         open_source("demo", 640, 480, 15),
         fps=15,
         record=record,
+        token=ADMIN_TOKEN,
     )
     task = asyncio.create_task(peer.run())
     try:
@@ -93,10 +98,12 @@ async def test_analysis_fps_cap_analyses_fewer_frames(start_server):
     import aiohttp
 
     running = await start_server(analysis_fps=3.0)
-    peer = CameraPeer(running.url, "cam_capped", open_source("demo", 640, 480, 10), fps=10)
+    peer = CameraPeer(
+        running.url, "cam_capped", open_source("demo", 640, 480, 10), fps=10, token=ADMIN_TOKEN
+    )
     task = asyncio.create_task(peer.run())
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             for _ in range(400):
                 async with http.get(f"{running.url}/stats") as response:
                     stats = (await response.json())["cameras"].get("cam_capped")

@@ -7,6 +7,7 @@ import socket
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from auth import ADMIN_TOKEN, AUTH_HEADERS
 
 from komi_rtc.media.video_sources import SourceError, open_source
 from komi_rtc.server import ServerConfig, create_app
@@ -20,11 +21,11 @@ def _free_port() -> int:
 
 async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool):
     port = _free_port()
-    config = ServerConfig(host="127.0.0.1", port=port, demo_camera=True)
+    config = ServerConfig(host="127.0.0.1", port=port, demo_camera=True, admin_token=ADMIN_TOKEN)
     server = TestServer(create_app(config, pool=pose_pool), host="127.0.0.1", port=port)
     await server.start_server()
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.ws_connect(f"http://127.0.0.1:{port}/ws/monitor") as ws:
                 reps, feedback = 0, set()
                 while reps < 2:  # ws.receive_json's timeout fails the test if they stop

@@ -9,6 +9,7 @@ import os
 import aiohttp
 import psutil
 from aiortc import RTCPeerConnection
+from auth import AUTH_HEADERS
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
 
@@ -46,7 +47,7 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server, requ
     process = psutil.Process()
 
     async def cameras() -> list[str]:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{server.url}/cameras") as response:
                 return (await response.json())["cameras"]
 

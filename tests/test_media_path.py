@@ -10,6 +10,7 @@ import time
 import aiohttp
 import cv2
 import numpy as np
+from auth import AUTH_HEADERS
 from conftest import wait_for
 from contract_client import (
     PersonTrack,
@@ -41,7 +42,7 @@ async def test_camera_receives_pose_with_nose_on_face(server):
             if sent[2] >= frames:
                 break
             on_face += nose_on_face(message, sent[1])
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{server.url}/cameras") as response:
                 assert "camera_12345" in (await response.json())["cameras"]
             async with http.get(f"{server.url}/get-image/camera_12345") as response:
@@ -81,7 +82,7 @@ async def test_monitor_receives_video_and_the_same_messages(server):
 async def test_camera_leaving_closes_its_monitors_and_updates_the_list(server):
     camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_leaving")
     monitor = await connect_monitor(server.url, "cam_leaving")
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/monitor") as ws:
             assert (await ws.receive_json())["cameras"] == ["cam_leaving"]
             await monitor.next_message("frame_processed")
@@ -107,7 +108,7 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
     camera = await connect_camera(running.url, FrozenTrack(fps=10), "cam_frozen")
     try:
         await camera.next_message("frame_processed")
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
 
             async def listed() -> list[str]:
                 async with http.get(f"{running.url}/cameras") as response:
@@ -126,7 +127,7 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
 
 async def test_legacy_ws_camera_is_a_camera_like_any_other(server):
     jpeg = person_jpeg_base64(3)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=legacy_cam") as ws:
             hello = await ws.receive_json(timeout=10)
             assert hello["type"] == "connection_successful"
@@ -162,7 +163,7 @@ async def test_original_komi_clients_get_every_field_they_read(server):
     named `client_id` in `frame_processed`, `connection_successful` carries a `message`,
     and `/ws/monitor` sends `cameras_list` then `status_update`s."""
     jpeg = person_jpeg_base64(4)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/monitor") as monitor:
             first = await monitor.receive_json(timeout=10)
             assert first["type"] == "cameras_list" and isinstance(first["cameras"], list)
@@ -202,7 +203,7 @@ async def test_image_endpoints_serve_the_newest_frame(server):
     camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_images")
     try:
         await camera.next_message("frame_processed")
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{server.url}/latest_image/cam_images") as response:
                 assert response.status == 200
                 latest = await response.json()
@@ -222,7 +223,7 @@ async def test_image_endpoints_serve_the_newest_frame(server):
 
 
 async def test_ws_monitor_pushes_camera_list_and_status_updates(server):
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/monitor") as ws:
             assert await ws.receive_json(timeout=5) == {"type": "cameras_list", "cameras": []}
             camera = await connect_camera(server.url, PersonTrack(fps=10), "cam_ws")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import aiohttp
+from auth import AUTH_HEADERS
 from contract_client import person_jpeg_base64
 
 from komi_rtc.server.analysis_rate import AnalysisRate
@@ -64,7 +65,7 @@ async def test_a_camera_sending_faster_than_analysis_is_reported_busy(server, ca
     caplog.set_level(logging.INFO, logger="komi_rtc.server.camera_session")
     jpeg = person_jpeg_base64(3)
     messages: list[dict] = []
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.ws_connect(f"{server.url}/ws/camera?camera_id=busy_cam") as ws:
 
             async def read() -> None:

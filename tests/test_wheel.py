@@ -74,9 +74,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=5
+        ) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -119,21 +122,24 @@ def test_installed_server_serves_pages_catalog_and_analyses_the_demo(installed, 
     try:
         deadline = time.monotonic() + 120
         analysed = 0
+        token_file = tmp_path / "state" / "admin_token"  # generated on first start
         while analysed < 5:
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"demo not analysed in time:\n{log.read_text()}"
+            token = token_file.read_text().strip() if token_file.is_file() else None
             try:
-                status, body = _get(f"{base}/stats")
+                status, body = _get(f"{base}/stats", token)
             except OSError:
                 status, body = 0, b""
             if status == 200:
                 cameras = json.loads(body)["cameras"]
                 analysed = cameras.get("demo_camera", {}).get("frames_analysed", 0)
             time.sleep(0.5)  # polling a separate process; the deadline above fails the test
+        assert _get(f"{base}/stats")[0] == 401  # no token
         for page in ("/", "/camera", "/monitor", "/static/monitor.js", "/static/style.css"):
-            status, body = _get(base + page)
+            status, body = _get(base + page, token)
             assert status == 200 and body, page
-        status, body = _get(f"{base}/exercises")
+        status, body = _get(f"{base}/exercises", token)
         assert status == 200
         assert "squat" in {e["id"] for e in json.loads(body)["exercises"]}
     finally:
@@ -146,3 +152,5 @@ def test_installed_server_serves_pages_catalog_and_analyses_the_demo(installed, 
     output = log.read_text()
     assert code == 0, output
     assert "Traceback" not in output, output
+    assert f"admin token (keep it secret; it mints links with POST /tokens): {token}" in output
+    assert f"{base.replace('127.0.0.1', 'localhost')}/monitor?token=" in output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -95,8 +96,16 @@ def run_load(
     """One run: returns the report of one server design under one load."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, PYTHONUNBUFFERED="1", GLOG_minloglevel="2")
-    if design == "komi":
+    # the server runs with access control on, as deployed; its peers present the admin token
+    token = secrets.token_urlsafe(24)
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        GLOG_minloglevel="2",
+        KOMI_ADMIN_TOKEN=token,
+        KOMI_TOKEN=token,
+    )
+    if design in ("komi", "komi-open"):
         command = [
             sys.executable,
             "-m",
@@ -109,6 +118,8 @@ def run_load(
         if workers:
             command += ["--workers", str(workers)]
         command += server_args or []
+        if design == "komi-open":
+            command.append("--open")
     else:
         command = [sys.executable, "-m", "komi_rtc.bench.naive_server", "--port", str(port)]
     log = open(workdir / f"{design}-server.log", "wb")
@@ -151,9 +162,12 @@ def run_load(
         while any(p.poll() is None for p, _ in peers):
             time.sleep(0.5)  # sampling interval
             samples.append(_sample(watched, started))
-            if design == "komi" and time.monotonic() - started < duration - 1:
+            if design != "naive" and time.monotonic() - started < duration - 1:
+                request = urllib.request.Request(
+                    url + "/stats", headers={"Authorization": f"Bearer {token}"}
+                )
                 try:
-                    with urllib.request.urlopen(url + "/stats", timeout=2) as response:
+                    with urllib.request.urlopen(request, timeout=2) as response:
                         stats = json.load(response)
                 except OSError:
                     pass
@@ -360,6 +374,24 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def token_check_cost() -> str:
+    """What one token check costs; the server makes one per request or connection and none
+    per frame (server/access.py)."""
+    from ..server.access import TokenAuthority
+
+    authority = TokenAuthority(secrets.token_urlsafe(24))
+    token = authority.mint("camera", "bench_cam_1", 3600)["token"]
+    count = 2000
+    start = time.perf_counter()
+    for _ in range(count):
+        authority.check(token)
+    per_check_us = (time.perf_counter() - start) / count * 1e6
+    return (
+        f"token check: {per_check_us:.1f} us each (PyJWT HS256), made once per request or "
+        "connection; checks on the per-frame path: 0"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench", description=__doc__)
     parser.add_argument(
@@ -370,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run (30)")
     parser.add_argument("--workers", type=int, default=None, help="server pose workers")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive design")
+    parser.add_argument(
+        "--access-cost",
+        action="store_true",
+        help="also run our server with --open (no access control), to show what checking "
+        "tokens costs on the frame path",
+    )
     parser.add_argument(
         "--server-arg",
         action="append",
@@ -382,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.cameras:
-            designs = ["komi"] + ([] if args.no_baseline else ["naive"])
+            designs = ["komi"] + (["komi-open"] if args.access_cost else [])
+            designs += [] if args.no_baseline else ["naive"]
             for design in designs:
                 print(
                     f"running {design}: {count} camera(s) x {args.fps:g} fps, "
@@ -431,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
                 else None,
             }
     print(format_table(reports))
+    if args.access_cost:
+        print(token_check_cost())
     for count, ratio in ratios.items():
         print(
             f"{count} camera(s): ours / baseline analysed fps "

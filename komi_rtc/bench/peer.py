@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -21,7 +22,11 @@ from ..media.video_sources import open_source
 
 async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
     peer = CameraPeer(
-        args.server, args.camera_id, open_source("demo", 640, 480, args.fps), args.fps
+        args.server,
+        args.camera_id,
+        open_source("demo", 640, 480, args.fps),
+        args.fps,
+        token=args.token,
     )
     peer.messages = asyncio.Queue()
     task = asyncio.create_task(peer.run())
@@ -84,7 +89,8 @@ async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
             reader = asyncio.ensure_future(read())
 
         await candidate.setLocalDescription(await candidate.createOffer())
-        async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        async with aiohttp.ClientSession(headers=headers) as http:
             async with http.post(
                 f"{args.server}/offer",
                 json={
@@ -125,6 +131,9 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--token", default=os.environ.get("KOMI_TOKEN"), help="access token ($KOMI_TOKEN)"
+    )
     args = parser.parse_args()
     run = run_camera if args.role == "camera" else run_monitor
     result = asyncio.run(run(args))

@@ -14,6 +14,7 @@ import contextlib
 import fractions
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 
 import aiohttp
 import av
+import jwt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -118,9 +120,12 @@ class CameraPeer:
         record: TextIO | None = None,
         verify_tls: bool = True,
         exercise: str | None = None,
+        token: str | None = None,
     ) -> None:
-        """`exercise`: asked of the server (`set_exercise`) each time the channel opens."""
+        """`exercise`: asked of the server (`set_exercise`) each time the channel opens.
+        `token`: the access token (a camera token, or the admin token)."""
         self.server = server.rstrip("/")
+        self.token = token
         self.camera_id = camera_id
         self.source = source
         self.fps = fps
@@ -141,6 +146,12 @@ class CameraPeer:
                 self.status.problem = "connection ended"
             except (aiohttp.ClientError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
                 self.status.problem = f"cannot reach {self.server}: {_reason(exc)}"
+            except AccessRefused as exc:
+                # retrying cannot help: a new token is needed
+                self.status.problem = f"server refused access: {exc}"
+                logger.error("[%s] server refused access: %s", self.camera_id, exc)
+                await self._close_pc()
+                raise
             except ServerRefused as exc:
                 self.status.problem = f"server refused the camera: {exc}"
                 logger.warning("[%s] server refused: %s", self.camera_id, exc)
@@ -186,12 +197,21 @@ class CameraPeer:
             "role": "camera",
             "camera_id": self.camera_id,
         }
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         timeout = aiohttp.ClientTimeout(total=20)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             async with http.post(
-                f"{self.server}/offer", json=body, ssl=True if self.verify_tls else False
+                f"{self.server}/offer",
+                json=body,
+                headers=headers,
+                ssl=True if self.verify_tls else False,
             ) as response:
                 answer = await response.json(content_type=None)
+                if response.status in (401, 403):
+                    hint = "" if self.token else " (no token given: use --token or KOMI_TOKEN)"
+                    raise AccessRefused(f"{response.status} {answer.get('error')}{hint}")
                 if response.status != 200:
                     raise ServerRefused(f"{response.status} {answer.get('error')}")
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
@@ -248,6 +268,26 @@ class ServerRefused(Exception):
     pass
 
 
+class AccessRefusedExit(Exception):
+    pass
+
+
+class AccessRefused(ServerRefused):
+    """401 or 403: the token is missing, expired, revoked or lacks the right."""
+
+
+def token_camera_id(token: str | None) -> str | None:
+    """The camera id a bound camera token carries (read, not verified: the server checks)."""
+    if not token or token.count(".") != 2:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    camera_id = claims.get("camera_id") if isinstance(claims, dict) else None
+    return camera_id if isinstance(camera_id, str) else None
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "no answer within 20 s"
@@ -289,7 +329,8 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
         specs = parse_camera_list(args.cameras)
     else:
         source = args.source if args.source is not None else args.camera
-        specs = [(args.camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
+        camera_id = args.camera_id or token_camera_id(args.token)
+        specs = [(camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
 
     peers = []
     for camera_id, spec in specs:
@@ -311,6 +352,7 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
                 record,
                 verify_tls=not args.insecure,
                 exercise=exercise,
+                token=args.token,
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
@@ -319,12 +361,16 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    refused = False
     try:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.status_interval)
             for peer in peers:
                 print(status_line(peer), flush=True)
+            if all(task.done() for task in tasks):
+                refused = True  # every camera was refused access: retrying cannot help
+                break
     finally:
         for task in tasks:
             task.cancel()
@@ -332,6 +378,8 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
         for peer in peers:
             await peer.close()
         print("stopped", flush=True)
+    if refused:
+        raise AccessRefusedExit
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -373,6 +421,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="accept a self-signed server certificate (--https servers)",
     )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("KOMI_TOKEN"),
+        help="access token: a camera token (bound tokens also set the camera id) or the "
+        "admin token; default $KOMI_TOKEN",
+    )
     parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--debug", action="store_true", help="verbose logging (aiortc and ICE included)"
@@ -395,6 +449,13 @@ def main(argv: list[str] | None = None) -> None:
     except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except AccessRefusedExit:
+        print(
+            "error: the server refused access; ask for a camera token (or a camera link) and "
+            "pass it with --token or KOMI_TOKEN",
+            file=sys.stderr,
+        )
+        raise SystemExit(3) from None
     except KeyboardInterrupt:
         pass
     finally:

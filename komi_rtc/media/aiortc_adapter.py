@@ -49,6 +49,8 @@ _SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
 
 # (encoded frame, the packet that completed it): called for every frame the buffer releases
 FrameTap = Callable[[JitterFrame, RtpPacket], None]
+# False: drop the frame (e.g. a keyframe larger than the server accepts)
+FrameCheck = Callable[[JitterFrame], bool]
 
 
 class MarkerReleaseJitterBuffer(JitterBuffer):
@@ -59,13 +61,17 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
         is_video: bool = True,
         release_on_marker: bool = True,
         on_frame: FrameTap | None = None,
+        admit: FrameCheck | None = None,
     ) -> None:
         super().__init__(capacity=capacity, is_video=is_video)
         self._release_on_marker = release_on_marker
         self.on_frame = on_frame
+        self._admit = admit
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
+        if frame is not None and self._admit is not None and not self._admit(frame):
+            return False, None  # refused before the decoder or any monitor sees it
         if frame is not None and self.on_frame is not None:
             self.on_frame(frame, packet)
         return pli_flag, frame
@@ -96,7 +102,11 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
 
 
 def install_marker_release(
-    receiver: Any, *, release_on_marker: bool = True, on_frame: FrameTap | None = None
+    receiver: Any,
+    *,
+    release_on_marker: bool = True,
+    on_frame: FrameTap | None = None,
+    admit: FrameCheck | None = None,
 ) -> bool:
     """Swap a video receiver's jitter buffer before packets arrive; False if aiortc changed
     (the stock buffer then stays: frames one interval later and no tap)."""
@@ -112,6 +122,7 @@ def install_marker_release(
             is_video=True,
             release_on_marker=release_on_marker,
             on_frame=on_frame,
+            admit=admit,
         ),
     )
     return True

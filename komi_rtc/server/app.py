@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,11 +16,23 @@ from ..analysis.catalog import PROFILES, Catalog
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
+from .access import (
+    DEFAULT_TTL_S,
+    OPEN_GRANT,
+    Forbidden,
+    Grant,
+    TokenAuthority,
+    Unauthorized,
+    foreign_origin,
+    load_admin_token,
+    presented_token,
+)
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
 from .config import ServerConfig
 from .frame_images import FrameImages
-from .legacy_camera import handle_ws_camera
+from .legacy_camera import JPEG_DECODES_AT_ONCE, handle_ws_camera
+from .limits import AddressSlots, MessageRate
 from .signaling import Signaling
 
 logger = logging.getLogger(__name__)
@@ -29,8 +42,104 @@ SIGNALING = web.AppKey("signaling", Signaling)
 CONFIG = web.AppKey("config", ServerConfig)
 POOL = web.AppKey("pool", PoseWorkerPool)
 CATALOG = web.AppKey("catalog", Catalog)
+AUTHORITY = web.AppKey("authority", TokenAuthority)  # absent with --open
+SLOTS = web.AppKey("slots", AddressSlots)
+DECODES = web.AppKey("decodes", asyncio.Semaphore)
+RULES = web.AppKey("rules", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# aiohttp's parser refuses longer request lines itself (400); shorter ones reach
+# `bounded_urls`, which answers 414 with a JSON body
+MAX_REQUEST_LINE = 65536
+
+
+class Rule(enum.Enum):
+    """Who may call an endpoint (design.md, "Access control")."""
+
+    PUBLIC = "public"  # no token: landing page, static files, /healthz
+    ANY = "any"  # any valid token
+    WATCH = "watch"  # monitor or admin: list and watch every camera
+    SEE = "see"  # one camera (the path's): watchers, or that camera's own bound token
+    ADMIN = "admin"
+    OFFER = "offer"  # the handler decides: the token may be in the body, the role too
+    PAGE = "page"  # a page: served whatever the token, with 401/403 when it lacks one
+    MONITOR_PAGE = "monitor_page"
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GRANT = web.RequestKey("grant", Grant)
+PAGE_STATUS = web.RequestKey("page_status", int)  # a page served to a client lacking a token
+
+
+def request_grant(request: web.Request) -> Grant:
+    """The grant the access middleware found for this request."""
+    return request.get(GRANT, OPEN_GRANT)
+
+
+@web.middleware
+async def bounded_urls(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limit = request.app[CONFIG].max_url_chars
+    if limit and len(request.raw_path) > limit:
+        logger.warning(
+            "%s refused: its URL has %d characters", request.method, len(request.raw_path)
+        )
+        return web.json_response(
+            ErrorBody(f"the URL is longer than {limit} characters").to_wire(), status=414
+        )
+    return await handler(request)
+
+
+def _rule(request: web.Request) -> Rule | None:
+    """None: no route matched (404/405 follow, with no data)."""
+    match = request.match_info
+    if match.http_exception is not None:
+        return None
+    resource = match.route.resource
+    if resource is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    rule: Rule | None = request.app[RULES].get((method, resource.canonical))
+    return rule if rule is not None else Rule.ADMIN  # an endpoint without a rule: admin only
+
+
+def _authorise(request: web.Request, rule: Rule) -> Grant:
+    authority = request.app.get(AUTHORITY)
+    if authority is None:
+        return OPEN_GRANT
+    grant = authority.check(presented_token(request))
+    if rule in (Rule.WATCH, Rule.MONITOR_PAGE) and not grant.may_watch_all():
+        raise Forbidden(f"a {grant.describe()} may not list or watch cameras")
+    if rule is Rule.SEE:
+        camera_id = validate_camera_id(request.match_info["camera_id"])
+        if not grant.may_see(camera_id):
+            raise Forbidden(f"a {grant.describe()} may not see {camera_id}")
+    if rule is Rule.ADMIN and not grant.is_admin:
+        raise Forbidden("only the admin token may do this")
+    return grant
+
+
+@web.middleware
+async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Origin first (a foreign page never gets in, token or not), then the token's rights."""
+    rule = _rule(request)
+    if rule is None or rule is Rule.PUBLIC:
+        return await handler(request)
+    origin = foreign_origin(request, request.app[CONFIG].allow_origins)
+    if origin is not None:
+        raise Forbidden(
+            f"requests from the page origin {origin!r} are refused (--allow-origin adds one)"
+        )
+    if rule is Rule.OFFER:
+        return await handler(request)
+    if rule in (Rule.PAGE, Rule.MONITOR_PAGE):
+        try:
+            request[GRANT] = _authorise(request, rule)
+        except (Unauthorized, Forbidden) as exc:
+            request[PAGE_STATUS] = exc.status  # the page itself says what is missing
+        return await handler(request)
+    request[GRANT] = _authorise(request, rule)
+    return await handler(request)
 
 
 @web.middleware
@@ -59,24 +168,71 @@ def _wants_json(request: web.Request) -> bool:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
+    """No data here: the landing page is public."""
     if _wants_json(request):
-        registry = request.app[REGISTRY]
         return web.json_response(
             {
                 "status": "ok",
                 "service": "komi-rtc",
                 "version": __version__,
-                "cameras": registry.ids(),
+                "access": "open" if request.app[CONFIG].open_access else "token",
             }
         )
     return web.FileResponse(request.app[CONFIG].web_root / "index.html")
 
 
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 def _page(name: str) -> Handler:
     async def page(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(request.app[CONFIG].web_root / name)
+        status = request.get(PAGE_STATUS, 200)
+        response = web.FileResponse(request.app[CONFIG].web_root / name, status=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the token may be in the URL
+        return response
 
     return page
+
+
+async def mint_token(request: web.Request) -> web.Response:
+    """`POST /tokens` {"role", "camera_id"?, "ttl_s"?} -> {"token", "expires_at", "token_id"}."""
+    body = await _json_object(request)
+    ttl = body.get("ttl_s", DEFAULT_TTL_S)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise InvalidRequest("ttl_s must be a number of seconds")
+    camera_id = body.get("camera_id")
+    if camera_id is not None and not isinstance(camera_id, str):
+        raise InvalidRequest("camera_id must be a string")
+    role = body.get("role")
+    if not isinstance(role, str):
+        raise InvalidRequest('role must be "camera" or "monitor"')
+    minted = request.app[AUTHORITY].mint(role, camera_id, float(ttl))
+    logger.info(
+        "minted a %s token %s%s", role, minted["token_id"], f" for {camera_id}" if camera_id else ""
+    )
+    return web.json_response(minted)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    """`DELETE /tokens/{token_id}`: refused from now on, on every new request and connection."""
+    token_id = request.match_info["token_id"]
+    if not (0 < len(token_id) <= 64 and token_id.isalnum()):
+        raise InvalidRequest("token_id is the token_id POST /tokens answered")
+    request.app[AUTHORITY].revoke(token_id)
+    logger.info("revoked token %s", token_id)
+    return web.json_response({"revoked": token_id})
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequest("body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    return body
 
 
 async def cameras(request: web.Request) -> web.Response:
@@ -126,12 +282,7 @@ async def exercises(request: web.Request) -> web.Response:
 async def set_camera_exercise(request: web.Request) -> web.Response:
     """`POST /cameras/{camera_id}/exercise` {"exercise": "squat", "profile": "standard"}."""
     session = _session(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidRequest("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
+    body = await _json_object(request)
     return web.json_response(session.set_exercise(body, "REST").to_wire())
 
 
@@ -139,11 +290,23 @@ async def offer(request: web.Request) -> web.Response:
     return await request.app[SIGNALING].handle_offer(request)
 
 
+_MONITOR_WS_MESSAGE_BYTES = 64 * 1024  # /ws/monitor only sends; anything bigger is hostile
+
+
 async def ws_monitor(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=20.0)
+    release = request.app[SLOTS].acquire(request.remote)
+    try:
+        return await _serve_ws_monitor(request)
+    finally:
+        release()
+
+
+async def _serve_ws_monitor(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MONITOR_WS_MESSAGE_BYTES)
     await ws.prepare(request)
     registry = request.app[REGISTRY]
     queue = registry.watch()
+    rate = MessageRate(request.app[CONFIG].max_messages_per_s, f"/ws/monitor {request.remote}")
 
     async def pump() -> None:
         while True:
@@ -152,8 +315,9 @@ async def ws_monitor(request: web.Request) -> web.WebSocketResponse:
     sender = asyncio.ensure_future(pump())
     try:
         async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                await ws.send_str(encode(ErrorMessage("/ws/monitor only sends")))
+            if message.type == WSMsgType.TEXT and (rate.allow() or rate.refused == 1):
+                error = "/ws/monitor only sends" if rate.refused == 0 else rate.error
+                await ws.send_str(encode(ErrorMessage(error)))
     finally:
         registry.unwatch(queue)
         sender.cancel()
@@ -165,13 +329,19 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     return await handle_ws_camera(
         request,
+        request_grant(request),
         app[REGISTRY],
         app[SIGNALING].new_legacy_session,
-        app[CONFIG].stall_timeout_s,
+        app[CONFIG],
+        app[SLOTS],
+        app[DECODES],
     )
 
 
-def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
+DEMO_CAMERA = "demo_camera"
+
+
+def _start_demo_camera(config: ServerConfig, token: str | None) -> tuple[asyncio.Task[None], Any]:
     """A camera peer inside the server streaming a rendered person doing squats, with the
     exercise set, so a first look shows reps counted."""
     from ..camera.peer import CameraPeer
@@ -181,11 +351,12 @@ def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
     source = demo_source("demo", 640, 480, config.demo_fps)
     peer = CameraPeer(
         f"{scheme}://127.0.0.1:{config.port}",
-        "demo_camera",
+        DEMO_CAMERA,
         source,
         fps=config.demo_fps,
         verify_tls=False,  # our own certificate, on loopback
         exercise=source.exercise,
+        token=token,
     )
     task = asyncio.ensure_future(peer.run())
     task.set_name("demo_camera")
@@ -200,11 +371,21 @@ def _start_demo_camera(config: ServerConfig) -> tuple[asyncio.Task[None], Any]:
 
 def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.Application:
     """Build the server. A given `pool` is used, not owned (tests share one)."""
-    app = web.Application(middlewares=[json_errors], client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[json_errors, bounded_urls, access_control],
+        client_max_size=config.max_body_bytes or 1024**3,
+        handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
+    )
     app[CONFIG] = config
     app[CATALOG] = catalog = Catalog(config.exercise_dir)  # CatalogError for a bad file
-    registry = CameraRegistry()
+    registry = CameraRegistry(config.max_cameras)
     app[REGISTRY] = registry
+    authority: TokenAuthority | None = None
+    if not config.open_access:
+        admin = load_admin_token(config.admin_token, config.admin_token_file, config.state_dir)
+        authority = TokenAuthority(admin, config.state_dir / "revoked_tokens.json")
+        app[AUTHORITY] = authority
+    app[SLOTS] = slots = AddressSlots(config.max_connections_per_address)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned = pool is None
@@ -212,8 +393,14 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.start)
         app[POOL] = workers
-        app[SIGNALING] = Signaling(config, registry, workers, catalog)
-        demo = _start_demo_camera(config) if config.demo_camera else None
+        app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots)
+        app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
+        demo = None
+        if config.demo_camera:
+            token = None
+            if authority is not None:
+                token = authority.mint("camera", DEMO_CAMERA, 365 * 24 * 3600)["token"]
+            demo = _start_demo_camera(config, token)
         yield
         if demo is not None:
             demo_task, demo_peer = demo
@@ -231,21 +418,34 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
 
     app.on_shutdown.append(close_websockets)
-    router = app.router
-    router.add_get("/", index)
-    router.add_get("/camera", _page("camera.html"))
-    router.add_get("/monitor", _page("monitor.html"))
-    router.add_get("/config.json", client_config)
-    router.add_get("/favicon.ico", _page("favicon.svg"))
-    router.add_get("/cameras", cameras)
-    router.add_get("/exercises", exercises)
-    router.add_get("/stats", stats)
-    router.add_post("/cameras/{camera_id}/exercise", set_camera_exercise)
+    rules: dict[tuple[str, str], Rule] = {}
+    app[RULES] = rules
+
+    def route(method: str, path: str, handler: Handler, rule: Rule) -> None:
+        if method == "GET":
+            app.router.add_get(path, handler)  # and HEAD
+        else:
+            app.router.add_route(method, path, handler)
+        rules[(method, path)] = rule
+
     images = FrameImages(app[REGISTRY])
-    router.add_get("/latest_image/{camera_id}", images.latest_image)
-    router.add_get("/get-image/{camera_id}", images.get_image)
-    router.add_post("/offer", offer)
-    router.add_get("/ws/monitor", ws_monitor)
-    router.add_get("/ws/camera", ws_camera)
-    router.add_static("/static/", config.web_root, show_index=False)
+    route("GET", "/", index, Rule.PUBLIC)
+    route("GET", "/healthz", healthz, Rule.PUBLIC)
+    route("GET", "/favicon.ico", _page("favicon.svg"), Rule.PUBLIC)
+    route("GET", "/camera", _page("camera.html"), Rule.PAGE)
+    route("GET", "/monitor", _page("monitor.html"), Rule.MONITOR_PAGE)
+    route("GET", "/config.json", client_config, Rule.ANY)
+    route("GET", "/exercises", exercises, Rule.ANY)
+    route("GET", "/cameras", cameras, Rule.WATCH)
+    route("GET", "/stats", stats, Rule.WATCH)
+    route("POST", "/cameras/{camera_id}/exercise", set_camera_exercise, Rule.SEE)
+    route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
+    route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
+    route("POST", "/offer", offer, Rule.OFFER)
+    route("GET", "/ws/monitor", ws_monitor, Rule.WATCH)
+    route("GET", "/ws/camera", ws_camera, Rule.ANY)  # which id: settled in the handler
+    route("POST", "/tokens", mint_token, Rule.ADMIN)
+    route("DELETE", "/tokens/{token_id}", revoke_token, Rule.ADMIN)
+    app.router.add_static("/static/", config.web_root, show_index=False)
+    rules[("GET", "/static")] = Rule.PUBLIC
     return app

@@ -9,6 +9,7 @@ import random
 from ..protocol import DuplicateCamera, UnknownCamera
 from ..protocol.messages import CamerasList, FrameProcessed, StatusUpdate, encode
 from .camera_session import CameraSession
+from .limits import ServerFull
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ _WATCHER_QUEUE = 64
 
 
 class CameraRegistry:
-    def __init__(self) -> None:
+    def __init__(self, max_cameras: int = 0) -> None:
+        self._max_cameras = max_cameras  # 0: no limit
         self._sessions: dict[str, CameraSession] = {}
         self._reserved: set[str] = set()
         self._watchers: set[asyncio.Queue[str]] = set()
@@ -35,6 +37,11 @@ class CameraRegistry:
 
     def reserve(self, camera_id: str | None) -> str:
         """Claim an id before the (slow) negotiation, so two offers cannot both win it."""
+        taken = len(self._sessions) + len(self._reserved)
+        if self._max_cameras and taken >= self._max_cameras:
+            raise ServerFull(
+                f"the server has its maximum of {self._max_cameras} cameras (--max-cameras)"
+            )
         if camera_id is None:
             while True:
                 camera_id = f"camera_{random.randint(10000, 99999)}"

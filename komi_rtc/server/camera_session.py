@@ -218,6 +218,10 @@ class CameraSession:
         self._own_sink = sink
         self._sinks.add(sink)
 
+    def send_own(self, text: str) -> bool:
+        """A message for the camera alone (an error about its own input)."""
+        return self._own_sink is not None and self._own_sink.send_text(text)
+
     def attach_video_tap(self, tap: EncodedVideoTap) -> None:
         """The camera's encoded frames, so monitors get them forwarded; closed with us."""
         self._video_tap = tap

@@ -15,9 +15,13 @@ from typing import Any
 from aiohttp import web
 
 from ..analysis.catalog import CatalogError
-from .app import create_app
+from . import log_safety
+from .access import ADMIN_TOKEN_FILE, TokenAuthority
+from .app import AUTHORITY, create_app
 from .config import ServerConfig
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
+
+_DEFAULTS = ServerConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -91,8 +95,67 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="also offer the custom exercises (*.json) in DIR, as made by "
         "`python -m komi_rtc.analysis derive`",
     )
+    access = parser.add_argument_group(
+        "access control",
+        "Every endpoint but the landing page needs a token (README, 'Security'). The admin "
+        "token comes from $KOMI_ADMIN_TOKEN, else --admin-token-file, else one generated in "
+        "the state dir on first start.",
+    )
+    access.add_argument(
+        "--admin-token-file", default=None, metavar="FILE", help="read the admin token here"
+    )
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept requests from pages on this origin, e.g. https://gym.example "
+        "(repeatable; the server's own origin is always accepted)",
+    )
+    access.add_argument(
+        "--link-ttl",
+        type=float,
+        default=_DEFAULTS.link_ttl_s / 3600,
+        metavar="HOURS",
+        help="how long the camera and monitor links printed at start stay valid (168)",
+    )
+    access.add_argument(
+        "--open",
+        action="store_true",
+        help="NO access control: anyone who reaches the server sees every camera. Local "
+        "development only",
+    )
+    limits = parser.add_argument_group("limits", "What any one client can make the server hold.")
+    for flag, field_name, kind, what in (
+        ("--max-body-bytes", "max_body_bytes", int, "HTTP request body"),
+        ("--max-ws-message-bytes", "max_ws_message_bytes", int, "one /ws/camera message"),
+        ("--max-messages-per-s", "max_messages_per_s", float, "messages a second a connection"),
+        ("--max-cameras", "max_cameras", int, "cameras on this server"),
+        ("--max-monitors-per-camera", "max_monitors_per_camera", int, "monitors of one camera"),
+        ("--max-concurrent-offers", "max_concurrent_offers", int, "offers negotiating at once"),
+        (
+            "--max-connections-per-address",
+            "max_connections_per_address",
+            int,
+            "peers and WebSockets from one address",
+        ),
+        ("--max-frame-side", "max_frame_side", int, "pixels a side of a frame or JPEG"),
+        ("--max-frame-pixels", "max_frame_pixels", int, "pixels of a frame or JPEG"),
+        ("--max-url-chars", "max_url_chars", int, "characters of a request URL"),
+    ):
+        default = getattr(_DEFAULTS, field_name)
+        limits.add_argument(
+            flag, type=kind, default=default, help=f"{what} ({default:g}; 0: no limit)"
+        )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
     args = parser.parse_args(argv)
+    if args.admin_token_file and not os.path.isfile(args.admin_token_file):
+        parser.error(f"--admin-token-file: no such file: {args.admin_token_file}")
+    for origin in args.allow_origin:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            parser.error(f"--allow-origin {origin!r}: give scheme://host[:port], no path")
+    if args.link_ttl <= 0:
+        parser.error("--link-ttl must be positive")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.model and not os.path.isfile(args.model):
@@ -122,6 +185,21 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         cert_file=args.cert,
         key_file=args.key,
         state_dir=Path(args.state_dir),
+        admin_token=os.environ.get("KOMI_ADMIN_TOKEN") or None,
+        admin_token_file=Path(args.admin_token_file) if args.admin_token_file else None,
+        open_access=args.open,
+        allow_origins=tuple(o.rstrip("/").lower() for o in args.allow_origin),
+        link_ttl_s=args.link_ttl * 3600,
+        max_body_bytes=args.max_body_bytes,
+        max_ws_message_bytes=args.max_ws_message_bytes,
+        max_messages_per_s=args.max_messages_per_s,
+        max_cameras=args.max_cameras,
+        max_monitors_per_camera=args.max_monitors_per_camera,
+        max_concurrent_offers=args.max_concurrent_offers,
+        max_connections_per_address=args.max_connections_per_address,
+        max_frame_side=args.max_frame_side,
+        max_frame_pixels=args.max_frame_pixels,
+        max_url_chars=args.max_url_chars,
     )
 
 
@@ -133,6 +211,7 @@ def configure_logging(debug: bool) -> None:
     if not debug:
         for noisy in ("aioice", "aiortc", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_safety.install(logging.getLogger().handlers)
 
 
 def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -145,18 +224,67 @@ def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     return server_ssl_context(cert, key)
 
 
-def _announce(config: ServerConfig) -> str:
+_OPEN_WARNING = """\
+!!! ACCESS CONTROL IS OFF (--open) !!!
+!!! Anyone who can reach this server can list and watch every camera, read every pose
+!!! stream and change exercises. Use --open only on your own machine, for development."""
+
+
+class Links:
+    """The tokens in the start banner's links: a monitor token and a camera pairing token
+    (unbound: each phone that scans it streams under its own id)."""
+
+    def __init__(self, authority: TokenAuthority | None, ttl_s: float) -> None:
+        self.monitor = self.camera = ""
+        if authority is not None:
+            self.monitor = "?token=" + authority.mint("monitor", None, ttl_s)["token"]
+            self.camera = "?token=" + authority.mint("camera", None, ttl_s)["token"]
+
+
+def _admin_token_source(config: ServerConfig) -> str:
+    if config.admin_token:
+        return "admin token: the one in $KOMI_ADMIN_TOKEN"
+    if config.admin_token_file:
+        return f"admin token: the one in {config.admin_token_file}"
+    path = config.state_dir / ADMIN_TOKEN_FILE
+    return (
+        f"admin token (keep it secret; it mints links with POST /tokens): {_read(path)}\n"
+        f"    kept in {path}"
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return "(unreadable)"
+
+
+def _announce(config: ServerConfig, links: Links) -> str:
     scheme = "https" if config.https else "http"
     port = config.port
     lines = [f"KOMI RTC server: {scheme}://localhost:{port}/  (Ctrl-C stops)"]
-    lines.append(f"  monitor: {scheme}://localhost:{port}/monitor")
-    lines.append(f"  camera on this machine: {scheme}://localhost:{port}/camera")
+    if config.open_access:
+        lines.insert(0, _OPEN_WARNING)
+    else:
+        lines.append("  " + _admin_token_source(config))
+        days = config.link_ttl_s / 86400
+        lines.append(
+            f"  The links below carry access tokens valid {days:g} days: share them only with"
+        )
+        lines.append(
+            "  the people they are for (a new start prints new ones; --open: none needed)."
+        )
+    lines.append(f"  monitor: {scheme}://localhost:{port}/monitor{links.monitor}")
+    lines.append(f"  camera on this machine: {scheme}://localhost:{port}/camera{links.camera}")
     lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
     lan = [a for a in lan if a not in ("127.0.0.1", "localhost", "::1")]
     if not config.https:
         # browsers give a page the camera only over HTTPS or on localhost, laptops included
         if lan:
-            lines.append(f"  monitor from another device: http://{lan[0]}:{port}/monitor")
+            lines.append(
+                f"  monitor from another device: http://{lan[0]}:{port}/monitor{links.monitor}"
+            )
         lines.append(
             "  Cameras on phones or other computers need HTTPS (browsers allow the camera "
             "only on https:// or localhost): restart with --https."
@@ -164,10 +292,11 @@ def _announce(config: ServerConfig) -> str:
         return "\n".join(lines)
     for address in lan:
         lines.append(
-            f"  camera from a phone or laptop on this network: https://{address}:{port}/camera"
+            "  camera from a phone or laptop on this network: "
+            f"https://{address}:{port}/camera{links.camera}"
         )
     if lan:
-        camera_url = f"https://{lan[0]}:{port}/camera"
+        camera_url = f"https://{lan[0]}:{port}/camera{links.camera}"
         lines.append(f"Scan to open the camera page on a phone ({camera_url}):")
         lines.append(terminal_qr(camera_url))
         if not config.cert_file:
@@ -204,11 +333,12 @@ def main(argv: list[str] | None = None) -> None:
     context = _ssl_context(config)
     try:
         app = create_app(config)
-    except CatalogError as exc:
+    except (CatalogError, ValueError, OSError) as exc:
         print(f"komi-rtc: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    links = Links(app.get(AUTHORITY), config.link_ttl_s)
 
     def announce(_: Any) -> None:
-        print(_announce(config), flush=True)
+        print(_announce(config, links), flush=True)
 
     web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)

@@ -39,3 +39,21 @@ class ServerConfig:
     cert_file: str | None = None
     key_file: str | None = None
     state_dir: Path = field(default_factory=lambda: Path.home() / ".komi_rtc")
+    # access control (access.py): the admin token; None: KOMI_ADMIN_TOKEN, the file, or one
+    # generated in state_dir. open_access turns checks off (local development only).
+    admin_token: str | None = None
+    admin_token_file: Path | None = None
+    open_access: bool = False
+    allow_origins: tuple[str, ...] = ()  # more origins allowed beside the server's own
+    link_ttl_s: float = 7 * 24 * 3600  # the start banner's camera and monitor links
+    # limits (limits.py): what any one client can make the server hold; 0 = no limit
+    max_body_bytes: int = 1024 * 1024
+    max_ws_message_bytes: int = 4 * 1024 * 1024  # a /ws/camera frame (base64 JPEG)
+    max_messages_per_s: float = 60.0  # per connection: control messages, /ws/camera frames
+    max_cameras: int = 32
+    max_monitors_per_camera: int = 16
+    max_concurrent_offers: int = 8
+    max_connections_per_address: int = 64  # WebRTC peers + WebSockets from one address
+    max_frame_side: int = 4096
+    max_frame_pixels: int = 3840 * 2160
+    max_url_chars: int = 4096

@@ -20,16 +20,21 @@ from aiohttp import WSMsgType, web
 
 from ..media.rtp_timestamps import RTP_CLOCK_RATE
 from ..protocol import KomiError, LegacyFrame, parse_legacy_frame, validate_camera_id
+from ..protocol.image_headers import jpeg_dimensions
 from ..protocol.messages import ConnectionSuccessful, ErrorMessage, encode
+from .access import Forbidden, Grant
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
+from .config import ServerConfig
 from .control import handle_control_message
+from .limits import AddressSlots, MessageRate, check_frame_size
 
 logger = logging.getLogger(__name__)
 
 _SEND_QUEUE = 16
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
+# JPEGs decoded at once, server-wide: bounds the memory decoding can take whatever clients send
+JPEG_DECODES_AT_ONCE = 2
 
 
 class WebSocketSink:
@@ -64,9 +69,17 @@ def _decode_jpeg(jpeg: bytes) -> np.ndarray | None:
 class _JpegDecoder:
     """Decodes the newest JPEG a client sent; older undecoded ones are dropped."""
 
-    def __init__(self, session: CameraSession, sink: WebSocketSink) -> None:
+    def __init__(
+        self,
+        session: CameraSession,
+        sink: WebSocketSink,
+        config: ServerConfig,
+        decodes: asyncio.Semaphore,
+    ) -> None:
         self._session = session
         self._sink = sink
+        self._config = config
+        self._decodes = decodes
         self._pending: tuple[LegacyFrame, float] | None = None
         self._wake = asyncio.Event()
         self._origin = time.monotonic()
@@ -85,7 +98,21 @@ class _JpegDecoder:
             if pending is None:
                 continue
             frame, arrived = pending
-            rgb = await loop.run_in_executor(None, _decode_jpeg, frame.jpeg)
+            size = jpeg_dimensions(frame.jpeg)
+            if size is None:
+                rgb = None
+            else:
+                try:
+                    config = self._config
+                    check_frame_size(
+                        *size, config.max_frame_side, config.max_frame_pixels, "image_data"
+                    )
+                except KomiError as exc:
+                    logger.warning("[%s] %s", self._session.camera_id, exc)
+                    self._sink.send_text(encode(ErrorMessage(str(exc))))
+                    continue
+                async with self._decodes:
+                    rgb = await loop.run_in_executor(None, _decode_jpeg, frame.jpeg)
             if rgb is None:
                 logger.warning("[%s] undecodable JPEG on /ws/camera", self._session.camera_id)
                 self._sink.send_text(
@@ -100,13 +127,39 @@ class _JpegDecoder:
 
 
 async def handle_ws_camera(
-    request: web.Request, registry: CameraRegistry, new_session: Any, stall_timeout_s: float
+    request: web.Request,
+    grant: Grant,
+    registry: CameraRegistry,
+    new_session: Any,
+    config: ServerConfig,
+    slots: AddressSlots,
+    decodes: asyncio.Semaphore,
 ) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
+    # who may stream as which id is settled before the upgrade, so it answers 403 over HTTP
+    requested = request.query.get("camera_id")
+    wanted = validate_camera_id(requested) if requested else grant.camera_id
+    if not grant.may_stream_as(wanted):
+        raise Forbidden(f"a {grant.describe()} may not stream as {wanted}")
+    release = slots.acquire(request.remote)
+    try:
+        return await _serve_ws_camera(request, wanted, registry, new_session, config, decodes)
+    finally:
+        release()
+
+
+async def _serve_ws_camera(
+    request: web.Request,
+    wanted: str | None,
+    registry: CameraRegistry,
+    new_session: Any,
+    config: ServerConfig,
+    decodes: asyncio.Semaphore,
+) -> web.WebSocketResponse:
+    stall_timeout_s = config.stall_timeout_s
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=config.max_ws_message_bytes)
     await ws.prepare(request)
     try:
-        requested = request.query.get("camera_id")
-        camera_id = registry.reserve(validate_camera_id(requested) if requested else None)
+        camera_id = registry.reserve(wanted)
     except KomiError as exc:
         logger.warning("/ws/camera refused: %s", exc)
         await ws.send_str(encode(ErrorMessage(str(exc))))
@@ -114,7 +167,8 @@ async def handle_ws_camera(
         return ws
     session: CameraSession = new_session(camera_id)
     sink = WebSocketSink(ws)
-    decoder = _JpegDecoder(session, sink)
+    decoder = _JpegDecoder(session, sink, config, decodes)
+    rate = MessageRate(config.max_messages_per_s, f"[{camera_id}] /ws/camera")
     session.attach_own_channel(sink)
     session.spawn(sink.run(), "ws-send")
     session.spawn(decoder.run(), "jpeg-decode")
@@ -132,7 +186,12 @@ async def handle_ws_camera(
                 break
             if message.type == WSMsgType.ERROR:
                 reason = f"websocket error: {ws.exception()}"
+                logger.warning("[%s] %s", camera_id, reason)
                 break
+            if not rate.allow():
+                if rate.refused == 1:
+                    sink.send_text(encode(ErrorMessage(rate.error)))
+                continue
             if message.type != WSMsgType.TEXT:
                 sink.send_text(encode(ErrorMessage("messages must be JSON text")))
                 logger.warning("[%s] binary message on /ws/camera", camera_id)

@@ -20,9 +20,10 @@ from aiortc.mediastreams import MediaStreamError
 from ..media.aiortc_adapter import negotiated_codecs, redirect_keyframe_requests
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
 from ..media.video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack
-from ..protocol.messages import CameraDisconnected, VideoTiming, encode
+from ..protocol.messages import CameraDisconnected, ErrorMessage, VideoTiming, encode
 from .camera_session import CameraSession, DataChannelSink
 from .control import handle_control_message
+from .limits import MessageRate
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,19 @@ class MonitorTrack(MediaStreamTrack):
 class MonitorPeer:
     """Owned by its camera session: closed when the camera goes or the monitor leaves."""
 
-    def __init__(self, session: CameraSession, pc: RTCPeerConnection, peer_id: str) -> None:
+    def __init__(
+        self,
+        session: CameraSession,
+        pc: RTCPeerConnection,
+        peer_id: str,
+        *,
+        on_closed: Callable[[], None] | None = None,
+        rate: MessageRate | None = None,
+    ) -> None:
         self.session = session
         self.pc = pc
         self.peer_id = peer_id
+        self._on_closed = on_closed
         self.track: MonitorTrack | ForwardedVideoTrack | None = None
         self.sink: DataChannelSink | None = None
         self._closed = False
@@ -76,6 +86,10 @@ class MonitorPeer:
             @channel.on("message")  # type: ignore[attr-defined]
             def on_message(raw: str | bytes) -> None:
                 # a trainer may ping or choose the camera's exercise from the monitor
+                if rate is not None and not rate.allow():
+                    if rate.refused == 1 and self.sink is not None:
+                        self.sink.send_text(encode(ErrorMessage(rate.error)))
+                    return
                 reply = handle_control_message(session, raw)
                 if reply is not None and self.sink is not None:
                     self.sink.send_text(encode(reply))
@@ -124,4 +138,6 @@ class MonitorPeer:
         if self.track is not None:
             self.track.stop()
         await self.pc.close()
+        if self._on_closed is not None:
+            self._on_closed()
         logger.info("[%s] monitor %s left", self.session.camera_id, self.peer_id)

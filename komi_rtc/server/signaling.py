@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
 
 from ..analysis.catalog import Catalog
 from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, parse_offer
-from ..protocol.messages import OfferAnswer, encode
+from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, parse_offer
+from ..protocol.image_headers import vp8_keyframe_dimensions
+from ..protocol.messages import ErrorMessage, OfferAnswer, encode
+from .access import OPEN_GRANT, Forbidden, Grant, TokenAuthority, presented_token
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
 from .config import ServerConfig
 from .control import handle_control_message
+from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
 from .monitor_peer import MonitorPeer
 
 logger = logging.getLogger(__name__)
@@ -32,6 +43,20 @@ def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in config.ice_servers])
 
 
+# Cameras send VP8: every browser has it, monitors get it forwarded as it is, and a VP8
+# keyframe states its size in a header read before the decoder allocates anything.
+_CAMERA_CODECS = ("video/vp8", "video/rtx")
+
+
+def _body_token(body: bytes) -> str | None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    token = value.get("token") if isinstance(value, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
 class Signaling:
     def __init__(
         self,
@@ -39,20 +64,50 @@ class Signaling:
         registry: CameraRegistry,
         pool: PoseWorkerPool,
         catalog: Catalog,
+        authority: TokenAuthority | None,
+        slots: AddressSlots,
     ) -> None:
         self._config = config
         self._catalog = catalog
         self._registry = registry
         self._pool = pool
+        self._authority = authority  # None: --open
+        self._slots = slots
+        self._gate = OfferGate(config.max_concurrent_offers)
         self._negotiating: set[RTCPeerConnection] = set()
 
+    def _grant(self, request: web.Request, body: bytes) -> Grant:
+        if self._authority is None:
+            return OPEN_GRANT
+        return self._authority.check(presented_token(request) or _body_token(body))
+
     async def handle_offer(self, request: web.Request) -> web.Response:
-        offer = parse_offer(await request.read())
+        body = await request.read()
+        grant = self._grant(request, body)  # 401 before anything else is said
+        offer = parse_offer(body)
+        camera_id = offer.camera_id
         if offer.role == "camera":
-            answer, camera_id = await self._camera_offer(offer.sdp, offer.camera_id)
+            if camera_id is None and grant.role == "camera":
+                camera_id = grant.camera_id  # a bound token streams as its camera
+            if not grant.may_stream_as(camera_id):
+                raise Forbidden(f"a {grant.describe()} may not stream as {camera_id}")
         else:
-            assert offer.camera_id is not None
-            answer, camera_id = await self._monitor_offer(offer.sdp, offer.camera_id)
+            assert camera_id is not None
+            if not grant.may_see(camera_id):
+                raise Forbidden(f"a {grant.describe()} may not watch {camera_id}")
+        self._gate.enter()
+        release = self._slots.acquire(request.remote)
+        try:
+            if offer.role == "camera":
+                answer, camera_id = await self._camera_offer(offer.sdp, camera_id, release)
+            else:
+                assert camera_id is not None
+                answer, camera_id = await self._monitor_offer(offer.sdp, camera_id, release)
+        except BaseException:
+            release()
+            raise
+        finally:
+            self._gate.leave()
         return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id).to_wire())
 
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
@@ -67,21 +122,25 @@ class Signaling:
         return pc.localDescription
 
     async def _camera_offer(
-        self, sdp: str, requested_id: str | None
+        self, sdp: str, requested_id: str | None, release: Callable[[], None]
     ) -> tuple[RTCSessionDescription, str]:
         camera_id = self._registry.reserve(requested_id)
         pc = RTCPeerConnection(rtc_configuration(self._config))
         self._negotiating.add(pc)
         session: CameraSession | None = None
         try:
+            video = pc.addTransceiver("video", direction="recvonly")
+            capabilities = RTCRtpReceiver.getCapabilities("video")
+            codecs = capabilities.codecs if capabilities is not None else []
+            video.setCodecPreferences([c for c in codecs if c.mimeType.lower() in _CAMERA_CODECS])
             await self._negotiate(pc, sdp)
-            videos = [t for t in pc.getTransceivers() if t.kind == "video"]
-            if not videos or videos[0].direction not in ("sendrecv", "recvonly"):
-                raise InvalidRequest("a camera offer must send one video track")
+            if video.mid is None or video.receiver.track is None:
+                raise InvalidRequest("a camera offer must send one VP8 video track")
             session = self._new_session(camera_id, "webrtc")
+            session.add_close_listener(release, _async(release))
             session.attach_peer(pc)
-            self._install_jitter_buffer(session, videos[0])
-            session.attach_track(videos[0].receiver.track)
+            self._install_jitter_buffer(session, video)
+            session.attach_track(video.receiver.track)
             self._bind_camera_channel(pc, session)
             answer = await self._answer(pc)
         except BaseException:
@@ -106,15 +165,34 @@ class Signaling:
             tap = EncodedVideoTap(
                 session.camera_id, receiver, negotiated_codecs(transceiver), session.spawn
             )
-        if not config.early_frame_release and tap is None:
-            return
         installed = install_marker_release(
             receiver,
             release_on_marker=config.early_frame_release,
             on_frame=tap.on_frame if tap is not None else None,
+            admit=self._frame_size_guard(session),
         )
         if installed and tap is not None:
             session.attach_video_tap(tap)
+
+    def _frame_size_guard(self, session: CameraSession) -> Callable[[Any], bool]:
+        """Refuse a VP8 keyframe above the size caps before it reaches the decoder, and end
+        that camera with an error it can read."""
+        config = self._config
+
+        def admit(frame: Any) -> bool:
+            size = vp8_keyframe_dimensions(frame.data)
+            if size is None or session.closing:
+                return not session.closing
+            try:
+                check_frame_size(*size, config.max_frame_side, config.max_frame_pixels, "video")
+            except KomiError as exc:
+                logger.warning("[%s] %s; closing the camera", session.camera_id, exc)
+                session.send_own(encode(ErrorMessage(str(exc))))
+                session.request_close("video above the size limit")
+                return False
+            return True
+
+        return admit
 
     def _new_session(self, camera_id: str, kind: str) -> CameraSession:
         config = self._config
@@ -143,17 +221,35 @@ class Signaling:
                 logger.info("[%s] ignoring data channel %r", session.camera_id, channel.label)
                 return
             session.attach_own_channel(sink)
+            rate = MessageRate(self._config.max_messages_per_s, f"[{session.camera_id}] camera")
 
             @channel.on("message")
             def on_message(raw: str | bytes) -> None:
+                if not rate.allow():
+                    if rate.refused == 1:
+                        sink.send_text(encode(ErrorMessage(rate.error)))
+                    return
                 reply = handle_control_message(session, raw)
                 if reply is not None:
                     sink.send_text(encode(reply))
 
-    async def _monitor_offer(self, sdp: str, camera_id: str) -> tuple[RTCSessionDescription, str]:
+    async def _monitor_offer(
+        self, sdp: str, camera_id: str, release: Callable[[], None]
+    ) -> tuple[RTCSessionDescription, str]:
         session = self._registry.get(camera_id)
+        limit = self._config.max_monitors_per_camera
+        if limit and session.monitor_count >= limit:
+            raise ServerFull(
+                f"{camera_id} already has {limit} monitors (--max-monitors-per-camera)"
+            )
         pc = RTCPeerConnection(rtc_configuration(self._config))
-        monitor = MonitorPeer(session, pc, f"monitor_{next(_monitor_ids)}")
+        monitor = MonitorPeer(
+            session,
+            pc,
+            f"monitor_{next(_monitor_ids)}",
+            on_closed=release,
+            rate=MessageRate(self._config.max_messages_per_s, f"[{camera_id}] monitor"),
+        )
         try:
             await self._negotiate(pc, sdp)
             videos = [t for t in pc.getTransceivers() if t.kind == "video"]
@@ -170,3 +266,10 @@ class Signaling:
     async def close(self) -> None:
         for pc in list(self._negotiating):
             await pc.close()
+
+
+def _async(callback: Callable[[], None]) -> Callable[[], Any]:
+    async def run() -> None:
+        callback()
+
+    return run

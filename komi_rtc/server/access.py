@@ -1,0 +1,211 @@
+"""Who may do what: signed, expiring, revocable tokens and the checks every endpoint makes.
+
+Tokens are JWTs (PyJWT, HS256) signed with a key derived from the admin token, so every
+node that shares the admin token accepts the same tokens and rotating the admin token
+revokes them all. The admin token itself is an opaque secret, compared in constant time.
+A token is checked once per request or connection, never per frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from aiohttp import web
+
+from ..protocol import InvalidRequest, KomiError, validate_camera_id
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("camera", "monitor", "admin")
+MINTABLE_ROLES = ("camera", "monitor")
+DEFAULT_TTL_S = 24 * 3600
+MAX_TTL_S = 365 * 24 * 3600
+_ISSUER = "komi-rtc"
+_ALGORITHM = "HS256"
+ADMIN_TOKEN_FILE = "admin_token"
+REVOKED_FILE = "revoked_tokens.json"
+
+
+class Unauthorized(KomiError):
+    status = 401
+
+
+class Forbidden(KomiError):
+    status = 403
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one presented token allows."""
+
+    role: str
+    camera_id: str | None = None  # a camera token bound to one camera; None: any id
+    token_id: str | None = None  # None for the admin token and for --open
+    expires_at: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_watch_all(self) -> bool:
+        """List cameras, watch any of them, set their exercise, read history."""
+        return self.role in ("admin", "monitor")
+
+    def may_stream_as(self, camera_id: str | None) -> bool:
+        if self.role == "admin" or (self.role == "camera" and self.camera_id is None):
+            return True
+        return self.role == "camera" and camera_id == self.camera_id
+
+    def may_see(self, camera_id: str) -> bool:
+        """One camera's results and images: watchers, or that camera's own bound token."""
+        return self.may_watch_all() or (self.role == "camera" and camera_id == self.camera_id)
+
+    def describe(self) -> str:
+        bound = f" bound to {self.camera_id}" if self.camera_id else ""
+        return f"{self.role} token{bound}"
+
+
+OPEN_GRANT = Grant("admin")
+
+
+def load_admin_token(explicit: str | None, token_file: Path | None, state_dir: Path) -> str:
+    """KOMI_ADMIN_TOKEN (passed in as `explicit`), else the file, else the one kept in the
+    state dir, made on first start (0600)."""
+    if explicit:
+        return explicit.strip()
+    if token_file is not None:
+        token = token_file.read_text().strip()
+        if not token:
+            raise ValueError(f"{token_file} is empty")
+        return token
+    path = state_dir / ADMIN_TOKEN_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    logger.info("generated an admin token in %s", path)
+    return token
+
+
+class TokenAuthority:
+    """Mints and checks tokens; keeps the revocation list (in memory and in the state dir)."""
+
+    def __init__(self, admin_token: str, revoked_file: Path | None = None) -> None:
+        if len(admin_token) < 16:
+            raise ValueError("the admin token must be at least 16 characters")
+        self._admin = admin_token.encode()
+        self._key = hmac.new(self._admin, b"komi-rtc token signing v1", hashlib.sha256).digest()
+        self._revoked_file = revoked_file
+        self._revoked: dict[str, float] = self._load_revoked()
+
+    def _load_revoked(self) -> dict[str, float]:
+        if self._revoked_file is None or not self._revoked_file.is_file():
+            return {}
+        try:
+            data = json.loads(self._revoked_file.read_text())
+            now = time.time()
+            return {str(k): float(v) for k, v in data.items() if float(v) > now}
+        except (ValueError, AttributeError, TypeError):
+            logger.warning("ignoring unreadable revocation list %s", self._revoked_file)
+            return {}
+
+    def mint(self, role: str, camera_id: str | None = None, ttl_s: float = DEFAULT_TTL_S) -> dict:
+        """A new token: `{"token", "expires_at", "token_id"}`."""
+        if role not in MINTABLE_ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(MINTABLE_ROLES)}")
+        if camera_id is not None:
+            if role != "camera":
+                raise InvalidRequest("only a camera token is bound to a camera_id")
+            camera_id = validate_camera_id(camera_id)
+        if not (0 < ttl_s <= MAX_TTL_S):
+            raise InvalidRequest(f"ttl_s must be between 1 and {MAX_TTL_S}")
+        now = time.time()
+        expires_at = int(now + ttl_s)
+        token_id = uuid.uuid4().hex
+        claims: dict = {
+            "iss": _ISSUER,
+            "role": role,
+            "jti": token_id,
+            "iat": int(now),
+            "exp": expires_at,
+        }
+        if camera_id is not None:
+            claims["camera_id"] = camera_id
+        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+        return {"token": token, "expires_at": expires_at, "token_id": token_id}
+
+    def check(self, token: str | None) -> Grant:
+        """The grant a token carries; Unauthorized (401) for none, bad, expired or revoked."""
+        if not token:
+            raise Unauthorized("an access token is required (Authorization: Bearer <token>)")
+        if hmac.compare_digest(token.encode(), self._admin):
+            return Grant("admin")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                issuer=_ISSUER,
+                options={"require": ["exp", "jti", "role", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the access token has expired") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("the access token is not valid") from None
+        role, camera_id, token_id = claims["role"], claims.get("camera_id"), str(claims["jti"])
+        if role not in MINTABLE_ROLES or not (camera_id is None or isinstance(camera_id, str)):
+            raise Unauthorized("the access token is not valid")
+        if token_id in self._revoked:
+            raise Unauthorized("the access token was revoked")
+        return Grant(role, camera_id, token_id, float(claims["exp"]))
+
+    def revoke(self, token_id: str, expires_at: float | None = None) -> None:
+        """Refuse this token from now on (kept until it would have expired anyway)."""
+        self._revoked[token_id] = expires_at or time.time() + MAX_TTL_S
+        if self._revoked_file is not None:
+            now = time.time()
+            live = {k: v for k, v in self._revoked.items() if v > now}
+            self._revoked_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._revoked_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(live))
+            tmp.replace(self._revoked_file)
+
+    def is_revoked(self, token_id: str) -> bool:
+        return token_id in self._revoked
+
+
+def presented_token(request: web.Request) -> str | None:
+    """The token in `Authorization: Bearer`, else in `?token=`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("token") or None
+
+
+def own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}".lower()
+
+
+def foreign_origin(request: web.Request, allowed: tuple[str, ...]) -> str | None:
+    """The request's Origin when it is present and neither ours nor allowed; else None."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    normalised = origin.strip().rstrip("/").lower()
+    if normalised == own_origin(request) or normalised in allowed:
+        return None
+    return origin
