@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from auth import AUTH_HEADERS
+from auth import ADMIN_TOKEN
 from skimage import data as skdata
 
 TIME_BASE = fractions.Fraction(1, 90000)
@@ -131,8 +131,10 @@ class ContractPeer:
         await self.pc.close()
 
 
-async def post_offer(base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+async def post_offer(
+    base_url: str, body: dict[str, Any], token: str = ADMIN_TOKEN
+) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         async with http.post(f"{base_url}/offer", json=body) as response:
             return response.status, await response.json()
 
@@ -149,7 +151,10 @@ def _wire_channel(pc: RTCPeerConnection) -> tuple[Any, asyncio.Queue[dict[str, A
 
 
 async def connect_camera(
-    base_url: str, track: MediaStreamTrack, camera_id: str | None = None
+    base_url: str,
+    track: MediaStreamTrack,
+    camera_id: str | None = None,
+    token: str = ADMIN_TOKEN,
 ) -> ContractPeer:
     pc = RTCPeerConnection()
     pc.addTrack(track)
@@ -158,7 +163,7 @@ async def connect_camera(
     body: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer", "role": "camera"}
     if camera_id is not None:
         body["camera_id"] = camera_id
-    status, answer = await post_offer(base_url, body)
+    status, answer = await post_offer(base_url, body, token)
     if status != 200:
         await pc.close()
         raise AssertionError(f"offer refused: {status} {answer}")
@@ -166,7 +171,9 @@ async def connect_camera(
     return ContractPeer(pc, queue, answer["camera_id"], channel)
 
 
-async def connect_monitor(base_url: str, camera_id: str) -> ContractPeer:
+async def connect_monitor(
+    base_url: str, camera_id: str, token: str = ADMIN_TOKEN
+) -> ContractPeer:
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     channel, queue = _wire_channel(pc)
@@ -194,6 +201,7 @@ async def connect_monitor(base_url: str, camera_id: str) -> ContractPeer:
             "role": "monitor",
             "camera_id": camera_id,
         },
+        token,
     )
     if status != 200:
         await pc.close()
