@@ -50,6 +50,13 @@ class WebSocketSink:
         self._queue.put_nowait(text)
         return True
 
+    def send_urgent(self, text: str) -> None:
+        """A message that must arrive (an error about this client's own input): the
+        oldest queued one makes room."""
+        if self._queue.full():
+            self._queue.get_nowait()
+        self.send_text(text)
+
     async def run(self) -> None:
         while True:
             text = await self._queue.get()
@@ -190,7 +197,7 @@ async def _serve_ws_camera(
                 break
             if not rate.allow():
                 if rate.refused == 1:
-                    sink.send_text(encode(ErrorMessage(rate.error)))
+                    sink.send_urgent(encode(ErrorMessage(rate.error)))
                 continue
             if message.type != WSMsgType.TEXT:
                 sink.send_text(encode(ErrorMessage("messages must be JSON text")))
