@@ -1,17 +1,20 @@
 """Real headless Chromium, driven by Playwright, with a fake camera playing a Y4M file.
 
 For the browser test modules: the `browser` fixture (a module imports `browser_fixture` and
-`person_y4m_fixture` to have it) and helpers that open the pages."""
+`person_y4m_fixture` to have it) and helpers that open the pages with an access link
+(`?token=`, the admin token unless told)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import cv2
 import numpy as np
 import pytest
+from auth import ADMIN_TOKEN
 from contract_client import person_frame
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,13 +76,27 @@ async def browser_fixture(person_y4m: Path) -> Any:
         await chromium.close()
 
 
-async def open_camera(browser: Any, url: str, camera_id: str, **context_options: Any) -> Any:
-    """A camera page streaming as `camera_id`, once skeletons come back: (context, page)."""
+def page_link(url: str, path: str, token: str | None = ADMIN_TOKEN, **params: str) -> str:
+    """A page's address as a link carries it: its parameters, then `token` (None: no token)."""
+    query = {**params, **({"token": token} if token is not None else {})}
+    return f"{url}{path}?{urlencode(query)}" if query else f"{url}{path}"
+
+
+async def open_camera(
+    browser: Any,
+    url: str,
+    camera_id: str | None,
+    token: str | None = ADMIN_TOKEN,
+    **context_options: Any,
+) -> Any:
+    """A camera page streaming as `camera_id` (None: as the server names it, a bound
+    camera link's own camera), once skeletons come back: (context, page)."""
     options = {"viewport": {"width": 480, "height": 900}, **context_options}
     context = await browser.new_context(**options)
     page = await context.new_page()
     page.on("console", lambda m: m.type == "error" and print("camera page:", m.text))
-    await page.goto(f"{url}/camera?autostart=1&camera_id={camera_id}")
+    params = {"autostart": "1"} | ({"camera_id": camera_id} if camera_id else {})
+    await page.goto(page_link(url, "/camera", token, **params))
     await page.wait_for_function(
         "window.komiCamera && window.komiCamera.results >= 5 && window.komiCamera.lastPoses > 0",
         timeout=30000,
@@ -87,13 +104,15 @@ async def open_camera(browser: Any, url: str, camera_id: str, **context_options:
     return context, page
 
 
-async def open_monitor(browser: Any, url: str, **context_options: Any) -> Any:
+async def open_monitor(
+    browser: Any, url: str, token: str | None = ADMIN_TOKEN, **context_options: Any
+) -> Any:
     """A monitor page at 1280 x 800: (context, page)."""
     options = {"viewport": {"width": 1280, "height": 800}, **context_options}
     context = await browser.new_context(**options)
     page = await context.new_page()
     page.on("console", lambda m: m.type == "error" and print("monitor page:", m.text))
-    await page.goto(f"{url}/monitor")
+    await page.goto(page_link(url, "/monitor", token))
     return context, page
 
 

@@ -50,11 +50,12 @@ class RunningServer:
 
 
 @pytest.fixture
-def start_server(pose_pool: PoseWorkerPool) -> Any:
+def start_server(pose_pool: PoseWorkerPool, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Start real servers (on real ports) with a given config; all stopped at the end."""
 
     async def start(ssl_context: Any = None, **overrides: Any) -> RunningServer:
         overrides.setdefault("admin_token", ADMIN_TOKEN)
+        overrides.setdefault("state_dir", tmp_path_factory.mktemp("state"))
         config = ServerConfig(host="127.0.0.1", port=0, **overrides)
         app = create_app(config, pool=pose_pool)
         server = TestServer(app, host="127.0.0.1")
@@ -74,7 +75,7 @@ async def server(start_server: Any) -> AsyncIterator[RunningServer]:
 class RestartableServer:
     """A real server on a fixed port that a test stops and starts again (reconnection)."""
 
-    def __init__(self, pool: PoseWorkerPool) -> None:
+    def __init__(self, pool: PoseWorkerPool, state_dir: Any) -> None:
         import socket
 
         with socket.socket() as probe:
@@ -82,10 +83,13 @@ class RestartableServer:
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._pool = pool
+        self._state_dir = state_dir
         self._server: TestServer | None = None
 
     async def start(self) -> None:
-        config = ServerConfig(host="127.0.0.1", port=self.port, admin_token=ADMIN_TOKEN)
+        config = ServerConfig(
+            host="127.0.0.1", port=self.port, admin_token=ADMIN_TOKEN, state_dir=self._state_dir
+        )
         app = create_app(config, pool=self._pool)
         self._server = TestServer(app, host="127.0.0.1", port=self.port)
         await self._server.start_server()
@@ -97,8 +101,10 @@ class RestartableServer:
 
 
 @pytest.fixture
-async def restartable_server(pose_pool: PoseWorkerPool) -> AsyncIterator[RestartableServer]:
-    server = RestartableServer(pose_pool)
+async def restartable_server(
+    pose_pool: PoseWorkerPool, tmp_path: Any
+) -> AsyncIterator[RestartableServer]:
+    server = RestartableServer(pose_pool, tmp_path / "state")
     await server.start()
     yield server
     await server.stop()

@@ -7,6 +7,7 @@ import os
 import re
 
 import aiohttp
+from auth import AUTH_HEADERS
 from browser import (  # noqa: F401 (fixtures, used by name)
     BROWSER_TESTS,
     browser_fixture,
@@ -23,7 +24,7 @@ CAMERA_PICKER = "document.querySelector('#exercise')"
 
 
 async def _set_exercise(url: str, camera_id: str, body: dict) -> dict:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.post(f"{url}/cameras/{camera_id}/exercise", json=body) as response:
             assert response.status == 200, await response.text()
             return await response.json()

@@ -8,6 +8,7 @@ import re
 import ssl
 
 import aiohttp
+from auth import AUTH_HEADERS
 from browser import (  # noqa: F401 (fixtures, used by name)
     BROWSER_TESTS,
     browser_fixture,
@@ -52,7 +53,7 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
                })"""
         )
         assert shown[0].startswith("6.2 / 15 fps · ") and shown[1] == "busy" and shown[2]
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.get(f"{server.url}/cameras") as response:
                 assert "browser_cam" in (await response.json())["cameras"]
         # the exercise panel is hidden until the server sends `analysis`, then shows it
@@ -133,7 +134,7 @@ async def test_https_mode_serves_pages_with_the_generated_certificate(start_serv
     try:
         client_context = ssl.create_default_context(cafile=str(cert))  # verifies the name too
         url = f"https://localhost:{running.server.port}"
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             for path in ("/camera", "/monitor", "/static/camera.js", "/config.json"):
                 async with http.get(url + path, ssl=client_context) as response:
                     assert response.status == 200, path

@@ -19,9 +19,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool):
+async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool, tmp_path):
     port = _free_port()
-    config = ServerConfig(host="127.0.0.1", port=port, demo_camera=True, admin_token=ADMIN_TOKEN)
+    config = ServerConfig(
+        host="127.0.0.1", port=port, demo_camera=True, admin_token=ADMIN_TOKEN, state_dir=tmp_path
+    )
     server = TestServer(create_app(config, pool=pose_pool), host="127.0.0.1", port=port)
     await server.start_server()
     try:

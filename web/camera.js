@@ -1,6 +1,8 @@
 // The camera page: streams this device's camera, draws the returned skeleton on the preview,
-// shows live status and exercise feedback, and reconnects by itself.
+// shows live status and exercise feedback, and reconnects by itself, except when the server
+// refuses its access link: then it says so and stops.
 
+import { isRefusal, showRefusal } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, t, toggleLanguage } from './i18n.js';
@@ -14,7 +16,7 @@ const preview = $('preview');
 const overlay = $('overlay');
 const panel = new AnalysisPanel($('analysis'));
 const stats = { state: 'idle', results: 0, latencyMs: null, analysedFps: 0, lastMessage: null,
-  lastPoses: 0, error: null };
+  lastPoses: 0, error: null, access: null };
 window.komiCamera = stats; // debug stats, read by the browser tests
 
 let config = null;
@@ -35,8 +37,16 @@ function setState(state) {
 }
 
 function showBanner(text) {
+  delete $('message').dataset.i18n;
   $('message').textContent = text || '';
   $('message').hidden = !text;
+}
+
+// The server refused this page's token (401, 403): stop, and say why in plain words.
+function refuse(status) {
+  stop();
+  stats.access = showRefusal($('message'), status, 'access_forbidden_camera');
+  setState('no_access');
 }
 
 function loadSettings() {
@@ -164,11 +174,37 @@ function dropPeer() {
   exercisePicker.forgetRunning(); // a new connection is a new session: the server will say again
 }
 
+// Offers this camera's stream as `cameraId`. A camera link bound to one camera refuses any
+// other id (403): then the offer goes again without an id and the server names the camera.
+async function offerStream(cameraId, options) {
+  try {
+    return await connectPeer({ ...options, cameraId });
+  } catch (error) {
+    if (error.status !== 403 || !cameraId || !wanted) throw error;
+    return connectPeer({ ...options, cameraId: undefined });
+  }
+}
+
+function connectFailed(error) {
+  stats.error = error.message;
+  console.warn('connect failed:', error.message);
+  if (isRefusal(error.status)) { refuse(error.status); return; }
+  showBanner(error.status === 400 ? error.message : '');
+  if (error.status === 400) { stop(); return; }
+  scheduleRetry();
+}
+
 async function start() {
   if (!wanted) return;
   dropPeer();
   setState('connecting');
   showBanner('');
+  try { // before the camera: a link the server refuses never turns it on
+    config = config || await fetchConfig();
+  } catch (error) {
+    connectFailed(error);
+    return;
+  }
   try {
     if (!stream || stream.getVideoTracks()[0].readyState !== 'live') await openCamera();
   } catch (error) {
@@ -179,17 +215,15 @@ async function start() {
   }
   const cameraId = $('camera-id').value.trim() || undefined;
   try {
-    config = config || await fetchConfig();
     clock = new ServerClock();
-    peer = await connectPeer({
+    peer = await offerStream(cameraId, {
       role: 'camera',
-      cameraId,
       iceServers: config.ice_servers,
       setup: (pc) => { for (const track of stream.getVideoTracks()) pc.addTrack(track, stream); },
       onMessage,
       onState: (state) => {
         if (!wanted) return;
-        if (state === 'connected') { setState('connected'); retryDelay = 1000; }
+        if (state === 'connected') { setState('connected'); retryDelay = 1000; stats.access = null; }
         if (state === 'failed' || state === 'closed' || state === 'disconnected') {
           dropPeer();
           scheduleRetry();
@@ -204,11 +238,7 @@ async function start() {
     pingTimer = setInterval(() => peer && clock.ping(peer.channel), 2000);
     keepAwake();
   } catch (error) {
-    stats.error = error.message;
-    showBanner(error.status === 400 ? error.message : '');
-    console.warn('connect failed:', error.message);
-    if (error.status === 400) { stop(); return; }
-    scheduleRetry();
+    connectFailed(error);
   }
 }
 
@@ -257,4 +287,10 @@ applyLanguage();
 loadSettings();
 setState('idle');
 setInterval(refreshStatus, 500);
-if (params.get('autostart') === '1') $('connect').click();
+// Ask first whether this page's link is good: without one it says so and starts nothing.
+fetchConfig().then((loaded) => {
+  config = loaded;
+  if (params.get('autostart') === '1') $('connect').click();
+}, (error) => {
+  if (isRefusal(error.status)) refuse(error.status);
+});

@@ -5,6 +5,7 @@
 // channel in order, so the newest message always tells the truth, except for the moment
 // between this page choosing and the server's `exercise_set` answer.
 
+import { authHeaders } from './access.js';
 import { currentLanguage } from './i18n.js';
 
 const CHOICE_TIMEOUT_MS = 5000; // a choice the server never confirmed stops hiding its state
@@ -13,8 +14,9 @@ let catalog = null;
 // `/exercises`, fetched once per page: [{id, name: {en, ko}, kind, views}].
 export function loadCatalog() {
   if (!catalog) {
-    catalog = fetch('/exercises').then((r) => r.json()).then((d) => d.exercises || [])
-      .catch(() => []); // an older server: pose only
+    catalog = fetch('/exercises', { headers: authHeaders() })
+      .then((r) => (r.ok ? r.json() : {})).then((d) => d.exercises || [])
+      .catch(() => []); // an older server, or no access: pose only
   }
   return catalog;
 }

@@ -24,6 +24,17 @@ const STRINGS = {
     latency_hint_waiting: 'Pose latency: from a frame reaching this page to its skeleton. The ' +
       'video is held that long (and a frame more) so each skeleton is drawn on its own frame.',
     camera_latency_hint: 'From this camera sending a frame to its skeleton coming back.',
+    no_access: 'no access',
+    access_needed: 'This page needs an access link. Open the link the KOMI server printed when ' +
+      'it started (or scan its QR code), or ask the person who runs it for a new link.',
+    access_expired: 'Your access link has expired, was revoked or is incomplete. Ask the person ' +
+      'who runs the KOMI server for a new link.',
+    access_forbidden_camera: 'This link does not allow streaming a camera. Ask the person who ' +
+      'runs the KOMI server for a camera link.',
+    access_forbidden_monitor: 'This link does not allow watching the cameras: it is a camera ' +
+      'link. Ask the person who runs the KOMI server for a monitor link.',
+    access_forbidden_exercise: 'This link does not allow choosing the exercise. Ask the person ' +
+      'who runs the KOMI server for a monitor link.',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -48,6 +59,17 @@ const STRINGS = {
     latency_hint_waiting: '자세 지연: 프레임이 이 페이지에 도착한 뒤 골격이 오기까지. 골격이 자기 ' +
       '프레임 위에 그려지도록 영상을 그만큼 (한 프레임 더) 늦춰 보여 줍니다.',
     camera_latency_hint: '이 카메라가 프레임을 보낸 뒤 골격이 돌아오기까지.',
+    no_access: '접근 불가',
+    access_needed: '이 페이지를 열려면 접속 링크가 필요합니다. KOMI 서버가 시작할 때 출력한 링크를 ' +
+      '열거나 (QR 코드를 스캔하거나), 서버를 운영하는 사람에게 새 링크를 요청하세요.',
+    access_expired: '접속 링크가 만료되었거나, 취소되었거나, 일부가 빠졌습니다. KOMI 서버를 운영하는 ' +
+      '사람에게 새 링크를 요청하세요.',
+    access_forbidden_camera: '이 링크로는 카메라를 스트리밍할 수 없습니다. KOMI 서버를 운영하는 ' +
+      '사람에게 카메라 링크를 요청하세요.',
+    access_forbidden_monitor: '이 링크로는 카메라를 볼 수 없습니다: 카메라용 링크입니다. KOMI 서버를 ' +
+      '운영하는 사람에게 모니터 링크를 요청하세요.',
+    access_forbidden_exercise: '이 링크로는 운동을 고를 수 없습니다. KOMI 서버를 운영하는 사람에게 ' +
+      '모니터 링크를 요청하세요.',
   },
 };
 

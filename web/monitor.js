@@ -1,6 +1,8 @@
 // The monitor wall: a live tile per camera with its relayed video and the skeleton drawn on
 // the very frame it was computed from (matched by RTP timestamp, see docs/protocol.md).
+// When the server refuses the page's access link it says so and stops watching.
 
+import { authHeaders, isRefusal, refusalFor, showRefusal, webSocketUrl } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
@@ -13,7 +15,7 @@ import { VideoHold } from './video_hold.js';
 const $ = (id) => document.getElementById(id);
 const grid = $('grid');
 const tiles = new Map(); // camera id -> Tile
-const debug = { tiles: {} };
+const debug = { tiles: {}, access: null };
 window.komiMonitor = debug; // debug stats, read by the browser tests
 let config = null;
 let showOverlay = true;
@@ -85,6 +87,7 @@ class Tile {
     } catch (error) {
       console.warn(`monitor ${this.cameraId}:`, error.message);
       this.setOffline(true);
+      if (isRefusal(error.status)) refuse(error.status);
     }
   }
 
@@ -145,8 +148,14 @@ class Tile {
     const body = { exercise };
     if (exercise && profile) body.profile = profile;
     const response = await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      method: 'POST',
+      headers: authHeaders({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
     }).catch(() => null);
+    if (response && isRefusal(response.status)) {
+      if (response.status === 403) showRefusal($('access'), 403, 'access_forbidden_exercise');
+      else refuse(response.status);
+    }
     return Boolean(response && response.ok);
   }
 
@@ -275,11 +284,12 @@ function layout() {
   const columns = Math.max(1, Math.ceil(Math.sqrt(count)));
   grid.style.setProperty('--columns', String(columns));
   grid.style.setProperty('--rows', String(Math.max(1, Math.ceil(count / columns))));
-  $('empty').hidden = count > 0;
+  $('empty').hidden = count > 0 || Boolean(debug.access);
   $('count').textContent = count ? `${count}` : '';
 }
 
 function updateCameras(cameras) {
+  if (debug.access) return;
   const wanted = new Set(cameras.slice(0, 16));
   for (const [id, tile] of tiles) {
     if (!wanted.has(id)) { tile.close(); tiles.delete(id); }
@@ -294,9 +304,23 @@ function updateCameras(cameras) {
   layout();
 }
 
-function watchCameraList(delay = 1000) {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/monitor`);
+// The server refused this page's token (401, 403): no more watching, and a plain word why.
+function refuse(status) {
+  if (debug.access) return;
+  debug.access = showRefusal($('access'), status, 'access_forbidden_monitor');
+  for (const tile of tiles.values()) tile.close();
+  tiles.clear();
+  layout();
+}
+
+// A WebSocket cannot read the HTTP status of a refused upgrade, so the page asks over HTTP
+// (the camera list needs the same right as the socket) before it opens one and after one
+// closes: a refusal stops it, anything else is retried.
+async function watchCameraList(delay = 1000) {
+  if (debug.access) return;
+  const refusal = await refusalFor('/cameras');
+  if (refusal) { refuse(refusal); return; }
+  const socket = new WebSocket(webSocketUrl('/ws/monitor'));
   socket.onmessage = (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch (error) { return; }

@@ -1,10 +1,22 @@
 // Signaling: POST /offer with a complete (non-trickle) offer, as docs/protocol.md describes.
 
+import { accessToken, authHeaders, isRefusal } from './access.js';
+
+// The client config; throws a SignalingError when the server refuses this page's token.
 export async function fetchConfig() {
+  let response;
   try {
-    const response = await fetch('/config.json');
-    if (response.ok) return await response.json();
-  } catch (error) { /* the defaults below work on a LAN */ }
+    response = await fetch('/config.json', { headers: authHeaders() });
+  } catch (error) {
+    response = null; // unreachable: the defaults below work on a LAN
+  }
+  if (response && isRefusal(response.status)) {
+    const answer = await response.json().catch(() => ({}));
+    throw new SignalingError(response.status, answer.error || `HTTP ${response.status}`);
+  }
+  if (response && response.ok) {
+    try { return await response.json(); } catch (error) { /* the defaults */ }
+  }
   return { ice_servers: [], data_channel: 'komi' };
 }
 
@@ -38,10 +50,13 @@ export async function connectPeer({ role, cameraId, iceServers, setup, onMessage
   await iceGatheringComplete(pc);
   const body = { sdp: pc.localDescription.sdp, type: 'offer', role };
   if (cameraId) body.camera_id = cameraId;
+  if (accessToken()) body.token = accessToken(); // the header says it too
   let response;
   try {
     response = await fetch('/offer', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      method: 'POST',
+      headers: authHeaders({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
     });
   } catch (error) {
     pc.close();

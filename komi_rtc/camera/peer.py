@@ -20,7 +20,9 @@ import sys
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 import av
@@ -276,6 +278,22 @@ class AccessRefused(ServerRefused):
     """401 or 403: the token is missing, expired, revoked or lacks the right."""
 
 
+def local_admin_token(server: str, state_dir: Path | None = None) -> str | None:
+    """On the server's own machine, the admin token the server keeps in its state dir
+    (whoever can read that file already holds every right), so local commands just work."""
+    host = urlsplit(server).hostname or ""
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        return None
+    path = (state_dir or Path.home() / ".komi_rtc") / "admin_token"
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        return None
+    if token:
+        print(f"using the server's admin token from {path} (give --token to use another)")
+    return token or None
+
+
 def token_camera_id(token: str | None) -> str | None:
     """The camera id a bound camera token carries (read, not verified: the server checks)."""
     if not token or token.count(".") != 2:
@@ -425,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         "--token",
         default=os.environ.get("KOMI_TOKEN"),
         help="access token: a camera token (bound tokens also set the camera id) or the "
-        "admin token; default $KOMI_TOKEN",
+        "admin token; default $KOMI_TOKEN, else (server on localhost) the admin token in "
+        "~/.komi_rtc/admin_token",
     )
     parser.add_argument("--status-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -439,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
             validate_camera_id(args.camera_id)
         except Exception as exc:
             parser.error(str(exc))
+    if not args.token:
+        args.token = local_admin_token(args.server)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
