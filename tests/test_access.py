@@ -12,6 +12,7 @@ import os
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
+from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
 
 from komi_rtc.server.access import TokenAuthority, load_admin_token
@@ -268,7 +269,7 @@ async def test_tokens_expire_and_revoked_tokens_stay_revoked_across_a_restart(
     assert (await status_with(running.url, kept["token"]))[0] == 200
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         status, body = await _status(http, "DELETE", f"{running.url}/tokens/{kept['token_id']}")
-        assert status == 200 and body == {"revoked": kept["token_id"]}
+        assert status == 200 and body == {"revoked": kept["token_id"], "closed_connections": 0}
     status, body = await status_with(running.url, kept["token"])
     assert status == 401 and "revoked" in body["error"]
     expired: list[tuple[int, dict]] = []
@@ -381,3 +382,32 @@ async def test_the_camera_peer_stops_with_a_clear_message_when_refused(server):
         assert "401" in peer.status.problem and "--token" in peer.status.problem
     finally:
         await peer.close()
+
+
+async def test_revoking_a_token_ends_what_it_is_watching_and_streaming_now(server):
+    watcher = await mint(server.url, role="monitor")
+    streamer = await mint(server.url, role="camera")
+    bystander_token = await mint(server.url, role="monitor")
+    camera = await connect_camera(server.url, PersonTrack(), "cam_revoked", streamer["token"])
+    other = await connect_camera(server.url, PersonTrack(), "cam_stays")
+    monitor = await connect_monitor(server.url, "cam_stays", watcher["token"])
+    bystander = await connect_monitor(server.url, "cam_stays", bystander_token["token"])
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{server.url}/ws/monitor?token={watcher['token']}")
+        try:
+            await monitor.next_message("frame_processed")
+            async with aiohttp.ClientSession(headers=AUTH_HEADERS) as admin:
+                for minted, count in ((watcher, 2), (streamer, 1)):
+                    async with admin.delete(f"{server.url}/tokens/{minted['token_id']}") as r:
+                        body = await r.json()
+                        assert body == {"revoked": minted["token_id"], "closed_connections": count}
+            await wait_for(lambda: monitor.pc.connectionState == "closed", timeout=15)
+            await wait_for(lambda: camera.pc.connectionState == "closed", timeout=15)
+            while (await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                pass
+            assert ws.closed
+            await bystander.next_message("frame_processed")  # other tokens keep watching
+        finally:
+            await ws.close()
+            for peer in (camera, other, monitor, bystander):
+                await peer.close()

@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,37 @@ class TokenAuthority:
 
     def is_revoked(self, token_id: str) -> bool:
         return token_id in self._revoked
+
+
+Closer = Callable[[], Awaitable[object]]
+
+
+class LiveConnections:
+    """Open connections (peers, WebSockets) by the token that opened them, so revoking a
+    token also ends what it is watching or streaming now."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, dict[object, Closer]] = {}
+
+    def add(self, grant: Grant, owner: object, close: Closer) -> None:
+        if grant.token_id is not None:
+            self._by_token.setdefault(grant.token_id, {})[owner] = close
+
+    def remove(self, grant: Grant, owner: object) -> None:
+        if grant.token_id is not None:
+            owners = self._by_token.get(grant.token_id, {})
+            owners.pop(owner, None)
+            if not owners:
+                self._by_token.pop(grant.token_id, None)
+
+    async def close(self, token_id: str) -> int:
+        closers = list(self._by_token.pop(token_id, {}).values())
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                logger.exception("closing a connection of revoked token %s failed", token_id)
+        return len(closers)
 
 
 def presented_token(request: web.Request) -> str | None:

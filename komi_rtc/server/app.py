@@ -21,6 +21,7 @@ from .access import (
     OPEN_GRANT,
     Forbidden,
     Grant,
+    LiveConnections,
     TokenAuthority,
     Unauthorized,
     foreign_origin,
@@ -44,6 +45,7 @@ POOL = web.AppKey("pool", PoseWorkerPool)
 CATALOG = web.AppKey("catalog", Catalog)
 AUTHORITY = web.AppKey("authority", TokenAuthority)  # absent with --open
 SLOTS = web.AppKey("slots", AddressSlots)
+LIVE = web.AppKey("live", LiveConnections)
 DECODES = web.AppKey("decodes", asyncio.Semaphore)
 RULES = web.AppKey("rules", dict)
 
@@ -221,8 +223,9 @@ async def revoke_token(request: web.Request) -> web.Response:
     if not (0 < len(token_id) <= 64 and token_id.isalnum()):
         raise InvalidRequest("token_id is the token_id POST /tokens answered")
     request.app[AUTHORITY].revoke(token_id)
-    logger.info("revoked token %s", token_id)
-    return web.json_response({"revoked": token_id})
+    closed = await request.app[LIVE].close(token_id)
+    logger.info("revoked token %s; closed %d of its connections", token_id, closed)
+    return web.json_response({"revoked": token_id, "closed_connections": closed})
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -306,6 +309,9 @@ async def _serve_ws_monitor(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     registry = request.app[REGISTRY]
     queue = registry.watch()
+    grant = request_grant(request)
+    owner = object()
+    request.app[LIVE].add(grant, owner, ws.close)
     rate = MessageRate(request.app[CONFIG].max_messages_per_s, f"/ws/monitor {request.remote}")
 
     async def pump() -> None:
@@ -319,6 +325,7 @@ async def _serve_ws_monitor(request: web.Request) -> web.WebSocketResponse:
                 error = "/ws/monitor only sends" if rate.refused == 0 else rate.error
                 await ws.send_str(encode(ErrorMessage(error)))
     finally:
+        request.app[LIVE].remove(grant, owner)
         registry.unwatch(queue)
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
@@ -386,6 +393,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         authority = TokenAuthority(admin, config.state_dir / "revoked_tokens.json")
         app[AUTHORITY] = authority
     app[SLOTS] = slots = AddressSlots(config.max_connections_per_address)
+    app[LIVE] = live = LiveConnections()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned = pool is None
@@ -393,7 +401,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.start)
         app[POOL] = workers
-        app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots)
+        app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots, live)
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
         demo = None
         if config.demo_camera:

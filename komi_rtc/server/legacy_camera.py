@@ -149,7 +149,14 @@ async def handle_ws_camera(
         raise Forbidden(f"a {grant.describe()} may not stream as {wanted}")
     release = slots.acquire(request.remote)
     try:
-        return await _serve_ws_camera(request, wanted, registry, new_session, config, decodes)
+        return await _serve_ws_camera(
+            request,
+            wanted,
+            registry,
+            lambda camera_id: new_session(camera_id, grant),
+            config,
+            decodes,
+        )
     finally:
         release()
 

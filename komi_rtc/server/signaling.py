@@ -25,7 +25,7 @@ from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, parse_offer
 from ..protocol.image_headers import vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, encode
-from .access import OPEN_GRANT, Forbidden, Grant, TokenAuthority, presented_token
+from .access import OPEN_GRANT, Forbidden, Grant, LiveConnections, TokenAuthority, presented_token
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
 from .config import ServerConfig
@@ -66,6 +66,7 @@ class Signaling:
         catalog: Catalog,
         authority: TokenAuthority | None,
         slots: AddressSlots,
+        live: LiveConnections,
     ) -> None:
         self._config = config
         self._catalog = catalog
@@ -73,6 +74,7 @@ class Signaling:
         self._pool = pool
         self._authority = authority  # None: --open
         self._slots = slots
+        self._live = live
         self._gate = OfferGate(config.max_concurrent_offers)
         self._negotiating: set[RTCPeerConnection] = set()
 
@@ -99,10 +101,10 @@ class Signaling:
         release = self._slots.acquire(request.remote)
         try:
             if offer.role == "camera":
-                answer, camera_id = await self._camera_offer(offer.sdp, camera_id, release)
+                answer, camera_id = await self._camera_offer(offer.sdp, camera_id, release, grant)
             else:
                 assert camera_id is not None
-                answer, camera_id = await self._monitor_offer(offer.sdp, camera_id, release)
+                answer, camera_id = await self._monitor_offer(offer.sdp, camera_id, release, grant)
         except BaseException:
             release()
             raise
@@ -122,7 +124,11 @@ class Signaling:
         return pc.localDescription
 
     async def _camera_offer(
-        self, sdp: str, requested_id: str | None, release: Callable[[], None]
+        self,
+        sdp: str,
+        requested_id: str | None,
+        release: Callable[[], None],
+        grant: Grant,
     ) -> tuple[RTCSessionDescription, str]:
         camera_id = self._registry.reserve(requested_id)
         pc = RTCPeerConnection(rtc_configuration(self._config))
@@ -137,7 +143,7 @@ class Signaling:
             if video.mid is None or video.receiver.track is None:
                 raise InvalidRequest("a camera offer must send one VP8 video track")
             session = self._new_session(camera_id, "webrtc")
-            session.add_close_listener(release, _async(release))
+            self.track_connection(session, grant, release)
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)
             session.attach_track(video.receiver.track)
@@ -208,8 +214,20 @@ class Signaling:
             catalog=self._catalog,
         )
 
-    def new_legacy_session(self, camera_id: str) -> CameraSession:
+    def track_connection(
+        self, session: CameraSession, grant: Grant, release: Callable[[], None] | None
+    ) -> None:
+        """When the camera goes: its address slot is freed; when its token is revoked: it
+        goes."""
+        if release is not None:
+            session.add_close_listener(release, _async(release))
+        self._live.add(grant, session, lambda: session.close("its token was revoked"))
+        owner = object()
+        session.add_close_listener(owner, _async(lambda: self._live.remove(grant, session)))
+
+    def new_legacy_session(self, camera_id: str, grant: Grant) -> CameraSession:
         session = self._new_session(camera_id, "websocket")
+        self.track_connection(session, grant, None)  # the WebSocket handler frees its slot
         self._registry.add(session)
         return session
 
@@ -234,7 +252,7 @@ class Signaling:
                     sink.send_text(encode(reply))
 
     async def _monitor_offer(
-        self, sdp: str, camera_id: str, release: Callable[[], None]
+        self, sdp: str, camera_id: str, release: Callable[[], None], grant: Grant
     ) -> tuple[RTCSessionDescription, str]:
         session = self._registry.get(camera_id)
         limit = self._config.max_monitors_per_camera
@@ -243,11 +261,16 @@ class Signaling:
                 f"{camera_id} already has {limit} monitors (--max-monitors-per-camera)"
             )
         pc = RTCPeerConnection(rtc_configuration(self._config))
+
+        def closed() -> None:
+            release()
+            self._live.remove(grant, monitor)
+
         monitor = MonitorPeer(
             session,
             pc,
             f"monitor_{next(_monitor_ids)}",
-            on_closed=release,
+            on_closed=closed,
             rate=MessageRate(self._config.max_messages_per_s, f"[{camera_id}] monitor"),
         )
         try:
@@ -260,6 +283,7 @@ class Signaling:
         except BaseException:
             await monitor.close()
             raise
+        self._live.add(grant, monitor, monitor.close)
         logger.info("[%s] %s connected (video %s)", camera_id, monitor.peer_id, video)
         return answer, camera_id
 
