@@ -122,6 +122,37 @@ class ExerciseSet:
 
 
 @dataclass(frozen=True)
+class PersonSet:
+    """The camera is now tied to `person` (None: to nobody): everyone learns it."""
+
+    camera_id: str
+    person: str | None
+
+    def to_wire(self) -> Json:
+        return {"type": "person_set", "camera_id": self.camera_id, "person": self.person}
+
+
+@dataclass(frozen=True)
+class PersonBest:
+    """The tied person's best earlier set of the camera's exercise (None: no earlier set),
+    for the camera page to show beside the live count."""
+
+    camera_id: str
+    person: str
+    exercise: str
+    best: Json | None
+
+    def to_wire(self) -> Json:
+        return {
+            "type": "person_best",
+            "camera_id": self.camera_id,
+            "person": self.person,
+            "exercise": self.exercise,
+            "best": self.best,
+        }
+
+
+@dataclass(frozen=True)
 class StatusUpdate:
     """`/ws/monitor`'s per-frame summary of a camera (the original KOMI monitor message)."""
 

@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 
 from .. import __version__
 from ..analysis.catalog import PROFILES, Catalog
+from ..history.store import History, HistoryStore, default_url
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
@@ -34,6 +35,15 @@ from .config import ServerConfig
 from .frame_images import FrameImages
 from .legacy_camera import JPEG_DECODES_AT_ONCE, handle_ws_camera
 from .limits import AddressSlots, MessageRate
+from .people import (
+    HISTORY,
+    people,
+    person_progress,
+    person_recommendation,
+    person_sets,
+    person_sets_csv,
+    validate_person,
+)
 from .signaling import Signaling
 
 logger = logging.getLogger(__name__)
@@ -63,6 +73,7 @@ class Rule(enum.Enum):
     ANY = "any"  # any valid token
     WATCH = "watch"  # monitor or admin: list and watch every camera
     SEE = "see"  # one camera (the path's): watchers, or that camera's own bound token
+    PERSON = "person"  # a person's history: watchers, or a bound camera now tied to them
     ADMIN = "admin"
     OFFER = "offer"  # the handler decides: the token may be in the body, the role too
     PAGE = "page"  # a page: served whatever the token, with 401/403 when it lacks one
@@ -116,6 +127,12 @@ def _authorise(request: web.Request, rule: Rule) -> Grant:
         camera_id = validate_camera_id(request.match_info["camera_id"])
         if not grant.may_see(camera_id):
             raise Forbidden(f"a {grant.describe()} may not see {camera_id}")
+    if rule is Rule.PERSON and not grant.may_watch_all():
+        person = validate_person(request.match_info["person"])
+        registry = request.app[REGISTRY]
+        own = grant.camera_id if grant.role == "camera" else None
+        if own is None or own not in registry.ids() or registry.get(own).person != person:
+            raise Forbidden(f"a {grant.describe()} may not read {person}'s history")
     if rule is Rule.ADMIN and not grant.is_admin:
         raise Forbidden("only the admin token may do this")
     return grant
@@ -289,6 +306,16 @@ async def set_camera_exercise(request: web.Request) -> web.Response:
     return web.json_response(session.set_exercise(body, "REST").to_wire())
 
 
+async def set_camera_person(request: web.Request) -> web.Response:
+    """`POST /cameras/{camera_id}/person` {"person": "anna"} (null unties)."""
+    session = _session(request)
+    body = await _json_object(request)
+    if "person" not in body:
+        raise InvalidRequest("'person' is required (an id, or null to untie)")
+    person = None if body["person"] is None else validate_person(body["person"])
+    return web.json_response(session.set_person(person, "REST").to_wire())
+
+
 async def offer(request: web.Request) -> web.Response:
     return await request.app[SIGNALING].handle_offer(request)
 
@@ -403,6 +430,13 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[POOL] = workers
         app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots, live)
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
+        store = HistoryStore(config.db_url or default_url(config.state_dir))
+        loop = asyncio.get_running_loop()
+        closed = await loop.run_in_executor(None, store.prepare, time.time())
+        if closed:
+            logger.info("history: ended %d set(s) left open by the last run", closed)
+        app[HISTORY] = history = History(store)
+        app[SIGNALING].history = history
         demo = None
         if config.demo_camera:
             token = None
@@ -417,6 +451,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             await demo_peer.close()
         await app[SIGNALING].close()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
+        await history.close()
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.stop)
 
@@ -447,6 +482,17 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/cameras", cameras, Rule.WATCH)
     route("GET", "/stats", stats, Rule.WATCH)
     route("POST", "/cameras/{camera_id}/exercise", set_camera_exercise, Rule.SEE)
+    route("POST", "/cameras/{camera_id}/person", set_camera_person, Rule.SEE)
+    route("GET", "/people", people, Rule.WATCH)
+    route("GET", "/people/{person}/sets", person_sets, Rule.PERSON)
+    route("GET", "/people/{person}/sets.csv", person_sets_csv, Rule.PERSON)
+    route("GET", "/people/{person}/progress", person_progress, Rule.PERSON)
+
+    async def recommendation(request: web.Request) -> web.Response:
+        return await person_recommendation(request, catalog)
+
+    route("GET", "/people/{person}/recommendation", recommendation, Rule.PERSON)
+    route("GET", "/history", _page("history.html"), Rule.MONITOR_PAGE)
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)

@@ -21,11 +21,19 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..analysis.catalog import Catalog
 from ..analysis.live import LiveAnalysis
+from ..history.recorder import SetRecorder
 from ..media.newest_frame import NewestFrame, ReceivedFrame
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.estimator import Pose
 from ..pose.worker_pool import CameraPoseChannel, WorkerFailed
-from ..protocol.messages import ExerciseSet, FrameProcessed, FrameTiming, WireMessage, encode
+from ..protocol.messages import (
+    ExerciseSet,
+    FrameProcessed,
+    FrameTiming,
+    PersonSet,
+    WireMessage,
+    encode,
+)
 from .analysis_rate import AnalysisRate, Transition
 
 logger = logging.getLogger(__name__)
@@ -85,6 +93,7 @@ class CameraSession:
         analysis_fps: float | None = None,
         result_delay_s: float = 0.0,
         catalog: Catalog | None = None,
+        recorder: SetRecorder | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.kind = kind  # "webrtc" or "websocket"
@@ -96,6 +105,8 @@ class CameraSession:
         self._pc: RTCPeerConnection | None = None
         self._video_tap: EncodedVideoTap | None = None  # encoded frames, forwarded to monitors
         self._analysis = LiveAnalysis(camera_id, catalog)
+        self._recorder = recorder  # the tied person's sets, written as they happen
+        self.person: str | None = None
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel
@@ -175,6 +186,8 @@ class CameraSession:
             self.stats.frames_analysed,
         )
         try:
+            if self._recorder is not None:
+                self._recorder.close(time.time())
             self.newest.close()
             if self._video_tap is not None:
                 self._video_tap.close()
@@ -257,6 +270,20 @@ class CameraSession:
         the camera and every monitor learn the new exercise."""
         reply = self._analysis.apply_set_exercise(fields)
         logger.info("[%s] exercise set to %s (%s)", self.camera_id, reply.exercise, source)
+        if self._recorder is not None:
+            self._recorder.exercise_changed(reply.exercise, reply.profile, time.time())
+        self.broadcast(reply)
+        return reply
+
+    def set_person(self, person: str | None, source: str) -> PersonSet:
+        """Tie the camera to a person (an already validated id; None unties): their sets are
+        recorded from now on, and everyone learns it."""
+        if person != self.person:
+            logger.info("[%s] person set to %s (%s)", self.camera_id, person, source)
+        self.person = person
+        if self._recorder is not None:
+            self._recorder.person_changed(person, time.time())
+        reply = PersonSet(self.camera_id, person)
         self.broadcast(reply)
         return reply
 
@@ -374,6 +401,8 @@ class CameraSession:
         width, height = item.frame.width, item.frame.height
         pose_json = [p.to_json() for p in poses]
         analysis, events = self._analysis.analyse(pose_json, width, height, item.received_wall)
+        if self._recorder is not None:
+            self._recorder.frame(analysis, [e.rep for e in events], bool(pose_json), now)
         message = FrameProcessed(
             camera_id=self.camera_id,
             frame_pts=item.pts,

@@ -39,6 +39,7 @@ class ServerConfig:
     cert_file: str | None = None
     key_file: str | None = None
     state_dir: Path = field(default_factory=lambda: Path.home() / ".komi_rtc")
+    db_url: str | None = None  # history database; None: SQLite in state_dir
     # access control (access.py): the admin token; None: KOMI_ADMIN_TOKEN, the file, or one
     # generated in state_dir. open_access turns checks off (local development only).
     admin_token: str | None = None

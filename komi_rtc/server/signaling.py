@@ -19,6 +19,8 @@ from aiortc import (
 )
 
 from ..analysis.catalog import Catalog
+from ..history.recorder import SetRecorder
+from ..history.store import History
 from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
@@ -77,6 +79,7 @@ class Signaling:
         self._live = live
         self._gate = OfferGate(config.max_concurrent_offers)
         self._negotiating: set[RTCPeerConnection] = set()
+        self.history: History | None = None  # set by the app once the database is ready
 
     def _grant(self, request: web.Request, body: bytes) -> Grant:
         if self._authority is None:
@@ -202,7 +205,10 @@ class Signaling:
 
     def _new_session(self, camera_id: str, kind: str) -> CameraSession:
         config = self._config
-        return CameraSession(
+        recorder = None
+        if self.history is not None:
+            recorder = SetRecorder(camera_id, self.history, self._catalog)
+        session = CameraSession(
             camera_id,
             kind,
             self._pool.open_camera(camera_id),
@@ -212,7 +218,11 @@ class Signaling:
             analysis_fps=config.analysis_fps,
             result_delay_s=config.inject_delay_ms / 1000.0,
             catalog=self._catalog,
+            recorder=recorder,
         )
+        if recorder is not None:
+            recorder.announce = session.broadcast
+        return session
 
     def track_connection(
         self, session: CameraSession, grant: Grant, release: Callable[[], None] | None

@@ -1,0 +1,280 @@
+"""History (design.md, "People and history"): real database files, a real server and real
+peers; sets survive restarts and a SIGKILL mid-set."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import aiohttp
+import pytest
+from auth import ADMIN_TOKEN, AUTH_HEADERS
+from conftest import wait_for
+from sqlalchemy import inspect, text
+
+from komi_rtc.analysis.catalog import default_catalog
+from komi_rtc.camera.peer import CameraPeer
+from komi_rtc.history.recorder import SetRecorder
+from komi_rtc.history.store import History, HistoryStore, migrate, schema_revision
+from komi_rtc.media.video_sources import open_source
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str) -> dict:
+    async with http.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(tmp_path):
+    fresh = HistoryStore(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    migrate(fresh.engine)
+    assert schema_revision(fresh.engine) == "0002"
+    assert {"people", "sets", "reps", "hold_seconds"} <= set(
+        inspect(fresh.engine).get_table_names()
+    )
+    fresh.close()
+    # a database made by the previous schema (0001), with data in it
+    old = HistoryStore(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    migrate(old.engine, "0001")
+    with old.engine.begin() as db:
+        db.execute(text("INSERT INTO people (id, created_at) VALUES ('anna', 1.0)"))
+        db.execute(
+            text(
+                "INSERT INTO sets (person_id, exercise, camera_id, started_at, ended_at) "
+                "VALUES ('anna', 'squat', 'cam', 10.0, 20.0)"
+            )
+        )
+        db.execute(
+            text(
+                'INSERT INTO reps (set_id, "index", ended_at, score, good, errors, detail) '
+                "VALUES (1, 1, 12.0, 80.0, 1, '[\"shallow\"]', '{}')"
+            )
+        )
+    assert schema_revision(old.engine) == "0001"
+    old.prepare(time.time())  # what the server does on start
+    assert schema_revision(old.engine) == "0002"
+    [item] = old.sets("anna")
+    assert item["kind"] == "reps" and item["reps"] == 1 and item["errors"] == {"shallow": 1}
+    assert item["hold_seconds"] == 0.0
+    old.close()
+
+
+async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(start_server, tmp_path):
+    running = await start_server(state_dir=tmp_path)
+    peer = CameraPeer(
+        running.url,
+        "cam_hist",
+        open_source("demo", 640, 480, 10),
+        fps=10,
+        exercise="squat",
+        token=ADMIN_TOKEN,
+    )
+    peer.messages = asyncio.Queue()
+    task = asyncio.create_task(peer.run())
+    try:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+            await wait_for(lambda: peer.status.results > 0, timeout=30)
+            async with http.post(
+                f"{running.url}/cameras/cam_hist/person", json={"person": "anna"}
+            ) as response:
+                assert response.status == 200
+                assert await response.json() == {
+                    "type": "person_set",
+                    "camera_id": "cam_hist",
+                    "person": "anna",
+                }
+            # the set starts at the next set_exercise
+            async with http.post(
+                f"{running.url}/cameras/cam_hist/exercise", json={"exercise": "squat"}
+            ) as response:
+                assert response.status == 200
+            live_reps = 0
+            async with asyncio.timeout(60):
+                while live_reps < 3:
+                    message = await peer.messages.get()
+                    if message.get("type") == "person_best":
+                        assert message["person"] == "anna" and message["exercise"] == "squat"
+                    if message.get("type") == "rep_completed":
+                        live_reps += 1
+            # stop the set, then compare
+            async with http.post(
+                f"{running.url}/cameras/cam_hist/exercise", json={"exercise": None}
+            ) as response:
+                assert response.status == 200
+            people = await _get_json(http, f"{running.url}/people")
+            assert [p["id"] for p in people["people"]] == ["anna"]
+            sets = (await _get_json(http, f"{running.url}/people/anna/sets"))["sets"]
+            assert len(sets) == 1
+            [item] = sets
+            assert item["exercise"] == "squat" and item["camera_id"] == "cam_hist"
+            assert item["ended_at"] is not None and item["reps"] >= live_reps
+            assert item["reps"] == len(item["reps_detail"]) and item["mean_score"] is not None
+            for key in ("id", "profile", "started_at", "good_reps", "half_reps", "errors"):
+                assert key in item
+            async with http.get(f"{running.url}/people/anna/sets.csv") as response:
+                assert response.content_type == "text/csv"
+                rows = list(csv.DictReader(io.StringIO(await response.text())))
+            assert len(rows) == item["reps"]
+            for row, rep in zip(rows, item["reps_detail"], strict=True):
+                assert int(row["rep"]) == rep["index"]
+                assert float(row["score"]) == pytest.approx(rep["score"])
+                assert row["errors"] == ";".join(rep["errors"])
+                assert int(row["set_id"]) == item["id"]
+            progress = await _get_json(http, f"{running.url}/people/anna/progress")
+            assert progress["exercises"]["squat"][0]["reps"] == item["reps"]
+            # a new squat set knows the best so far
+            async with http.post(
+                f"{running.url}/cameras/cam_hist/exercise", json={"exercise": "squat"}
+            ) as response:
+                assert response.status == 200
+            async with asyncio.timeout(20):
+                while True:
+                    message = await peer.messages.get()
+                    if message.get("type") == "person_best":
+                        break
+            assert message["best"]["set_id"] == item["id"]
+            assert message["best"]["reps"] == item["reps"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.close()
+
+
+async def test_bad_person_requests_answer_400(server):
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        async with http.get(f"{server.url}/people/bad%20id/sets") as response:
+            assert response.status == 400
+        async with http.get(f"{server.url}/people/nobody/sets") as response:
+            assert response.status == 200 and (await response.json())["sets"] == []
+        async with http.post(f"{server.url}/cameras/none/person", json={"person": "x"}) as r:
+            assert r.status == 404
+
+
+def test_the_recorder_ends_a_set_after_60_s_out_of_view_and_starts_again(tmp_path):
+    async def run() -> None:
+        store = HistoryStore(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+        store.prepare(0.0)
+        history = History(store)
+        recorder = SetRecorder("cam", history, default_catalog())
+        recorder.person_changed("bo", 100.0)
+        recorder.exercise_changed("squat", "standard", 100.0)
+        rep = {"index": 1, "score": 90.0, "rom_deg": 80.0, "good": True, "errors": []}
+        recorder.frame(None, [rep], True, 101.0)
+        recorder.frame(None, [], False, 150.0)
+        assert recorder.recording  # 49 s out of view: still the same set
+        recorder.frame(None, [], False, 162.0)
+        assert not recorder.recording
+        recorder.frame(None, [], True, 300.0)  # back: a new set
+        recorder.frame(None, [{**rep, "index": 2}], True, 301.0)
+        recorder.close(310.0)
+        await history.flush()
+        sets = await history.read(store.sets, "bo")
+        await history.close()
+        assert [s["reps"] for s in sets] == [1, 1]
+        assert sets[1]["ended_at"] == 162.0 and sets[0]["ended_at"] == 310.0
+
+    asyncio.run(run())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _request(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={**AUTH_HEADERS, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+
+
+def _start(state_dir, port: int, log) -> subprocess.Popen:
+    env = {**os.environ, "KOMI_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--workers", "1", "--demo", "--state-dir", str(state_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
+def _poll(predicate, server: subprocess.Popen, log_path, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.poll() is None, log_path.read_text()
+        result = predicate()
+        if result:
+            return result
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.3)  # polling a separate process; the deadline fails the test
+
+
+def test_a_server_killed_mid_set_keeps_every_completed_rep(tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "server.log"
+    with open(log_path, "ab") as log:
+        server = _start(tmp_path, port, log)
+    try:
+
+        def tied() -> bool:
+            try:
+                return (
+                    _request(f"{base}/cameras/demo_camera/person", "POST", {"person": "kim"})[0]
+                    == 200
+                )
+            except OSError:
+                return False
+
+        _poll(tied, server, log_path)
+        _request(f"{base}/cameras/demo_camera/exercise", "POST", {"exercise": "squat"})
+
+        def reps_recorded() -> int:
+            sets = _request(f"{base}/people/kim/sets")[1].get("sets", [])
+            return sets[0]["reps"] if sets and sets[0]["reps"] >= 3 else 0
+
+        recorded = _poll(reps_recorded, server, log_path)
+    finally:
+        server.send_signal(signal.SIGKILL)  # mid-set: no shutdown, no flush
+        server.wait(10)
+    assert recorded >= 3
+    with open(log_path, "ab") as log:
+        again = _start(tmp_path, port, log)
+    try:
+
+        def sets_after_restart() -> list:
+            try:
+                status, body = _request(f"{base}/people/kim/sets")
+            except OSError:
+                return []
+            return body["sets"] if status == 200 else []
+
+        sets = _poll(sets_after_restart, again, log_path)
+        first = sets[-1]
+        assert first["reps"] >= recorded  # every rep seen before the kill, maybe one more
+        assert first["ended_at"] is not None and first["end_reason"] == "server stopped"
+        assert len(first["reps_detail"]) == first["reps"]
+    finally:
+        again.send_signal(signal.SIGINT)
+        try:
+            again.wait(30)
+        except subprocess.TimeoutExpired:
+            again.kill()
+    assert "Traceback" not in log_path.read_text()
