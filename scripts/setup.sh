@@ -25,6 +25,10 @@ has_korean_font() {
 }
 if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
+# the history tests run a real PostgreSQL (tests/databases.py starts and stops it)
+if [ $want_test = 1 ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq </dev/null

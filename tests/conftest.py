@@ -124,3 +124,13 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One real PostgreSQL for the run; each test that wants a clean slate makes its own
+    database or uses distinct ids."""
+    from databases import postgres_server
+
+    with postgres_server() as url:
+        yield url

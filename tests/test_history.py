@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
 from conftest import wait_for
+from databases import fresh_database
 from sqlalchemy import inspect, text
 
 from komi_rtc.analysis.catalog import default_catalog
@@ -35,8 +36,16 @@ async def _get_json(http: aiohttp.ClientSession, url: str) -> dict:
         return await response.json()
 
 
-def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(tmp_path):
-    fresh = HistoryStore(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(
+    tmp_path, backend, request
+):
+    def url(name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / name}.sqlite3"
+        return fresh_database(request.getfixturevalue("postgres_url"), name)
+
+    fresh = HistoryStore(url("fresh"))
     migrate(fresh.engine)
     assert schema_revision(fresh.engine) == "0002"
     assert {"people", "sets", "reps", "hold_seconds"} <= set(
@@ -44,7 +53,7 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(tmp_
     )
     fresh.close()
     # a database made by the previous schema (0001), with data in it
-    old = HistoryStore(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    old = HistoryStore(url("old"))
     migrate(old.engine, "0001")
     with old.engine.begin() as db:
         db.execute(text("INSERT INTO people (id, created_at) VALUES ('anna', 1.0)"))
@@ -57,7 +66,7 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(tmp_
         db.execute(
             text(
                 'INSERT INTO reps (set_id, "index", ended_at, score, good, errors, detail) '
-                "VALUES (1, 1, 12.0, 80.0, 1, '[\"shallow\"]', '{}')"
+                "VALUES (1, 1, 12.0, 80.0, true, '[\"shallow\"]', '{}')"
             )
         )
     assert schema_revision(old.engine) == "0001"
@@ -69,8 +78,14 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(tmp_
     old.close()
 
 
-async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(start_server, tmp_path):
-    running = await start_server(state_dir=tmp_path)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(
+    start_server, tmp_path, backend, request
+):
+    db_url = None  # SQLite in the state dir
+    if backend == "postgresql":
+        db_url = fresh_database(request.getfixturevalue("postgres_url"), "komi_live")
+    running = await start_server(state_dir=tmp_path, db_url=db_url)
     peer = CameraPeer(
         running.url,
         "cam_hist",

@@ -95,6 +95,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="also offer the custom exercises (*.json) in DIR, as made by "
         "`python -m komi_rtc.analysis derive`",
     )
+    parser.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help="history database (SQLAlchemy URL), e.g. postgresql+psycopg://user:pw@host/komi "
+        "(default: SQLite history.sqlite3 in the state dir)",
+    )
     access = parser.add_argument_group(
         "access control",
         "Every endpoint but the landing page needs a token (README, 'Security'). The admin "
@@ -185,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         cert_file=args.cert,
         key_file=args.key,
         state_dir=Path(args.state_dir),
+        db_url=args.db,
         admin_token=os.environ.get("KOMI_ADMIN_TOKEN") or None,
         admin_token_file=Path(args.admin_token_file) if args.admin_token_file else None,
         open_access=args.open,
