@@ -93,7 +93,9 @@ def run_load(
     workdir: Path,
     server_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One run: returns the report of one server design under one load."""
+    """One run: returns the report of one server design under one load. `komi-squat`:
+    every camera's squats analysed; `komi-history`: also tied to its own person, so every
+    rep is written to the history database as it happens."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # the server runs with access control on, as deployed; its peers present the admin token
@@ -105,7 +107,7 @@ def run_load(
         KOMI_ADMIN_TOKEN=token,
         KOMI_TOKEN=token,
     )
-    if design in ("komi", "komi-open"):
+    if design != "naive":
         command = [
             sys.executable,
             "-m",
@@ -117,6 +119,7 @@ def run_load(
         ]
         if workers:
             command += ["--workers", str(workers)]
+        command += ["--state-dir", str(workdir / f"state-{design}-{cameras}")]
         command += server_args or []
         if design == "komi-open":
             command.append("--open")
@@ -156,7 +159,12 @@ def run_load(
 
         for i in range(cameras):
             camera_id = f"bench_cam_{i + 1}"
-            spawn("camera", camera_id, workdir / f"{design}-{camera_id}.json", "--fps", str(fps))
+            extra = ["--fps", str(fps)]
+            if design in ("komi-squat", "komi-history"):
+                extra += ["--exercise", "squat"]
+            if design == "komi-history":
+                extra += ["--person", f"bench_person_{i + 1}"]
+            spawn("camera", camera_id, workdir / f"{design}-{camera_id}.json", *extra)
             for m in range(monitors):
                 spawn("monitor", camera_id, workdir / f"{design}-{camera_id}-monitor{m + 1}.json")
         while any(p.poll() is None for p, _ in peers):
@@ -210,6 +218,7 @@ def _report(
         analysed = len(result["results"])
         server = stats.get("cameras", {}).get(result["camera_id"], {})
         per_camera[result["camera_id"]] = {
+            "reps": result.get("reps", 0),
             "frames_sent": sent,
             "frames_analysed": analysed,
             "analysed_share": round(analysed / sent, 3) if sent else 0.0,
@@ -238,6 +247,7 @@ def _report(
     steady = [s for s in samples if WARMUP_S <= s["t"] <= duration - 1]
     rss = [s["rss_mb"] for s in steady]
     total: dict[str, Any] = {
+        "reps": sum(c["reps"] for c in per_camera.values()),
         "frames_sent": sent,
         "frames_analysed": analysed,
         "analysed_share": round(analysed / sent, 3) if sent else 0.0,
@@ -403,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="server pose workers")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive design")
     parser.add_argument(
+        "--history-cost",
+        action="store_true",
+        help="run our server with every camera doing analysed squats, without and with "
+        "each camera tied to a person (every rep written to the history database)",
+    )
+    parser.add_argument(
         "--access-cost",
         action="store_true",
         help="also run our server with --open (no access control), to show what checking "
@@ -421,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.cameras:
             designs = ["komi"] + (["komi-open"] if args.access_cost else [])
+            if args.history_cost:
+                designs = ["komi-squat", "komi-history"]
             designs += [] if args.no_baseline else ["naive"]
             for design in designs:
                 print(
@@ -445,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_total_timely: dict[str, float] = {}
     base_total_timely: dict[str, float | None] = {}
     for count in args.cameras:
-        ours = next(r for r in reports if r["design"] == "komi" and r["cameras"] == count)
+        ours = next(r for r in reports if r["design"] != "naive" and r["cameras"] == count)
         base = next((r for r in reports if r["design"] == "naive" and r["cameras"] == count), None)
         ours_total_timely[str(count)] = ours["total"]["timely_analysed_fps"]
         base_total_timely[str(count)] = base["total"]["timely_analysed_fps"] if base else None
@@ -470,6 +488,13 @@ def main(argv: list[str] | None = None) -> int:
                 else None,
             }
     print(format_table(reports))
+    for report in reports:
+        if report["design"] in ("komi-squat", "komi-history"):
+            print(
+                f"{report['design']}, {report['cameras']} cameras: {report['total']['reps']} "
+                "reps counted"
+                + (", each written as it happened" if "history" in report["design"] else "")
+            )
     if args.access_cost:
         print(token_check_cost())
     for count, ratio in ratios.items():

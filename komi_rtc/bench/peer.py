@@ -27,17 +27,24 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
         open_source("demo", 640, 480, args.fps),
         args.fps,
         token=args.token,
+        exercise=args.exercise,
     )
     peer.messages = asyncio.Queue()
     task = asyncio.create_task(peer.run())
     start = time.monotonic()
     results: list[list[float]] = []
+    reps = 0
+    person_tied = args.person is None
     try:
         while time.monotonic() - start < args.duration:
             try:
                 message = await asyncio.wait_for(peer.messages.get(), 0.5)
             except asyncio.TimeoutError:
                 continue
+            if not person_tied and message.get("type") == "frame_processed":
+                person_tied = await _tie_person(args)
+            if message.get("type") == "rep_completed":
+                reps += 1
             if message.get("type") == "frame_processed" and "latency_ms" in message:
                 timing = message.get("timing", {})
                 results.append(
@@ -57,9 +64,24 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
         "role": "camera",
         "camera_id": args.camera_id,
         "frames_sent": sent,
+        "reps": reps,
         "results": results,
         "duration": args.duration,
     }
+
+
+async def _tie_person(args: argparse.Namespace) -> bool:
+    """Tie the camera to a person and restart its exercise, so its reps are recorded."""
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        base = f"{args.server}/cameras/{args.camera_id}"
+        async with http.post(f"{base}/person", json={"person": args.person}) as response:
+            if response.status != 200:
+                return False
+        if args.exercise:
+            async with http.post(f"{base}/exercise", json={"exercise": args.exercise}):
+                pass
+    return True
 
 
 async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,6 +156,8 @@ def main() -> None:
     parser.add_argument(
         "--token", default=os.environ.get("KOMI_TOKEN"), help="access token ($KOMI_TOKEN)"
     )
+    parser.add_argument("--exercise", default=None, help="camera: analyse this exercise")
+    parser.add_argument("--person", default=None, help="camera: record its sets for this person")
     args = parser.parse_args()
     run = run_camera if args.role == "camera" else run_monitor
     result = asyncio.run(run(args))
