@@ -24,7 +24,10 @@ FOREIGN = "http://evil.example"
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{camera_id}", "cam_a").replace("{token_id}", "abc123")
+    """A real URL for a route: every {placeholder} filled with a valid id."""
+    import re
+
+    return re.sub(r"\{[a-z_]+\}", "id_a1", path)
 
 
 def _protected(app) -> list[tuple[str, str, Rule]]:

@@ -11,10 +11,12 @@ from .requests import (
     ControlMessage,
     LegacyFrame,
     Offer,
+    load_json,
     parse_control_message,
     parse_legacy_frame,
     parse_offer,
     validate_camera_id,
+    validate_person_id,
 )
 
 __all__ = [
@@ -28,8 +30,10 @@ __all__ = [
     "LegacyFrame",
     "Offer",
     "UnknownCamera",
+    "load_json",
     "parse_control_message",
     "parse_legacy_frame",
     "parse_offer",
     "validate_camera_id",
+    "validate_person_id",
 ]

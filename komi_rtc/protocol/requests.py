@@ -29,7 +29,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _load_json(text: str | bytes) -> Any:
+def load_json(text: str | bytes) -> Any:
     """JSON that every part of the server can use and send back (the wire encoder is
     orjson): raises ValueError for malformed JSON, NaN or Infinity (written or as 1e400),
     lone surrogates (`"\\ud800"`), integers beyond 64 bits, or nesting deeper than
@@ -76,6 +76,15 @@ def validate_camera_id(value: object) -> str:
     return value
 
 
+def validate_person_id(value: object) -> str:
+    """Person ids follow the camera-id rules (they end up in URLs, file names and logs)."""
+    if not isinstance(value, str) or not _CAMERA_ID.match(value):
+        raise InvalidRequest(
+            "'person' must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Offer:
     """A validated `POST /offer` body."""
@@ -83,12 +92,13 @@ class Offer:
     sdp: str
     role: str
     camera_id: str | None
+    person: str | None = None  # a camera tied to this person from the start
 
 
 def parse_offer(body: bytes) -> Offer:
     """Validate an offer body; raises InvalidRequest with a message a person can act on."""
     try:
-        data = _load_json(body)
+        data = load_json(body)
     except ValueError as exc:  # UnicodeDecodeError included
         raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -100,7 +110,7 @@ def parse_offer(body: bytes) -> Offer:
         raise InvalidRequest("'type' must be 'offer'")
     if not sdp.lstrip().startswith("v=0"):
         raise InvalidRequest("'sdp' is not an SDP description (it must start with 'v=0')")
-    _check_bundle(sdp)
+    _check_sdp(sdp)
     role = data.get("role", "camera")
     if role not in ROLES:
         raise InvalidRequest("'role' must be 'camera' or 'monitor'")
@@ -109,33 +119,65 @@ def parse_offer(body: bytes) -> Offer:
         camera_id = validate_camera_id(camera_id)
     elif role == "monitor":
         raise InvalidRequest("a monitor must name the 'camera_id' it watches")
-    return Offer(sdp=sdp, role=role, camera_id=camera_id)
+    person = data.get("person")
+    if person is not None:
+        if role != "camera":
+            raise InvalidRequest("only a camera offer names a 'person'")
+        person = validate_person_id(person)
+    return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person)
 
 
 _MEDIA_KINDS = ("audio", "video", "application")
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
-def _check_bundle(sdp: str) -> None:
-    """Refuse an offer whose `a=group:BUNDLE` names a mid no usable m= section has.
+def _check_sdp(sdp: str) -> None:
+    """Refuse what aiortc (1.x) accepts but then fails on, later and with no clear answer.
 
-    aiortc moves every bundled section onto the transport of the first mid the group names;
-    when no section has that mid it fails later with AttributeError (in createAnswer,
-    close, or a background task), not with a clear refusal. The rest of the SDP is left
-    to aiortc. Lines are split as aiortc splits them (`str.splitlines`)."""
+    - an m= section neither audio nor video is answered as a data channel, and one that is
+      not "application" either has none: createAnswer raises AttributeError;
+    - an audio or video section without its own direction attribute gets no direction
+      (not the default sendrecv): createAnswer raises ValueError;
+    - every bundled section moves onto the transport of the first mid the BUNDLE group
+      names; a BUNDLE mid that no section has (or two sections with one mid) leaves
+      sections without a transport: AttributeError in createAnswer, close or a task;
+    - an ICE candidate port beyond 0 to 65535 makes each connectivity check raise
+      OverflowError in the event loop.
+    The rest of the SDP is left to aiortc, which refuses it when it cannot parse it.
+    Lines are split as aiortc splits them (`str.splitlines`)."""
     kinds: dict[str, str] = {}
     bundles: list[list[str]] = []
-    kind: str | None = None  # None: still in the session part
-    section_mid: str | None = None
+    sections: list[tuple[str, list[str]]] = []  # (kind, attribute names)
     for line in sdp.splitlines():
         if line.startswith("m="):
-            kind, section_mid = line[2:].split(" ", 1)[0], None
-        elif line.startswith("a=mid:") and kind is not None:
-            mid = line[len("a=mid:") :]
-            if section_mid is not None or mid in kinds:
-                raise InvalidRequest(f"invalid SDP offer: a=mid:{_excerpt(mid)} is not unique")
-            kinds[mid] = section_mid = kind
-        elif line.startswith("a=group:BUNDLE") and kind is None:
-            bundles.append(line[len("a=group:") :].split()[1:])
+            kind = line[2:].split(" ", 1)[0]
+            if kind not in _MEDIA_KINDS:
+                raise InvalidRequest(
+                    f"invalid SDP offer: m={_excerpt(kind)} is not audio, video or application"
+                )
+            sections.append((kind, []))
+        elif line.startswith("a=") and sections:
+            kind, names = sections[-1]
+            name, _, value = line[2:].partition(":")
+            if name == "mid":
+                if "mid" in names or value in kinds:
+                    raise InvalidRequest(
+                        f"invalid SDP offer: a=mid:{_excerpt(value)} is not unique"
+                    )
+                kinds[value] = kind
+            elif name == "candidate":
+                _check_candidate_port(value.split())
+            names.append(name)
+        elif line.startswith("a=group:"):
+            semantic, *mids = line[len("a=group:") :].split() or [""]
+            if semantic == "BUNDLE":
+                bundles.append(mids)
+    for kind, names in sections:
+        if kind != "application" and not any(name in _DIRECTIONS for name in names):
+            raise InvalidRequest(
+                f"invalid SDP offer: an m={kind} section has no direction "
+                "(a=sendrecv, a=sendonly, a=recvonly or a=inactive)"
+            )
     for mids in bundles:
         for mid in mids:
             if mid not in kinds:
@@ -143,11 +185,19 @@ def _check_bundle(sdp: str) -> None:
                     f"invalid SDP offer: a=group:BUNDLE names mid {_excerpt(mid)}, "
                     "which no m= section has"
                 )
-        if mids and kinds[mids[0]] not in _MEDIA_KINDS:
-            raise InvalidRequest(
-                f"invalid SDP offer: the first BUNDLE mid {_excerpt(mids[0])} is a "
-                f"{_excerpt(kinds[mids[0]])} section, not audio, video or application"
-            )
+
+
+def _check_candidate_port(fields: list[str]) -> None:
+    """`foundation component transport priority address port typ type ...` (RFC 8839);
+    a port that is not a number is left to aiortc's parser, which refuses it."""
+    try:
+        port = int(fields[5])
+    except (IndexError, ValueError):
+        return
+    if not 0 <= port <= 65535:
+        raise InvalidRequest(
+            f"invalid SDP offer: ICE candidate port {_excerpt(fields[5])} is not 0 to 65535"
+        )
 
 
 @dataclass(frozen=True)
@@ -158,7 +208,7 @@ class ControlMessage:
     fields: dict[str, Any]
 
 
-CONTROL_TYPES = ("set_exercise", "ping")
+CONTROL_TYPES = ("set_exercise", "set_person", "ping")
 
 
 def parse_control_message(raw: str | bytes) -> ControlMessage:
@@ -168,13 +218,18 @@ def parse_control_message(raw: str | bytes) -> ControlMessage:
     if len(raw) > MAX_CONTROL_MESSAGE_BYTES:
         raise InvalidRequest("message too large")
     try:
-        data = _load_json(raw)
+        data = load_json(raw)
     except ValueError as exc:
         raise InvalidRequest(f"message is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidRequest("message must be a JSON object with a string 'type'")
     if data["type"] not in CONTROL_TYPES:
         raise InvalidRequest(f"unknown message type: {_excerpt(data['type'])}")
+    if data["type"] == "set_person":
+        if "person" not in data:
+            raise InvalidRequest("'person' is required (an id, or null to untie)")
+        if data["person"] is not None:
+            validate_person_id(data["person"])
     return ControlMessage(type=data["type"], fields=data)
 
 
@@ -188,7 +243,7 @@ class LegacyFrame:
 def parse_legacy_frame(raw: str) -> LegacyFrame:
     """Validate `{"type": "frame", "timestamp", "image_data"}`; raises InvalidRequest."""
     try:
-        data = _load_json(raw)
+        data = load_json(raw)
     except ValueError as exc:
         raise InvalidRequest(f"message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -152,6 +152,8 @@ class TokenAuthority:
         """The grant a token carries; Unauthorized (401) for none, bad, expired or revoked."""
         if not token:
             raise Unauthorized("an access token is required (Authorization: Bearer <token>)")
+        if not token.isascii() or len(token) > 4096:
+            raise Unauthorized("the access token is not valid")
         if hmac.compare_digest(token.encode(), self._admin):
             return Grant("admin")
         try:

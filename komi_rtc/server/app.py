@@ -15,7 +15,7 @@ from .. import __version__
 from ..analysis.catalog import PROFILES, Catalog
 from ..history.store import History, HistoryStore, default_url
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import InvalidRequest, KomiError, validate_camera_id
+from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
 from .access import (
     DEFAULT_TTL_S,
@@ -247,9 +247,9 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidRequest("body is not valid JSON") from None
+        body = load_json(await request.read())
+    except ValueError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
     return body
@@ -403,6 +403,18 @@ def _start_demo_camera(config: ServerConfig, token: str | None) -> tuple[asyncio
     return task, peer
 
 
+def _quiet_peer_races(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """aiortc's own tasks may fail when a peer is closed while still connecting (its ICE
+    transport is closed under them): the client's doing, one line, not a traceback."""
+    from aiortc.exceptions import InvalidStateError
+
+    exc = context.get("exception")
+    if isinstance(exc, InvalidStateError):
+        logger.warning("a peer connection closed while connecting: %s", exc)
+        return
+    loop.default_exception_handler(context)
+
+
 def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.Application:
     """Build the server. A given `pool` is used, not owned (tests share one)."""
     app = web.Application(
@@ -423,6 +435,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     app[LIVE] = live = LiveConnections()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(_quiet_peer_races)
         owned = pool is None
         workers = pool or PoseWorkerPool(config.workers, config.model_path)
         if owned:
@@ -431,7 +446,6 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots, live)
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
         store = HistoryStore(config.db_url or default_url(config.state_dir))
-        loop = asyncio.get_running_loop()
         closed = await loop.run_in_executor(None, store.prepare, time.time())
         if closed:
             logger.info("history: ended %d set(s) left open by the last run", closed)
@@ -452,6 +466,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         await app[SIGNALING].close()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
         await history.close()
+        loop.set_exception_handler(previous_handler)
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.stop)
 

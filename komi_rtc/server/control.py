@@ -21,6 +21,9 @@ def handle_control_message(session: CameraSession, raw: str | bytes) -> WireMess
         if message.type == "set_exercise":
             session.set_exercise(message.fields, "control message")  # everyone learns it
             return None
+        if message.type == "set_person":
+            session.set_person(message.fields["person"], "control message")
+            return None
     except InvalidRequest as exc:
         logger.warning("[%s] bad control message: %s", session.camera_id, exc)
         return ErrorMessage(str(exc))

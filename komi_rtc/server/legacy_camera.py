@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import json
 import logging
 import time
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from ..media.rtp_timestamps import RTP_CLOCK_RATE
-from ..protocol import KomiError, LegacyFrame, parse_legacy_frame, validate_camera_id
+from ..protocol import KomiError, LegacyFrame, load_json, parse_legacy_frame, validate_camera_id
 from ..protocol.image_headers import jpeg_dimensions
 from ..protocol.messages import ConnectionSuccessful, ErrorMessage, encode
 from .access import Forbidden, Grant
@@ -221,7 +220,7 @@ def _handle_text(
     session: CameraSession, sink: WebSocketSink, decoder: _JpegDecoder, text: str
 ) -> None:
     try:
-        kind = json.loads(text).get("type")
+        kind = load_json(text).get("type")
     except (ValueError, AttributeError):
         kind = None
     if kind != "frame" and kind is not None:

@@ -11,22 +11,14 @@ from aiohttp import web
 
 from ..analysis.catalog import Catalog
 from ..history.store import History
-from ..protocol import InvalidRequest, validate_camera_id
+from ..protocol import InvalidRequest, validate_person_id
 
 HISTORY = web.AppKey("history", History)
 _MAX_SETS = 1000
 
 
 def validate_person(value: Any) -> str:
-    """Person ids follow the camera-id rules."""
-    if not isinstance(value, str):
-        raise InvalidRequest("'person' must be a string (or null to untie the camera)")
-    try:
-        return validate_camera_id(value)
-    except InvalidRequest:
-        raise InvalidRequest(
-            "'person' must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
-        ) from None
+    return validate_person_id(value)
 
 
 def _person(request: web.Request) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from ..history.store import History
 from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, parse_offer
+from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, load_json, parse_offer
 from ..protocol.image_headers import vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, encode
 from .access import OPEN_GRANT, Forbidden, Grant, LiveConnections, TokenAuthority, presented_token
@@ -52,7 +51,7 @@ _CAMERA_CODECS = ("video/vp8", "video/rtx")
 
 def _body_token(body: bytes) -> str | None:
     try:
-        value = json.loads(body)
+        value = load_json(body)
     except ValueError:
         return None
     token = value.get("token") if isinstance(value, dict) else None
@@ -132,6 +131,7 @@ class Signaling:
         requested_id: str | None,
         release: Callable[[], None],
         grant: Grant,
+        person: str | None = None,
     ) -> tuple[RTCSessionDescription, str]:
         camera_id = self._registry.reserve(requested_id)
         pc = RTCPeerConnection(rtc_configuration(self._config))
@@ -147,6 +147,8 @@ class Signaling:
                 raise InvalidRequest("a camera offer must send one VP8 video track")
             session = self._new_session(camera_id, "webrtc")
             self.track_connection(session, grant, release)
+            if person is not None:
+                session.set_person(person, "offer")
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)
             session.attach_track(video.receiver.track)
