@@ -293,3 +293,42 @@ def test_a_server_killed_mid_set_keeps_every_completed_rep(tmp_path):
         except subprocess.TimeoutExpired:
             again.kill()
     assert "Traceback" not in log_path.read_text()
+
+
+async def test_a_person_is_tied_by_offer_or_control_message_and_everyone_learns_it(server):
+    from contract_client import PersonTrack, connect_camera, connect_monitor
+
+    peer = CameraPeer(
+        server.url,
+        "cam_tied",
+        open_source("demo", 320, 240, 5),
+        fps=5,
+        exercise="squat",
+        token=ADMIN_TOKEN,
+        person="lee",
+    )
+    peer.messages = asyncio.Queue()
+    task = asyncio.create_task(peer.run())
+    camera = await connect_camera(server.url, PersonTrack(), "cam_other")
+    monitor = await connect_monitor(server.url, "cam_other")
+    try:
+        async with asyncio.timeout(30):
+            while (message := await peer.messages.get()).get("type") != "person_best":
+                pass
+        assert message["person"] == "lee" and message["exercise"] == "squat"
+        await camera.next_message("frame_processed")
+        camera.send({"type": "set_person", "person": "mo"})
+        assert (await camera.next_message("person_set"))["person"] == "mo"
+        assert (await monitor.next_message("person_set"))["person"] == "mo"
+        camera.send({"type": "set_person", "person": "bad id!"})
+        assert "person" in (await camera.next_message("error"))["error"]
+        camera.send({"type": "set_person"})
+        assert "person" in (await camera.next_message("error"))["error"]
+        monitor.send({"type": "set_person", "person": None})  # a trainer unties it
+        assert (await camera.next_message("person_set"))["person"] is None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await peer.close()
+        await monitor.close()
+        await camera.close()

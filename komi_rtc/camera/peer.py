@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from ..media.video_sources import FrameSource, SourceError, open_source
-from ..protocol import DATA_CHANNEL_LABEL, validate_camera_id
+from ..protocol import DATA_CHANNEL_LABEL, validate_camera_id, validate_person_id
 from .latency import LatencyWindow
 
 logger = logging.getLogger(__name__)
@@ -123,11 +123,13 @@ class CameraPeer:
         verify_tls: bool = True,
         exercise: str | None = None,
         token: str | None = None,
+        person: str | None = None,
     ) -> None:
         """`exercise`: asked of the server (`set_exercise`) each time the channel opens.
         `token`: the access token (a camera token, or the admin token)."""
         self.server = server.rstrip("/")
         self.token = token
+        self.person = person  # whose sets the server records
         self.camera_id = camera_id
         self.source = source
         self.fps = fps
@@ -199,6 +201,8 @@ class CameraPeer:
             "role": "camera",
             "camera_id": self.camera_id,
         }
+        if self.person:
+            body["person"] = self.person
         headers = {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -371,6 +375,7 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
                 verify_tls=not args.insecure,
                 exercise=exercise,
                 token=args.token,
+                person=args.person,
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
@@ -425,6 +430,11 @@ def main(argv: list[str] | None = None) -> None:
         help="ask the server to analyse this exercise (see `python -m komi_rtc.analysis "
         "--list`); the demo asks for its own",
     )
+    parser.add_argument(
+        "--person",
+        default=None,
+        help="tie the camera to this person: the server records their sets (history)",
+    )
     parser.add_argument("--fps", type=float, default=10.0, help="frames a second (10)")
     parser.add_argument("--width", type=int, default=640, help="frame width (640)")
     parser.add_argument("--height", type=int, default=480, help="frame height (480)")
@@ -456,6 +466,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.camera_id:
         try:
             validate_camera_id(args.camera_id)
+        except Exception as exc:
+            parser.error(str(exc))
+    if args.person:
+        try:
+            validate_person_id(args.person)
         except Exception as exc:
             parser.error(str(exc))
     if not args.token:

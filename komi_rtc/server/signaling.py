@@ -103,7 +103,9 @@ class Signaling:
         release = self._slots.acquire(request.remote)
         try:
             if offer.role == "camera":
-                answer, camera_id = await self._camera_offer(offer.sdp, camera_id, release, grant)
+                answer, camera_id = await self._camera_offer(
+                    offer.sdp, camera_id, release, grant, offer.person
+                )
             else:
                 assert camera_id is not None
                 answer, camera_id = await self._monitor_offer(offer.sdp, camera_id, release, grant)
