@@ -145,6 +145,8 @@ async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(
                 assert float(row["score"]) == pytest.approx(rep["score"])
                 assert row["errors"] == ";".join(rep["errors"])
                 assert int(row["set_id"]) == item["id"]
+            plan = await _get_json(http, f"{running.url}/people/anna/recommendation")
+            assert any(i["exercise"] == "squat" for i in plan["items"]), plan
             progress = await _get_json(http, f"{running.url}/people/anna/progress")
             assert progress["exercises"]["squat"][0]["reps"] == item["reps"]
             # a new squat set knows the best so far
@@ -171,6 +173,13 @@ async def test_bad_person_requests_answer_400(server):
             assert response.status == 400
         async with http.get(f"{server.url}/people/nobody/sets") as response:
             assert response.status == 200 and (await response.json())["sets"] == []
+        async with http.get(f"{server.url}/people/nobody/recommendation") as response:
+            plan = await response.json()
+            assert response.status == 200 and plan["person"] == "nobody" and plan["items"]
+            for item in plan["items"]:
+                assert {"exercise", "sets", "profile", "reason"} <= set(item)
+                assert ("reps" in item) != ("hold_s" in item)
+                assert item["reason"]["en"] and item["reason"]["ko"]
         async with http.post(f"{server.url}/cameras/none/person", json={"person": "x"}) as r:
             assert r.status == 404
 
