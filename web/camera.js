@@ -1,10 +1,11 @@
 // The camera page: streams this device's camera, draws the returned skeleton on the preview,
 // shows live status and exercise feedback, and reconnects by itself, except when the server
-// refuses its access link: then it says so and stops.
+// refuses its access link: then it says so and stops. The camera can be tied to a person:
+// their sets are recorded, and their best earlier set is shown beside the live count.
 
-import { isRefusal, showRefusal } from './access.js';
+import { accessToken, authHeaders, isRefusal, showRefusal } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
-import { ExercisePicker } from './exercise_picker.js';
+import { ExercisePicker, loadCatalog } from './exercise_picker.js';
 import { applyLanguage, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
@@ -16,7 +17,7 @@ const preview = $('preview');
 const overlay = $('overlay');
 const panel = new AnalysisPanel($('analysis'));
 const stats = { state: 'idle', results: 0, latencyMs: null, analysedFps: 0, lastMessage: null,
-  lastPoses: 0, error: null, access: null };
+  lastPoses: 0, error: null, access: null, person: null, best: undefined };
 window.komiCamera = stats; // debug stats, read by the browser tests
 
 let config = null;
@@ -29,6 +30,8 @@ let pingTimer = null;
 let wakeLock = null;
 let clock = new ServerClock();
 const rate = new RateMeter();
+const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
+let personSent = null; // { person, at }: set_person sent, no answer yet
 
 function setState(state) {
   stats.state = state;
@@ -57,6 +60,8 @@ function loadSettings() {
     const saved = localStorage.getItem(`komi.${key}`);
     if (saved !== null) $(key).value = saved;
   }
+  $('person').value = params.get('person') || localStorage.getItem('komi.person') || '';
+  showHistoryLink();
   $('speak').checked = localStorage.getItem('komi.speak') === '1';
   panel.speak = $('speak').checked;
 }
@@ -125,13 +130,122 @@ exercisePicker.ready.then(() => { // this page's last choice, unless the server 
   }
 });
 
+// ---- the person this camera is tied to
+
+// The person in the field: an id, null for nobody, undefined when it is not a valid id.
+function chosenPerson() {
+  const value = $('person').value.trim();
+  if (!value) return null;
+  return PERSON_ID.test(value) ? value : undefined;
+}
+
+// The link to the person's history, in a new tab. It carries this page's token: the history
+// page keeps it for that tab (and tells a camera link that it needs a monitor link).
+function showHistoryLink() {
+  const person = stats.person || chosenPerson();
+  const link = $('history-link');
+  link.hidden = !person;
+  if (!person) return;
+  const query = new URLSearchParams({ person });
+  if (accessToken()) query.set('token', accessToken());
+  link.href = `/history?${query}`;
+}
+
+// Ties the camera to the person in the field, over the channel (the server answers
+// person_set to everyone); before the channel opens, start() does it.
+function tiePerson() {
+  const person = chosenPerson();
+  if (person === undefined) return;
+  if (!peer || peer.channel.readyState !== 'open') return;
+  personSent = { person, at: performance.now() };
+  peer.channel.send(JSON.stringify({ type: 'set_person', person }));
+}
+
+$('person').addEventListener('input', () => {
+  $('person').setCustomValidity('');
+  $('person').dataset.editing = '1'; // a person_set meanwhile does not overwrite the typing
+});
+$('person').addEventListener('change', () => {
+  const input = $('person');
+  delete input.dataset.editing;
+  const person = chosenPerson();
+  if (person === undefined) {
+    input.setCustomValidity(t('person_invalid'));
+    input.reportValidity();
+    return;
+  }
+  input.setCustomValidity('');
+  input.value = person || '';
+  localStorage.setItem('komi.person', person || '');
+  showHistoryLink();
+  tiePerson();
+});
+
+function exerciseKind(exercise) {
+  return loadCatalog().then((catalog) => {
+    const entry = catalog.find((item) => item.id === exercise);
+    return entry ? entry.kind : 'reps';
+  });
+}
+
+// The person's best earlier set of this exercise, beside the live count.
+async function showBest() {
+  const element = $('best');
+  const best = stats.best;
+  if (best === undefined) { element.hidden = true; element.textContent = ''; return; }
+  let value = t('best_first');
+  if (best) {
+    const kind = await exerciseKind(stats.bestExercise);
+    if (kind === 'hold') value = `${Number(best.hold_seconds || 0).toFixed(0)} ${t('seconds_unit')}`;
+    else if (kind === 'range' && best.best_rom_deg !== null) value = `${Math.round(best.best_rom_deg)}°`;
+    else value = `${best.reps} ${t('reps_unit')}`;
+    element.title = best.mean_score !== null && best.mean_score !== undefined
+      ? `${best.good_reps} ${t('good_reps')} · ${t('mean_score')} ${Math.round(best.mean_score)}` : '';
+  }
+  if (stats.best !== best) return; // a newer one came meanwhile
+  element.textContent = `${t('best')}: ${value}`;
+  element.hidden = false;
+}
+
+function onPersonMessage(message) {
+  if (message.type === 'person_set') {
+    personSent = null;
+    if (message.person !== stats.person) { stats.best = undefined; showBest(); }
+    stats.person = message.person;
+    if (!$('person').dataset.editing) { // not while someone is typing a name
+      $('person').value = message.person || '';
+      localStorage.setItem('komi.person', message.person || '');
+    }
+    showHistoryLink();
+  } else if (message.type === 'person_best') {
+    if (message.person !== stats.person && message.person !== chosenPerson()) return;
+    stats.best = message.best;
+    stats.bestExercise = message.exercise;
+    showBest();
+  } else if (message.type === 'exercise_set') {
+    stats.best = undefined; // the new set's person_best follows when a person is tied
+    showBest();
+  }
+}
+
+// An error answering our set_person (an id the server refuses): said on the field.
+function personError(message) {
+  if (!personSent || performance.now() - personSent.at > 5000) return false;
+  personSent = null;
+  $('person').setCustomValidity(message.error || t('person_invalid'));
+  $('person').reportValidity();
+  return true;
+}
+
 function onMessage(message) {
   if (message.type === 'pong') { clock.onPong(message); return; }
   if (message.type === 'error') {
     console.warn('server:', message.error);
+    if (personError(message)) return;
     exercisePicker.forgetChoice();
     return;
   }
+  onPersonMessage(message);
   exercisePicker.onMessage(message);
   if (message.type !== 'frame_processed') return;
   stats.results += 1;
@@ -172,6 +286,8 @@ function dropPeer() {
   clearInterval(pingTimer);
   if (peer) { peer.pc.onconnectionstatechange = null; peer.pc.close(); peer = null; }
   exercisePicker.forgetRunning(); // a new connection is a new session: the server will say again
+  personSent = null;
+  stats.person = null;
 }
 
 // Offers this camera's stream as `cameraId`. A camera link bound to one camera refuses any
@@ -218,6 +334,7 @@ async function start() {
     clock = new ServerClock();
     peer = await offerStream(cameraId, {
       role: 'camera',
+      person: chosenPerson() || undefined, // the offer's "person": tied from the first frame
       iceServers: config.ice_servers,
       setup: (pc) => { for (const track of stream.getVideoTracks()) pc.addTrack(track, stream); },
       onMessage,
@@ -233,6 +350,9 @@ async function start() {
     if (peer.cameraId) $('camera-id').value = peer.cameraId;
     peer.channel.onopen = () => {
       clock.ping(peer.channel);
+      // again on the channel: the server's person_set for the offer went out before the
+      // channel opened, and this way the page (and every monitor) hears it
+      if (chosenPerson()) tiePerson();
       if (exercisePicker.value) exercisePicker.choose(exercisePicker.value);
     };
     pingTimer = setInterval(() => peer && clock.ping(peer.channel), 2000);
@@ -269,6 +389,7 @@ $('language').addEventListener('click', () => {
   toggleLanguage();
   setState(stats.state);
   exercisePicker.nameOptions();
+  showBest();
 });
 $('speak').addEventListener('change', () => {
   panel.speak = $('speak').checked;
@@ -283,6 +404,19 @@ for (const id of ['facing', 'resolution', 'fps-choice', 'device']) {
 document.addEventListener('visibilitychange', () => { if (wanted) keepAwake(); });
 window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(retryTimer); retryTimer = null; start(); } });
 
+// People already known, as suggestions (a monitor or admin link may list them; a camera
+// link may not, and types the name).
+async function listPeople() {
+  const response = await fetch('/people', { headers: authHeaders() }).catch(() => null);
+  if (!response || !response.ok) return;
+  const answer = await response.json().catch(() => ({}));
+  $('people-options').replaceChildren(...(answer.people || []).map((person) => {
+    const option = document.createElement('option');
+    option.value = person.id;
+    return option;
+  }));
+}
+
 applyLanguage();
 loadSettings();
 setState('idle');
@@ -290,6 +424,7 @@ setInterval(refreshStatus, 500);
 // Ask first whether this page's link is good: without one it says so and starts nothing.
 fetchConfig().then((loaded) => {
   config = loaded;
+  listPeople();
   if (params.get('autostart') === '1') $('connect').click();
 }, (error) => {
   if (isRefusal(error.status)) refuse(error.status);

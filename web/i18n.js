@@ -35,6 +35,32 @@ const STRINGS = {
       'link. Ask the person who runs the KOMI server for a monitor link.',
     access_forbidden_exercise: 'This link does not allow choosing the exercise. Ask the person ' +
       'who runs the KOMI server for a monitor link.',
+    access_forbidden_history: 'This link does not allow seeing people\'s history: it is a camera ' +
+      'link. Ask the person who runs the KOMI server for a monitor link.',
+    person: 'Person', person_hint: 'Whose sets are recorded: 1 to 64 letters, digits, _ - or . ' +
+      '(a new name starts a new history; empty: nobody)',
+    person_invalid: 'A person is 1 to 64 letters, digits, _ - or .', nobody: 'nobody',
+    history: 'History', best: 'Best', best_first: 'first set', reps_unit: 'reps', seconds_unit: 's',
+    history_title: 'KOMI History', people: 'People', sets: 'Sets',
+    no_people: 'No one has a history yet. Tie a camera to a person on the camera or monitor page.',
+    choose_person: 'Choose a person to see their sets, progress and next workout.',
+    sets_count: '{n} sets', one_set: '1 set', last_seen: 'last seen {when}', no_sets: 'No sets yet.',
+    progress: 'Progress', by_day: 'Days', by_week: 'Weeks', no_progress: 'No sets to chart yet.',
+    export: 'Export', export_csv: 'CSV (a line per rep)', export_json: 'JSON (every set)',
+    recommendation: 'Next workout', recommendation_unavailable: 'No recommendation right now: ' +
+      'the server could not make one. Try again later.',
+    recommendation_empty: 'Nothing to recommend yet.',
+    plan_reps: '{sets} × {reps} reps', plan_hold: '{sets} × {hold} s',
+    when: 'When', half_reps: 'Half reps', mean_score: 'Mean score', errors: 'Most common errors',
+    hold_rom: 'Hold / range', running: 'running', of_total: 'of {total} s',
+    reps_per_set: 'Reps per set', best_set: 'Best set', hold_time: 'Hold (s)', best_hold: 'Best hold (s)',
+    rom: 'Range of motion (°)', score_axis: 'Score', load_failed: 'Could not load this: {error}',
+    reps_detail: 'Reps', rep: 'Rep', duration: 'Duration', good: 'good', to_fix: 'to fix',
+    ended_camera_left: 'camera left', ended_timeout: 'out of view',
+    err_shallow: 'not deep enough', err_knees_cave: 'knees caving in', err_hips_sag: 'hips sagging',
+    err_hips_pike: 'hips too high', err_hips_low: 'hips not lifted', err_elbows_flare: 'elbows flaring',
+    err_asymmetric: 'uneven sides', err_no_lockout: 'no full lockout', err_too_low: 'arms too low',
+    err_arms_low: 'hands not overhead',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -70,6 +96,32 @@ const STRINGS = {
       '운영하는 사람에게 모니터 링크를 요청하세요.',
     access_forbidden_exercise: '이 링크로는 운동을 고를 수 없습니다. KOMI 서버를 운영하는 사람에게 ' +
       '모니터 링크를 요청하세요.',
+    access_forbidden_history: '이 링크로는 기록을 볼 수 없습니다: 카메라용 링크입니다. KOMI 서버를 ' +
+      '운영하는 사람에게 모니터 링크를 요청하세요.',
+    person: '사람', person_hint: '누구의 세트를 기록할지: 영문자, 숫자, _ - . 1~64자 ' +
+      '(새 이름이면 새 기록을 시작합니다; 비우면 아무도 아님)',
+    person_invalid: '사람 이름은 영문자, 숫자, _ - . 1~64자입니다', nobody: '없음',
+    history: '기록', best: '최고 기록', best_first: '첫 세트', reps_unit: '회', seconds_unit: '초',
+    history_title: 'KOMI 기록', people: '사람', sets: '세트',
+    no_people: '아직 기록이 있는 사람이 없습니다. 카메라나 모니터 페이지에서 카메라에 사람을 지정하세요.',
+    choose_person: '사람을 고르면 세트, 진행 상황, 다음 운동 추천을 볼 수 있습니다.',
+    sets_count: '{n}세트', one_set: '1세트', last_seen: '최근 {when}', no_sets: '아직 세트가 없습니다.',
+    progress: '진행 상황', by_day: '일별', by_week: '주별', no_progress: '아직 그래프로 볼 세트가 없습니다.',
+    export: '내보내기', export_csv: 'CSV (반복마다 한 줄)', export_json: 'JSON (모든 세트)',
+    recommendation: '다음 운동 추천', recommendation_unavailable: '지금은 추천을 만들 수 없습니다: ' +
+      '서버가 추천을 만들지 못했습니다. 나중에 다시 시도하세요.',
+    recommendation_empty: '아직 추천할 운동이 없습니다.',
+    plan_reps: '{sets}세트 × {reps}회', plan_hold: '{sets}세트 × {hold}초',
+    when: '날짜', half_reps: '절반 반복', mean_score: '평균 점수', errors: '자주 한 실수',
+    hold_rom: '유지 / 가동 범위', running: '진행 중', of_total: '전체 {total}초 중',
+    reps_per_set: '세트당 횟수', best_set: '최고 세트', hold_time: '유지 시간 (초)', best_hold: '최고 유지 (초)',
+    rom: '가동 범위 (°)', score_axis: '점수', load_failed: '불러오지 못했습니다: {error}',
+    reps_detail: '반복', rep: '회차', duration: '시간', good: '좋음', to_fix: '교정 필요',
+    ended_camera_left: '카메라 종료', ended_timeout: '화면 밖',
+    err_shallow: '깊이 부족', err_knees_cave: '무릎이 안으로 모임', err_hips_sag: '엉덩이 처짐',
+    err_hips_pike: '엉덩이가 너무 높음', err_hips_low: '엉덩이를 덜 들어 올림', err_elbows_flare: '팔꿈치 벌어짐',
+    err_asymmetric: '좌우 불균형', err_no_lockout: '끝까지 펴지 않음', err_too_low: '팔 높이 부족',
+    err_arms_low: '손이 머리 위까지 안 올라감',
   },
 };
 

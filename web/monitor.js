@@ -1,8 +1,9 @@
 // The monitor wall: a live tile per camera with its relayed video and the skeleton drawn on
 // the very frame it was computed from (matched by RTP timestamp, see docs/protocol.md).
-// When the server refuses the page's access link it says so and stops watching.
+// When the server refuses the page's access link it says so and stops watching. Each tile
+// shows the person its camera is tied to, ties another, and links to their history.
 
-import { authHeaders, isRefusal, refusalFor, showRefusal, webSocketUrl } from './access.js';
+import { accessToken, authHeaders, isRefusal, refusalFor, showRefusal, webSocketUrl } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
@@ -22,6 +23,7 @@ let showOverlay = true;
 
 const KEEP_MESSAGES = 90;
 const NO_POSE_AFTER_MS = 5000; // a frame whose pose has not come by then was skipped by the server
+const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
 
 class Tile {
   constructor(cameraId) {
@@ -33,8 +35,15 @@ class Tile {
     this.element.querySelector('.camera-id').textContent = cameraId;
     this.panel = new AnalysisPanel(this.element.querySelector('.analysis'));
     this.element.addEventListener('click', (event) => {
-      if (!event.target.closest('select')) this.element.classList.toggle('enlarged');
+      if (!event.target.closest('select, input, a')) this.element.classList.toggle('enlarged');
     });
+    this.personInput = this.element.querySelector('input.person');
+    this.personInput.placeholder = t('person');
+    this.personInput.addEventListener('input', () => {
+      this.personInput.setCustomValidity('');
+      this.personInput.dataset.editing = '1';
+    });
+    this.personInput.addEventListener('change', () => this.choosePerson());
     this.exercisePicker = new ExercisePicker(this.element.querySelector('select.exercise'), {
       choose: (choice) => this.sendExercise(choice),
     });
@@ -53,7 +62,7 @@ class Tile {
     this.stats = { frames: 0, drawn: 0, matched: 0, late: 0, noPose: 0, mismatch: {},
       latencyMs: null, poseLatencyMs: null, poseLatencyP95Ms: null, videoDelayMs: null,
       videoHeldMs: null, frameIntervalMs: null, analysedFps: 0, messages: 0, offline: false,
-      videoTime: 0, rvfc: false, exercise: null };
+      videoTime: 0, rvfc: false, exercise: null, person: null };
     debug.tiles[cameraId] = this.stats;
     this.closed = false;
     this.connect();
@@ -115,6 +124,7 @@ class Tile {
     if (message.type === 'pong') { this.clock.onPong(message); return; }
     if (message.type === 'video_timing') { this.offset = message.rtp_timestamp_offset; return; }
     if (message.type === 'camera_disconnected') { this.setOffline(true); return; }
+    if (message.type === 'person_set') { this.showPerson(message.person); return; }
     this.exercisePicker.onMessage(message);
     this.stats.exercise = this.exercisePicker.value;
     if (message.type !== 'frame_processed') return;
@@ -157,6 +167,45 @@ class Tile {
       else refuse(response.status);
     }
     return Boolean(response && response.ok);
+  }
+
+  // The person the server says this camera is tied to (null: nobody).
+  showPerson(person) {
+    this.stats.person = person;
+    if (!this.personInput.dataset.editing) this.personInput.value = person || ''; // not while typing
+    const link = this.element.querySelector('.history-link');
+    link.hidden = !person;
+    if (!person) return;
+    const query = new URLSearchParams({ person });
+    if (accessToken()) query.set('token', accessToken()); // the new tab keeps it for itself
+    link.href = `/history?${query}`;
+  }
+
+  // A trainer ties the camera to the person typed here (empty: nobody), over REST; the
+  // server's person_set then reaches every page watching it.
+  async choosePerson() {
+    const input = this.personInput;
+    delete input.dataset.editing;
+    const value = input.value.trim();
+    if (value && !PERSON_ID.test(value)) {
+      input.setCustomValidity(t('person_invalid'));
+      input.reportValidity();
+      return;
+    }
+    const response = await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/person`, {
+      method: 'POST',
+      headers: authHeaders({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify({ person: value || null }),
+    }).catch(() => null);
+    if (response && isRefusal(response.status)) { refuse(response.status); return; }
+    if (response && response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      if (answer.type === 'person_set') this.showPerson(answer.person);
+      listPeople();
+    } else {
+      input.setCustomValidity(t('person_invalid'));
+      input.reportValidity();
+    }
   }
 
   rvfcActive() { return this.stats.rvfc && this.offset !== null; }
@@ -304,6 +353,18 @@ function updateCameras(cameras) {
   layout();
 }
 
+// People already known, as suggestions for the tiles' person fields.
+async function listPeople() {
+  const response = await fetch('/people', { headers: authHeaders() }).catch(() => null);
+  if (!response || !response.ok) return;
+  const answer = await response.json().catch(() => ({}));
+  $('people-options').replaceChildren(...(answer.people || []).map((person) => {
+    const option = document.createElement('option');
+    option.value = person.id;
+    return option;
+  }));
+}
+
 // The server refused this page's token (401, 403): no more watching, and a plain word why.
 function refuse(status) {
   if (debug.access) return;
@@ -320,6 +381,7 @@ async function watchCameraList(delay = 1000) {
   if (debug.access) return;
   const refusal = await refusalFor('/cameras');
   if (refusal) { refuse(refusal); return; }
+  listPeople();
   const socket = new WebSocket(webSocketUrl('/ws/monitor'));
   socket.onmessage = (event) => {
     let message;
@@ -339,7 +401,11 @@ $('overlay-toggle').addEventListener('change', (event) => {
 });
 $('language').addEventListener('click', () => {
   toggleLanguage();
-  for (const tile of tiles.values()) { tile.exercisePicker.nameOptions(); tile.refresh(); }
+  for (const tile of tiles.values()) {
+    tile.exercisePicker.nameOptions();
+    tile.personInput.placeholder = t('person');
+    tile.refresh();
+  }
 });
 applyLanguage();
 layout();
