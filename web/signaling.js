@@ -36,7 +36,7 @@ export class SignalingError extends Error {
 
 // Creates the peer connection and the "komi" channel, posts the offer, applies the answer.
 // `setup(pc)` adds tracks or transceivers before the offer is made.
-export async function connectPeer({ role, cameraId, iceServers, setup, onMessage, onState }) {
+export async function connectPeer({ role, cameraId, person, station, iceServers, setup, onMessage, onState }) {
   const pc = new RTCPeerConnection({ iceServers: iceServers || [] });
   const channel = pc.createDataChannel('komi');
   channel.onmessage = (event) => {
@@ -50,6 +50,8 @@ export async function connectPeer({ role, cameraId, iceServers, setup, onMessage
   await iceGatheringComplete(pc);
   const body = { sdp: pc.localDescription.sdp, type: 'offer', role };
   if (cameraId) body.camera_id = cameraId;
+  if (person) body.person = person;
+  if (station) body.station = station;
   if (accessToken()) body.token = accessToken(); // the header says it too
   let response;
   try {

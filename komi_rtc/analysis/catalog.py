@@ -52,6 +52,40 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class ViewCondition:
+    """One view's part of a two-view rule: that view's rep shows `error`, or its rep's
+    `metric` compares with `value` (`op`)."""
+
+    view: str
+    error: str | None = None
+    metric: str | None = None
+    op: str = ">"
+    value: float = 0.0
+
+    def holds(self, rep: dict[str, Any] | None) -> bool:
+        if rep is None:
+            return False
+        if self.error is not None:
+            return self.error in rep.get("errors", [])
+        value = rep.get(self.metric or "")
+        return isinstance(value, (int, float)) and _OPS[self.op](value, self.value)
+
+
+@dataclass(frozen=True)
+class StationRule:
+    """A form rule that needs two views at once (a station of cameras): each condition is
+    checked on that view's rep."""
+
+    code: str
+    message: dict[str, str]
+    conditions: tuple[ViewCondition, ...]
+    penalty: float = 20.0
+
+    def holds(self, reps_by_view: dict[str, dict[str, Any]]) -> bool:
+        return all(c.holds(reps_by_view.get(c.view)) for c in self.conditions)
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     name: dict[str, str]
@@ -63,6 +97,7 @@ class Exercise:
     rules: tuple[Rule, ...]
     posture: dict[str, float] = field(default_factory=dict)
     reference: dict[str, Any] | None = None  # custom exercises: trajectories for DTW scoring
+    station_rules: tuple[StationRule, ...] = ()  # need two views (analysis/fusion.py)
 
     def signal_for(self, view: str | None) -> Signal:
         if view in self.signals:
@@ -121,6 +156,9 @@ def _exercise(data: dict[str, Any], source: str) -> Exercise:
     for rule in rules:
         if rule.op not in _OPS:
             raise CatalogError(f"{source}: {data.get('id')}: rule op must be '>' or '<'")
+    station_rules = tuple(
+        _station_rule(r, f"{source}: {data.get('id')}") for r in data.get("station_rules", [])
+    )
     return Exercise(
         id=need("id"),
         name=need("name"),
@@ -132,7 +170,39 @@ def _exercise(data: dict[str, Any], source: str) -> Exercise:
         rules=rules,
         posture=data.get("posture", {}),
         reference=data.get("reference"),
+        station_rules=station_rules,
     )
+
+
+def _station_rule(data: dict[str, Any], where: str) -> StationRule:
+    try:
+        conditions = tuple(
+            ViewCondition(
+                view=c["view"],
+                error=c.get("error"),
+                metric=c.get("metric"),
+                op=c.get("op", ">"),
+                value=float(c.get("value", 0.0)),
+            )
+            for c in data["when"]
+        )
+        rule = StationRule(
+            code=data["code"],
+            message=data["message"],
+            conditions=conditions,
+            penalty=float(data.get("penalty", 20)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CatalogError(f"{where}: station rule: {exc}") from None
+    if len({c.view for c in conditions}) < 2:
+        raise CatalogError(f"{where}: station rule {rule.code!r} must involve two views")
+    for c in conditions:
+        if (c.error is None) == (c.metric is None) or c.op not in _OPS:
+            raise CatalogError(
+                f"{where}: station rule {rule.code!r}: each condition has 'error' or "
+                "'metric' with op '>' or '<'"
+            )
+    return rule
 
 
 class Catalog:

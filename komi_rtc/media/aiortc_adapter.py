@@ -8,7 +8,9 @@ aiortc has no public API for what the media path needs, so this module reaches i
 - asking a camera for a keyframe (`RTCRtpReceiver._send_rtcp_pli`);
 - a monitor's keyframe requests (`RTCRtpSender._send_keyframe`), redirected to the camera;
 - the RTP timestamp a sender adds to every pts (`_RTCRtpSender__rtp_timestamp`,
-  `_RTCRtpSender__packet_count`).
+  `_RTCRtpSender__packet_count`);
+- a receiver's RTCP handler (`_handle_rtcp_packet`), tapped for sender reports: they map
+  the camera's RTP timestamps to its own wall clock (capture-time sync of stations).
 tests/test_aiortc_adapter.py fails loudly when an aiortc release renames any of them; the
 pin in pyproject.toml holds aiortc to the versions those tests passed on. When a name is
 missing at run time, the caller falls back (stock jitter buffer, re-encoded monitors,
@@ -46,6 +48,8 @@ _TRANSCEIVER_CODECS = "_codecs"
 _SENDER_SEND_KEYFRAME = "_send_keyframe"
 _SENDER_LAST_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
 _SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
+_RECEIVER_HANDLE_RTCP = "_handle_rtcp_packet"
+NTP_EPOCH_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
 
 # (encoded frame, the packet that completed it): called for every frame the buffer releases
 FrameTap = Callable[[JitterFrame, RtpPacket], None]
@@ -164,3 +168,29 @@ def sender_rtp_timestamp(sender: Any) -> int | None:
         return None
     value = getattr(sender, _SENDER_LAST_RTP_TIMESTAMP, None)
     return value if isinstance(value, int) else None
+
+
+# (sender wall clock in unix seconds, the RTP timestamp it maps to) per RTCP sender report
+SenderReportTap = Callable[[float, int], None]
+
+
+def tap_sender_reports(receiver: Any, on_report: SenderReportTap) -> bool:
+    """Call `on_report(wall_s, rtp_timestamp)` for every RTCP sender report the camera
+    behind `receiver` sends, after aiortc has handled it. False when aiortc changed (sync
+    then falls back to arrival times)."""
+    from aiortc.rtp import RtcpSrPacket
+
+    handle = getattr(receiver, _RECEIVER_HANDLE_RTCP, None)
+    if not callable(handle):
+        logger.warning("aiortc's receiver changed: no sender reports, frames synced on arrival")
+        return False
+
+    async def tapped(packet: Any) -> None:
+        await handle(packet)
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            wall = info.ntp_timestamp / 2**32 - NTP_EPOCH_OFFSET_S
+            on_report(wall, int(info.rtp_timestamp))
+
+    setattr(receiver, _RECEIVER_HANDLE_RTCP, tapped)
+    return True

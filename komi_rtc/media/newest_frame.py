@@ -20,6 +20,7 @@ class ReceivedFrame:
     received_monotonic: float  # seconds, time.monotonic()
     received_wall: float  # seconds since the epoch
     rgb: np.ndarray | None = None  # the same picture as RGB, when the source already has it
+    camera_time: float | None = None  # capture time in the camera's clock, when it says so
 
 
 class NewestFrame:

@@ -94,14 +94,46 @@ class RepCompleted:
     camera_id: str
     exercise: str
     rep: Json
+    station_id: str | None = None  # a station's rep: counted once for all its cameras
 
     def to_wire(self) -> Json:
-        return {
+        wire: Json = {
             "type": "rep_completed",
             "exercise": self.exercise,
             "rep": self.rep,
             "camera_id": self.camera_id,
         }
+        if self.station_id is not None:
+            wire["station_id"] = self.station_id
+        return wire
+
+
+@dataclass(frozen=True)
+class StationProcessed:
+    """One group of a station's frames, paired by capture time and analysed as one."""
+
+    station_id: str
+    timestamp: float
+    frames: dict[str, int]  # camera_id -> frame_pts
+    sync_error_ms: float
+    analysis: Json | None
+    pose3d: list[Json] | None = None
+    captured: dict[str, float] | None = None  # camera_id -> capture time, server clock
+
+    def to_wire(self) -> Json:
+        wire: Json = {
+            "type": "station_processed",
+            "station_id": self.station_id,
+            "timestamp": self.timestamp,
+            "frames": self.frames,
+            "sync_error_ms": self.sync_error_ms,
+            "analysis": self.analysis,
+        }
+        if self.pose3d is not None:
+            wire["pose3d"] = self.pose3d
+        if self.captured is not None:
+            wire["captured"] = self.captured
+        return wire
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ class Offer:
     role: str
     camera_id: str | None
     person: str | None = None  # a camera tied to this person from the start
+    station: str | None = None  # a camera joining this station
 
 
 def parse_offer(body: bytes) -> Offer:
@@ -124,7 +125,15 @@ def parse_offer(body: bytes) -> Offer:
         if role != "camera":
             raise InvalidRequest("only a camera offer names a 'person'")
         person = validate_person_id(person)
-    return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person)
+    station = data.get("station")
+    if station is not None:
+        if role != "camera":
+            raise InvalidRequest("only a camera offer names a 'station'")
+        if not isinstance(station, str) or not _CAMERA_ID.match(station):
+            raise InvalidRequest(
+                "'station' must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
+            )
+    return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person, station=station)
 
 
 _MEDIA_KINDS = ("audio", "video", "application")
@@ -238,6 +247,7 @@ class LegacyFrame:
     """A frame of the original KOMI `/ws/camera` protocol: JPEG bytes, not yet decoded."""
 
     jpeg: bytes
+    timestamp: float | None = None  # capture time in the camera's clock (unix seconds)
 
 
 def parse_legacy_frame(raw: str) -> LegacyFrame:
@@ -259,4 +269,8 @@ def parse_legacy_frame(raw: str) -> LegacyFrame:
         jpeg = base64.b64decode(image_data, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("'image_data' is not valid base64") from None
-    return LegacyFrame(jpeg=jpeg)
+    stamp = data.get("timestamp")
+    timestamp = (
+        float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
+    )
+    return LegacyFrame(jpeg=jpeg, timestamp=timestamp)

@@ -316,6 +316,38 @@ async def set_camera_person(request: web.Request) -> web.Response:
     return web.json_response(session.set_person(person, "REST").to_wire())
 
 
+async def stations(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"stations": [s.summary() for s in request.app[SIGNALING].stations.all()]}
+    )
+
+
+def _station_id(request: web.Request) -> str:
+    from .stations import validate_station_id
+
+    return validate_station_id(request.match_info["station_id"])
+
+
+async def set_station(request: web.Request) -> web.Response:
+    """`POST /stations/{station_id}` {"cameras": [...]}: who belongs to the station; cameras
+    not streaming yet join when they come."""
+    body = await _json_object(request)
+    cameras = body.get("cameras")
+    if not isinstance(cameras, list):
+        raise InvalidRequest("'cameras' must be a list of camera ids")
+    live = {s.camera_id: s for s in request.app[REGISTRY].sessions()}
+    station = request.app[SIGNALING].stations.set_cameras(_station_id(request), cameras, live)
+    return web.json_response(station.summary())
+
+
+async def set_station_exercise(request: web.Request) -> web.Response:
+    station = request.app[SIGNALING].stations.get(_station_id(request))
+    body = await _json_object(request)
+    if "exercise" not in body:
+        raise InvalidRequest("'exercise' is required (an id, or null to stop)")
+    return web.json_response(station.set_exercise(body, "REST"))
+
+
 async def offer(request: web.Request) -> web.Response:
     return await request.app[SIGNALING].handle_offer(request)
 
@@ -508,6 +540,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
 
     route("GET", "/people/{person}/recommendation", recommendation, Rule.PERSON)
     route("GET", "/history", _page("history.html"), Rule.MONITOR_PAGE)
+    route("GET", "/stations", stations, Rule.WATCH)
+    route("POST", "/stations/{station_id}", set_station, Rule.WATCH)
+    route("POST", "/stations/{station_id}/exercise", set_station_exercise, Rule.WATCH)
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)

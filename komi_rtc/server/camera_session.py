@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from ..analysis.catalog import Catalog
 from ..analysis.live import LiveAnalysis
 from ..history.recorder import SetRecorder
+from ..media.capture_clock import CaptureClock
 from ..media.newest_frame import NewestFrame, ReceivedFrame
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.estimator import Pose
@@ -35,6 +36,7 @@ from ..protocol.messages import (
     encode,
 )
 from .analysis_rate import AnalysisRate, Transition
+from .stations import ViewItem
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ class CameraSession:
         self._analysis = LiveAnalysis(camera_id, catalog)
         self._recorder = recorder  # the tied person's sets, written as they happen
         self.person: str | None = None
+        self.station: Any = None  # the Station this camera belongs to (stations.py)
+        self.capture_clock = CaptureClock()
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel
@@ -288,9 +292,18 @@ class CameraSession:
         return reply
 
     def broadcast(self, message: WireMessage) -> None:
-        text = encode(message)
+        self.broadcast_text(encode(message))
+
+    def broadcast_text(self, text: str) -> None:
         for sink in tuple(self._sinks):
             sink.send_text(text)
+
+    def capture_time(self, item: ReceivedFrame) -> float:
+        """When this frame was captured, in the server's clock (media/capture_clock.py)."""
+        if item.camera_time is not None:
+            self.capture_clock.source = "timestamp"
+            return self.capture_clock.capture_time(item.camera_time, item.received_wall)
+        return self.capture_clock.frame_capture_time(item.pts, item.received_wall)
 
     def frame_arrived(self) -> float:
         """Count a frame in, even one a source drops before decoding; returns the arrival
@@ -306,15 +319,17 @@ class CameraSession:
         pts: int,
         rgb: np.ndarray | None = None,
         arrived: float | None = None,
+        camera_time: float | None = None,
     ) -> None:
         """`rgb`: the same picture as an RGB array when the caller has one (legacy JPEGs), so
         analysis does not convert it back out of the frame. `arrived`: from `frame_arrived()`
-        when the caller counted the frame on arrival."""
+        when the caller counted the frame on arrival. `camera_time`: when the camera says it
+        captured the frame, in its own clock (the legacy protocol's `timestamp`)."""
         if arrived is None:
             arrived, wall = self.frame_arrived(), time.time()
         else:
             wall = time.time() - (time.monotonic() - arrived)
-        self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb))
+        self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb, camera_time))
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; a camera silent for too long is removed."""
@@ -423,9 +438,26 @@ class CameraSession:
         )
         self._latest_pose_data = message.pose_data
         text = encode(message)
+        station = self.station
+        view_reps = [event.rep for event in events]
+        if station is not None and station.counts_reps:
+            events = []  # the station counts once: its rep_completed carries station_id
         extra = [encode(event) for event in events]
         for sink in tuple(self._sinks):
             sink.send_text(text)
             for event_text in extra:
                 sink.send_text(event_text)
         self._on_result(self, message)
+        if station is not None:
+            station.on_view(
+                ViewItem(
+                    self.camera_id,
+                    self.capture_time(item),
+                    item.pts,
+                    pose_json,
+                    width,
+                    height,
+                    analysis,
+                    view_reps,
+                )
+            )

@@ -19,6 +19,13 @@ def handle_control_message(session: CameraSession, raw: str | bytes) -> WireMess
         if message.type == "ping":
             return Pong(message.fields.get("t"), time.time())
         if message.type == "set_exercise":
+            station_id = message.fields.get("station")
+            if station_id is not None:
+                station = session.station
+                if station is None or station.id != station_id:
+                    raise InvalidRequest(f"this camera is not in station {str(station_id)[:64]!r}")
+                station.set_exercise(message.fields, "control message")
+                return None
             session.set_exercise(message.fields, "control message")  # everyone learns it
             return None
         if message.type == "set_person":

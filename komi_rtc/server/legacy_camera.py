@@ -129,7 +129,7 @@ class _JpegDecoder:
             pts = int((time.monotonic() - self._origin) * RTP_CLOCK_RATE)
             video_frame.pts = pts
             video_frame.time_base = _TIME_BASE
-            self._session.publish_frame(video_frame, pts, rgb, arrived)
+            self._session.publish_frame(video_frame, pts, rgb, arrived, frame.timestamp)
 
 
 async def handle_ws_camera(

@@ -20,7 +20,13 @@ from aiortc.mediastreams import MediaStreamError
 from ..media.aiortc_adapter import negotiated_codecs, redirect_keyframe_requests
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
 from ..media.video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack
-from ..protocol.messages import CameraDisconnected, ErrorMessage, VideoTiming, encode
+from ..protocol.messages import (
+    CameraDisconnected,
+    ErrorMessage,
+    PersonSet,
+    VideoTiming,
+    encode,
+)
 from .camera_session import CameraSession, DataChannelSink
 from .control import handle_control_message
 from .limits import MessageRate
@@ -77,6 +83,8 @@ class MonitorPeer:
         def on_datachannel(channel: object) -> None:
             self.sink = DataChannelSink(channel)
             session.subscribe(self.sink)
+            if session.person is not None:  # a monitor joining later learns who this is
+                self.sink.send_text(encode(PersonSet(session.camera_id, session.person)))
             self.announce_timing()  # aiortc hands the channel over already open
 
             @channel.on("open")  # type: ignore[attr-defined]

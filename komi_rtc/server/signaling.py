@@ -20,12 +20,12 @@ from aiortc import (
 from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
 from ..history.store import History
-from ..media.aiortc_adapter import install_marker_release, negotiated_codecs
+from ..media.aiortc_adapter import install_marker_release, negotiated_codecs, tap_sender_reports
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, load_json, parse_offer
 from ..protocol.image_headers import vp8_keyframe_dimensions
-from ..protocol.messages import ErrorMessage, OfferAnswer, encode
+from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
 from .access import OPEN_GRANT, Forbidden, Grant, LiveConnections, TokenAuthority, presented_token
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
@@ -33,6 +33,7 @@ from .config import ServerConfig
 from .control import handle_control_message
 from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
 from .monitor_peer import MonitorPeer
+from .stations import StationRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Signaling:
         self._gate = OfferGate(config.max_concurrent_offers)
         self._negotiating: set[RTCPeerConnection] = set()
         self.history: History | None = None  # set by the app once the database is ready
+        self.stations = StationRegistry(catalog)
 
     def _grant(self, request: web.Request, body: bytes) -> Grant:
         if self._authority is None:
@@ -104,7 +106,7 @@ class Signaling:
         try:
             if offer.role == "camera":
                 answer, camera_id = await self._camera_offer(
-                    offer.sdp, camera_id, release, grant, offer.person
+                    offer.sdp, camera_id, release, grant, offer.person, offer.station
                 )
             else:
                 assert camera_id is not None
@@ -134,6 +136,7 @@ class Signaling:
         release: Callable[[], None],
         grant: Grant,
         person: str | None = None,
+        station: str | None = None,
     ) -> tuple[RTCSessionDescription, str]:
         camera_id = self._registry.reserve(requested_id)
         pc = RTCPeerConnection(rtc_configuration(self._config))
@@ -151,6 +154,8 @@ class Signaling:
             self.track_connection(session, grant, release)
             if person is not None:
                 session.set_person(person, "offer")
+            tap_sender_reports(video.receiver, session.capture_clock.sender_report)
+            self._join_station(session, station)
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)
             session.attach_track(video.receiver.track)
@@ -193,6 +198,9 @@ class Signaling:
         config = self._config
 
         def admit(frame: Any) -> bool:
+            if session.capture_clock.rtp_origin is None:
+                # aiortc hands the decoder's frames pts = RTP timestamp - the first one's
+                session.capture_clock.rtp_origin = frame.timestamp
             size = vp8_keyframe_dimensions(frame.data)
             if size is None or session.closing:
                 return not session.closing
@@ -239,8 +247,19 @@ class Signaling:
         owner = object()
         session.add_close_listener(owner, _async(lambda: self._live.remove(grant, session)))
 
+    def _join_station(self, session: CameraSession, station: str | None) -> None:
+        """The offer's station, or the one a REST call reserved this camera id for; the
+        camera leaves it when it goes."""
+        if station is not None:
+            self.stations.join(station, session)
+        else:
+            self.stations.camera_arrived(session)
+        owner = object()
+        session.add_close_listener(owner, _async(lambda: self.stations.camera_left(session)))
+
     def new_legacy_session(self, camera_id: str, grant: Grant) -> CameraSession:
         session = self._new_session(camera_id, "websocket")
+        self._join_station(session, None)
         self.track_connection(session, grant, None)  # the WebSocket handler frees its slot
         self._registry.add(session)
         return session
@@ -253,6 +272,8 @@ class Signaling:
                 logger.info("[%s] ignoring data channel %r", session.camera_id, channel.label)
                 return
             session.attach_own_channel(sink)
+            if session.person is not None:  # tied by the offer, before the channel was open
+                sink.send_text(encode(PersonSet(session.camera_id, session.person)))
             rate = MessageRate(self._config.max_messages_per_s, f"[{session.camera_id}] camera")
 
             @channel.on("message")
@@ -304,6 +325,7 @@ class Signaling:
     async def close(self) -> None:
         for pc in list(self._negotiating):
             await pc.close()
+        self.stations.close()
 
 
 def _async(callback: Callable[[], None]) -> Callable[[], Any]:

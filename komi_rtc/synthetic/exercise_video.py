@@ -72,6 +72,12 @@ class ExercisingPersonSource:
         self.frame_index += 1
         return render_frame(points, self.viewpoint, self.look, self._width, self._height)
 
+    def render_at(self, t: float) -> np.ndarray:
+        """The frame at `t` seconds into the performance (several views of one person: give
+        each the same `t`)."""
+        points = forward_kinematics(self.performance.joints_at(t))
+        return render_frame(points, self.viewpoint, self.look, self._width, self._height)
+
     def truth(self, index: int) -> FrameTruth:
         """The truth of frame `index` (0 is the first `read()`)."""
         t = index / self.fps

@@ -1,0 +1,393 @@
+"""Stations: 2-4 cameras on one person, their frames paired by capture time and analysed as
+one (design.md, "Stations").
+
+Each camera keeps its own session, pose worker and analysis; a station only listens to
+their analysed frames. Frames are paired by capture time (media/capture_clock.py) within
+half a frame interval; a group waits for its missing views at most `MAX_WAIT_S`, then goes
+on with the views that are there. Each group becomes one `station_processed` message to
+every camera of the station and their monitors; a station exercise is counted once
+(analysis/fusion.py) and each rep is one `rep_completed` carrying `station_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analysis.catalog import Catalog
+from ..analysis.fusion import StationFusion, ViewFrame
+from ..protocol import InvalidRequest, KomiError, validate_camera_id
+from ..protocol.messages import RepCompleted, StationProcessed, WireMessage, encode
+
+logger = logging.getLogger(__name__)
+
+MAX_CAMERAS = 4
+MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
+DEFAULT_INTERVAL_S = 1 / 15
+
+
+class UnknownStation(KomiError):
+    status = 404
+
+
+@dataclass
+class ViewItem:
+    """One camera's analysed frame, as a station sees it."""
+
+    camera_id: str
+    captured: float  # server clock
+    pts: int
+    poses: list[dict[str, Any]]
+    width: int
+    height: int
+    analysis: dict[str, Any] | None
+    reps: list[dict[str, Any]]
+    arrived: float = field(default_factory=time.monotonic)
+
+    def keypoints(self) -> np.ndarray | None:
+        """The most prominent person as (33, 3): x px, y px, confidence."""
+        if not self.poses:
+            return None
+
+        def area(pose: dict[str, Any]) -> float:
+            xs = [k["x"] for k in pose["keypoints"]]
+            ys = [k["y"] for k in pose["keypoints"]]
+            return (max(xs) - min(xs)) * (max(ys) - min(ys))
+
+        pose = max(self.poses, key=area)
+        return np.array(
+            [[k["x"], k["y"], k.get("confidence", 1.0)] for k in pose["keypoints"]], np.float64
+        )
+
+
+class Pairer:
+    """Groups the newest frames of a station's cameras whose capture times lie within half
+    a frame interval; never holds a frame longer than `max_wait_s`."""
+
+    def __init__(
+        self, emit: Callable[[list[ViewItem]], None], max_wait_s: float = MAX_WAIT_S
+    ) -> None:
+        self._emit = emit
+        self._max_wait_s = max_wait_s
+        self.cameras: list[str] = []
+        self._waiting: dict[str, deque[ViewItem]] = {}
+        self._last_captured: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def tolerance_s(self) -> float:
+        intervals = [self._interval.get(c, DEFAULT_INTERVAL_S) for c in self.cameras]
+        return 0.5 * min(intervals, default=DEFAULT_INTERVAL_S)
+
+    def set_cameras(self, cameras: list[str]) -> None:
+        self.cameras = list(cameras)
+        for camera_id in list(self._waiting):
+            if camera_id not in cameras:
+                del self._waiting[camera_id]
+
+    def add(self, item: ViewItem) -> None:
+        previous = self._last_captured.get(item.camera_id)
+        if previous is not None and 0.0 < item.captured - previous < 1.0:
+            old = self._interval.get(item.camera_id, item.captured - previous)
+            self._interval[item.camera_id] = 0.8 * old + 0.2 * (item.captured - previous)
+        self._last_captured[item.camera_id] = item.captured
+        queue = self._waiting.setdefault(item.camera_id, deque(maxlen=8))
+        queue.append(item)
+        self._pair(item)
+        self._expire()
+
+    def _nearest(self, camera_id: str, captured: float) -> ViewItem | None:
+        queue = self._waiting.get(camera_id)
+        if not queue:
+            return None
+        best = min(queue, key=lambda i: abs(i.captured - captured))
+        return best if abs(best.captured - captured) <= self.tolerance_s else None
+
+    def _take(self, group: list[ViewItem]) -> None:
+        for item in group:
+            queue = self._waiting[item.camera_id]
+            while queue and queue[0].captured <= item.captured:
+                queue.popleft()  # this frame and older ones of that camera are done
+        self._emit(group)
+
+    def _pair(self, item: ViewItem) -> None:
+        group = [item]
+        for camera_id in self.cameras:
+            if camera_id == item.camera_id:
+                continue
+            partner = self._nearest(camera_id, item.captured)
+            if partner is None:
+                return  # wait for it (bounded by _expire)
+            group.append(partner)
+        self._take(group)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while True:
+            waiting = [q[0] for q in self._waiting.values() if q]
+            if not waiting:
+                break
+            oldest = min(waiting, key=lambda i: i.arrived)
+            if now - oldest.arrived < self._max_wait_s:
+                self._schedule(oldest.arrived + self._max_wait_s - now)
+                return
+            group = [oldest]
+            for camera_id in self.cameras:
+                if camera_id != oldest.camera_id:
+                    partner = self._nearest(camera_id, oldest.captured)
+                    if partner is not None:
+                        group.append(partner)
+            self._take(group)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._waiting.clear()
+
+
+class Station:
+    """Owned by the registry; holds no task of its own (its expiry timer is cancelled by
+    `close`)."""
+
+    def __init__(self, station_id: str, catalog: Catalog) -> None:
+        self.id = station_id
+        self._catalog = catalog
+        self.members: dict[str, Any] = {}  # camera_id -> CameraSession
+        self.wanted: list[str] = []  # ids named by REST, joined when they stream
+        self.pairer = Pairer(self._on_group)
+        self.fusion: StationFusion | None = None
+        self.exercise: str | None = None
+        self.profile: str | None = None
+        self.calibration: Any = None  # multiview.StationCalibration once calibrated
+        self.sync_errors_ms: deque[float] = deque(maxlen=300)
+        self.groups = 0
+        self.partial_groups = 0
+        self.observers: list[Callable[[list[ViewItem]], None]] = []  # e.g. self-calibration
+
+    @property
+    def camera_ids(self) -> list[str]:
+        return sorted(set(self.wanted) | set(self.members))
+
+    @property
+    def counts_reps(self) -> bool:
+        return self.fusion is not None
+
+    def join(self, session: Any) -> None:
+        if session.camera_id not in self.members and len(self.members) >= MAX_CAMERAS:
+            raise InvalidRequest(f"station {self.id} already has {MAX_CAMERAS} cameras")
+        self.members[session.camera_id] = session
+        if session.camera_id not in self.wanted:
+            self.wanted.append(session.camera_id)
+        session.station = self
+        self.pairer.set_cameras(sorted(self.members))
+        if self.exercise is not None:
+            session.set_exercise({"exercise": self.exercise, "profile": self.profile}, "station")
+        logger.info(
+            "[%s] joined station %s (%d cameras)", session.camera_id, self.id, len(self.members)
+        )
+
+    def leave(self, session: Any) -> None:
+        camera_id: str = session.camera_id
+        if self.members.get(camera_id) is session:
+            del self.members[camera_id]
+            session.station = None
+            self.pairer.set_cameras(sorted(self.members))
+            logger.info("[%s] left station %s", camera_id, self.id)
+
+    def set_exercise(self, fields: dict[str, Any], source: str) -> dict[str, Any]:
+        """Analyse the station as one: every camera runs the exercise (for its view's
+        metrics), the station counts once."""
+        exercise = fields.get("exercise")
+        profile = fields.get("profile", "standard")
+        if exercise is not None and (
+            not isinstance(exercise, str) or self._catalog.get(exercise) is None
+        ):
+            raise InvalidRequest(f"unknown exercise {str(exercise)[:64]!r}")
+        for session in self.members.values():
+            session.set_exercise({"exercise": exercise, "profile": profile}, f"station {self.id}")
+        self.exercise = exercise
+        self.profile = profile if exercise else None
+        known = self._catalog.get(exercise) if exercise else None
+        self.fusion = StationFusion(known) if known is not None else None
+        logger.info("station %s: exercise %s (%s)", self.id, exercise, source)
+        return {
+            "type": "exercise_set",
+            "station_id": self.id,
+            "exercise": exercise,
+            "profile": self.profile,
+            "cameras": sorted(self.members),
+        }
+
+    def on_view(self, item: ViewItem) -> None:
+        self.pairer.add(item)
+
+    def _broadcast(self, message: WireMessage) -> None:
+        text = encode(message)
+        for session in self.members.values():
+            session.broadcast_text(text)
+
+    def _on_group(self, group: list[ViewItem]) -> None:
+        self.groups += 1
+        if len(group) < len(self.members):
+            self.partial_groups += 1
+        captured = [item.captured for item in group]
+        sync_error_ms = (max(captured) - min(captured)) * 1000.0
+        if len(group) > 1:
+            self.sync_errors_ms.append(sync_error_ms)
+        for observer in list(self.observers):
+            observer(group)
+        analysis: dict[str, Any] | None = None
+        reps: list[dict[str, Any]] = []
+        if self.fusion is not None:
+            frames = [
+                ViewFrame(i.camera_id, i.captured, i.analysis, i.reps, bool(i.poses)) for i in group
+            ]
+            analysis, reps = self.fusion.update(frames, time.time())
+        pose3d = self._pose3d(group)
+        if analysis is not None and pose3d is not None:
+            from ..multiview import joint_angles_3d
+
+            analysis["angles3d"] = joint_angles_3d(pose3d)
+        self._broadcast(
+            StationProcessed(
+                station_id=self.id,
+                timestamp=time.time(),
+                frames={i.camera_id: i.pts for i in group},
+                sync_error_ms=round(sync_error_ms, 1),
+                analysis=analysis,
+                pose3d=pose3d,
+                captured={i.camera_id: round(i.captured, 4) for i in group},
+            )
+        )
+        if self.fusion is not None:
+            for rep in reps:
+                source = rep.get("source") or group[0].camera_id
+                self._broadcast(RepCompleted(source, self.fusion.exercise.id, rep, self.id))
+
+    def _pose3d(self, group: list[ViewItem]) -> list[dict[str, Any]] | None:
+        if self.calibration is None or len(group) < 2:
+            return None
+        from ..multiview import triangulate
+
+        views = {}
+        for item in group:
+            keypoints = item.keypoints()
+            if keypoints is not None and item.camera_id in self.calibration.cameras:
+                views[item.camera_id] = keypoints
+        if len(views) < 2:
+            return None
+        try:
+            return list(triangulate(self.calibration, views))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            logger.warning("station %s: triangulation failed: %s", self.id, exc)
+            return None
+
+    def sync_error_ms(self) -> float | None:
+        return round(statistics.fmean(self.sync_errors_ms), 1) if self.sync_errors_ms else None
+
+    def summary(self) -> dict[str, Any]:
+        errors = sorted(self.sync_errors_ms)
+        return {
+            "id": self.id,
+            "cameras": self.camera_ids,
+            "calibrated": self.calibration is not None,
+            "sync_error_ms": self.sync_error_ms(),
+            "sync_error_p95_ms": round(errors[int(0.95 * (len(errors) - 1))], 1)
+            if errors
+            else None,
+            "streaming": sorted(self.members),
+            "exercise": self.exercise,
+            "reps": self.fusion.reps if self.fusion is not None else None,
+            "groups": self.groups,
+            "partial_groups": self.partial_groups,
+            "calibration": self.calibration.summary() if self.calibration is not None else None,
+        }
+
+    def close(self) -> None:
+        self.pairer.close()
+
+
+class StationRegistry:
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._stations: dict[str, Station] = {}
+
+    def get(self, station_id: str) -> Station:
+        station = self._stations.get(station_id)
+        if station is None:
+            raise UnknownStation(f"unknown station: {station_id}")
+        return station
+
+    def ensure(self, station_id: str) -> Station:
+        station_id = validate_station_id(station_id)
+        if station_id not in self._stations:
+            self._stations[station_id] = Station(station_id, self._catalog)
+        return self._stations[station_id]
+
+    def all(self) -> list[Station]:
+        return [self._stations[k] for k in sorted(self._stations)]
+
+    def join(self, station_id: str, session: Any) -> Station:
+        current = getattr(session, "station", None)
+        if current is not None and current.id != station_id:
+            current.leave(session)
+        station = self.ensure(station_id)
+        station.join(session)
+        return station
+
+    def camera_arrived(self, session: Any) -> None:
+        """A camera that a station named by REST is waiting for."""
+        for station in self._stations.values():
+            if session.camera_id in station.wanted and session.camera_id not in station.members:
+                station.join(session)
+                return
+
+    def camera_left(self, session: Any) -> None:
+        station = getattr(session, "station", None)
+        if station is not None:
+            station.leave(session)
+
+    def set_cameras(self, station_id: str, cameras: list[str], live: dict[str, Any]) -> Station:
+        if not 1 <= len(cameras) <= MAX_CAMERAS or len(set(cameras)) != len(cameras):
+            raise InvalidRequest(f"'cameras' must list 1 to {MAX_CAMERAS} distinct camera ids")
+        cameras = [validate_camera_id(c) for c in cameras]
+        station = self.ensure(station_id)
+        for camera_id in list(station.members):
+            if camera_id not in cameras:
+                station.leave(station.members[camera_id])
+        station.wanted = list(cameras)
+        for camera_id in cameras:
+            session = live.get(camera_id)
+            if session is not None:
+                self.join(station_id, session)
+        return station
+
+    def close(self) -> None:
+        for station in self._stations.values():
+            station.close()
+
+
+def validate_station_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest("a station id must be a string")
+    try:
+        return validate_camera_id(value)
+    except InvalidRequest:
+        raise InvalidRequest(
+            "a station id must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
+        ) from None

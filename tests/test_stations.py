@@ -1,0 +1,222 @@
+"""Stations (design.md, "Stations"): two aiortc cameras filming one rendered person from the
+side and the front, paired by capture time and counted once."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from auth import AUTH_HEADERS
+from contract_client import post_offer
+
+from komi_rtc.analysis.catalog import default_catalog
+from komi_rtc.analysis.fusion import StationFusion, ViewFrame
+from komi_rtc.media.capture_clock import CaptureClock
+from komi_rtc.media.rtp_timestamps import SenderTimestampOrigin, lookup_pts
+from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
+
+TIME_BASE = fractions.Fraction(1, 90000)
+
+
+class ViewTrack(MediaStreamTrack):
+    """One camera of a station: renders the shared performance at wall time - epoch, so
+    every view shows the same instant; remembers when each frame was captured."""
+
+    kind = "video"
+
+    def __init__(self, source: ExercisingPersonSource, fps: float, epoch: float) -> None:
+        super().__init__()
+        self.source = source
+        self.fps = fps
+        self.epoch = epoch
+        self.captured: dict[int, float] = {}  # pts -> wall time of capture
+        self.origin = SenderTimestampOrigin()  # RTP timestamp = origin + pts
+        self._start = time.monotonic()
+        self._next: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        self.origin.observe()
+        now = time.monotonic()
+        if self._next is None:
+            self._next = now
+        elif self._next > now:
+            await asyncio.sleep(self._next - now)  # pacing the camera, not synchronisation
+        self._next = max(self._next + 1 / self.fps, time.monotonic() - 1 / self.fps)
+        wall = time.time()
+        rgb = await asyncio.get_running_loop().run_in_executor(
+            None, self.source.render_at, wall - self.epoch
+        )
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = int((time.monotonic() - self._start) * 90000)
+        frame.time_base = TIME_BASE
+        self.captured[frame.pts] = wall
+        self.origin.handed_out(frame.pts)
+        return frame
+
+
+class StationCamera:
+    def __init__(self, track: ViewTrack) -> None:
+        self.track = track
+        self.pc = RTCPeerConnection()
+        track.origin.sender = self.pc.addTrack(track)
+        self.channel = self.pc.createDataChannel("komi")
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        @self.channel.on("message")
+        def on_message(raw: str) -> None:
+            self.messages.put_nowait(json.loads(raw))
+
+    async def connect(self, url: str, camera_id: str, station: str) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        status, answer = await post_offer(
+            url,
+            {
+                "sdp": self.pc.localDescription.sdp,
+                "type": "offer",
+                "role": "camera",
+                "camera_id": camera_id,
+                "station": station,
+            },
+        )
+        assert status == 200, answer
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    def true_capture(self, rtp_pts: int) -> float | None:
+        """The wall time this camera captured the frame the server calls `rtp_pts`."""
+        # the server's frame_pts count from the first frame it received (aiortc's
+        # receiver subtracts the first RTP timestamp): that is this track's first frame
+        first = min(self.track.captured)
+        return lookup_pts(self.track.captured, rtp_pts + first)  # ±2 ticks of rounding
+
+
+async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
+    running = await start_server()
+    fps = 10.0
+    epoch = time.time()
+    side = ExercisingPersonSource(480, 360, fps, "squat", "side_left")
+    front = ExercisingPersonSource(480, 360, fps, "squat", "front")
+    cam_side = StationCamera(ViewTrack(side, fps, epoch))
+    cam_front = StationCamera(ViewTrack(front, fps, epoch))
+    try:
+        await cam_side.connect(running.url, "st_side", "st1")
+        await asyncio.sleep(1.3)  # the cameras start at different times (scenario, not sync)
+        await cam_front.connect(running.url, "st_front", "st1")
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+            async with http.get(f"{running.url}/stations") as response:
+                [station] = (await response.json())["stations"]
+            assert station["id"] == "st1" and station["cameras"] == ["st_front", "st_side"]
+            # both views analysed before counting starts
+            for camera in (cam_side, cam_front):
+                while (await camera.messages.get())["type"] != "frame_processed":
+                    pass
+            async with http.post(
+                f"{running.url}/stations/st1/exercise", json={"exercise": "squat"}
+            ) as response:
+                assert response.status == 200, await response.text()
+            started = time.time() - epoch
+            station_reps: list[dict[str, Any]] = []
+            pairs: list[dict[str, Any]] = []
+            camera_reps = 0
+            async with asyncio.timeout(90):
+                while len(station_reps) < 4:
+                    message = await cam_side.messages.get()
+                    if message["type"] == "rep_completed":
+                        if message.get("station_id") == "st1":
+                            station_reps.append(message)
+                        else:
+                            camera_reps += 1
+                    elif message["type"] == "station_processed":
+                        pairs.append(message)
+            ended = time.time() - epoch
+            async with http.get(f"{running.url}/stations") as response:
+                [station] = (await response.json())["stations"]
+        assert camera_reps == 0  # one rep_completed per rep: the station's
+        truth = len(side.performance.reps_until(ended)) - len(side.performance.reps_until(started))
+        assert abs(len(station_reps) - truth) <= 1, (len(station_reps), truth)
+        for message in station_reps:
+            assert message["rep"]["source"] == "st_side"  # depth is read from the side
+            assert set(message["rep"]["views"]) == {"st_side", "st_front"}
+        both = [p for p in pairs if len(p["frames"]) == 2]
+        assert len(both) >= 0.8 * len(pairs), (len(both), len(pairs))
+        half_frame_ms = 500.0 / fps
+        # the server's own estimate, and the truth from when each frame was captured
+        assert station["sync_error_ms"] < half_frame_ms
+        true_errors = []
+        for pair in both:
+            a = cam_side.true_capture(pair["frames"]["st_side"])
+            b = cam_front.true_capture(pair["frames"]["st_front"])
+            if a is not None and b is not None:
+                true_errors.append(abs(a - b) * 1000)
+        assert len(true_errors) >= 0.8 * len(both)
+        true_errors.sort()
+        p95 = true_errors[int(0.95 * (len(true_errors) - 1))]
+        assert p95 < half_frame_ms + 10, true_errors[-10:]
+        analysis = pairs[-1]["analysis"]
+        assert analysis["source"] == "st_side" and analysis["views"]["st_front"] == "front"
+        assert analysis["metric_sources"]["knee_tracking"] == "st_front"
+    finally:
+        await cam_side.pc.close()
+        await cam_front.pc.close()
+
+
+def test_the_capture_clock_maps_rtp_to_the_camera_clock_and_removes_its_offset():
+    clock = CaptureClock()
+    assert clock.frame_capture_time(1000, 50.0) == 50.0  # no sender report yet: arrival
+    clock.rtp_origin = 2**32 - 9000  # the first frame's RTP timestamp; its pts is 0
+    clock.sender_report(1_000.0, 2**32 - 9000)  # a camera 950 s ahead of the server
+    captured = [
+        clock.frame_capture_time(9000 * i, 50.2 + 0.1 * i + 0.01 * (i % 3)) for i in range(10)
+    ]
+    # the RTP timestamp wrapped; frames 0.1 s apart; transit 0.2 to 0.22 s
+    assert captured[1] - captured[0] == pytest.approx(0.1)
+    assert captured[0] == pytest.approx(50.2, abs=0.001)
+    assert clock.source == "sender_report"
+
+
+def test_fusion_counts_the_side_view_and_adds_the_front_views_errors_and_two_view_rules():
+    squat = default_catalog().get("squat")
+    fusion = StationFusion(squat)
+    side = {"view": "side", "feedback": []}
+    front = {"view": "front", "feedback": [{"code": "knees_cave", "message": {}}]}
+    rep_side = {
+        "index": 1,
+        "score": 100.0,
+        "peak_angle_deg": 85.0,
+        "ended_at": 10.0,
+        "errors": [],
+        "good": True,
+    }
+    rep_front = {
+        "index": 1,
+        "score": 70.0,
+        "ended_at": 10.1,
+        "errors": ["knees_cave"],
+        "good": False,
+    }
+    analysis, reps = fusion.update(
+        [ViewFrame("a", 10.0, side, [rep_side]), ViewFrame("b", 10.0, front, [rep_front])], 10.0
+    )
+    assert (
+        analysis["source"] == "a"
+        and reps
+        and reps[0]["errors"] == ["knees_cave", "knees_cave_at_depth"]
+    )
+    assert reps[0]["score"] == 80.0 and reps[0]["error_views"]["knees_cave"] == ["b"]
+    assert fusion.reps == 1 and analysis["feedback"][0]["code"] == "knees_cave"
+    # the side camera loses the person: the front one counts
+    for t in range(11, 15):
+        fusion.update(
+            [
+                ViewFrame("a", float(t), side, [], person_seen=False),
+                ViewFrame("b", float(t), front, []),
+            ],
+            float(t),
+        )
+    assert fusion.source == "b"
