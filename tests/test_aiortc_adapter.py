@@ -21,6 +21,7 @@ from komi_rtc.media.aiortc_adapter import (
     negotiated_codecs,
     redirect_keyframe_requests,
     sender_rtp_timestamp,
+    tap_sender_reports,
 )
 
 
@@ -146,6 +147,28 @@ async def test_sender_rtp_state_names_exist(negotiated_pair):
     assert sender_rtp_timestamp(sender) == 1234
 
 
+async def test_sender_reports_are_tapped_from_a_real_receiver(negotiated_pair):
+    """The RTCP handler the tap wraps is the one aiortc's transport calls, and a sender
+    report becomes (sender wall clock, RTP timestamp)."""
+    import time
+
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+    _, receiver_pc = negotiated_pair
+    receiver = receiver_pc.getTransceivers()[0].receiver
+    assert callable(getattr(receiver, aiortc_adapter._RECEIVER_HANDLE_RTCP))
+    assert "recipient._handle_rtcp_packet" in inspect.getsource(
+        __import__("aiortc.rtcdtlstransport", fromlist=["x"])
+    )
+    seen = []
+    assert tap_sender_reports(receiver, lambda wall, rtp: seen.append((wall, rtp)))
+    now = time.time()
+    ntp = int((now + aiortc_adapter.NTP_EPOCH_OFFSET_S) * 2**32)
+    info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=123456, packet_count=1, octet_count=9)
+    await receiver._handle_rtcp_packet(RtcpSrPacket(ssrc=1, sender_info=info))
+    assert len(seen) == 1 and abs(seen[0][0] - now) < 1e-3 and seen[0][1] == 123456
+
+
 def test_a_changed_aiortc_falls_back_instead_of_failing():
     class Changed:
         pass
@@ -155,3 +178,4 @@ def test_a_changed_aiortc_falls_back_instead_of_failing():
     assert not redirect_keyframe_requests(Changed(), lambda: None)
     assert sender_rtp_timestamp(Changed()) is None
     assert not install_marker_release(Changed())
+    assert not tap_sender_reports(Changed(), lambda wall, rtp: None)
