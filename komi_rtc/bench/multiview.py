@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +137,18 @@ def _evaluate(
     true_2d_estimates = []
     missing = 0
     for i, points in enumerate(truth):
-        views = {c: kp[i] for c, kp in keypoints.items() if kp[i] is not None}
+        views: dict[str, np.ndarray] = {}
+        for c, kp in keypoints.items():
+            observed = kp[i]
+            if observed is not None:
+                views[c] = observed
         result = triangulate_points(calibration, views)
         ok = result.views[joints] >= 2
         missing += int((~ok).sum())
         for j in joints[ok]:
-            for c, kp in views.items():
+            for c, view in views.items():
                 pixel, _ = project_fast(calibration.cameras[c], result.points[j])
-                error = float(np.linalg.norm(pixel[0] - kp[j, :2]))
+                error = float(np.linalg.norm(pixel[0] - view[j, :2]))
                 if error <= 20.0:  # the views the gate kept
                     reprojection.append(error)
         estimates.append(np.where(ok[:, None], result.points[joints], np.nan))
@@ -191,9 +196,7 @@ def _calibration_figures(
     truth = np.array([cameras_truth[c].centre for c in ids])
     R, t = _kabsch(estimate, truth)
     position = np.linalg.norm(estimate @ R.T + t - truth, axis=1)
-    focal = [
-        100 * (calibration.cameras[c].K[0, 0] / cameras_truth[c].K[0, 0] - 1) for c in ids
-    ]
+    focal = [100 * (calibration.cameras[c].K[0, 0] / cameras_truth[c].K[0, 0] - 1) for c in ids]
     return {
         "reprojection_error_px": calibration.reprojection_error_px,
         "focal_error_pct": {c: round(f, 2) for c, f in zip(ids, focal, strict=True)},
@@ -203,8 +206,14 @@ def _calibration_figures(
     }
 
 
-def run(exercises: list[str], frames: int, fps: float, board_poses_count: int, seed: int,
-        save: Path | None) -> dict[str, Any]:
+def run(
+    exercises: list[str],
+    frames: int,
+    fps: float,
+    board_poses_count: int,
+    seed: int,
+    save: Path | None,
+) -> dict[str, Any]:
     cameras = camera_ring(YAWS, SIZE, horizontal_fov_deg=FOVS)
     sizes = {c: cam.size for c, cam in cameras.items()}
     started = time.perf_counter()
@@ -216,7 +225,7 @@ def run(exercises: list[str], frames: int, fps: float, board_poses_count: int, s
 
     board = calibrate_from_board(_board_views(cameras, board_poses_count, seed), sizes)
     board_done = time.perf_counter()
-    observations = {
+    observations: dict[str, Sequence[np.ndarray | None]] = {
         c: [kp for exercise in exercises for kp in recordings[exercise][1][c]] for c in cameras
     }
     selfcal = self_calibrate(observations, sizes, BODY_HEIGHT_M)
@@ -242,7 +251,8 @@ def run(exercises: list[str], frames: int, fps: float, board_poses_count: int, s
             "self_calibration": round(self_done - board_done, 1),
         },
         "calibrations": {
-            name: _calibration_figures(cal, cameras) for name, cal in calibrations.items()
+            name: _calibration_figures(cal, cameras)
+            for name, cal in calibrations.items()
             if name != "truth"
         },
         "self_calibration_details": selfcal.details,
@@ -281,16 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--board-poses", type=int, default=16)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("artifacts/multiview_benchmark.json"))
-    parser.add_argument("--save-frames", type=Path, default=None,
-                        help="a folder for one rendered frame per camera")
+    parser.add_argument(
+        "--save-frames", type=Path, default=None, help="a folder for one rendered frame per camera"
+    )
     args = parser.parse_args(argv)
     filter_native_stderr()
     if args.save_frames is not None:
         args.save_frames.mkdir(parents=True, exist_ok=True)
-    report = run(args.exercises, args.frames, args.fps, args.board_poses, args.seed,
-                 args.save_frames)
-    print(json.dumps({"calibrations": report["calibrations"], "seconds": report["seconds"]},
-                     indent=1))
+    report = run(
+        args.exercises, args.frames, args.fps, args.board_poses, args.seed, args.save_frames
+    )
+    print(
+        json.dumps({"calibrations": report["calibrations"], "seconds": report["seconds"]}, indent=1)
+    )
     print(_table(report))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
