@@ -161,6 +161,31 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
         analysis = pairs[-1]["analysis"]
         assert analysis["source"] == "st_side" and analysis["views"]["st_front"] == "front"
         assert analysis["metric_sources"]["knee_tracking"] == "st_front"
+        # calibrate from the person's own keypoints, then pose3d arrives in metres
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+            async with http.post(
+                f"{running.url}/stations/st1/calibrate",
+                json={"method": "self", "body_height_m": 1.75, "seconds": 60},
+            ) as response:
+                result = await response.json()
+                assert response.status == 200, result
+            assert result["calibrated"] and result["method"] == "self"
+            async with http.get(f"{running.url}/stations") as response:
+                [station] = (await response.json())["stations"]
+            assert station["calibrated"]
+            async with http.get(f"{running.url}/calibration/board.png") as response:
+                assert response.content_type == "image/png"
+                assert (await response.read()).startswith(b"\x89PNG")
+        async with asyncio.timeout(20):
+            while True:
+                message = await cam_front.messages.get()
+                if message["type"] == "station_processed" and "pose3d" in message:
+                    break
+        pose3d = message["pose3d"]
+        assert len(pose3d) == 33 and {"x", "y", "z", "confidence"} <= set(pose3d[0])
+        seen = [k for k in pose3d if k["confidence"] > 0]
+        assert len(seen) >= 20
+        assert "angles3d" in message["analysis"]
     finally:
         await cam_side.pc.close()
         await cam_front.pc.close()

@@ -348,6 +348,27 @@ async def set_station_exercise(request: web.Request) -> web.Response:
     return web.json_response(station.set_exercise(body, "REST"))
 
 
+async def calibrate_station(request: web.Request) -> web.Response:
+    """`POST /stations/{id}/calibrate` {"method": "self"|"board", ...}: waits until done."""
+    from .station_calibration import calibrate
+
+    station = request.app[SIGNALING].stations.get(_station_id(request))
+    return web.json_response(await calibrate(station, await _json_object(request)))
+
+
+async def set_station_calibration(request: web.Request) -> web.Response:
+    from .station_calibration import install
+
+    station = request.app[SIGNALING].stations.get(_station_id(request))
+    return web.json_response(install(station, await _json_object(request)))
+
+
+async def board_image(request: web.Request) -> web.Response:
+    from .station_calibration import board_image as serve
+
+    return await serve(request)
+
+
 async def offer(request: web.Request) -> web.Response:
     return await request.app[SIGNALING].handle_offer(request)
 
@@ -543,6 +564,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/stations", stations, Rule.WATCH)
     route("POST", "/stations/{station_id}", set_station, Rule.WATCH)
     route("POST", "/stations/{station_id}/exercise", set_station_exercise, Rule.WATCH)
+    route("POST", "/stations/{station_id}/calibrate", calibrate_station, Rule.WATCH)
+    route("POST", "/stations/{station_id}/calibration", set_station_calibration, Rule.WATCH)
+    route("GET", "/calibration/board.png", board_image, Rule.ANY)
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)

@@ -315,7 +315,7 @@ class Station:
             "reps": self.fusion.reps if self.fusion is not None else None,
             "groups": self.groups,
             "partial_groups": self.partial_groups,
-            "calibration": self.calibration.summary() if self.calibration is not None else None,
+            "calibration": self.calibration.to_json() if self.calibration is not None else None,
         }
 
     def close(self) -> None:
