@@ -49,12 +49,13 @@ class ViewTrack(MediaStreamTrack):
         elif self._next > now:
             await asyncio.sleep(self._next - now)  # pacing the camera, not synchronisation
         self._next = max(self._next + 1 / self.fps, time.monotonic() - 1 / self.fps)
-        wall = time.time()
+        wall = time.time()  # the instant shown; the pts is taken at the same instant
+        pts = int((time.monotonic() - self._start) * 90000)
         rgb = await asyncio.get_running_loop().run_in_executor(
             None, self.source.render_at, wall - self.epoch
         )
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = int((time.monotonic() - self._start) * 90000)
+        frame.pts = pts
         frame.time_base = TIME_BASE
         self.captured[frame.pts] = wall
         self.origin.handed_out(frame.pts)

@@ -61,7 +61,8 @@ class ViewTrack(MediaStreamTrack):
         elif self._next > now:
             await asyncio.sleep(self._next - now)  # pacing the camera
         self._next = max(self._next + 1 / self.fps, time.monotonic() - 1 / self.fps)
-        wall = time.time()
+        wall = time.time()  # the instant shown; the pts is taken at the same instant
+        pts = int((time.monotonic() - self._start) * 90000)
         if self.fail_at is not None and wall >= self.fail_at:
             rgb = np.full((self.source._height, self.source._width, 3), 90, np.uint8)
         else:
@@ -69,7 +70,7 @@ class ViewTrack(MediaStreamTrack):
                 None, self.source.render_at, wall - self.epoch
             )
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = int((time.monotonic() - self._start) * 90000)
+        frame.pts = pts
         frame.time_base = _TIME_BASE
         self.captured[frame.pts] = wall
         return frame
