@@ -136,7 +136,17 @@ def test_installed_server_serves_pages_catalog_and_analyses_the_demo(installed, 
                 analysed = cameras.get("demo_camera", {}).get("frames_analysed", 0)
             time.sleep(0.5)  # polling a separate process; the deadline above fails the test
         assert _get(f"{base}/stats")[0] == 401  # no token
-        for page in ("/", "/camera", "/monitor", "/static/monitor.js", "/static/style.css"):
+        for page in (
+            "/",
+            "/camera",
+            "/monitor",
+            "/history",
+            "/static/monitor.js",
+            "/static/style.css",
+            "/static/vendor/uPlot.iife.min.js",
+            "/calibration/board.png",
+            "/people/nobody/recommendation",  # the coaching rules ship too
+        ):
             status, body = _get(base + page, token)
             assert status == 200 and body, page
         status, body = _get(f"{base}/exercises", token)
