@@ -2,11 +2,13 @@
 // shows live status and exercise feedback, and reconnects by itself, except when the server
 // refuses its access link: then it says so and stops. The camera can be tied to a person:
 // their sets are recorded, and their best earlier set is shown beside the live count.
+// Cameras filming one person join a station (`?station=` in the link, or the field in the
+// settings): the page then shows the station's count, counted once from all its views.
 
 import { accessToken, authHeaders, isRefusal, showRefusal } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker, loadCatalog } from './exercise_picker.js';
-import { applyLanguage, t, toggleLanguage } from './i18n.js';
+import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
 import { showAnalysedRate } from './server_load.js';
@@ -17,7 +19,8 @@ const preview = $('preview');
 const overlay = $('overlay');
 const panel = new AnalysisPanel($('analysis'));
 const stats = { state: 'idle', results: 0, latencyMs: null, analysedFps: 0, lastMessage: null,
-  lastPoses: 0, error: null, access: null, person: null, best: undefined };
+  lastPoses: 0, error: null, access: null, person: null, best: undefined,
+  station: null, stationMessages: 0, stationReps: null, stationSyncMs: null, stationRep: null };
 window.komiCamera = stats; // debug stats, read by the browser tests
 
 let config = null;
@@ -32,6 +35,8 @@ let clock = new ServerClock();
 const rate = new RateMeter();
 const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
 let personSent = null; // { person, at }: set_person sent, no answer yet
+const STATION_FRESH_MS = 1500; // the station's analysis this recent is shown instead of this view's
+let stationAnalysisAt = -Infinity;
 
 function setState(state) {
   stats.state = state;
@@ -61,6 +66,7 @@ function loadSettings() {
     if (saved !== null) $(key).value = saved;
   }
   $('person').value = params.get('person') || localStorage.getItem('komi.person') || '';
+  $('station').value = params.get('station') ?? (localStorage.getItem('komi.station') || '');
   showHistoryLink();
   $('speak').checked = localStorage.getItem('komi.speak') === '1';
   panel.speak = $('speak').checked;
@@ -68,6 +74,7 @@ function loadSettings() {
 
 function saveSettings() {
   localStorage.setItem('komi.cameraId', $('camera-id').value.trim());
+  if (chosenStation() !== undefined) localStorage.setItem('komi.station', chosenStation() || '');
   for (const key of ['facing', 'resolution', 'fps-choice', 'device']) {
     localStorage.setItem(`komi.${key}`, $(key).value);
   }
@@ -118,7 +125,9 @@ const exercisePicker = new ExercisePicker($('exercise'), {
   choose: ({ exercise: chosen, profile }) => {
     localStorage.setItem('komi.exercise', chosen || '');
     if (peer && peer.channel.readyState === 'open') {
-      peer.channel.send(JSON.stringify({ type: 'set_exercise', exercise: chosen, profile }));
+      const message = { type: 'set_exercise', exercise: chosen, profile };
+      if (peer.station) message.station = peer.station; // the whole station counts as one
+      peer.channel.send(JSON.stringify(message));
     }
   },
 });
@@ -180,6 +189,60 @@ $('person').addEventListener('change', () => {
   showHistoryLink();
   tiePerson();
 });
+
+// ---- the station this camera is part of
+
+// The station in the field: an id, null for none, undefined when it is not a valid id.
+function chosenStation() {
+  const value = $('station').value.trim();
+  if (!value) return null;
+  return PERSON_ID.test(value) ? value : undefined; // a station id follows the same rules
+}
+
+$('station').addEventListener('input', () => $('station').setCustomValidity(''));
+$('station').addEventListener('change', () => {
+  const station = chosenStation();
+  if (station === undefined) {
+    $('station').setCustomValidity(t('station_invalid'));
+    $('station').reportValidity();
+    return;
+  }
+  $('station').value = station || '';
+  saveSettings();
+  if (wanted) start(); // a camera joins a station with its offer
+});
+
+// The station's line: its name, how far apart its views were captured, who counts.
+function showStation() {
+  const station = stats.station;
+  $('station-status').hidden = !station;
+  if (!station) return;
+  $('station-name').textContent = format('station_of', { station });
+  $('station-sync').textContent = stats.stationSyncMs === null ? '–' : `${Math.round(stats.stationSyncMs)} ms`;
+  const source = stats.stationSource;
+  $('station-source').textContent = source ? format('counted_by', { camera: source }) : '';
+  const fresh = performance.now() - stationAnalysisAt < STATION_FRESH_MS;
+  $('analysis').classList.toggle('station-analysis', fresh);
+  $('reps-label').dataset.i18n = fresh ? 'station_reps' : 'reps';
+  $('reps-label').textContent = t($('reps-label').dataset.i18n);
+}
+
+function onStationMessage(message) {
+  if (!peer || message.station_id !== peer.station) return;
+  if (message.type === 'rep_completed') { stats.stationRep = message.rep || null; return; }
+  stats.stationMessages += 1;
+  if (typeof message.sync_error_ms === 'number') {
+    stats.stationSyncMs = stats.stationSyncMs === null ? message.sync_error_ms
+      : 0.8 * stats.stationSyncMs + 0.2 * message.sync_error_ms;
+  }
+  const analysis = message.analysis;
+  stats.stationSource = analysis ? analysis.source || null : null;
+  if (analysis) {
+    stationAnalysisAt = performance.now();
+    stats.stationReps = analysis.reps ?? null;
+    panel.update(analysis);
+  }
+}
 
 function exerciseKind(exercise) {
   return loadCatalog().then((catalog) => {
@@ -245,6 +308,10 @@ function onMessage(message) {
     exercisePicker.forgetChoice();
     return;
   }
+  if (message.station_id && (message.type === 'station_processed' || message.type === 'rep_completed')) {
+    onStationMessage(message);
+    return;
+  }
   onPersonMessage(message);
   exercisePicker.onMessage(message);
   if (message.type !== 'frame_processed') return;
@@ -254,7 +321,8 @@ function onMessage(message) {
   stats.lastPoses = drawPoses(overlay, message, { mirror: overlay.dataset.mirror === '1' });
   const latency = clock.latencyMs(message);
   if (latency !== null) stats.latencyMs = stats.latencyMs === null ? latency : 0.8 * stats.latencyMs + 0.2 * latency;
-  panel.update(message.analysis);
+  // in a station running an exercise, the station's analysis (all views, one count) is shown
+  if (performance.now() - stationAnalysisAt >= STATION_FRESH_MS) panel.update(message.analysis);
 }
 
 function refreshStatus() {
@@ -262,6 +330,7 @@ function refreshStatus() {
   const connected = stats.state === 'connected';
   showAnalysedRate($('fps'), connected ? stats.analysedFps : null,
     connected && stats.lastMessage ? stats.lastMessage.timing : null);
+  showStation();
   $('latency').textContent = stats.latencyMs !== null && stats.state === 'connected'
     ? `${Math.round(stats.latencyMs)} ms` : '–';
 }
@@ -288,6 +357,10 @@ function dropPeer() {
   exercisePicker.forgetRunning(); // a new connection is a new session: the server will say again
   personSent = null;
   stats.person = null;
+  stats.station = null;
+  stats.stationSyncMs = null;
+  stats.stationSource = null;
+  stationAnalysisAt = -Infinity;
 }
 
 // Offers this camera's stream as `cameraId`. A camera link bound to one camera refuses any
@@ -330,11 +403,13 @@ async function start() {
     return;
   }
   const cameraId = $('camera-id').value.trim() || undefined;
+  const station = chosenStation() || undefined; // an invalid one: the field says so, none is sent
   try {
     clock = new ServerClock();
     peer = await offerStream(cameraId, {
       role: 'camera',
       person: chosenPerson() || undefined, // the offer's "person": tied from the first frame
+      station, // the offer's "station": paired with the station's other cameras from the start
       iceServers: config.ice_servers,
       setup: (pc) => { for (const track of stream.getVideoTracks()) pc.addTrack(track, stream); },
       onMessage,
@@ -348,6 +423,8 @@ async function start() {
       },
     });
     if (peer.cameraId) $('camera-id').value = peer.cameraId;
+    peer.station = station || null;
+    stats.station = peer.station;
     peer.channel.onopen = () => {
       clock.ping(peer.channel);
       // again on the channel: the server's person_set for the offer went out before the
@@ -390,6 +467,7 @@ $('language').addEventListener('click', () => {
   setState(stats.state);
   exercisePicker.nameOptions();
   showBest();
+  showStation();
 });
 $('speak').addEventListener('change', () => {
   panel.speak = $('speak').checked;

@@ -2,6 +2,8 @@
 // the very frame it was computed from (matched by RTP timestamp, see docs/protocol.md).
 // When the server refuses the page's access link it says so and stops watching. Each tile
 // shows the person its camera is tied to, ties another, and links to their history.
+// The cameras of a station (several cameras on one person) share a station tile: their
+// videos side by side, the fused count and analysis, calibration and the 3-D skeleton.
 
 import { accessToken, authHeaders, isRefusal, refusalFor, showRefusal, webSocketUrl } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
@@ -11,12 +13,15 @@ import { near, NEAR_TICKS, PTS_WRAP, sameFrame } from './frame_keys.js';
 import { drawPoses } from './overlay.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
 import { showAnalysedRate } from './server_load.js';
+import { StationTile } from './station_view.js';
 import { VideoHold } from './video_hold.js';
 
 const $ = (id) => document.getElementById(id);
 const grid = $('grid');
 const tiles = new Map(); // camera id -> Tile
-const debug = { tiles: {}, access: null };
+const stationTiles = new Map(); // station id -> StationTile
+let stationSummaries = []; // GET /stations, newest answer
+const debug = { tiles: {}, stations: {}, access: null };
 window.komiMonitor = debug; // debug stats, read by the browser tests
 let config = null;
 let showOverlay = true;
@@ -24,6 +29,8 @@ let showOverlay = true;
 const KEEP_MESSAGES = 90;
 const NO_POSE_AFTER_MS = 5000; // a frame whose pose has not come by then was skipped by the server
 const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
+const STATIONS_POLL_MS = 3000; // who is in which station: polled, and asked again on changes
+const KEEP_STATION_KEYS = 200;
 
 class Tile {
   constructor(cameraId) {
@@ -125,6 +132,10 @@ class Tile {
     if (message.type === 'video_timing') { this.offset = message.rtp_timestamp_offset; return; }
     if (message.type === 'camera_disconnected') { this.setOffline(true); return; }
     if (message.type === 'person_set') { this.showPerson(message.person); return; }
+    if (message.station_id && (message.type === 'station_processed' || message.type === 'rep_completed')) {
+      onStationMessage(message);
+      return;
+    }
     this.exercisePicker.onMessage(message);
     this.stats.exercise = this.exercisePicker.value;
     if (message.type !== 'frame_processed') return;
@@ -328,13 +339,96 @@ class Tile {
   }
 }
 
+// Station tiles take a whole row each, above the cameras on their own.
 function layout() {
   const count = tiles.size;
-  const columns = Math.max(1, Math.ceil(Math.sqrt(count)));
+  const alone = [...tiles.values()].filter((tile) => tile.element.parentElement === grid).length;
+  const columns = Math.max(1, Math.ceil(Math.sqrt(alone)));
+  const rows = Math.ceil(alone / columns);
   grid.style.setProperty('--columns', String(columns));
-  grid.style.setProperty('--rows', String(Math.max(1, Math.ceil(count / columns))));
+  grid.style.setProperty('--rows', String(Math.max(1, rows)));
+  grid.style.gridTemplateRows = [
+    ...Array(stationTiles.size).fill('minmax(30rem, 1.6fr)'),
+    ...Array(rows).fill('minmax(14rem, 1fr)'),
+  ].join(' ') || '';
+  grid.classList.toggle('with-stations', stationTiles.size > 0);
   $('empty').hidden = count > 0 || Boolean(debug.access);
   $('count').textContent = count ? `${count}` : '';
+}
+
+// ---- stations
+
+// Puts each camera tile in its station's tile (or on the wall when it has none), makes a
+// tile for each station that has a camera streaming here, and drops the others.
+function arrangeStations() {
+  const stationOf = new Map(); // camera id -> station id
+  const live = new Set();
+  for (const summary of stationSummaries) {
+    const streaming = (summary.streaming || []).filter((id) => tiles.has(id));
+    if (!streaming.length) continue;
+    live.add(summary.id);
+    for (const id of streaming) stationOf.set(id, summary.id);
+    if (!stationTiles.has(summary.id)) {
+      const station = new StationTile(summary.id, $('station-template'), { onRefusal: refuse });
+      stationTiles.set(summary.id, station);
+      debug.stations[summary.id] = station.stats;
+      const firstStation = [...grid.children].find((child) => !child.classList.contains('station-tile'));
+      grid.insertBefore(station.element, firstStation || null);
+      applyLanguage(station.element);
+      station.relabel();
+    }
+    stationTiles.get(summary.id).updateSummary(summary);
+  }
+  for (const [id, station] of stationTiles) {
+    for (const cameraId of [...station.tiles.keys()]) {
+      if (stationOf.get(cameraId) === id && tiles.get(cameraId) === station.tiles.get(cameraId)) continue;
+      const tile = station.release(cameraId);
+      if (tile && tiles.get(cameraId) === tile) grid.append(tile.element);
+    }
+    if (!live.has(id)) {
+      station.close();
+      stationTiles.delete(id);
+      delete debug.stations[id];
+    }
+  }
+  for (const [cameraId, tile] of tiles) {
+    const station = stationTiles.get(stationOf.get(cameraId));
+    if (station) station.adopt(tile);
+  }
+  layout();
+}
+
+let stationsTimer = null;
+async function refreshStations() {
+  clearTimeout(stationsTimer);
+  if (debug.access) return;
+  const response = await fetch('/stations', { headers: authHeaders(), cache: 'no-store' }).catch(() => null);
+  if (response && isRefusal(response.status)) { refuse(response.status); return; }
+  if (response && response.ok) {
+    const answer = await response.json().catch(() => ({}));
+    stationSummaries = Array.isArray(answer.stations) ? answer.stations : [];
+    arrangeStations();
+  }
+  clearTimeout(stationsTimer); // one poll pending, however many asks overlapped
+  stationsTimer = setTimeout(refreshStations, STATIONS_POLL_MS);
+}
+
+// Each station message comes once per camera of the station this page watches: the first
+// is shown, the others dropped.
+const seenStationMessages = new Set();
+function onStationMessage(message) {
+  const key = message.type === 'station_processed'
+    ? `p|${message.station_id}|${message.timestamp}`
+    : `r|${message.station_id}|${message.rep && message.rep.station_index}|${message.rep && message.rep.ended_at}`;
+  if (seenStationMessages.has(key)) return;
+  seenStationMessages.add(key);
+  if (seenStationMessages.size > KEEP_STATION_KEYS) {
+    seenStationMessages.delete(seenStationMessages.values().next().value);
+  }
+  const station = stationTiles.get(message.station_id);
+  if (!station) { refreshStations(); return; } // a station this page has not heard of yet
+  if (message.type === 'station_processed') station.onProcessed(message);
+  else station.onRep(message);
 }
 
 function updateCameras(cameras) {
@@ -350,7 +444,8 @@ function updateCameras(cameras) {
       tiles.set(id, new Tile(id));
     }
   }
-  layout();
+  arrangeStations();
+  refreshStations(); // a camera that came or went may have joined or left a station
 }
 
 // People already known, as suggestions for the tiles' person fields.
@@ -371,6 +466,8 @@ function refuse(status) {
   debug.access = showRefusal($('access'), status, 'access_forbidden_monitor');
   for (const tile of tiles.values()) tile.close();
   tiles.clear();
+  for (const station of stationTiles.values()) station.close();
+  stationTiles.clear();
   layout();
 }
 
@@ -406,6 +503,7 @@ $('language').addEventListener('click', () => {
     tile.personInput.placeholder = t('person');
     tile.refresh();
   }
+  for (const station of stationTiles.values()) station.relabel();
 });
 applyLanguage();
 layout();

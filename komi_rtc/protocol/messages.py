@@ -109,6 +109,25 @@ class RepCompleted:
 
 
 @dataclass(frozen=True)
+class StationExerciseSet:
+    """A station's exercise changed: it is now counted once for all its cameras."""
+
+    station_id: str
+    exercise: str | None
+    profile: str | None
+    cameras: list[str]
+
+    def to_wire(self) -> Json:
+        return {
+            "type": "station_exercise_set",
+            "station_id": self.station_id,
+            "exercise": self.exercise,
+            "profile": self.profile,
+            "cameras": self.cameras,
+        }
+
+
+@dataclass(frozen=True)
 class StationProcessed:
     """One group of a station's frames, paired by capture time and analysed as one."""
 

@@ -88,7 +88,7 @@ async def calibrate(station: Station, body: dict[str, Any]) -> dict[str, Any]:
             calibration = await loop.run_in_executor(
                 None, lambda: calibrate_from_board(views, sizes, square)
             )
-    except CalibrationError as exc:
+    except (CalibrationError, ValueError) as exc:  # e.g. the body not seen whole
         raise StationNotReady(f"calibration failed: {exc}") from None
     station.calibration = calibration
     logger.info(

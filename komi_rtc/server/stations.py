@@ -25,7 +25,13 @@ import numpy as np
 from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
-from ..protocol.messages import RepCompleted, StationProcessed, WireMessage, encode
+from ..protocol.messages import (
+    RepCompleted,
+    StationExerciseSet,
+    StationProcessed,
+    WireMessage,
+    encode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +231,9 @@ class Station:
         known = self._catalog.get(exercise) if exercise else None
         self.fusion = StationFusion(known) if known is not None else None
         logger.info("station %s: exercise %s (%s)", self.id, exercise, source)
-        return {
-            "type": "exercise_set",
-            "station_id": self.id,
-            "exercise": exercise,
-            "profile": self.profile,
-            "cameras": sorted(self.members),
-        }
+        reply = StationExerciseSet(self.id, exercise, self.profile, sorted(self.members))
+        self._broadcast(reply)
+        return reply.to_wire()
 
     def on_view(self, item: ViewItem) -> None:
         self.pairer.add(item)
@@ -312,6 +314,7 @@ class Station:
             else None,
             "streaming": sorted(self.members),
             "exercise": self.exercise,
+            "profile": self.profile,
             "reps": self.fusion.reps if self.fusion is not None else None,
             "groups": self.groups,
             "partial_groups": self.partial_groups,
