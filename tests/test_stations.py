@@ -246,3 +246,29 @@ def test_fusion_counts_the_side_view_and_adds_the_front_views_errors_and_two_vie
             float(t),
         )
     assert fusion.source == "b"
+
+
+def test_a_camera_taking_over_counts_the_reps_the_lost_one_missed():
+    fusion = StationFusion(default_catalog().get("squat"))
+    side = {"view": "side", "feedback": []}
+    front = {"view": "front", "feedback": []}
+
+    def rep(index: int, ended: float) -> dict:
+        return {"index": index, "score": 90.0, "ended_at": ended, "errors": [], "good": True}
+
+    counted = []
+    # rep 1 seen by both; then the side camera loses the person and the front counts rep 2
+    for t, side_reps, front_reps, seen in (
+        (10.0, [rep(1, 10.0)], [rep(1, 10.1)], True),
+        (11.0, [], [], True),
+        (13.0, [], [rep(2, 13.0)], False),
+        (14.0, [], [], False),
+        (16.0, [], [rep(3, 16.0)], False),
+        (17.5, [], [], False),
+    ):
+        _, reps = fusion.update(
+            [ViewFrame("a", t, side, side_reps, seen), ViewFrame("b", t, front, front_reps)], t
+        )
+        counted += reps
+    assert fusion.source == "b"
+    assert [r["source"] for r in counted] == ["a", "b", "b"] and fusion.reps == 3

@@ -54,6 +54,7 @@ class StationFusion:
         self._last_seen: dict[str, float] = {}
         self._recent: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # other views' reps
         self._pending: list[_PendingRep] = []
+        self._last_counted_end = float("-inf")  # when the last station rep ended
 
     def _rank(self, camera_id: str) -> tuple[int, float]:
         view = self.views.get(camera_id)
@@ -66,10 +67,22 @@ class StationFusion:
         if not alive:
             return
         best = min(alive, key=self._rank)
+        previous = self.source
         if self.source is None or self.source not in alive:
             self.source = best
         elif self._rank(best)[0] < self._rank(self.source)[0]:
             self.source = best  # a better view appeared (its view became known)
+        if previous is not None and self.source != previous:
+            self._take_over(self.source, now)
+
+    def _take_over(self, camera_id: str, now: float) -> None:
+        """The new counting camera saw reps the old one missed while it was losing the
+        person (it counted them too, as another view): they count now."""
+        recent = self._recent.get(camera_id, [])
+        missed = [(t, rep) for t, rep in recent if t > self._last_counted_end + MATCH_WINDOW_S]
+        for ended, rep in missed:
+            self._pending.append(_PendingRep(rep, camera_id, self.views.get(camera_id), ended, now))
+        self._recent[camera_id] = [item for item in recent if item not in missed]
 
     def update(
         self, group: list[ViewFrame], now: float
@@ -157,6 +170,7 @@ class StationFusion:
         rep["source"] = pending.source
         self.reps += 1
         self.good_reps += 1 if rep["good"] else 0
+        self._last_counted_end = max(self._last_counted_end, pending.ended)
         rep["station_index"] = self.reps
         return rep
 
