@@ -171,9 +171,7 @@ async def connect_camera(
     return ContractPeer(pc, queue, answer["camera_id"], channel)
 
 
-async def connect_monitor(
-    base_url: str, camera_id: str, token: str = ADMIN_TOKEN
-) -> ContractPeer:
+async def connect_monitor(base_url: str, camera_id: str, token: str = ADMIN_TOKEN) -> ContractPeer:
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     channel, queue = _wire_channel(pc)

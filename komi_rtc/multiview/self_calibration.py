@@ -263,8 +263,13 @@ def self_calibrate(
     for _round in range(2):
         problem = _Problem(point_pixels, np.where(keep, point_weights, 0.0), K0)
         fit = least_squares(
-            problem.residuals, x, loss="huber", f_scale=_ROBUST_SCALE_PX, x_scale="jac",
-            method="trf", max_nfev=100,
+            problem.residuals,
+            x,
+            loss="huber",
+            f_scale=_ROBUST_SCALE_PX,
+            x_scale="jac",
+            method="trf",
+            max_nfev=100,
         )
         x = fit.x
         logger.debug("bundle adjustment: %d evaluations, cost %.1f", fit.nfev, fit.cost)
