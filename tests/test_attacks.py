@@ -326,3 +326,52 @@ def test_forged_log_lines_and_huge_urls_leave_one_clean_line_each(tmp_path):
     assert any("FORGED" in line and "\\x0a" in line for line in lines), text
     assert any("its URL has 10" in line for line in lines), text
     assert any("unparseable HTTP request refused with 400" in line for line in lines), text
+
+
+async def test_a_rebound_dns_name_is_refused_even_in_open_mode(start_server):
+    """DNS rebinding: a page whose own name now resolves to this server sends Host and
+    Origin both naming the attacker; same-origin GETs carry no Origin at all."""
+    running = await start_server(open_access=True)
+    port = running.url.rsplit(":", 1)[1]
+    async with aiohttp.ClientSession() as http:
+        for headers in (
+            {"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"},
+            {"Host": f"attacker.example:{port}"},
+        ):
+            async with http.get(f"{running.url}/cameras", headers=headers) as response:
+                assert response.status == 403, headers
+                assert "not a name of this server" in (await response.json())["error"]
+        async with http.get(f"{running.url}/cameras", headers={"Host": f"localhost:{port}"}) as r:
+            assert r.status == 200
+
+
+async def test_a_slow_body_without_a_token_is_not_waited_for_long(start_server):
+    """A client that sends headers and then nothing gets 408 in time, not a held handler."""
+    import komi_rtc.server.app as app_module
+
+    running = await start_server()
+    host, port = running.url.split("//")[1].split(":")
+    previous = app_module.BODY_TIMEOUT_S
+    app_module.BODY_TIMEOUT_S = 0.5
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /offer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readline(), 10)
+        assert b" 408 " in head, head
+        writer.close()
+    finally:
+        app_module.BODY_TIMEOUT_S = previous
+
+
+async def test_garbage_station_members_and_long_static_names_answer_4xx(server):
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        async with http.post(
+            f"{server.url}/stations/st1", json={"cameras": [{"a": 1}]}
+        ) as response:
+            assert response.status == 400
+        async with http.get(f"{server.url}/static/{'b' * 300}") as response:
+            assert response.status == 404

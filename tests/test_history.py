@@ -341,3 +341,14 @@ async def test_a_person_is_tied_by_offer_or_control_message_and_everyone_learns_
         await peer.close()
         await monitor.close()
         await camera.close()
+
+
+def test_the_history_database_is_readable_by_its_owner_only(tmp_path):
+    store = HistoryStore(f"sqlite:///{tmp_path / 'private.sqlite3'}")
+    store.prepare(0.0)
+    store.ensure_person("pat", 1.0)
+    store.close()
+    for name in ("private.sqlite3", "private.sqlite3-wal"):
+        path = tmp_path / name
+        if path.exists():
+            assert (os.stat(path).st_mode & 0o777) == 0o600, name

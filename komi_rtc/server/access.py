@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 from aiohttp import web
@@ -243,3 +246,39 @@ def foreign_origin(request: web.Request, allowed: tuple[str, ...]) -> str | None
     if normalised == own_origin(request) or normalised in allowed:
         return None
     return origin
+
+
+def _own_names() -> set[str]:
+    names = {"localhost", "localhost.localdomain"}
+    try:
+        hostname = socket.gethostname().lower()
+        names |= {hostname, f"{hostname}.local", socket.getfqdn().lower()}
+    except OSError:
+        pass
+    return names
+
+
+_OWN_NAMES = _own_names()
+
+
+def host_allowed(host: str, allowed_origins: tuple[str, ...]) -> bool:
+    """The Host header names this server: an IP address, localhost, this machine's name, or
+    a host of `--allow-origin`. Anything else is a DNS name someone pointed here (DNS
+    rebinding: a web page whose own name now resolves to this server)."""
+    name = host.lower()
+    if name.startswith("["):  # [v6]:port
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name in _OWN_NAMES:
+        return True
+    for origin in allowed_origins:
+        allowed = urlsplit(origin).hostname
+        if allowed and allowed.lower() == name:
+            return True
+    return False

@@ -26,6 +26,7 @@ from .access import (
     TokenAuthority,
     Unauthorized,
     foreign_origin,
+    host_allowed,
     load_admin_token,
     presented_token,
 )
@@ -144,10 +145,16 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     rule = _rule(request)
     if rule is None or rule is Rule.PUBLIC:
         return await handler(request)
-    origin = foreign_origin(request, request.app[CONFIG].allow_origins)
+    config = request.app[CONFIG]
+    origin = foreign_origin(request, config.allow_origins)
     if origin is not None:
         raise Forbidden(
             f"requests from the page origin {origin!r} are refused (--allow-origin adds one)"
+        )
+    if not host_allowed(request.host, config.allow_origins):
+        raise Forbidden(
+            f"{request.host[:100]!r} is not a name of this server: use its address, "
+            "localhost or its host name (--allow-origin https://NAME adds a name)"
         )
     if rule is Rule.OFFER:
         return await handler(request)
@@ -174,8 +181,19 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         logger.info("%s %s -> %d", request.method, request.path, exc.status)
         return web.json_response(ErrorBody(exc.reason).to_wire(), status=exc.status)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         raise
+    except ConnectionResetError:
+        # the client went away (e.g. mid-body): its doing, one line, nothing to answer
+        logger.info("%s %s: the client closed the connection", request.method, request.path)
+        raise
+    except OSError as exc:
+        if request.match_info.route.resource is not None and isinstance(
+            request.match_info.route.resource, web.StaticResource
+        ):
+            return web.json_response(ErrorBody("no such file").to_wire(), status=404)
+        logger.exception("%s %s failed: %s", request.method, request.path, exc)
+        return web.json_response(ErrorBody("internal server error").to_wire(), status=500)
     except Exception:
         logger.exception("%s %s failed", request.method, request.path)
         return web.json_response(ErrorBody("internal server error").to_wire(), status=500)
@@ -245,9 +263,25 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.json_response({"revoked": token_id, "closed_connections": closed})
 
 
+BODY_TIMEOUT_S = 10.0  # a body that trickles in slower than this is refused (408)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or 408 when it does not arrive in time (a slow client never holds
+    a handler)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise BodyTimeout(f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
+
+
+class BodyTimeout(KomiError):
+    status = 408
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = load_json(await request.read())
+        body = load_json(await read_body(request))
     except ValueError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -217,7 +217,7 @@ def configure_logging(debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not debug:
-        for noisy in ("aioice", "aiortc", "aiohttp.access"):
+        for noisy in ("aioice", "aiortc", "aiohttp.access", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     log_safety.install(logging.getLogger().handlers)
 

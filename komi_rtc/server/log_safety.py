@@ -22,6 +22,10 @@ class SafeLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ConnectionResetError) and record.name.startswith("aiohttp"):
+            record.msg, record.args = "a client closed its connection mid-request", None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
         if isinstance(exc, HttpProcessingError) and record.name.startswith("aiohttp"):
             # a request aiohttp could not parse: the client's fault, not a server bug
             record.msg = "unparseable HTTP request refused with %d: %s"

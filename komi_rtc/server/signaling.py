@@ -88,7 +88,14 @@ class Signaling:
         return self._authority.check(presented_token(request) or _body_token(body))
 
     async def handle_offer(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        from .app import read_body
+
+        if self._authority is not None and presented_token(request) is None:
+            # the token can only be in the body: read it, but never wait long for it
+            body = await read_body(request)
+        else:
+            self._grant(request, b"")  # a header token is checked before the body is read
+            body = await read_body(request)
         grant = self._grant(request, body)  # 401 before anything else is said
         offer = parse_offer(body)
         camera_id = offer.camera_id

@@ -32,10 +32,12 @@ from ..protocol.messages import (
     WireMessage,
     encode,
 )
+from .limits import ServerFull
 
 logger = logging.getLogger(__name__)
 
 MAX_CAMERAS = 4
+MAX_STATIONS = 64  # stations nobody streams to are dropped first to make room
 MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
 DEFAULT_INTERVAL_S = 1 / 15
 
@@ -339,6 +341,13 @@ class StationRegistry:
     def ensure(self, station_id: str) -> Station:
         station_id = validate_station_id(station_id)
         if station_id not in self._stations:
+            for idle in [s for s in self._stations.values() if not s.members]:
+                if len(self._stations) < MAX_STATIONS:
+                    break
+                idle.close()  # a station nobody streams to makes room
+                del self._stations[idle.id]
+            if len(self._stations) >= MAX_STATIONS:
+                raise ServerFull(f"the server has its maximum of {MAX_STATIONS} stations")
             self._stations[station_id] = Station(station_id, self._catalog)
         return self._stations[station_id]
 
@@ -366,9 +375,11 @@ class StationRegistry:
             station.leave(session)
 
     def set_cameras(self, station_id: str, cameras: list[str], live: dict[str, Any]) -> Station:
-        if not 1 <= len(cameras) <= MAX_CAMERAS or len(set(cameras)) != len(cameras):
+        if not 1 <= len(cameras) <= MAX_CAMERAS:
             raise InvalidRequest(f"'cameras' must list 1 to {MAX_CAMERAS} distinct camera ids")
         cameras = [validate_camera_id(c) for c in cameras]
+        if len(set(cameras)) != len(cameras):
+            raise InvalidRequest(f"'cameras' must list 1 to {MAX_CAMERAS} distinct camera ids")
         station = self.ensure(station_id)
         for camera_id in list(station.members):
             if camera_id not in cameras:
