@@ -182,6 +182,12 @@ async def test_two_camera_pages_form_a_station_the_monitor_shows_as_one(
             async with http.get(f"{server.url}{href}") as response:
                 assert response.status == 200 and response.content_type == "image/png"
 
+        # the join link: a QR code of a camera link into this station
+        await tile.locator(".join-link").click()
+        await tile.locator(".join-qr-image svg").wait_for(state="visible")
+        join_url = await tile.locator(".join-url").inner_text()
+        assert f"station={STATION}" in join_url and "token=" in join_url
+
         # a calibration installed: the 3-D skeleton is drawn
         status, answer = await _post(
             server.url, f"/stations/{STATION}/calibration", _toe_in_calibration()

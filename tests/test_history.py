@@ -352,3 +352,38 @@ def test_the_history_database_is_readable_by_its_owner_only(tmp_path):
         path = tmp_path / name
         if path.exists():
             assert (os.stat(path).st_mode & 0o777) == 0o600, name
+
+
+def test_a_hold_is_recorded_second_by_second(tmp_path):
+    async def run() -> None:
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import Session
+
+        from komi_rtc.history.schema import HoldSecond
+
+        store = HistoryStore(f"sqlite:///{tmp_path / 'hold.sqlite3'}")
+        store.prepare(0.0)
+        history = History(store)
+        recorder = SetRecorder("cam", history, default_catalog())
+        recorder.person_changed("jo", 100.0)
+        recorder.exercise_changed("plank", "standard", 100.0)
+        for t, total, good in ((101.0, 0.5, 0.5), (102.0, 1.4, 1.4), (104.5, 3.6, 3.1)):
+            analysis = {
+                "exercise": "plank",
+                "kind": "hold",
+                "phase": "hold",
+                "hold_total_seconds": total,
+                "hold_seconds": good,
+                "feedback": [],
+            }
+            recorder.frame(analysis, [], True, t)
+        recorder.close(105.0)
+        await history.flush()
+        [item] = await history.read(store.sets, "jo")
+        with Session(store.engine) as db:
+            seconds = db.scalar(select(func.count(HoldSecond.id)))
+        await history.close()
+        assert item["kind"] == "hold" and item["hold_seconds"] == 3.1
+        assert item["hold_total_seconds"] == 3.6 and seconds == 3
+
+    asyncio.run(run())

@@ -45,7 +45,27 @@ export class StationTile {
     q('.calibrate-board').addEventListener('click', () => this.calibrate('board'));
     q('.calibrate-self').addEventListener('click', () => this.calibrate('self'));
     this.boardLink();
+    q('.join-link').addEventListener('click', () => this.showJoinLink());
     this.showView3dMessage();
+  }
+
+  // A QR code of a camera link that joins this station (scanned by each phone).
+  async showJoinLink() {
+    const box = this.q('.join-qr');
+    try {
+      const response = await fetch(`/stations/${encodeURIComponent(this.stationId)}/join`,
+        { headers: authHeaders(), cache: 'no-store' });
+      if (isRefusal(response.status)) { this.onRefusal(response.status); return; }
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      this.q('.join-qr-image').innerHTML = body.qr_svg; // made by our server from its URL
+      this.q('.join-url').textContent = body.url;
+      box.hidden = false;
+      this.stats.joinUrl = body.url;
+    } catch (error) {
+      this.q('.join-url').textContent = String(error.message || error);
+      box.hidden = false;
+    }
   }
 
   // The board image, in a new tab (a link cannot send a header: it carries the token).

@@ -55,6 +55,7 @@ class StationFusion:
         self._recent: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # other views' reps
         self._pending: list[_PendingRep] = []
         self._last_counted_end = float("-inf")  # when the last station rep ended
+        self._angles3d: list[tuple[float, float]] = []  # (time, the signal's 3D angle)
 
     def _rank(self, camera_id: str) -> tuple[int, float]:
         view = self.views.get(camera_id)
@@ -83,6 +84,46 @@ class StationFusion:
         for ended, rep in missed:
             self._pending.append(_PendingRep(rep, camera_id, self.views.get(camera_id), ended, now))
         self._recent[camera_id] = [item for item in recent if item not in missed]
+
+    def observe_angles_3d(self, t: float, angles: dict[str, Any]) -> None:
+        """A calibrated station's 3D joint angles (multiview.joint_angles_3d) at time `t`:
+        the exercise's side-view angle (a squat's knee), measured in 3D, judges each rep's
+        depth instead of a 2D view's foreshortened one."""
+        signal = self.exercise.signals.get("side")
+        if signal is None or signal.angle is None:
+            return
+        values = [angles.get(f"{side}_{signal.angle}") for side in ("left", "right")]
+        found = [float(v) for v in values if isinstance(v, (int, float))]
+        if not found:
+            return
+        self._angles3d.append((t, min(found) if signal.rest > signal.peak else max(found)))
+        while self._angles3d and t - self._angles3d[0][0] > 30.0:
+            self._angles3d.pop(0)
+
+    def _judge_in_3d(self, rep: dict[str, Any], ended: float, errors: list[str]) -> None:
+        signal = self.exercise.signals.get("side")
+        duration = rep.get("duration_s")
+        span = float(duration) if isinstance(duration, (int, float)) else 3.0
+        window = [a for t, a in self._angles3d if ended - span - 0.3 <= t <= ended + 0.1]
+        if signal is None or not window:
+            return
+        peak = min(window) if signal.rest > signal.peak else max(window)
+        rep["peak_angle_3d_deg"] = round(peak, 1)
+        decided = []
+        for rule in self.exercise.rules:
+            if rule.metric != "peak_angle" or rule.code in decided:
+                continue
+            decided.append(rule.code)
+            broken = (
+                rule.broken({"peak_angle": peak}, None, 0.0)
+                if rule.views is None
+                else any(rule.broken({"peak_angle": peak}, view, 0.0) for view in rule.views)
+            )
+            if broken and rule.code not in errors:
+                errors.append(rule.code)
+            elif not broken and rule.code in errors:
+                errors.remove(rule.code)
+        rep["judged_in_3d"] = decided
 
     def update(
         self, group: list[ViewFrame], now: float
@@ -155,6 +196,7 @@ class StationFusion:
                 seen_by.setdefault(code, []).append(camera_id)
                 if code not in errors:
                     errors.append(code)
+        self._judge_in_3d(rep, pending.ended, errors)
         for rule in self.exercise.station_rules:
             if rule.holds(by_view) and rule.code not in errors:
                 errors.append(rule.code)

@@ -107,9 +107,13 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
             poses = estimator.estimate(frame, timestamp_ms)
             inference_ms = (time.perf_counter() - started) * 1000.0
             del frame
-            conn.send(("result", request_id, [p.keypoints for p in poses], inference_ms))
+            reply: tuple = ("result", request_id, [p.keypoints for p in poses], inference_ms)
         except Exception as exc:  # noqa: BLE001 - reported to the owner, worker lives on
-            conn.send(("error", request_id, f"{type(exc).__name__}: {exc}"))
+            reply = ("error", request_id, f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(reply)
+        except (OSError, EOFError):  # the server is gone (killed): nobody to answer, stop
+            break
     for estimator in estimators.values():
         estimator.close()
     for slot in slots.values():

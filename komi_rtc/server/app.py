@@ -374,6 +374,28 @@ async def set_station(request: web.Request) -> web.Response:
     return web.json_response(station.summary())
 
 
+async def station_join(request: web.Request) -> web.Response:
+    """`GET /stations/{id}/join` (**extension**): a camera link that joins this station,
+    with a fresh camera pairing token, and its QR code (SVG) for phones to scan."""
+    from urllib.parse import urlencode
+
+    from .tls import svg_qr
+
+    station_id = _station_id(request)
+    config = request.app[CONFIG]
+    query = {"station": station_id}
+    expires_at = None
+    authority = request.app.get(AUTHORITY)
+    if authority is not None:
+        minted = authority.mint("camera", None, config.link_ttl_s)
+        query["token"], expires_at = minted["token"], minted["expires_at"]
+    url = f"{request.scheme}://{request.host}/camera?{urlencode(query)}"
+    qr = await asyncio.get_running_loop().run_in_executor(None, svg_qr, url)
+    return web.json_response(
+        {"station_id": station_id, "url": url, "qr_svg": qr, "expires_at": expires_at}
+    )
+
+
 async def set_station_exercise(request: web.Request) -> web.Response:
     station = request.app[SIGNALING].stations.get(_station_id(request))
     body = await _json_object(request)
@@ -598,6 +620,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/stations", stations, Rule.WATCH)
     route("POST", "/stations/{station_id}", set_station, Rule.WATCH)
     route("POST", "/stations/{station_id}/exercise", set_station_exercise, Rule.WATCH)
+    route("GET", "/stations/{station_id}/join", station_join, Rule.WATCH)
     route("POST", "/stations/{station_id}/calibrate", calibrate_station, Rule.WATCH)
     route("POST", "/stations/{station_id}/calibration", set_station_calibration, Rule.WATCH)
     route("GET", "/calibration/board.png", board_image, Rule.ANY)

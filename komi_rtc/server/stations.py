@@ -257,16 +257,21 @@ class Station:
             observer(group)
         analysis: dict[str, Any] | None = None
         reps: list[dict[str, Any]] = []
+        pose3d = self._pose3d(group)
+        angles3d = None
+        if pose3d is not None:
+            from ..multiview import joint_angles_3d
+
+            angles3d = joint_angles_3d(pose3d)
+            if self.fusion is not None:
+                self.fusion.observe_angles_3d(statistics.fmean(captured), angles3d)
         if self.fusion is not None:
             frames = [
                 ViewFrame(i.camera_id, i.captured, i.analysis, i.reps, bool(i.poses)) for i in group
             ]
             analysis, reps = self.fusion.update(frames, time.time())
-        pose3d = self._pose3d(group)
-        if analysis is not None and pose3d is not None:
-            from ..multiview import joint_angles_3d
-
-            analysis["angles3d"] = joint_angles_3d(pose3d)
+        if analysis is not None and angles3d is not None:
+            analysis["angles3d"] = angles3d
         self._broadcast(
             StationProcessed(
                 station_id=self.id,

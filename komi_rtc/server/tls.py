@@ -117,3 +117,12 @@ def terminal_qr(url: str) -> str:
     out = io.StringIO()
     code.print_ascii(out=out, invert=True)
     return out.getvalue()
+
+
+def svg_qr(url: str) -> str:
+    """A QR code of `url` as an SVG document, for a page to show."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    return str(image.to_string(encoding="unicode"))
