@@ -110,6 +110,7 @@ class CameraSession:
         self._recorder = recorder  # the tied person's sets, written as they happen
         self.person: str | None = None
         self.station: Any = None  # the Station this camera belongs to (stations.py)
+        self.monitor_peers: set[Any] = set()  # MonitorPeers, from their offer to their close
         self.capture_clock = CaptureClock()
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None

@@ -74,6 +74,7 @@ class MonitorPeer:
         self.pc = pc
         self.peer_id = peer_id
         self._on_closed = on_closed
+        session.monitor_peers.add(self)  # counted from the offer on, channel open or not
         self.track: MonitorTrack | ForwardedVideoTrack | None = None
         self.sink: DataChannelSink | None = None
         self._closed = False
@@ -140,6 +141,7 @@ class MonitorPeer:
         if self._closed:
             return
         self._closed = True
+        self.session.monitor_peers.discard(self)
         self.session.remove_close_listener(self)
         if self.sink is not None:
             self.session.unsubscribe(self.sink)

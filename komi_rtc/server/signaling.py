@@ -298,7 +298,7 @@ class Signaling:
     ) -> tuple[RTCSessionDescription, str]:
         session = self._registry.get(camera_id)
         limit = self._config.max_monitors_per_camera
-        if limit and session.monitor_count >= limit:
+        if limit and len(session.monitor_peers) >= limit:
             raise ServerFull(
                 f"{camera_id} already has {limit} monitors (--max-monitors-per-camera)"
             )
