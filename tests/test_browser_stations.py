@@ -110,7 +110,11 @@ async def test_two_camera_pages_form_a_station_the_monitor_shows_as_one(
                 "window.komiCamera.stationMessages >= 3 && window.komiCamera.lastPoses > 0",
                 timeout=30000,
             )
-            assert await page.locator("#station-name").inner_text() == f"Station {STATION}"
+            # the status line is redrawn on the page's own tick: wait for it, then read it
+            await page.wait_for_function(
+                f"document.getElementById('station-name').textContent === 'Station {STATION}'",
+                timeout=10000,
+            )
             assert await page.locator("#station").input_value() == STATION
 
         status, answer = await _post(

@@ -166,12 +166,18 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
         assert analysis["metric_sources"]["knee_tracking"] == "st_front"
         # calibrate from the person's own keypoints, then pose3d arrives in metres
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-            async with http.post(
-                f"{running.url}/stations/st1/calibrate",
-                json={"method": "self", "body_height_m": 1.75, "seconds": 60},
-            ) as response:
-                result = await response.json()
-                assert response.status == 200, result
+            for _attempt in range(3):
+                # a fit on a few seconds of a busy machine's poses can miss the legs; the
+                # server then answers 409 with the reason, and the person tries again
+                async with http.post(
+                    f"{running.url}/stations/st1/calibrate",
+                    json={"method": "self", "body_height_m": 1.75, "seconds": 60},
+                ) as response:
+                    result = await response.json()
+                    assert response.status in (200, 409), result
+                if response.status == 200:
+                    break
+                assert "calibration failed" in result["error"]
             assert result["calibrated"] and result["method"] == "self"
             async with http.get(f"{running.url}/stations") as response:
                 [station] = (await response.json())["stations"]
