@@ -1,4 +1,5 @@
-"""Real database servers for the tests: a throwaway PostgreSQL cluster on a loopback port.
+"""Real database servers for the tests: a throwaway PostgreSQL cluster and a Redis, on
+loopback ports.
 
 Debian's `postgresql` package (installed by scripts/setup.sh --test) provides the binaries;
 PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -75,3 +77,38 @@ def fresh_database(url: str, name: str) -> str:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
         connection.execute(f'CREATE DATABASE "{name}"')
     return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A running Redis (Debian's `redis-server`, no persistence) on a loopback port; yields
+    its URL."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        raise RuntimeError("redis-server is not installed (scripts/setup.sh --test installs it)")
+    workdir = tempfile.mkdtemp(prefix="komi-redis-")
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", workdir, "--protected-mode", "yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        for _ in range(200):  # until it listens (a few ms); bounded
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None:
+                    raise RuntimeError("redis-server exited at start") from None
+                time.sleep(0.025)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -110,6 +110,10 @@ class CameraStatus:
         return sum(1 for t in self.analysed_times if now - t <= 3.0) / 3.0
 
 
+PING_INTERVAL_S = 1.0
+SILENT_S = 4.0  # no message (results or pongs) this long: the server is gone
+
+
 class CameraPeer:
     """One camera: one peer connection at a time, reconnecting with backoff."""
 
@@ -140,6 +144,7 @@ class CameraPeer:
         self.track: CapturedTrack | None = None
         self.messages: asyncio.Queue[dict[str, Any]] | None = None  # tests read results here
         self._pc: RTCPeerConnection | None = None
+        self._last_heard = 0.0
 
     async def run(self) -> None:
         backoff = 1.0
@@ -223,13 +228,37 @@ class CameraPeer:
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         self.status.state = "connecting"
         self.status.problem = None
-        await ended.wait()
+        await self._until_ended_or_silent(channel, ended)
+
+    async def _until_ended_or_silent(self, channel: Any, ended: asyncio.Event) -> None:
+        """A server that dies without closing (killed, unplugged) is noticed only after ICE
+        gives up (30 s): a ping a second, and silence for SILENT_S, end the connection, so
+        the camera reconnects (in a cluster, to a live node) within seconds."""
+        self._last_heard = time.monotonic()
+        while True:
+            try:
+                await asyncio.wait_for(ended.wait(), PING_INTERVAL_S)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if channel.readyState == "open":
+                channel.send(json.dumps({"type": "ping", "t": time.time()}))
+            if time.monotonic() - self._last_heard > SILENT_S:
+                logger.warning(
+                    "[%s] the server has been silent for %g s; reconnecting",
+                    self.camera_id,
+                    SILENT_S,
+                )
+                return
 
     def _on_message(self, raw: str | bytes) -> None:
+        self._last_heard = time.monotonic()
         try:
             message = json.loads(raw)
         except ValueError:
             return
+        if isinstance(message, dict) and message.get("type") == "pong":
+            return  # the liveness check's answer
         if self.messages is not None:
             self.messages.put_nowait(message)
         if message.get("type") != "frame_processed":

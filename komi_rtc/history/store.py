@@ -111,12 +111,28 @@ class HistoryStore:
 
     # ------------------------------------------------------------ writes
 
-    def prepare(self, now: float) -> int:
+    def prepare(self, now: float, spare: frozenset[str] = frozenset()) -> int:
         """Migrate, then end the sets a previous run left open (killed mid-set): each ends
-        at its last rep. Returns how many were closed."""
+        at its last rep. `spare`: cameras live on other nodes of a cluster, whose open sets
+        are still running. Returns how many were closed."""
         migrate(self.engine)
+        return self._end_dangling(WorkoutSet.camera_id.not_in(spare) if spare else None)
+
+    def end_sets_of(self, camera_ids: list[str], started_before: float) -> int:
+        """End the open sets of cameras whose cluster node died (its sets stay open with
+        nobody to end them); a set the camera began since on a live node is kept."""
+        if not camera_ids:
+            return 0
+        return self._end_dangling(
+            WorkoutSet.camera_id.in_(camera_ids) & (WorkoutSet.started_at < started_before)
+        )
+
+    def _end_dangling(self, condition: Any) -> int:
         with Session(self.engine) as db, db.begin():
-            dangling = db.scalars(select(WorkoutSet).where(WorkoutSet.ended_at.is_(None))).all()
+            query = select(WorkoutSet).where(WorkoutSet.ended_at.is_(None))
+            if condition is not None:
+                query = query.where(condition)
+            dangling = db.scalars(query).all()
             for row in dangling:
                 last = db.scalar(select(func.max(Rep.ended_at)).where(Rep.set_id == row.id))
                 held = db.scalar(select(func.max(HoldSecond.at)).where(HoldSecond.set_id == row.id))

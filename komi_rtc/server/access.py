@@ -126,6 +126,10 @@ class TokenAuthority:
             logger.warning("ignoring unreadable revocation list %s", self._revoked_file)
             return {}
 
+    @property
+    def admin_token(self) -> str:
+        return self._admin.decode()
+
     def mint(self, role: str, camera_id: str | None = None, ttl_s: float = DEFAULT_TTL_S) -> dict:
         """A new token: `{"token", "expires_at", "token_id"}`."""
         if role not in MINTABLE_ROLES:

@@ -19,6 +19,7 @@ from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
 from .access import (
     DEFAULT_TTL_S,
+    MAX_TTL_S,
     OPEN_GRANT,
     Forbidden,
     Grant,
@@ -32,6 +33,8 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
+from .cluster import Cluster, drain, shared_admin_token
+from .cluster_routing import CLUSTER, FORWARDER, cluster_routing, open_forwarder
 from .config import ServerConfig
 from .frame_images import FrameImages
 from .legacy_camera import JPEG_DECODES_AT_ONCE, handle_ws_camera
@@ -258,6 +261,9 @@ async def revoke_token(request: web.Request) -> web.Response:
     if not (0 < len(token_id) <= 64 and token_id.isalnum()):
         raise InvalidRequest("token_id is the token_id POST /tokens answered")
     request.app[AUTHORITY].revoke(token_id)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:  # every node refuses it and closes what it opened there
+        await cluster.revoke(token_id, time.time() + MAX_TTL_S)
     closed = await request.app[LIVE].close(token_id)
     logger.info("revoked token %s; closed %d of its connections", token_id, closed)
     return web.json_response({"revoked": token_id, "closed_connections": closed})
@@ -290,7 +296,16 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def cameras(request: web.Request) -> web.Response:
-    return web.json_response({"cameras": request.app[REGISTRY].ids()})
+    """Every camera of the cluster (of this server without --redis)."""
+    return web.json_response({"cameras": request.app[REGISTRY].listing()})
+
+
+async def cluster_nodes(request: web.Request) -> web.Response:
+    """`GET /cluster` (**extension**): the nodes, their capacity left and their cameras."""
+    cluster = request.app.get(CLUSTER)
+    if cluster is None:
+        return web.json_response({"node": None, "nodes": []})
+    return web.json_response({"node": cluster.node_id, "nodes": cluster.nodes()})
 
 
 async def client_config(request: web.Request) -> web.Response:
@@ -351,9 +366,9 @@ async def set_camera_person(request: web.Request) -> web.Response:
 
 
 async def stations(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"stations": [s.summary() for s in request.app[SIGNALING].stations.all()]}
-    )
+    local = [s.summary() for s in request.app[SIGNALING].stations.all()]
+    cluster = request.app.get(CLUSTER)
+    return web.json_response({"stations": cluster.all_stations(local) if cluster else local})
 
 
 def _station_id(request: web.Request) -> str:
@@ -444,7 +459,8 @@ async def _serve_ws_monitor(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MONITOR_WS_MESSAGE_BYTES)
     await ws.prepare(request)
     registry = request.app[REGISTRY]
-    queue = registry.watch()
+    # ?scope=node: another node's status relay (cluster.py), this node's cameras only
+    queue = registry.watch(whole_cluster=request.query.get("scope") != "node")
     grant = request_grant(request)
     owner = object()
     request.app[LIVE].add(grant, owner, ws.close)
@@ -479,6 +495,106 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
         app[SLOTS],
         app[DECODES],
     )
+
+
+async def _cluster_cameras(redis_url: str) -> list[str]:
+    """The cameras live nodes host now (their claims in Redis)."""
+    import redis.asyncio as redis
+
+    from .cluster import PREFIX
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{PREFIX}camera:*", count=500)]
+    finally:
+        await client.aclose()
+    return [k.removeprefix(f"{PREFIX}camera:") for k in keys]
+
+
+async def _join_cluster(app: web.Application, config: ServerConfig, admin: str | None) -> Cluster:
+    """Join, take the cluster's revocations, and drain on SIGTERM."""
+    signaling = app[SIGNALING]
+    registry = app[REGISTRY]
+    public_url = config.public_url or _default_public_url(config)
+    cluster = Cluster(
+        config.redis_url or "",
+        public_url,
+        registry,
+        workers=app[POOL].size,
+        admin_token=admin,
+        stations=lambda: [s.summary() for s in signaling.stations.all()],
+        node_id=config.node_id,
+    )
+    app[FORWARDER] = await open_forwarder()
+    await cluster.start()
+    app[CLUSTER] = cluster
+    signaling.cluster = cluster
+    authority = app.get(AUTHORITY)
+    live = app[LIVE]
+    if authority is not None:
+        for token_id, expires_at in (await cluster.revoked_tokens()).items():
+            if expires_at > time.time() and not authority.is_revoked(token_id):
+                authority.revoke(token_id, expires_at)
+
+    async def revoked(token_id: str, expires_at: float) -> None:
+        if authority is not None:
+            authority.revoke(token_id, expires_at)
+        closed = await live.close(token_id)
+        logger.info("revoked token %s (on another node); closed %d here", token_id, closed)
+
+    async def node_died(cameras: list[str], at: float) -> None:
+        history = app[HISTORY]
+        ended = await history.read(history.store.end_sets_of, cameras, at)
+        if ended:
+            logger.info("history: ended %d set(s) of a node that died", ended)
+
+    cluster.on_revoked = revoked
+    cluster.on_node_died = node_died
+    _drain_on_sigterm(cluster, config.drain_timeout_s)
+    return cluster
+
+
+def _default_public_url(config: ServerConfig) -> str:
+    from .tls import lan_addresses
+
+    scheme = "https" if config.https else "http"
+    host = config.host
+    if host in ("0.0.0.0", "::", ""):
+        lan = lan_addresses()
+        host = lan[0] if lan else "127.0.0.1"
+    return f"{scheme}://{host}:{config.port}"
+
+
+def _drain_on_sigterm(cluster: Cluster, timeout_s: float) -> None:
+    """SIGTERM moves this node's cameras off before the server stops (Ctrl-C stops at
+    once, as without a cluster)."""
+    import signal
+
+    from aiohttp.web_runner import GracefulExit
+
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Task[None]] = []
+
+    def stop_now() -> None:
+        raise GracefulExit()
+
+    async def drain_then_stop() -> None:
+        try:
+            moved = await asyncio.wait_for(drain(cluster, timeout_s), timeout_s + 5)
+            logger.info("cluster: %d camera(s) moved off; stopping", moved)
+        except Exception as exc:
+            logger.warning("cluster: draining ended early (%s); stopping", exc)
+        loop.call_soon(stop_now)
+
+    def on_sigterm() -> None:
+        if started:
+            return
+        started.append(asyncio.ensure_future(drain_then_stop()))
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):
+        logger.info("cluster: SIGTERM cannot be handled here; it stops without draining")
 
 
 DEMO_CAMERA = "demo_camera"
@@ -527,7 +643,7 @@ def _quiet_peer_races(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
 def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.Application:
     """Build the server. A given `pool` is used, not owned (tests share one)."""
     app = web.Application(
-        middlewares=[json_errors, bounded_urls, access_control],
+        middlewares=[json_errors, bounded_urls, access_control, cluster_routing],
         client_max_size=config.max_body_bytes or 1024**3,
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
     )
@@ -536,8 +652,12 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     registry = CameraRegistry(config.max_cameras)
     app[REGISTRY] = registry
     authority: TokenAuthority | None = None
+    admin: str | None = None
     if not config.open_access:
         admin = load_admin_token(config.admin_token, config.admin_token_file, config.state_dir)
+        if config.redis_url:  # every node signs with the cluster's key
+            explicit = bool(config.admin_token or config.admin_token_file)
+            admin = shared_admin_token(config.redis_url, admin, explicit)
         authority = TokenAuthority(admin, config.state_dir / "revoked_tokens.json")
         app[AUTHORITY] = authority
     app[SLOTS] = slots = AddressSlots(config.max_connections_per_address)
@@ -555,11 +675,16 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots, live)
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
         store = HistoryStore(config.db_url or default_url(config.state_dir))
-        closed = await loop.run_in_executor(None, store.prepare, time.time())
+        # in a cluster, the sets of cameras live on other nodes are still running
+        spare = frozenset(await _cluster_cameras(config.redis_url)) if config.redis_url else None
+        closed = await loop.run_in_executor(None, store.prepare, time.time(), spare or frozenset())
         if closed:
             logger.info("history: ended %d set(s) left open by the last run", closed)
         app[HISTORY] = history = History(store)
         app[SIGNALING].history = history
+        cluster = None
+        if config.redis_url:
+            cluster = await _join_cluster(app, config, admin)
         demo = None
         if config.demo_camera:
             token = None
@@ -574,6 +699,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             await demo_peer.close()
         await app[SIGNALING].close()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
+        if cluster is not None:
+            await cluster.stop()
+            await app[FORWARDER].close()
         await history.close()
         loop.set_exception_handler(previous_handler)
         if owned:
@@ -605,6 +733,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/exercises", exercises, Rule.ANY)
     route("GET", "/cameras", cameras, Rule.WATCH)
     route("GET", "/stats", stats, Rule.WATCH)
+    route("GET", "/cluster", cluster_nodes, Rule.WATCH)
     route("POST", "/cameras/{camera_id}/exercise", set_camera_exercise, Rule.SEE)
     route("POST", "/cameras/{camera_id}/person", set_camera_person, Rule.SEE)
     route("GET", "/people", people, Rule.WATCH)

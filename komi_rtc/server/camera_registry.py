@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 from ..protocol import DuplicateCamera, UnknownCamera
 from ..protocol.messages import CamerasList, FrameProcessed, StatusUpdate, encode
@@ -22,6 +23,13 @@ class CameraRegistry:
         self._sessions: dict[str, CameraSession] = {}
         self._reserved: set[str] = set()
         self._watchers: set[asyncio.Queue[str]] = set()
+        self._clients: set[asyncio.Queue[str]] = set()  # watchers of the whole cluster
+        # a cluster (cluster.py) lists every node's cameras and hears of local changes
+        self.listing: Callable[[], list[str]] = self.ids
+        self.changed: Callable[[], None] = lambda: None
+        self.event: Callable[[CameraSession, str], None] = lambda session, text: None
+        self.clients_changed: Callable[[], None] = lambda: None
+        self.inference_ms = 20.0  # moving mean of one frame's inference
 
     def ids(self) -> list[str]:
         return sorted(self._sessions)
@@ -66,26 +74,62 @@ class CameraRegistry:
             session.kind,
             len(self._sessions),
         )
-        self._push(encode(CamerasList(self.ids())))
+        self.changed()
+        self.push_list()
 
     async def remove(self, session: CameraSession) -> None:
         if self._sessions.get(session.camera_id) is session:
             del self._sessions[session.camera_id]
             logger.info("[%s] camera removed; %d camera(s)", session.camera_id, len(self._sessions))
-            self._push(encode(CamerasList(self.ids())))
+            self.changed()
+            self.push_list()
+
+    def push_list(self) -> None:
+        """Tell every watcher the camera list (this node's, or the cluster's for clients)."""
+        if not self._watchers:
+            return
+        local, everywhere = encode(CamerasList(self.ids())), encode(CamerasList(self.listing()))
+        for queue in self._watchers:
+            self._put(queue, everywhere if queue in self._clients else local, droppable=False)
 
     # ------------------------------------------------------------ /ws/monitor watchers
 
-    def watch(self) -> asyncio.Queue[str]:
+    def watch(self, whole_cluster: bool = True) -> asyncio.Queue[str]:
+        """A `/ws/monitor` client's queue; `whole_cluster=False` for another node's relay
+        (`?scope=node`), which hears of this node's cameras only."""
         queue: asyncio.Queue[str] = asyncio.Queue(_WATCHER_QUEUE)
-        queue.put_nowait(encode(CamerasList(self.ids())))
+        queue.put_nowait(encode(CamerasList(self.listing() if whole_cluster else self.ids())))
         self._watchers.add(queue)
+        if whole_cluster:
+            self._clients.add(queue)
+            self.clients_changed()
         return queue
 
     def unwatch(self, queue: asyncio.Queue[str]) -> None:
         self._watchers.discard(queue)
+        if queue in self._clients:
+            self._clients.discard(queue)
+            self.clients_changed()
+
+    @property
+    def has_clients(self) -> bool:
+        return bool(self._clients)
+
+    def on_event(self, session: CameraSession, text: str) -> None:
+        """A rep or an exercise change: every watcher hears it, and the cluster too."""
+        self._push(text)
+        self.event(session, text)
+
+    def push_remote(self, text: str, droppable: bool) -> None:
+        """Another node's status update or event: for the clients watching the cluster."""
+        for queue in self._clients:
+            self._put(queue, text, droppable)
 
     def on_result(self, session: CameraSession, message: FrameProcessed) -> None:
+        timing = message.timing
+        if timing is not None and timing.inference_ms:
+            # what a frame costs a worker here, for the cluster's capacity (cluster.py)
+            self.inference_ms += 0.05 * (timing.inference_ms - self.inference_ms)
         if not self._watchers:
             return
         status = StatusUpdate(
@@ -95,8 +139,12 @@ class CameraRegistry:
 
     def _push(self, text: str, droppable: bool = False) -> None:
         for queue in self._watchers:
-            if queue.full():
-                if droppable:
-                    continue  # a slow watcher misses status updates, never the camera list
-                queue.get_nowait()
-            queue.put_nowait(text)
+            self._put(queue, text, droppable)
+
+    @staticmethod
+    def _put(queue: asyncio.Queue[str], text: str, droppable: bool) -> None:
+        if queue.full():
+            if droppable:
+                return  # a slow watcher misses status updates, never the camera list
+            queue.get_nowait()
+        queue.put_nowait(text)

@@ -96,7 +96,9 @@ class CameraSession:
         result_delay_s: float = 0.0,
         catalog: Catalog | None = None,
         recorder: SetRecorder | None = None,
+        on_event: Callable[[CameraSession, str], None] | None = None,
     ) -> None:
+        """`on_event`: hears each rep and exercise change (for `/ws/monitor` and the cluster)."""
         self.camera_id = camera_id
         self.kind = kind  # "webrtc" or "websocket"
         self.newest = NewestFrame()
@@ -109,6 +111,8 @@ class CameraSession:
         self._analysis = LiveAnalysis(camera_id, catalog)
         self._recorder = recorder  # the tied person's sets, written as they happen
         self.person: str | None = None
+        self.between_reps = asyncio.Event()  # clear while a rep is under way (drain waits)
+        self.between_reps.set()
         self.station: Any = None  # the Station this camera belongs to (stations.py)
         self.monitor_peers: set[Any] = set()  # MonitorPeers, from their offer to their close
         self.capture_clock = CaptureClock()
@@ -116,6 +120,7 @@ class CameraSession:
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel
         self._on_result = on_result
+        self._on_event = on_event or (lambda session, text: None)
         self._on_closed = on_closed
         self._stall_timeout_s = stall_timeout_s
         self._min_interval_s = 1.0 / analysis_fps if analysis_fps else 0.0
@@ -277,7 +282,9 @@ class CameraSession:
         logger.info("[%s] exercise set to %s (%s)", self.camera_id, reply.exercise, source)
         if self._recorder is not None:
             self._recorder.exercise_changed(reply.exercise, reply.profile, time.time())
-        self.broadcast(reply)
+        text = encode(reply)
+        self.broadcast_text(text)
+        self._on_event(self, text)
         return reply
 
     def set_person(self, person: str | None, source: str) -> PersonSet:
@@ -438,6 +445,10 @@ class CameraSession:
             client_id=self.camera_id if self.kind == "websocket" else None,
         )
         self._latest_pose_data = message.pose_data
+        if analysis is not None and analysis.get("phase") == "working":
+            self.between_reps.clear()
+        else:
+            self.between_reps.set()
         text = encode(message)
         station = self.station
         view_reps = [event.rep for event in events]
@@ -449,6 +460,8 @@ class CameraSession:
             for event_text in extra:
                 sink.send_text(event_text)
         self._on_result(self, message)
+        for event_text in extra:
+            self._on_event(self, event_text)
         if station is not None:
             station.on_view(
                 ViewItem(

@@ -18,6 +18,7 @@ from ..analysis.catalog import CatalogError
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority
 from .app import AUTHORITY, create_app
+from .cluster import ClusterUnavailable
 from .config import ServerConfig
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
@@ -102,6 +103,34 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="history database (SQLAlchemy URL), e.g. postgresql+psycopg://user:pw@host/komi "
         "(default: SQLite history.sqlite3 in the state dir)",
     )
+    cluster = parser.add_argument_group(
+        "cluster",
+        "Several servers as one (README, 'Running a cluster'): any node answers for all, "
+        "new cameras go to the node with the most capacity left.",
+    )
+    cluster.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="join the cluster that shares this Redis, e.g. redis://10.0.0.5:6379/0",
+    )
+    cluster.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="how peers and the other nodes reach this node, e.g. http://10.0.0.11:8000 "
+        "(default: this machine's LAN address and --port)",
+    )
+    cluster.add_argument(
+        "--node-id", default=None, help="this node's name in the cluster (default: random)"
+    )
+    cluster.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_DEFAULTS.drain_timeout_s,
+        metavar="S",
+        help="on SIGTERM, move the cameras to other nodes for at most this long (20)",
+    )
     access = parser.add_argument_group(
         "access control",
         "Every endpoint but the landing page needs a token (README, 'Security'). The admin "
@@ -169,6 +198,16 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         parser.error(f"--model: no such file: {args.model}")
     if args.exercise_dir and not os.path.isdir(args.exercise_dir):
         parser.error(f"--exercise-dir: no such folder: {args.exercise_dir}")
+    if args.public_url and not args.public_url.startswith(("http://", "https://")):
+        parser.error(f"--public-url {args.public_url!r}: give http(s)://host:port")
+    if (args.public_url or args.node_id) and not args.redis:
+        parser.error("--public-url and --node-id need --redis")
+    plain_id = args.node_id and args.node_id.replace("_", "").replace("-", "").isalnum()
+    if args.node_id and not (len(args.node_id) <= 64 and plain_id):
+        parser.error("--node-id: letters, digits, '-' and '_' (at most 64)")
+    allow_origins = tuple(o.rstrip("/").lower() for o in args.allow_origin)
+    if args.public_url:  # the other nodes ask this one by that name
+        allow_origins += (args.public_url.rstrip("/").lower(),)
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
     for path in (args.cert, args.key):
@@ -196,7 +235,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         admin_token=os.environ.get("KOMI_ADMIN_TOKEN") or None,
         admin_token_file=Path(args.admin_token_file) if args.admin_token_file else None,
         open_access=args.open,
-        allow_origins=tuple(o.rstrip("/").lower() for o in args.allow_origin),
+        allow_origins=allow_origins,
+        redis_url=args.redis,
+        public_url=args.public_url,
+        node_id=args.node_id,
+        drain_timeout_s=args.drain_timeout,
         link_ttl_s=args.link_ttl * 3600,
         max_body_bytes=args.max_body_bytes,
         max_ws_message_bytes=args.max_ws_message_bytes,
@@ -249,7 +292,13 @@ class Links:
             self.camera = "?token=" + authority.mint("camera", None, ttl_s)["token"]
 
 
-def _admin_token_source(config: ServerConfig) -> str:
+def _admin_token_source(config: ServerConfig, authority: TokenAuthority | None = None) -> str:
+    if config.redis_url and authority is not None and not config.admin_token_file:
+        if config.admin_token:
+            return "admin token: the one in $KOMI_ADMIN_TOKEN (the cluster's)"
+        return (
+            f"admin token (the cluster's, kept in Redis; keep it secret): {authority.admin_token}"
+        )
     if config.admin_token:
         return "admin token: the one in $KOMI_ADMIN_TOKEN"
     if config.admin_token_file:
@@ -261,6 +310,16 @@ def _admin_token_source(config: ServerConfig) -> str:
     )
 
 
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for the banner and the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
@@ -268,14 +327,19 @@ def _read(path: Path) -> str:
         return "(unreadable)"
 
 
-def _announce(config: ServerConfig, links: Links) -> str:
+def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | None = None) -> str:
     scheme = "https" if config.https else "http"
     port = config.port
     lines = [f"KOMI RTC server: {scheme}://localhost:{port}/  (Ctrl-C stops)"]
+    if config.redis_url:
+        lines.append(
+            f"  cluster node at {config.public_url or '(its LAN address)'}, joined through "
+            f"{_redacted(config.redis_url)} (SIGTERM moves its cameras to other nodes)"
+        )
     if config.open_access:
         lines.insert(0, _OPEN_WARNING)
     else:
-        lines.append("  " + _admin_token_source(config))
+        lines.append("  " + _admin_token_source(config, authority))
         days = config.link_ttl_s / 86400
         lines.append(
             f"  The links below carry access tokens valid {days:g} days: share them only with"
@@ -341,12 +405,12 @@ def main(argv: list[str] | None = None) -> None:
     context = _ssl_context(config)
     try:
         app = create_app(config)
-    except (CatalogError, ValueError, OSError) as exc:
+    except (CatalogError, ValueError, OSError, ClusterUnavailable) as exc:
         print(f"komi-rtc: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     links = Links(app.get(AUTHORITY), config.link_ttl_s)
 
     def announce(_: Any) -> None:
-        print(_announce(config, links), flush=True)
+        print(_announce(config, links, app.get(AUTHORITY)), flush=True)
 
     web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)

@@ -47,6 +47,12 @@ class ServerConfig:
     open_access: bool = False
     allow_origins: tuple[str, ...] = ()  # more origins allowed beside the server's own
     link_ttl_s: float = 7 * 24 * 3600  # the start banner's camera and monitor links
+    # a cluster (cluster.py): the Redis that joins the nodes, and how peers and other nodes
+    # reach this one (None: http(s)://<this machine's LAN address>:<port>)
+    redis_url: str | None = None
+    public_url: str | None = None
+    node_id: str | None = None  # None: a random one
+    drain_timeout_s: float = 20.0  # SIGTERM: at most this long moving cameras off
     # limits (limits.py): what any one client can make the server hold; 0 = no limit
     max_body_bytes: int = 1024 * 1024
     max_ws_message_bytes: int = 4 * 1024 * 1024  # a /ws/camera frame (base64 JPEG)

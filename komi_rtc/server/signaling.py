@@ -29,6 +29,7 @@ from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
 from .access import OPEN_GRANT, Forbidden, Grant, LiveConnections, TokenAuthority, presented_token
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
+from .cluster import Cluster
 from .config import ServerConfig
 from .control import handle_control_message
 from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
@@ -80,6 +81,7 @@ class Signaling:
         self._gate = OfferGate(config.max_concurrent_offers)
         self._negotiating: set[RTCPeerConnection] = set()
         self.history: History | None = None  # set by the app once the database is ready
+        self.cluster: Cluster | None = None  # set by the app with --redis
         self.stations = StationRegistry(catalog)
 
     def _grant(self, request: web.Request, body: bytes) -> Grant:
@@ -108,6 +110,19 @@ class Signaling:
             assert camera_id is not None
             if not grant.may_see(camera_id):
                 raise Forbidden(f"a {grant.describe()} may not watch {camera_id}")
+        cluster = self.cluster
+        if cluster is not None and not _forwarded(request):
+            # the node that will host it: a new camera's least loaded one, a monitor's its
+            # camera's; the answer (with that node's ICE candidates) comes back as it is
+            if offer.role == "camera":
+                node = await cluster.place_camera(camera_id, offer.station)
+            else:
+                assert camera_id is not None
+                node = cluster.node_of_camera(camera_id)
+            if node is not None:
+                from .cluster_routing import forward
+
+                return await forward(request, node, body)
         self._gate.enter()
         release = self._slots.acquire(request.remote)
         try:
@@ -146,6 +161,12 @@ class Signaling:
         station: str | None = None,
     ) -> tuple[RTCSessionDescription, str]:
         camera_id = self._registry.reserve(requested_id)
+        try:
+            if self.cluster is not None:
+                await self.cluster.claim_camera(camera_id)
+        except BaseException:
+            self._registry.release(camera_id)
+            raise
         pc = RTCPeerConnection(rtc_configuration(self._config))
         self._negotiating.add(pc)
         session: CameraSession | None = None
@@ -170,6 +191,8 @@ class Signaling:
             answer = await self._answer(pc)
         except BaseException:
             self._registry.release(camera_id)
+            if self.cluster is not None:
+                self.cluster.release_camera(camera_id)
             if session is not None:
                 await session.close("negotiation failed")
             else:
@@ -232,6 +255,7 @@ class Signaling:
             kind,
             self._pool.open_camera(camera_id),
             on_result=self._registry.on_result,
+            on_event=self._registry.on_event,
             on_closed=self._registry.remove,
             stall_timeout_s=config.stall_timeout_s,
             analysis_fps=config.analysis_fps,
@@ -241,6 +265,10 @@ class Signaling:
         )
         if recorder is not None:
             recorder.announce = session.broadcast
+        cluster = self.cluster
+        if cluster is not None:
+            owner = object()
+            session.add_close_listener(owner, _async(lambda: cluster.release_camera(camera_id)))
         return session
 
     def track_connection(
@@ -333,6 +361,12 @@ class Signaling:
         for pc in list(self._negotiating):
             await pc.close()
         self.stations.close()
+
+
+def _forwarded(request: web.Request) -> bool:
+    from .cluster import FORWARDED
+
+    return FORWARDED in request.headers
 
 
 def _async(callback: Callable[[], None]) -> Callable[[], Any]:

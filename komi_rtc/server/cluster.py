@@ -1,0 +1,593 @@
+"""A node of a KOMI cluster (`--redis URL`): what it shares through Redis and what it learns.
+
+A camera, and the station it belongs to, stays on one node, so video and inference never
+cross the network (LiveKit keeps a room on one node the same way). Redis holds only routing
+state: each node's record (its address, capacity left, cameras and stations, refreshed by a
+heartbeat and expiring 3 s after the node stops beating), which node hosts which camera and
+station (claims that expire with it), the shared admin token and the revoked tokens. Camera
+list changes, reps, exercise changes and revocations travel over pub/sub. Nothing on the
+per-frame path touches Redis: status updates of other nodes' cameras reach `/ws/monitor`
+clients over one WebSocket per node (`StatusRelay`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from redis.exceptions import RedisError as _RedisError
+
+from ..protocol import DuplicateCamera
+from .camera_registry import CameraRegistry
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "komi:"
+CHANNEL = PREFIX + "events"
+ADMIN_TOKEN_KEY = PREFIX + "admin_token"
+REVOKED_KEY = PREFIX + "revoked"
+NODES_KEY = PREFIX + "nodes"
+HEARTBEAT_S = 1.0
+EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
+NEW_CAMERA_FPS = 15.0  # what a camera not measured yet is expected to need
+PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
+FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
+
+
+def node_key(node_id: str) -> str:
+    return f"{PREFIX}node:{node_id}"
+
+
+def camera_key(camera_id: str) -> str:
+    return f"{PREFIX}camera:{camera_id}"
+
+
+def station_key(station_id: str) -> str:
+    return f"{PREFIX}station:{station_id}"
+
+
+# a claim is given up only by its owner
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+class ClusterUnavailable(RuntimeError):
+    """Redis cannot be reached at start (a clear message, not a traceback)."""
+
+
+def shared_admin_token(redis_url: str, local: str, explicit: bool) -> str:
+    """The cluster's admin token (its signing key derives from it, so every node's tokens
+    are good on every node). The first node's wins; a node given a different one explicitly
+    refuses to start rather than mint tokens the others reject."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, decode_responses=True)
+    try:
+        client.set(ADMIN_TOKEN_KEY, local, nx=True)
+        stored = client.get(ADMIN_TOKEN_KEY)
+    except redis.RedisError as exc:
+        raise ClusterUnavailable(f"cannot reach Redis at {redis_url}: {exc}") from None
+    finally:
+        client.close()
+    if stored != local and explicit:
+        raise ClusterUnavailable(
+            "the cluster already has a different admin token: give every node the same "
+            "KOMI_ADMIN_TOKEN (or --admin-token-file)"
+        )
+    return str(stored)
+
+
+@dataclass
+class NodeInfo:
+    """A node as its heartbeat describes it."""
+
+    id: str
+    url: str
+    capacity_fps: float = 0.0
+    demand_fps: float = 0.0
+    cameras: list[str] = field(default_factory=list)
+    stations: list[dict[str, Any]] = field(default_factory=list)
+    draining: bool = False
+    workers: int = 0
+
+    @property
+    def spare_fps(self) -> float:
+        return self.capacity_fps - self.demand_fps
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "capacity_fps": round(self.capacity_fps, 1),
+            "demand_fps": round(self.demand_fps, 1),
+            "spare_fps": round(self.spare_fps, 1),
+            "cameras": self.cameras,
+            "stations": self.stations,
+            "draining": self.draining,
+            "workers": self.workers,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> NodeInfo:
+        return cls(
+            id=str(data["id"]),
+            url=str(data["url"]),
+            capacity_fps=float(data.get("capacity_fps", 0.0)),
+            demand_fps=float(data.get("demand_fps", 0.0)),
+            cameras=[str(c) for c in data.get("cameras", [])],
+            stations=list(data.get("stations", [])),
+            draining=bool(data.get("draining", False)),
+            workers=int(data.get("workers", 0)),
+        )
+
+
+class Cluster:
+    """This node's membership: owns the Redis client, the heartbeat, the pub/sub listener
+    and the status relay, and `stop()` ends them all."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        public_url: str,
+        registry: CameraRegistry,
+        *,
+        workers: int,
+        admin_token: str | None,
+        stations: Callable[[], list[dict[str, Any]]],
+        node_id: str | None = None,
+    ) -> None:
+        self.redis_url = redis_url
+        self.node_id = node_id or f"node_{secrets.token_hex(3)}"
+        self.url = public_url.rstrip("/")
+        self.draining = False
+        self.view: dict[str, NodeInfo] = {}  # the other live nodes
+        self._registry = registry
+        self._workers = workers
+        self._admin_token = admin_token
+        self._stations = stations
+        self._redis: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._placed: list[tuple[float, str]] = []  # (when, node): recent placements
+        self._beat_now = asyncio.Event()
+        self._reachable = True
+        self._relay = StatusRelay(self, registry)
+        # set by the app: what a revocation, a dead node's cameras and a remote event do here
+        self.on_revoked: Callable[[str, float], Awaitable[None]] | None = None
+        self.on_node_died: Callable[[list[str], float], Awaitable[None]] | None = None
+        registry.listing = self.all_cameras
+        registry.changed = self._local_cameras_changed
+        registry.event = self._local_event
+        registry.clients_changed = self._relay.reconcile
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(
+            self.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            health_check_interval=10,
+        )
+        try:
+            await self._redis.ping()
+        except Exception as exc:
+            await self._redis.aclose()
+            raise ClusterUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from None
+        await self._beat()
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self._spawn(self._listen(), "pubsub")
+        logger.info(
+            "cluster: node %s at %s joined through %s; %d other node(s)",
+            self.node_id,
+            self.url,
+            self.redis_url,
+            len(self.view),
+        )
+
+    async def revoked_tokens(self) -> dict[str, float]:
+        raw = await self._redis.hgetall(REVOKED_KEY)
+        return {k: float(v) for k, v in raw.items()}
+
+    async def stop(self) -> None:
+        """Leave: the record and claims go at once, so no node routes here any more."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._relay.close()
+        if self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(node_key(self.node_id))
+                pipe.srem(NODES_KEY, self.node_id)
+                for camera_id in self._registry.ids():
+                    pipe.eval(_RELEASE, 1, camera_key(camera_id), self.node_id)
+                await pipe.execute()
+            await self._publish({"type": "leave"})
+        except Exception as exc:
+            logger.warning("cluster: could not leave cleanly (Redis: %s)", exc)
+        await self._redis.aclose()
+        logger.info("cluster: node %s left", self.node_id)
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"cluster:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ heartbeat
+
+    def record(self) -> NodeInfo:
+        """This node now: capacity is what its workers analyse a second at the inference
+        time measured here; demand, what its cameras send (capped by --analysis-fps)."""
+        now = time.monotonic()
+        demand = 0.0
+        for session in self._registry.sessions():
+            session.rate.refresh(now)
+            fps = session.rate.received_fps
+            demand += fps if fps > 0 else NEW_CAMERA_FPS
+        capacity = self._workers * 1000.0 / max(self._registry.inference_ms, 1.0)
+        return NodeInfo(
+            id=self.node_id,
+            url=self.url,
+            capacity_fps=capacity,
+            demand_fps=demand,
+            cameras=self._registry.ids(),
+            stations=self._stations(),
+            draining=self.draining,
+            workers=self._workers,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._beat_now.wait(), HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                pass
+            self._beat_now.clear()
+            try:
+                await self._beat()
+                if not self._reachable:
+                    logger.info("cluster: Redis is reachable again")
+                self._reachable = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._reachable:
+                    logger.error(
+                        "cluster: Redis unreachable (%s); serving this node's cameras only "
+                        "until it is back",
+                        exc,
+                    )
+                self._reachable = False
+
+    async def _beat(self) -> None:
+        """Refresh this node's record and claims, then read every node's."""
+        me = self.record()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(node_key(self.node_id), json.dumps(me.to_wire()), px=EXPIRY_MS)
+            pipe.sadd(NODES_KEY, self.node_id)
+            for camera_id in me.cameras:
+                pipe.set(camera_key(camera_id), self.node_id, px=EXPIRY_MS)
+            for station in me.stations:
+                pipe.set(station_key(station["id"]), self.node_id, px=EXPIRY_MS)
+            pipe.smembers(NODES_KEY)
+            results = await pipe.execute()
+        others = sorted(n for n in results[-1] if n != self.node_id)
+        records = await self._redis.mget([node_key(n) for n in others]) if others else []
+        seen: dict[str, NodeInfo] = {}
+        for node, raw in zip(others, records, strict=True):
+            if raw is None:
+                continue
+            try:
+                seen[node] = NodeInfo.from_wire(json.loads(raw))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("cluster: ignoring node %s's unreadable record", node)
+        gone = [n for n in others if n not in seen]
+        if gone:
+            await self._redis.srem(NODES_KEY, *gone)
+        self._update_view(seen)
+
+    def _update_view(self, seen: dict[str, NodeInfo]) -> None:
+        before = set(self.view)
+        died = {n: self.view[n] for n in before - set(seen)}
+        joined = set(seen) - before
+        cameras_before = self.all_cameras()
+        self.view = seen
+        for node in joined:
+            logger.info("cluster: node %s at %s is up", node, seen[node].url)
+        for node, info in died.items():
+            logger.warning(
+                "cluster: node %s at %s stopped beating; its %d camera(s) will reconnect",
+                node,
+                info.url,
+                len(info.cameras),
+            )
+            self._after_death(info)
+        if self.all_cameras() != cameras_before:
+            self._registry.push_list()
+        self._relay.reconcile()
+
+    def _after_death(self, info: NodeInfo) -> None:
+        """The lowest live node id ends the dead node's open sets (nobody else can)."""
+        if self.on_node_died is None or not info.cameras:
+            return
+        if min([self.node_id, *self.view]) != self.node_id:
+            return
+        self._spawn(self.on_node_died(info.cameras, time.time()), "dead-node-sets")
+
+    # ------------------------------------------------------------ what any node answers
+
+    def all_cameras(self) -> list[str]:
+        cameras = set(self._registry.ids())
+        for info in self.view.values():
+            cameras.update(info.cameras)
+        return sorted(cameras)
+
+    def all_stations(self, local: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        stations = {s["id"]: s for s in local}
+        for info in self.view.values():
+            for station in info.stations:
+                stations.setdefault(station["id"], station)
+        return [stations[k] for k in sorted(stations)]
+
+    def node_of_camera(self, camera_id: str) -> NodeInfo | None:
+        """The other node hosting this camera; None when it is here or nowhere."""
+        if camera_id in self._registry.ids():
+            return None
+        for info in self.view.values():
+            if camera_id in info.cameras:
+                return info
+        return None
+
+    def node_of_station(self, station_id: str) -> NodeInfo | None:
+        for info in self.view.values():
+            if any(s.get("id") == station_id for s in info.stations):
+                return info
+        return None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        me = self.record().to_wire()
+        me["self"] = True
+        return [me, *(self.view[n].to_wire() for n in sorted(self.view))]
+
+    # ------------------------------------------------------------ placement and claims
+
+    async def place_camera(self, camera_id: str | None, station: str | None) -> NodeInfo | None:
+        """Where a new camera goes: its station's node, else the node with the most analysed
+        capacity left (fewest cameras on a tie, then this one). None: here."""
+        try:
+            if camera_id is not None:
+                owner = await self._redis.get(camera_key(camera_id))
+                if owner is not None and owner != self.node_id and owner in self.view:
+                    raise DuplicateCamera(camera_id)
+            station_owner = None
+            if station is not None and self.node_of_station(station) is None:
+                station_owner = await self._redis.get(station_key(station))
+        except _RedisError as exc:
+            logger.warning("cluster: Redis unreachable (%s); the camera stays here", exc)
+            return None
+        if station is not None:
+            host = self.node_of_station(station)
+            if host is None and station_owner:
+                host = self.view.get(station_owner)
+            if host is not None and not host.draining:
+                return host
+            if host is None and any(s["id"] == station for s in self._stations()):
+                return None
+        now = time.monotonic()
+        self._placed = [(t, n) for t, n in self._placed if now - t < PLACEMENT_MEMORY_S]
+        candidates = [self.record(), *self.view.values()]
+        candidates = [c for c in candidates if not c.draining]
+        if not candidates:
+            return None  # every node drains: this one answers (503 from its limits)
+
+        def score(info: NodeInfo) -> tuple[float, int, int]:
+            pending = sum(1 for _, n in self._placed if n == info.id)
+            spare = info.spare_fps - pending * NEW_CAMERA_FPS
+            return (-spare, len(info.cameras) + pending, 0 if info.id == self.node_id else 1)
+
+        best = min(candidates, key=score)
+        self._placed.append((now, best.id))
+        return None if best.id == self.node_id else best
+
+    async def claim_camera(self, camera_id: str) -> None:
+        """Take a camera id cluster-wide before negotiating (409 when a live node has it; a
+        dead node's claim is taken over)."""
+        key = camera_key(camera_id)
+        try:
+            if await self._redis.set(key, self.node_id, nx=True, px=EXPIRY_MS):
+                return
+            owner = await self._redis.get(key)
+            if owner in (None, self.node_id) or owner not in self.view:
+                await self._redis.set(key, self.node_id, px=EXPIRY_MS)
+                return
+        except _RedisError as exc:
+            logger.warning("[%s] cluster: id not claimed, Redis unreachable (%s)", camera_id, exc)
+            return
+        raise DuplicateCamera(camera_id)
+
+    def release_camera(self, camera_id: str) -> None:
+        self._spawn(self._release(camera_id), f"release:{camera_id}")
+
+    async def _release(self, camera_id: str) -> None:
+        try:
+            await self._redis.eval(_RELEASE, 1, camera_key(camera_id), self.node_id)
+        except Exception as exc:
+            logger.warning("[%s] cluster: claim not released (%s); it expires", camera_id, exc)
+
+    # ------------------------------------------------------------ pub/sub
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self._spawn(self._publish(event), f"publish:{event.get('type')}")
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        event["node"] = self.node_id
+        try:
+            await self._redis.publish(CHANNEL, json.dumps(event))
+        except Exception as exc:
+            logger.warning("cluster: %s not published (Redis: %s)", event.get("type"), exc)
+
+    def _local_cameras_changed(self) -> None:
+        self._beat_now.set()  # the claims and the record at once
+        self.publish({"type": "cameras", "cameras": self._registry.ids(), "url": self.url})
+
+    def _local_event(self, session: Any, text: str) -> None:
+        self.publish({"type": "event", "camera_id": session.camera_id, "text": text})
+
+    async def _listen(self) -> None:
+        backoff = 1.0
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                backoff = 1.0
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._on_message(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("cluster: pub/sub lost (%s); again in %g s", exc, backoff)
+                await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await pubsub.aclose()
+
+    def _on_message(self, raw: Any) -> None:
+        try:
+            event = json.loads(raw)
+            node = event["node"]
+            kind = event["type"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("cluster: ignoring an unreadable event")
+            return
+        if node == self.node_id:
+            return
+        if kind == "cameras":
+            info = self.view.get(node)
+            if info is None:
+                info = self.view[node] = NodeInfo(id=node, url=str(event.get("url", "")))
+            before = self.all_cameras()
+            info.cameras = [str(c) for c in event.get("cameras", [])]
+            if self.all_cameras() != before:
+                self._registry.push_list()
+        elif kind == "event":
+            self._registry.push_remote(str(event.get("text", "")), droppable=False)
+        elif kind == "leave":
+            if node in self.view:
+                self._update_view({n: i for n, i in self.view.items() if n != node})
+        elif kind == "node":
+            info = self.view.get(node)
+            if info is not None:
+                info.draining = bool(event.get("draining"))
+        elif kind == "revoked" and self.on_revoked is not None:
+            self._spawn(
+                self.on_revoked(str(event.get("token_id")), float(event.get("expires_at", 0))),
+                "revoked",
+            )
+
+    async def revoke(self, token_id: str, expires_at: float) -> None:
+        """Every node refuses the token from now on, after restarts too."""
+        await self._redis.hset(REVOKED_KEY, token_id, expires_at)
+        await self._publish({"type": "revoked", "token_id": token_id, "expires_at": expires_at})
+
+    async def announce_draining(self) -> None:
+        self.draining = True
+        await self._publish({"type": "node", "draining": True})
+        self._beat_now.set()
+
+
+class StatusRelay:
+    """While this node has `/ws/monitor` clients, one WebSocket to each other node's
+    `/ws/monitor?scope=node` brings their cameras' status updates (per frame, so never
+    through Redis)."""
+
+    def __init__(self, cluster: Cluster, registry: CameraRegistry) -> None:
+        self._cluster = cluster
+        self._registry = registry
+        self._links: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._http: aiohttp.ClientSession | None = None
+
+    def reconcile(self) -> None:
+        wanted = {}
+        if self._registry.has_clients:
+            wanted = {n: i.url for n, i in self._cluster.view.items()}
+        for node, (url, task) in list(self._links.items()):
+            if wanted.get(node) != url:
+                task.cancel()
+                del self._links[node]
+        for node, url in wanted.items():
+            if node not in self._links:
+                task = asyncio.ensure_future(self._follow(node, url))
+                task.set_name(f"cluster:relay:{node}")
+                self._links[node] = (url, task)
+
+    async def _follow(self, node: str, url: str) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5))
+        headers = {FORWARDED: self._cluster.node_id}
+        token = self._cluster._admin_token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        backoff = 0.5
+        while True:
+            try:
+                async with self._http.ws_connect(
+                    f"{url}/ws/monitor?scope=node", headers=headers, heartbeat=20.0
+                ) as ws:
+                    backoff = 0.5
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            continue
+                        if '"status_update"' in message.data[:40]:
+                            self._registry.push_remote(message.data, droppable=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.info("cluster: status relay from %s lost (%s)", node, exc)
+            await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            backoff = min(backoff * 2, 5.0)
+
+    async def close(self) -> None:
+        tasks = [task for _, task in self._links.values()]
+        self._links.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+
+async def drain(cluster: Cluster, timeout_s: float) -> int:
+    """SIGTERM on a cluster node: stop taking cameras, then end each camera between two
+    reps (a rep under way is finished and recorded first) so it reconnects to its entry
+    node, which places it on a live one. Returns how many cameras were moved."""
+    await cluster.announce_draining()
+    registry = cluster._registry
+    sessions = [s for s in registry.sessions() if not s.closing]
+    logger.warning(
+        "cluster: node %s draining: moving %d camera(s) to other nodes (at most %g s)",
+        cluster.node_id,
+        len(sessions),
+        timeout_s,
+    )
+    deadline = time.monotonic() + timeout_s
+
+    async def move(session: Any) -> None:
+        try:
+            await asyncio.wait_for(session.between_reps.wait(), deadline - 1.0 - time.monotonic())
+        except asyncio.TimeoutError:
+            logger.warning("[%s] still mid-rep when draining ran out of time", session.camera_id)
+        await session.close("node draining: reconnect to move to another node")
+
+    await asyncio.gather(*(move(s) for s in sessions), return_exceptions=True)
+    return len(sessions)

@@ -1,0 +1,93 @@
+"""Any node answers for the whole cluster: a request about a camera or a station hosted by
+another node is passed to that node, with the client's own token, and its answer returned."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from ..protocol import InvalidRequest, KomiError, validate_camera_id
+from .access import presented_token
+from .cluster import FORWARDED, Cluster, NodeInfo
+
+logger = logging.getLogger(__name__)
+
+CLUSTER = web.AppKey("cluster", Cluster)  # absent without --redis
+FORWARDER = web.AppKey("forwarder", aiohttp.ClientSession)
+FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class NodeUnreachable(KomiError):
+    status = 503
+
+
+def forwarded(request: web.Request) -> bool:
+    """Another node passed this request on: answer it here, never pass it again."""
+    return FORWARDED in request.headers
+
+
+async def forward(request: web.Request, node: NodeInfo, body: bytes | None = None) -> web.Response:
+    """Ask `node` the same question; its status and body are the answer."""
+    from .app import read_body
+
+    cluster = request.app[CLUSTER]
+    if body is None and request.can_read_body:
+        body = await read_body(request)
+    headers = {FORWARDED: cluster.node_id}
+    token = presented_token(request)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    for name in ("Content-Type", "Accept"):
+        if name in request.headers:
+            headers[name] = request.headers[name]
+    url = node.url + request.raw_path
+    try:
+        async with request.app[FORWARDER].request(
+            request.method, url, data=body, headers=headers, allow_redirects=False
+        ) as answer:
+            data = await answer.read()
+            kind = answer.headers.get("Content-Type", "application/octet-stream")
+            status = answer.status
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        logger.warning(
+            "%s %s: node %s did not answer: %s", request.method, request.path, node.id, exc
+        )
+        raise NodeUnreachable(f"node {node.id} ({node.url}) did not answer: {exc}") from None
+    return web.Response(
+        body=data, status=status, headers={"Content-Type": kind, "X-Komi-Node": node.id}
+    )
+
+
+@web.middleware
+async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Camera and station paths go to the node hosting them (after this node checked the
+    token); everything else, and whatever is here or nowhere, is answered here."""
+    cluster = request.app.get(CLUSTER)
+    if cluster is None or forwarded(request):
+        return await handler(request)
+    match = request.match_info
+    node = None
+    try:
+        if "camera_id" in match:
+            node = cluster.node_of_camera(validate_camera_id(match["camera_id"]))
+        elif "station_id" in match and not request.path.endswith("/join"):
+            from .stations import validate_station_id
+
+            node = cluster.node_of_station(validate_station_id(match["station_id"]))
+    except InvalidRequest:
+        node = None  # the handler answers 400
+    if node is None:
+        return await handler(request)
+    return await forward(request, node)
+
+
+async def open_forwarder() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S, sock_connect=5)
+    )
