@@ -38,6 +38,7 @@ HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet is expected to need
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
+DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
 FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
 
 
@@ -152,9 +153,11 @@ class Cluster:
         self._admin_token = admin_token
         self._stations = stations
         self._redis: Any = None
+        self._subscriber: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._placed: list[tuple[float, str]] = []  # (when, node): recent placements
         self._beat_now = asyncio.Event()
+        self._stopped = False  # redis-py may swallow a cancellation mid-command: loops check
         self._reachable = True
         self._relay = StatusRelay(self, registry)
         # set by the app: what a revocation, a dead node's cameras and a remote event do here
@@ -174,12 +177,18 @@ class Cluster:
             self.redis_url,
             decode_responses=True,
             socket_connect_timeout=5,
+            socket_timeout=10,  # a Redis that stops answering never holds a handler
             health_check_interval=10,
+        )
+        # pub/sub on its own connection, which waits for events without a timeout
+        self._subscriber = redis.Redis.from_url(
+            self.redis_url, decode_responses=True, socket_connect_timeout=5
         )
         try:
             await self._redis.ping()
         except Exception as exc:
             await self._redis.aclose()
+            await self._subscriber.aclose()
             raise ClusterUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from None
         await self._beat()
         self._spawn(self._heartbeat_loop(), "heartbeat")
@@ -198,9 +207,13 @@ class Cluster:
 
     async def stop(self) -> None:
         """Leave: the record and claims go at once, so no node routes here any more."""
-        for task in list(self._tasks):
+        self._stopped = True
+        self._beat_now.set()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
         await self._relay.close()
         if self._redis is None:
             return
@@ -215,6 +228,7 @@ class Cluster:
         except Exception as exc:
             logger.warning("cluster: could not leave cleanly (Redis: %s)", exc)
         await self._redis.aclose()
+        await self._subscriber.aclose()
         logger.info("cluster: node %s left", self.node_id)
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
@@ -247,7 +261,7 @@ class Cluster:
         )
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 await asyncio.wait_for(self._beat_now.wait(), HEARTBEAT_S)
             except asyncio.TimeoutError:
@@ -296,7 +310,7 @@ class Cluster:
             await self._redis.srem(NODES_KEY, *gone)
         self._update_view(seen)
 
-    def _update_view(self, seen: dict[str, NodeInfo]) -> None:
+    def _update_view(self, seen: dict[str, NodeInfo], left: bool = False) -> None:
         before = set(self.view)
         died = {n: self.view[n] for n in before - set(seen)}
         joined = set(seen) - before
@@ -305,6 +319,9 @@ class Cluster:
         for node in joined:
             logger.info("cluster: node %s at %s is up", node, seen[node].url)
         for node, info in died.items():
+            if left:
+                logger.info("cluster: node %s at %s left", node, info.url)
+                continue
             logger.warning(
                 "cluster: node %s at %s stopped beating; its %d camera(s) will reconnect",
                 node,
@@ -445,12 +462,14 @@ class Cluster:
 
     async def _listen(self) -> None:
         backoff = 1.0
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        while not self._stopped:
+            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
                 backoff = 1.0
                 async for message in pubsub.listen():
+                    if self._stopped:
+                        return
                     if message.get("type") == "message":
                         self._on_message(message.get("data"))
             except asyncio.CancelledError:
@@ -484,7 +503,7 @@ class Cluster:
             self._registry.push_remote(str(event.get("text", "")), droppable=False)
         elif kind == "leave":
             if node in self.view:
-                self._update_view({n: i for n, i in self.view.items() if n != node})
+                self._update_view({n: i for n, i in self.view.items() if n != node}, left=True)
         elif kind == "node":
             info = self.view.get(node)
             if info is not None:
@@ -590,4 +609,8 @@ async def drain(cluster: Cluster, timeout_s: float) -> int:
         await session.close("node draining: reconnect to move to another node")
 
     await asyncio.gather(*(move(s) for s in sessions), return_exceptions=True)
+    if sessions:
+        # cameras that came in through this node reconnect through it (1 s later): their
+        # offers are still passed on to live nodes for a moment
+        await asyncio.sleep(min(DRAIN_LINGER_S, max(0.0, deadline - time.monotonic())))
     return len(sessions)
