@@ -29,6 +29,10 @@ if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
 if [ $want_test = 1 ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
 fi
+# the cluster tests run a real Redis (tests/databases.py starts and stops it)
+if [ $want_test = 1 ] && ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
+  missing+=(redis-server)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq </dev/null

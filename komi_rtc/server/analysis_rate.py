@@ -54,6 +54,14 @@ class AnalysisRate:
             self._started = now
         self._received.tick(now)
 
+    @property
+    def cap_fps(self) -> float | None:
+        return self._cap_fps
+
+    def age(self, now: float) -> float:
+        """Seconds since the first frame (0 before it)."""
+        return now - self._started if self._started is not None else 0.0
+
     def refresh(self, now: float) -> float:
         """Recompute both rates (also for readers such as /stats); returns the stream's age."""
         age = now - (self._started if self._started is not None else now)

@@ -247,7 +247,10 @@ class Cluster:
         for session in self._registry.sessions():
             session.rate.refresh(now)
             fps = session.rate.received_fps
-            demand += fps if fps > 0 else NEW_CAMERA_FPS
+            if session.rate.age(now) < 2.0:  # not measured yet: what a camera usually sends
+                fps = max(fps, NEW_CAMERA_FPS)
+            cap = session.rate.cap_fps
+            demand += min(fps, cap) if cap else fps
         capacity = self._workers * 1000.0 / max(self._registry.inference_ms, 1.0)
         return NodeInfo(
             id=self.node_id,

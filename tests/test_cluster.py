@@ -1,0 +1,458 @@
+"""A cluster of three real nodes (server processes) on one machine, with a real Redis and a
+real PostgreSQL: cameras spread by load, any node answers for all, a monitor on one node
+watches a camera on another, tokens work everywhere, a killed node's cameras move, and a
+drained node moves its cameras without losing a rep.
+
+The tests share one cluster and run in file order: the last two kill and drain nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from auth import ADMIN_TOKEN, AUTH_HEADERS
+from contract_client import connect_monitor
+from databases import fresh_database, redis_server
+
+from komi_rtc.camera.peer import CameraPeer
+from komi_rtc.media.video_sources import open_source
+
+NODES = ("node_a", "node_b", "node_c")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Node:
+    """One server process of the cluster, its log in a file."""
+
+    def __init__(self, node_id: str, redis_url: str, db_url: str, workdir: Path) -> None:
+        self.id = node_id
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / f"{node_id}.log"
+        env = dict(os.environ, KOMI_ADMIN_TOKEN=ADMIN_TOKEN, PYTHONUNBUFFERED="1")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "komi_rtc.server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--redis",
+                    redis_url,
+                    "--public-url",
+                    self.url,
+                    "--node-id",
+                    node_id,
+                    "--db",
+                    db_url,
+                    "--state-dir",
+                    str(workdir / node_id),
+                    "--drain-timeout",
+                    "20",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Cluster:
+    def __init__(self, nodes: dict[str, Node], redis_url: str, db_url: str) -> None:
+        self.nodes = nodes
+        self.redis_url = redis_url
+        self.db_url = db_url
+
+    def __getitem__(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {n.id}\n" + n.log.read_text(errors="replace")[-6000:] for n in self.nodes.values()
+        )
+
+
+def _get(url: str, token: str = ADMIN_TOKEN) -> tuple[int, Any]:
+    """A blocking GET for the fixture (no event loop there)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp("cluster")
+    db_url = fresh_database(postgres_url, "komi_cluster")
+    with redis_server() as redis_url:
+        nodes = {n: Node(n, redis_url, db_url, workdir) for n in NODES}
+        running = Cluster(nodes, redis_url, db_url)
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # every node up and seeing the other two (each beats once a second)
+                for node in nodes.values():
+                    assert node.alive, f"{node.id} exited at start:\n{running.logs()}"
+                try:
+                    seen = [_get(f"{n.url}/cluster") for n in nodes.values()]
+                except OSError:
+                    seen = []
+                if seen and all(s == 200 and len(b["nodes"]) == 3 for s, b in seen):
+                    break
+                assert time.monotonic() < deadline, f"cluster not up:\n{running.logs()}"
+                time.sleep(0.2)  # polling starting processes (no event loop in a fixture)
+            yield running
+        finally:
+            for node in nodes.values():
+                node.stop()
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
+    """Poll an async condition until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        await asyncio.sleep(0.2)
+
+
+async def placement(http: aiohttp.ClientSession, node: Node) -> dict[str, str]:
+    """camera -> node, as `node` sees the cluster."""
+    async with http.get(f"{node.url}/cluster") as response:
+        assert response.status == 200
+        body = await response.json()
+    return {camera: n["id"] for n in body["nodes"] for camera in n["cameras"]}
+
+
+class Camera:
+    """A camera peer streaming the demo person through an entry node, running as a task."""
+
+    def __init__(
+        self,
+        entry: Node,
+        camera_id: str,
+        fps: float,
+        size: tuple[int, int] = (320, 240),
+        token: str = ADMIN_TOKEN,
+        **options: Any,
+    ) -> None:
+        self.peer = CameraPeer(
+            entry.url, camera_id, open_source("demo", *size, fps), fps=fps, token=token, **options
+        )
+        self.peer.messages = asyncio.Queue()
+        self.task = asyncio.create_task(self.peer.run())
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.peer.close()
+
+
+@pytest.fixture
+async def cameras() -> Any:
+    started: list[Camera] = []
+
+    def start(*args: Any, **kwargs: Any) -> Camera:
+        camera = Camera(*args, **kwargs)
+        started.append(camera)
+        return camera
+
+    yield start
+    for camera in started:
+        await camera.close()
+
+
+async def test_cameras_go_to_the_node_with_most_capacity_left_and_any_node_lists_all(
+    cluster: Cluster, cameras: Any
+) -> None:
+    entry = cluster["node_a"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        # one camera sending 24 fps, then light ones at 4 fps, all through node_a
+        heavy = cameras(entry, "cam_heavy", fps=24)
+        await until(lambda: _has(placement(http, entry), "cam_heavy"), 30, "cam_heavy placed")
+        heavy_node = (await placement(http, entry))["cam_heavy"]
+        await until(lambda: _measured(heavy.peer, 40), 30, "cam_heavy streaming")
+        for i in range(3):
+            light = cameras(entry, f"cam_light{i}", fps=4)
+            await until(
+                lambda i=i: _has(placement(http, entry), f"cam_light{i}"), 30, "light placed"
+            )
+            await until(lambda light=light: _measured(light.peer, 8), 30, "light streaming")
+        where = await placement(http, entry)
+        # by capacity left, not by count: the heavy camera's node takes no light one while
+        # the others have room, though after three it hosts fewer cameras than one of them
+        assert [c for c, n in where.items() if n == heavy_node] == ["cam_heavy"], where
+        per_node = sorted(list(where.values()).count(n) for n in NODES if n != heavy_node)
+        assert per_node == [1, 2], where
+
+        everything = sorted(where)
+        for node in cluster.nodes.values():
+            async with http.get(f"{node.url}/cameras") as response:
+                assert (await response.json())["cameras"] == everything
+            async with http.ws_connect(f"{node.url}/ws/monitor") as ws:
+                first = json.loads((await ws.receive(timeout=10)).data)
+                assert first == {"type": "cameras_list", "cameras": everything}
+                # status updates of every node's cameras reach this node's watchers
+                statuses: set[str] = set()
+                async with asyncio.timeout(20):
+                    while statuses != set(everything):
+                        message = json.loads((await ws.receive()).data)
+                        if message.get("type") == "status_update":
+                            statuses.add(message["camera_id"])
+
+
+async def _has(where: Awaitable[dict[str, str]], camera_id: str) -> bool:
+    return camera_id in await where
+
+
+async def _measured(peer: CameraPeer, results: int) -> bool:
+    return peer.status.results >= results
+
+
+async def test_a_monitor_on_one_node_watches_a_camera_on_another(
+    cluster: Cluster, cameras: Any
+) -> None:
+    a, c = cluster["node_a"], cluster["node_c"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        camera = cameras(c, "cam_watched", fps=8, exercise="squat")
+        await until(lambda: _measured(camera.peer, 5), 30, "cam_watched streaming")
+        host = (await placement(http, a))["cam_watched"]
+        far = next(n for n in cluster.nodes.values() if n.id != host)
+        # the monitor's offer goes to `far`; its answer comes from the camera's node
+        monitor = await connect_monitor(far.url, "cam_watched")
+        try:
+            message = await monitor.next_message("frame_processed", timeout=20)
+            assert message["camera_id"] == "cam_watched"
+            await until(lambda: _frames(monitor, 3), 20, "forwarded video")
+            # REST about the camera works on any node (passed to its node)
+            async with http.get(f"{far.url}/get-image/cam_watched") as response:
+                assert response.status == 200 and response.content_type == "image/jpeg"
+                assert response.headers["X-Komi-Node"] == host
+            async with http.get(f"{far.url}/latest_image/cam_watched") as response:
+                body = await response.json()
+                assert body["camera_id"] == "cam_watched" and body["image_data"]
+            async with http.ws_connect(f"{far.url}/ws/monitor") as ws:
+                # an exercise change made on a third node reaches this node's watchers
+                third = next(n for n in cluster.nodes.values() if n.id not in (host, far.id))
+                async with http.post(
+                    f"{third.url}/cameras/cam_watched/exercise", json={"exercise": "lunge_left"}
+                ) as response:
+                    assert response.status == 200, await response.text()
+                    assert (await response.json())["exercise"] == "lunge_left"
+                async with asyncio.timeout(15):
+                    while True:
+                        message = json.loads((await ws.receive()).data)
+                        if message.get("type") == "exercise_set":
+                            assert message["camera_id"] == "cam_watched"
+                            assert message["exercise"] == "lunge_left"
+                            break
+            # the monitor on the camera's node hears it too, on its own channel
+            changed = await monitor.next_message("exercise_set")
+            assert changed["exercise"] == "lunge_left"
+            async with http.get(f"{far.url}/get-image/cam_nowhere") as response:
+                assert response.status == 404
+        finally:
+            await monitor.close()
+
+
+async def _frames(monitor: Any, count: int) -> bool:
+    return monitor.frame_count >= count
+
+
+async def test_tokens_minted_on_one_node_work_and_are_revoked_on_every_node(
+    cluster: Cluster, cameras: Any
+) -> None:
+    a, b, c = (cluster[n] for n in NODES)
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        async with http.post(f"{a.url}/tokens", json={"role": "monitor"}) as response:
+            minted = await response.json()
+        token = minted["token"]
+        for node in (b, c):
+            async with aiohttp.ClientSession() as anonymous:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with anonymous.get(f"{node.url}/cameras", headers=headers) as response:
+                    assert response.status == 200
+        async with http.post(f"{b.url}/tokens", json={"role": "camera"}) as response:
+            camera_token = (await response.json())["token"]
+        camera = cameras(a, "cam_token", fps=5, token=camera_token)
+        await until(lambda: _measured(camera.peer, 3), 30, "camera with a minted token")
+        async with aiohttp.ClientSession() as anonymous:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with anonymous.ws_connect(f"{c.url}/ws/monitor", headers=headers) as ws:
+                await ws.receive(timeout=10)
+                async with http.delete(f"{a.url}/tokens/{minted['token_id']}") as response:
+                    assert response.status == 200
+                # node_c heard of it over pub/sub and closed the WebSocket the token opened
+                async with asyncio.timeout(10):
+                    while not ws.closed:
+                        await ws.receive()
+            for node in (a, b, c):
+                async with anonymous.get(f"{node.url}/cameras", headers=headers) as response:
+                    assert response.status == 401
+
+
+async def _sets(http: aiohttp.ClientSession, node: Node, person: str) -> list[dict[str, Any]]:
+    async with http.get(f"{node.url}/people/{person}/sets") as response:
+        if response.status == 404:
+            return []
+        assert response.status == 200, await response.text()
+        return list((await response.json())["sets"])
+
+
+async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
+    cluster: Cluster, cameras: Any
+) -> None:
+    entry = cluster["node_a"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        moved = [
+            cameras(
+                entry, f"cam_kill{i}", fps=10, size=(640, 480), exercise="squat", person=f"kim{i}"
+            )
+            for i in range(2)
+        ]
+        for camera in moved:
+            await until(lambda camera=camera: _measured(camera.peer, 3), 30, "streaming")
+        where = await placement(http, entry)
+        victim = cluster[where["cam_kill0"]]
+        survivor = next(n for n in cluster.nodes.values() if n.alive and n is not victim)
+        for camera in moved:
+            camera.peer.server = survivor.url  # its entry node: the browser's page address
+        on_victim = [c.peer for c in moved if where[c.peer.camera_id] == victim.id]
+        # a rep of a camera on the victim recorded before it dies
+        await until(lambda: _reps_recorded(http, survivor, "kim0", 1), 60, "a rep recorded")
+        before = {p: await _rep_total(http, survivor, p) for p in ("kim0", "kim1")}
+        killed_wall, killed_at = time.time(), time.monotonic()
+        victim.process.kill()
+        victim.process.wait()
+        await until(
+            lambda: _all_on(http, survivor, ["cam_kill0", "cam_kill1"], _live(cluster)),
+            30,
+            "cameras back on live nodes",
+        )
+        print(
+            f"the killed node's cameras were placed again after {time.monotonic() - killed_at:.1f} s"
+        )
+        for peer in on_victim:
+            await until(
+                lambda peer=peer, n=peer.status.results: _measured(peer, n + 5), 20, "results"
+            )
+        async with http.get(f"{survivor.url}/cluster") as response:
+            assert victim.id not in [n["id"] for n in (await response.json())["nodes"]]
+        # every rep recorded before the kill is still there, and a live node ended the dead
+        # node's open sets (they end at their last rep)
+        for person, reps in before.items():
+            assert await _rep_total(http, survivor, person) >= reps
+        for peer in on_victim:
+            await until(
+                lambda peer=peer: _old_sets_ended(http, survivor, peer.person, killed_wall),
+                15,
+                "the dead node's sets ended",
+            )
+
+
+def _live(cluster: Cluster) -> set[str]:
+    return {n.id for n in cluster.nodes.values() if n.alive}
+
+
+async def _rep_total(http: aiohttp.ClientSession, node: Node, person: str) -> int:
+    return sum(s["reps"] for s in await _sets(http, node, person))
+
+
+async def _old_sets_ended(
+    http: aiohttp.ClientSession, node: Node, person: str, before: float
+) -> bool:
+    old = [s for s in await _sets(http, node, person) if s["started_at"] < before]
+    return bool(old) and all(s["ended_at"] is not None for s in old)
+
+
+async def _all_on(
+    http: aiohttp.ClientSession, node: Node, camera_ids: list[str], nodes: set[str]
+) -> bool:
+    where = await placement(http, node)
+    return all(where.get(c) in nodes for c in camera_ids)
+
+
+async def test_a_drained_node_moves_its_cameras_without_losing_a_rep(
+    cluster: Cluster, cameras: Any
+) -> None:
+    live = [n for n in cluster.nodes.values() if n.alive]
+    assert len(live) >= 2, "the kill test left fewer than two nodes"
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        camera = cameras(
+            live[0], "cam_drain", fps=10, size=(640, 480), exercise="squat", person="dana"
+        )
+        await until(lambda: _measured(camera.peer, 3), 30, "cam_drain streaming")
+        drained = cluster[(await placement(http, live[0]))["cam_drain"]]
+        entry = next(n for n in live if n is not drained)
+        camera.peer.server = entry.url
+        seen_reps = 0
+
+        async def reps_seen(at_least: int) -> bool:
+            nonlocal seen_reps
+            while not camera.peer.messages.empty():
+                if camera.peer.messages.get_nowait().get("type") == "rep_completed":
+                    seen_reps += 1
+            return seen_reps >= at_least
+
+        await until(lambda: reps_seen(2), 60, "reps before draining")
+        drained.process.send_signal(signal.SIGTERM)
+        await until(
+            lambda: _all_on(http, entry, ["cam_drain"], {entry.id}), 30, "moved to a live node"
+        )
+        moved_at = seen_reps
+        await until(lambda: reps_seen(moved_at + 2), 60, "reps after the move")
+        assert drained.process.wait(timeout=30) == 0, cluster.logs()
+        assert "draining: moving 1 camera(s)" in drained.log.read_text()
+        # every rep the camera was told of is recorded, across both nodes' sets; the set on
+        # the drained node was ended by the move, not left open
+        await until(lambda: _reps_recorded(http, entry, "dana", seen_reps), 15, "reps recorded")
+        sets = await _sets(http, entry, "dana")
+        assert {s["camera_id"] for s in sets} == {"cam_drain"} and len(sets) >= 2
+        first = sets[-1]  # newest first: the set on the drained node is the last
+        assert first["ended_at"] is not None and first["reps"] >= 2, sets
+
+
+async def _reps_recorded(http: aiohttp.ClientSession, node: Node, person: str, reps: int) -> bool:
+    return await _rep_total(http, node, person) >= reps
