@@ -89,10 +89,23 @@ def redis_server() -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix="komi-redis-")
     port = _free_port()
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", workdir, "--protected-mode", "yes"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,  # its log goes to its --logfile default: stdout, unread
+        stderr=subprocess.DEVNULL,
     )
     try:
         import redis

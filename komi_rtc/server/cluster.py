@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from redis.exceptions import RedisError as _RedisError
@@ -40,6 +41,7 @@ NEW_CAMERA_FPS = 15.0  # what a camera not measured yet is expected to need
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
 DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
 FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
+CLIENT = "X-Komi-Client"  # ... with the address of the client it came from
 
 
 def node_key(node_id: str) -> str:
@@ -154,6 +156,7 @@ class Cluster:
         self._stations = stations
         self._redis: Any = None
         self._subscriber: Any = None
+        self._node_addresses: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._placed: list[tuple[float, str]] = []  # (when, node): recent placements
         self._beat_now = asyncio.Event()
@@ -321,6 +324,7 @@ class Cluster:
         self.view = seen
         for node in joined:
             logger.info("cluster: node %s at %s is up", node, seen[node].url)
+            self._spawn(self._resolve(seen[node].url), f"resolve:{node}")
         for node, info in died.items():
             if left:
                 logger.info("cluster: node %s at %s left", node, info.url)
@@ -373,6 +377,20 @@ class Cluster:
             if any(s.get("id") == station_id for s in info.stations):
                 return info
         return None
+
+    async def _resolve(self, url: str) -> None:
+        """The addresses a node's requests come from (its --public-url host, resolved)."""
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError as exc:
+            logger.warning("cluster: cannot resolve node host %s: %s", host, exc)
+            return
+        self._node_addresses.update(str(info[4][0]) for info in infos)
+
+    def is_node_address(self, address: str | None) -> bool:
+        """Whether a request comes from another node (which may speak for its client)."""
+        return address is not None and address in self._node_addresses
 
     def nodes(self) -> list[dict[str, Any]]:
         me = self.record().to_wire()

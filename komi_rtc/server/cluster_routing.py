@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from .access import presented_token
-from .cluster import FORWARDED, Cluster, NodeInfo
+from .cluster import CLIENT, FORWARDED, Cluster, NodeInfo
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ def forwarded(request: web.Request) -> bool:
     return FORWARDED in request.headers
 
 
+def client_address(request: web.Request) -> str | None:
+    """Whom per-address limits count: the client, also for an offer another node passed
+    on (that node says who it came from; a client's own say-so is not believed)."""
+    cluster = request.app.get(CLUSTER)
+    claimed = request.headers.get(CLIENT)
+    if cluster is not None and claimed and cluster.is_node_address(request.remote):
+        return claimed[:64]
+    return request.remote
+
+
 async def forward(request: web.Request, node: NodeInfo, body: bytes | None = None) -> web.Response:
     """Ask `node` the same question; its status and body are the answer."""
     from .app import read_body
@@ -39,7 +49,7 @@ async def forward(request: web.Request, node: NodeInfo, body: bytes | None = Non
     cluster = request.app[CLUSTER]
     if body is None and request.can_read_body:
         body = await read_body(request)
-    headers = {FORWARDED: cluster.node_id}
+    headers = {FORWARDED: cluster.node_id, CLIENT: client_address(request) or ""}
     token = presented_token(request)
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -124,7 +124,9 @@ class Signaling:
 
                 return await forward(request, node, body)
         self._gate.enter()
-        release = self._slots.acquire(request.remote)
+        from .cluster_routing import client_address
+
+        release = self._slots.acquire(client_address(request))
         try:
             if offer.role == "camera":
                 answer, camera_id = await self._camera_offer(
