@@ -403,7 +403,17 @@ def token_check_cost() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if any(a == "--nodes" or a.startswith("--nodes=") for a in arguments):
+        from .cluster import main as cluster_main
+
+        return cluster_main(arguments)
     parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench", description=__doc__)
+    parser.add_argument(
+        "--nodes",
+        metavar="N[,N]",
+        help="run the cluster scale-out benchmark instead (bench/cluster.py: --nodes 1,2 --help)",
+    )
     parser.add_argument(
         "--cameras", type=int, nargs="+", default=[1, 4], help="camera counts to run (1 4)"
     )
