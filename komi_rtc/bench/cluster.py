@@ -144,14 +144,17 @@ class _Fleet:
         for node in self.nodes:
             _wait_ready(node.url + "/healthz", node.process)
 
-    def spawn_camera(self, camera_id: str, fps: float, seconds: float) -> None:
+    def spawn_camera(
+        self, camera_id: str, fps: float, seconds: float, size: tuple[int, int] = (640, 480)
+    ) -> None:
         """A camera peer process offering to the entry node (node 1)."""
         out = self.workdir / f"{camera_id}.json"
         _, log = self._log(camera_id)
         process = subprocess.Popen(
             [sys.executable, "-m", "komi_rtc.bench.peer", "camera"]
             + ["--server", self.nodes[0].url, "--camera-id", camera_id]
-            + ["--fps", f"{fps:g}", "--duration", f"{seconds:g}", "--out", str(out)],
+            + ["--fps", f"{fps:g}", "--duration", f"{seconds:g}", "--out", str(out)]
+            + ["--width", str(size[0]), "--height", str(size[1])],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -312,6 +315,7 @@ def run_scaleout(
     warmup: float = 5.0,
     workdir: Path | None = None,
     placement_timeout: float = PLACEMENT_TIMEOUT_S,
+    size: tuple[int, int] = (640, 480),
 ) -> dict[str, Any]:
     """One run: a fresh Redis and `nodes` nodes, `cameras` peers at `fps` offered to node 1,
     measured for `duration` seconds once all are placed and `warmup` seconds have passed.
@@ -322,7 +326,9 @@ def run_scaleout(
         fleet = _Fleet(directory, secrets.token_urlsafe(24))
         tag = f"[{nodes} node{'s' if nodes > 1 else ''}]"
         try:
-            return _measure(fleet, tag, nodes, cameras, fps, duration, warmup, placement_timeout)
+            return _measure(
+                fleet, tag, nodes, cameras, fps, duration, warmup, placement_timeout, size
+            )
         except (RuntimeError, OSError):
             print(fleet.log_tails(), file=sys.stderr, flush=True)
             raise
@@ -350,6 +356,7 @@ def _measure(
     duration: float,
     warmup: float,
     placement_timeout: float,
+    size: tuple[int, int],
 ) -> dict[str, Any]:
     import redis
 
@@ -374,7 +381,7 @@ def _measure(
     expected = [f"bench_cam_{i + 1}" for i in range(cameras)]
     spawned = time.monotonic()
     for camera_id in expected:
-        fleet.spawn_camera(camera_id, fps, streaming_s)
+        fleet.spawn_camera(camera_id, fps, streaming_s, size)
 
     def placed() -> dict[str, list[str]] | None:
         placement = _placement(_get_json(entry.url + "/cluster", fleet.token)["nodes"])
@@ -410,7 +417,9 @@ def _measure(
             raise RuntimeError(f"camera peer {camera.id} did not finish") from None
         if camera.out.exists():
             results[camera.id] = json.loads(camera.out.read_text())
-    return _report(fleet, nodes, cameras, fps, warmup, start, end, results)
+    report = _report(fleet, nodes, cameras, fps, warmup, start, end, results)
+    report["size"] = f"{size[0]}x{size[1]}"
+    return report
 
 
 def _report(
@@ -612,10 +621,18 @@ def main(argv: list[str] | None = None) -> int:
         default=PLACEMENT_TIMEOUT_S,
         help=f"seconds for all cameras to be placed ({PLACEMENT_TIMEOUT_S:g})",
     )
+    parser.add_argument(
+        "--size",
+        default="640x480",
+        help="camera frame size WxH (640x480); smaller frames leave the 2-core test machine's "
+        "CPU to inference instead of the peers' own encoding",
+    )
     parser.add_argument("--save", action="store_true", help=f"write the report to {SAVED_REPORT}")
     args = parser.parse_args(argv)
     try:
         counts = _node_counts(args.nodes)
+        width, _, height = args.size.partition("x")
+        size = (int(width), int(height))
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -634,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.duration,
                     args.warmup,
                     placement_timeout=args.placement_timeout,
+                    size=size,
                 )
             )
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
     peer = CameraPeer(
         args.server,
         args.camera_id,
-        open_source("demo", 640, 480, args.fps),
+        open_source("demo", args.width, args.height, args.fps),
         args.fps,
         token=args.token,
         exercise=args.exercise,
@@ -151,6 +151,8 @@ def main() -> None:
     parser.add_argument("--server", required=True)
     parser.add_argument("--camera-id", required=True)
     parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--width", type=int, default=640, help="camera: frame width (640)")
+    parser.add_argument("--height", type=int, default=480, help="camera: frame height (480)")
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument(

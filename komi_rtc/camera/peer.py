@@ -30,6 +30,7 @@ import jwt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from ..media.aiortc_adapter import close_peer_connection
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from ..media.video_sources import FrameSource, SourceError, open_source
 from ..protocol import DATA_CHANNEL_LABEL, validate_camera_id, validate_person_id
@@ -285,7 +286,7 @@ class CameraPeer:
     async def _close_pc(self) -> None:
         if self._pc is not None:
             pc, self._pc = self._pc, None
-            await pc.close()
+            await close_peer_connection(pc)
         if self.track is not None:
             self.status.frames_sent_before += self.track.frames_sent
             self.track.stop()

@@ -85,6 +85,10 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # cluster nodes starting together on one database migrate one after another
+            # (the lock ends with the transaction)
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(745463001)")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -194,3 +194,13 @@ def tap_sender_reports(receiver: Any, on_report: SenderReportTap) -> bool:
 
     setattr(receiver, _RECEIVER_HANDLE_RTCP, tapped)
     return True
+
+
+async def close_peer_connection(pc: Any) -> None:
+    """`pc.close()`, finished even if the caller is cancelled meanwhile: a second close()
+    waits on the first one's future, and cancelling that waiter cancels the future, so the
+    first close (often aiortc's own, after the remote hung up) then fails with
+    InvalidStateError ("Task exception was never retrieved")."""
+    import asyncio
+
+    await asyncio.shield(pc.close())

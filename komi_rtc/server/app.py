@@ -33,7 +33,7 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
-from .cluster import Cluster, drain, shared_admin_token
+from .cluster import Cluster, check_redis, drain, shared_admin_token
 from .cluster_routing import CLUSTER, FORWARDER, cluster_routing, open_forwarder
 from .config import ServerConfig
 from .frame_images import FrameImages
@@ -637,6 +637,11 @@ def _quiet_peer_races(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
     if isinstance(exc, InvalidStateError):
         logger.warning("a peer connection closed while connecting: %s", exc)
         return
+    if isinstance(exc, asyncio.InvalidStateError) and "RTCPeerConnection.close" in str(
+        context.get("future")
+    ):
+        logger.warning("a peer connection was closed twice at once")  # aiortc's own race
+        return
     loop.default_exception_handler(context)
 
 
@@ -651,6 +656,8 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     app[CATALOG] = catalog = Catalog(config.exercise_dir)  # CatalogError for a bad file
     registry = CameraRegistry(config.max_cameras)
     app[REGISTRY] = registry
+    if config.redis_url:
+        check_redis(config.redis_url)
     authority: TokenAuthority | None = None
     admin: str | None = None
     if not config.open_access:

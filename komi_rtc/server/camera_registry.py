@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..protocol import DuplicateCamera, UnknownCamera
 from ..protocol.messages import CamerasList, FrameProcessed, StatusUpdate, encode
@@ -29,7 +29,9 @@ class CameraRegistry:
         self.changed: Callable[[], None] = lambda: None
         self.event: Callable[[CameraSession, str], None] = lambda session, text: None
         self.clients_changed: Callable[[], None] = lambda: None
+        self.claim: Callable[[str], Awaitable[None]] | None = None  # cluster-wide id claim
         self.inference_ms = 20.0  # moving mean of one frame's inference
+        self.inference_measured = False
 
     def ids(self) -> list[str]:
         return sorted(self._sessions)
@@ -42,6 +44,12 @@ class CameraRegistry:
         if session is None:
             raise UnknownCamera(camera_id)
         return session
+
+    @property
+    def full(self) -> bool:
+        """At --max-cameras (counting ids being negotiated)."""
+        taken = len(self._sessions) + len(self._reserved)
+        return bool(self._max_cameras) and taken >= self._max_cameras
 
     def reserve(self, camera_id: str | None) -> str:
         """Claim an id before the (slow) negotiation, so two offers cannot both win it."""
@@ -129,6 +137,8 @@ class CameraRegistry:
         timing = message.timing
         if timing is not None and timing.inference_ms:
             # what a frame costs a worker here, for the cluster's capacity (cluster.py)
+            if not self.inference_measured:
+                self.inference_ms, self.inference_measured = timing.inference_ms, True
             self.inference_ms += 0.05 * (timing.inference_ms - self.inference_ms)
         if not self._watchers:
             return

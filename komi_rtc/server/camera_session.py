@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError
 from ..analysis.catalog import Catalog
 from ..analysis.live import LiveAnalysis
 from ..history.recorder import SetRecorder
+from ..media.aiortc_adapter import close_peer_connection
 from ..media.capture_clock import CaptureClock
 from ..media.newest_frame import NewestFrame, ReceivedFrame
 from ..media.video_forwarding import EncodedVideoTap
@@ -216,7 +217,7 @@ class CameraSession:
             self._close_listeners.clear()
             self._sinks.clear()
             if self._pc is not None:
-                await self._pc.close()
+                await close_peer_connection(self._pc)
         finally:
             # whatever failed above, the worker state and the listing are released
             self._pose_channel.close()

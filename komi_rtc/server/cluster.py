@@ -64,6 +64,19 @@ class ClusterUnavailable(RuntimeError):
     """Redis cannot be reached at start (a clear message, not a traceback)."""
 
 
+def check_redis(redis_url: str) -> None:
+    """Refuse to start, with a clear message, when the cluster's Redis cannot be reached."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise ClusterUnavailable(f"cannot reach Redis at {redis_url}: {exc}") from None
+    finally:
+        client.close()
+
+
 def shared_admin_token(redis_url: str, local: str, explicit: bool) -> str:
     """The cluster's admin token (its signing key derives from it, so every node's tokens
     are good on every node). The first node's wins; a node given a different one explicitly
@@ -98,10 +111,18 @@ class NodeInfo:
     stations: list[dict[str, Any]] = field(default_factory=list)
     draining: bool = False
     workers: int = 0
+    measured: bool = False  # capacity from inference timed here (else a default guess)
+    full: bool = False  # at its --max-cameras
+    recorded_cameras: int = 0  # cameras its demand counts (pub/sub may have told of more)
 
     @property
     def spare_fps(self) -> float:
         return self.capacity_fps - self.demand_fps
+
+    @property
+    def unrecorded_fps(self) -> float:
+        """Cameras pub/sub told of since the record: not in its demand yet."""
+        return max(0, len(self.cameras) - self.recorded_cameras) * NEW_CAMERA_FPS
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -114,19 +135,25 @@ class NodeInfo:
             "stations": self.stations,
             "draining": self.draining,
             "workers": self.workers,
+            "measured": self.measured,
+            "full": self.full,
         }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> NodeInfo:
+        cameras = [str(c) for c in data.get("cameras", [])]
         return cls(
             id=str(data["id"]),
             url=str(data["url"]),
             capacity_fps=float(data.get("capacity_fps", 0.0)),
             demand_fps=float(data.get("demand_fps", 0.0)),
-            cameras=[str(c) for c in data.get("cameras", [])],
+            cameras=cameras,
             stations=list(data.get("stations", [])),
             draining=bool(data.get("draining", False)),
             workers=int(data.get("workers", 0)),
+            measured=bool(data.get("measured", False)),
+            full=bool(data.get("full", False)),
+            recorded_cameras=len(cameras),
         )
 
 
@@ -158,7 +185,8 @@ class Cluster:
         self._subscriber: Any = None
         self._node_addresses: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._placed: list[tuple[float, str]] = []  # (when, node): recent placements
+        # recent placements: (when, node, how many cameras it showed then)
+        self._placed: list[tuple[float, str, int]] = []
         self._beat_now = asyncio.Event()
         self._stopped = False  # redis-py may swallow a cancellation mid-command: loops check
         self._reachable = True
@@ -170,6 +198,7 @@ class Cluster:
         registry.changed = self._local_cameras_changed
         registry.event = self._local_event
         registry.clients_changed = self._relay.reconcile
+        registry.claim = self.claim_camera
 
     # ------------------------------------------------------------ lifecycle
 
@@ -264,7 +293,19 @@ class Cluster:
             stations=self._stations(),
             draining=self.draining,
             workers=self._workers,
+            measured=self._registry.inference_measured,
+            full=self._registry.full,
+            recorded_cameras=len(self._registry.ids()),
         )
+
+    @property
+    def registry(self) -> CameraRegistry:
+        return self._registry
+
+    @property
+    def admin_token(self) -> str | None:
+        """For node-to-node requests of its own (the status relay)."""
+        return self._admin_token
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopped:
@@ -422,19 +463,31 @@ class Cluster:
             if host is None and any(s["id"] == station for s in self._stations()):
                 return None
         now = time.monotonic()
-        self._placed = [(t, n) for t, n in self._placed if now - t < PLACEMENT_MEMORY_S]
+        self._placed = [p for p in self._placed if now - p[0] < PLACEMENT_MEMORY_S]
         candidates = [self.record(), *self.view.values()]
-        candidates = [c for c in candidates if not c.draining]
+        candidates = [c for c in candidates if not c.draining and not c.full]
         if not candidates:
-            return None  # every node drains: this one answers (503 from its limits)
+            return None  # every node drains or is full: this one answers (503 when full)
+        # a node that has analysed nothing yet is assumed as fast, a worker, as the measured
+        # ones (its default guess would draw every camera of a burst)
+        per_worker = sorted(
+            c.capacity_fps / c.workers for c in candidates if c.measured and c.workers
+        )
+        typical = per_worker[len(per_worker) // 2] if per_worker else None
 
         def score(info: NodeInfo) -> tuple[float, int, int]:
-            pending = sum(1 for _, n in self._placed if n == info.id)
-            spare = info.spare_fps - pending * NEW_CAMERA_FPS
+            capacity = info.capacity_fps
+            if not info.measured and typical is not None:
+                capacity = typical * max(info.workers, 1)
+            # placements sent there that its camera list does not show yet
+            mine = [p for p in self._placed if p[1] == info.id]
+            shown = len(info.cameras) - min((p[2] for p in mine), default=len(info.cameras))
+            pending = max(0, len(mine) - shown)
+            spare = capacity - info.demand_fps - info.unrecorded_fps - pending * NEW_CAMERA_FPS
             return (-spare, len(info.cameras) + pending, 0 if info.id == self.node_id else 1)
 
         best = min(candidates, key=score)
-        self._placed.append((now, best.id))
+        self._placed.append((now, best.id, len(best.cameras)))
         return None if best.id == self.node_id else best
 
     async def claim_camera(self, camera_id: str) -> None:
@@ -575,7 +628,7 @@ class StatusRelay:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5))
         headers = {FORWARDED: self._cluster.node_id}
-        token = self._cluster._admin_token
+        token = self._cluster.admin_token
         if token:
             headers["Authorization"] = f"Bearer {token}"
         backoff = 0.5
@@ -612,7 +665,7 @@ async def drain(cluster: Cluster, timeout_s: float) -> int:
     reps (a rep under way is finished and recorded first) so it reconnects to its entry
     node, which places it on a live one. Returns how many cameras were moved."""
     await cluster.announce_draining()
-    registry = cluster._registry
+    registry = cluster.registry
     sessions = [s for s in registry.sessions() if not s.closing]
     logger.warning(
         "cluster: node %s draining: moving %d camera(s) to other nodes (at most %g s)",

@@ -17,7 +17,11 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from ..media.aiortc_adapter import negotiated_codecs, redirect_keyframe_requests
+from ..media.aiortc_adapter import (
+    close_peer_connection,
+    negotiated_codecs,
+    redirect_keyframe_requests,
+)
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
 from ..media.video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack
 from ..protocol.messages import (
@@ -147,7 +151,7 @@ class MonitorPeer:
             self.session.unsubscribe(self.sink)
         if self.track is not None:
             self.track.stop()
-        await self.pc.close()
+        await close_peer_connection(self.pc)
         if self._on_closed is not None:
             self._on_closed()
         logger.info("[%s] monitor %s left", self.session.camera_id, self.peer_id)

@@ -20,7 +20,12 @@ from aiortc import (
 from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
 from ..history.store import History
-from ..media.aiortc_adapter import install_marker_release, negotiated_codecs, tap_sender_reports
+from ..media.aiortc_adapter import (
+    close_peer_connection,
+    install_marker_release,
+    negotiated_codecs,
+    tap_sender_reports,
+)
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, load_json, parse_offer
@@ -198,7 +203,7 @@ class Signaling:
             if session is not None:
                 await session.close("negotiation failed")
             else:
-                await pc.close()
+                await close_peer_connection(pc)
             raise
         finally:
             self._negotiating.discard(pc)
@@ -361,7 +366,7 @@ class Signaling:
 
     async def close(self) -> None:
         for pc in list(self._negotiating):
-            await pc.close()
+            await close_peer_connection(pc)
         self.stations.close()
 
 
