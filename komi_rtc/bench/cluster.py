@@ -33,7 +33,7 @@ from ..server.cluster import HEARTBEAT_S
 from .load import TIMELY_MS, _free_port, _percentiles, _wait_ready
 
 SAVED_REPORT = Path("docs/benchmarks/cluster_scaleout.json")
-PLACEMENT_TIMEOUT_S = 20.0  # peers import aiortc and negotiate through node 1 meanwhile
+PLACEMENT_TIMEOUT_S = 60.0  # peers import aiortc, render their loop and negotiate meanwhile
 STOP_TIMEOUT_S = 15.0  # a node stops its pose worker and leaves the cluster meanwhile
 POLL_S = 0.25
 
@@ -154,7 +154,7 @@ class _Fleet:
             [sys.executable, "-m", "komi_rtc.bench.peer", "camera"]
             + ["--server", self.nodes[0].url, "--camera-id", camera_id]
             + ["--fps", f"{fps:g}", "--duration", f"{seconds:g}", "--out", str(out)]
-            + ["--width", str(size[0]), "--height", str(size[1])],
+            + ["--width", str(size[0]), "--height", str(size[1]), "--replay"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
