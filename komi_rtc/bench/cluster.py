@@ -526,8 +526,10 @@ def _redis_report(
     records: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Commands in the window by type, against the frames analysed and against what the
-    heartbeats alone send: per node and beat one pipeline (SET record, SADD, SET per camera
-    and station claim, SMEMBERS) and, with other nodes, one MGET of their records."""
+    heartbeats alone send: per node and beat one pipeline (SET record, SADD, SET NX of the
+    shared admin token, SMEMBERS, and per camera and station claim an EVAL that runs a GET
+    and a SET, each counted by Redis), with other nodes one MGET of their records, and
+    every tenth beat an HGETALL of the revocations."""
     calls = {
         name: end.redis.get(name, 0) - start.redis.get(name, 0)
         for name in set(start.redis) | set(end.redis)
@@ -537,7 +539,7 @@ def _redis_report(
     total = sum(calls.values())
     others = len(records) > 1
     heartbeat = sum(
-        3 + len(r["cameras"]) + len(r.get("stations", [])) + (1 if others else 0)
+        4 + 3 * (len(r["cameras"]) + len(r.get("stations", []))) + (1 if others else 0) + 0.1
         for r in records.values()
     )
     return {

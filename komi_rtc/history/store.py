@@ -128,10 +128,11 @@ class HistoryStore:
         if not camera_ids:
             return 0
         return self._end_dangling(
-            WorkoutSet.camera_id.in_(camera_ids) & (WorkoutSet.started_at < started_before)
+            WorkoutSet.camera_id.in_(camera_ids) & (WorkoutSet.started_at < started_before),
+            delete_empty=False,  # the node may only have stalled: never remove a set
         )
 
-    def _end_dangling(self, condition: Any) -> int:
+    def _end_dangling(self, condition: Any, delete_empty: bool = True) -> int:
         with Session(self.engine) as db, db.begin():
             query = select(WorkoutSet).where(WorkoutSet.ended_at.is_(None))
             if condition is not None:
@@ -140,7 +141,7 @@ class HistoryStore:
             for row in dangling:
                 last = db.scalar(select(func.max(Rep.ended_at)).where(Rep.set_id == row.id))
                 held = db.scalar(select(func.max(HoldSecond.at)).where(HoldSecond.set_id == row.id))
-                if last is None and held is None and not row.half_reps:
+                if last is None and held is None and not row.half_reps and delete_empty:
                     db.delete(row)  # nothing done in it
                     continue
                 row.ended_at = max(t for t in (last, held, row.started_at) if t is not None)

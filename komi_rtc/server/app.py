@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import __version__
 from ..analysis.catalog import PROFILES, Catalog
@@ -62,6 +63,8 @@ SLOTS = web.AppKey("slots", AddressSlots)
 LIVE = web.AppKey("live", LiveConnections)
 DECODES = web.AppKey("decodes", asyncio.Semaphore)
 RULES = web.AppKey("rules", dict)
+# open /ws/monitor connections
+MONITOR_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("monitor_sockets")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -261,10 +264,17 @@ async def revoke_token(request: web.Request) -> web.Response:
     if not (0 < len(token_id) <= 64 and token_id.isalnum()):
         raise InvalidRequest("token_id is the token_id POST /tokens answered")
     request.app[AUTHORITY].revoke(token_id)
+    closed = await request.app[LIVE].close(token_id)
     cluster = request.app.get(CLUSTER)
     if cluster is not None:  # every node refuses it and closes what it opened there
-        await cluster.revoke(token_id, time.time() + MAX_TTL_S)
-    closed = await request.app[LIVE].close(token_id)
+        try:
+            await cluster.revoke(token_id, time.time() + MAX_TTL_S)
+        except Exception as exc:  # Redis down: refused here; other nodes only once it is back
+            logger.error("token %s revoked here, not yet cluster-wide (Redis: %s)", token_id, exc)
+            raise ClusterBusy(
+                "revoked on this node; the other nodes could not be told (Redis unreachable): "
+                "try again"
+            ) from None
     logger.info("revoked token %s; closed %d of its connections", token_id, closed)
     return web.json_response({"revoked": token_id, "closed_connections": closed})
 
@@ -283,6 +293,10 @@ async def read_body(request: web.Request) -> bytes:
 
 class BodyTimeout(KomiError):
     status = 408
+
+
+class ClusterBusy(KomiError):
+    status = 503
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -458,6 +472,17 @@ async def ws_monitor(request: web.Request) -> web.WebSocketResponse:
 async def _serve_ws_monitor(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=_MONITOR_WS_MESSAGE_BYTES)
     await ws.prepare(request)
+    sockets = request.app[MONITOR_SOCKETS]
+    sockets.add(ws)
+    try:
+        return await _pump_ws_monitor(request, ws)
+    finally:
+        sockets.discard(ws)
+
+
+async def _pump_ws_monitor(
+    request: web.Request, ws: web.WebSocketResponse
+) -> web.WebSocketResponse:
     registry = request.app[REGISTRY]
     # ?scope=node: another node's status relay (cluster.py), this node's cameras only
     queue = registry.watch(whole_cluster=request.query.get("scope") != "node")
@@ -497,8 +522,8 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
     )
 
 
-async def _cluster_cameras(redis_url: str) -> list[str]:
-    """The cameras live nodes host now (their claims in Redis)."""
+async def _cluster_cameras(redis_url: str, node_id: str) -> list[str]:
+    """The cameras other nodes host now (their claims in Redis)."""
     import redis.asyncio as redis
 
     from .cluster import PREFIX
@@ -506,12 +531,19 @@ async def _cluster_cameras(redis_url: str) -> list[str]:
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5)
     try:
         keys = [k async for k in client.scan_iter(match=f"{PREFIX}camera:*", count=500)]
+        owners = await client.mget(keys) if keys else []
     finally:
         await client.aclose()
-    return [k.removeprefix(f"{PREFIX}camera:") for k in keys]
+    return [
+        k.removeprefix(f"{PREFIX}camera:")
+        for k, owner in zip(keys, owners, strict=True)
+        if owner not in (None, node_id)
+    ]
 
 
-async def _join_cluster(app: web.Application, config: ServerConfig, admin: str | None) -> Cluster:
+async def _join_cluster(
+    app: web.Application, config: ServerConfig, admin: str | None, node_id: str
+) -> Cluster:
     """Join, take the cluster's revocations, and drain on SIGTERM."""
     signaling = app[SIGNALING]
     registry = app[REGISTRY]
@@ -523,7 +555,7 @@ async def _join_cluster(app: web.Application, config: ServerConfig, admin: str |
         workers=app[POOL].size,
         admin_token=admin,
         stations=lambda: [s.summary() for s in signaling.stations.all()],
-        node_id=config.node_id,
+        node_id=node_id,
     )
     app[FORWARDER] = await open_forwarder()
     await cluster.start()
@@ -550,7 +582,7 @@ async def _join_cluster(app: web.Application, config: ServerConfig, admin: str |
 
     cluster.on_revoked = revoked
     cluster.on_node_died = node_died
-    _drain_on_sigterm(cluster, config.drain_timeout_s)
+    app[UNDO_SIGTERM] = _drain_on_sigterm(cluster, config.drain_timeout_s)
     return cluster
 
 
@@ -565,7 +597,10 @@ def _default_public_url(config: ServerConfig) -> str:
     return f"{scheme}://{host}:{config.port}"
 
 
-def _drain_on_sigterm(cluster: Cluster, timeout_s: float) -> None:
+UNDO_SIGTERM: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("undo_sigterm")
+
+
+def _drain_on_sigterm(cluster: Cluster, timeout_s: float) -> Callable[[], Awaitable[None]]:
     """SIGTERM moves this node's cameras off before the server stops (Ctrl-C stops at
     once, as without a cluster)."""
     import signal
@@ -591,10 +626,22 @@ def _drain_on_sigterm(cluster: Cluster, timeout_s: float) -> None:
             return
         started.append(asyncio.ensure_future(drain_then_stop()))
 
+    installed = False
     try:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        installed = True
     except (NotImplementedError, RuntimeError, ValueError):
         logger.info("cluster: SIGTERM cannot be handled here; it stops without draining")
+
+    async def undo() -> None:
+        """At cleanup: the handler goes, and a drain still running is ended."""
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
+        for task in started:
+            task.cancel()
+        await asyncio.gather(*started, return_exceptions=True)
+
+    return undo
 
 
 DEMO_CAMERA = "demo_camera"
@@ -668,6 +715,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         authority = TokenAuthority(admin, config.state_dir / "revoked_tokens.json")
         app[AUTHORITY] = authority
     app[SLOTS] = slots = AddressSlots(config.max_connections_per_address)
+    app[MONITOR_SOCKETS] = set()
     app[LIVE] = live = LiveConnections()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -683,7 +731,10 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
         store = HistoryStore(config.db_url or default_url(config.state_dir))
         # in a cluster, the sets of cameras live on other nodes are still running
-        spare = frozenset(await _cluster_cameras(config.redis_url)) if config.redis_url else None
+        node_id = config.node_id or f"node_{secrets.token_hex(3)}"
+        spare = None
+        if config.redis_url:  # (claims this node left before a restart are not live)
+            spare = frozenset(await _cluster_cameras(config.redis_url, node_id))
         closed = await loop.run_in_executor(None, store.prepare, time.time(), spare or frozenset())
         if closed:
             logger.info("history: ended %d set(s) left open by the last run", closed)
@@ -691,7 +742,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[SIGNALING].history = history
         cluster = None
         if config.redis_url:
-            cluster = await _join_cluster(app, config, admin)
+            cluster = await _join_cluster(app, config, admin, node_id)
         demo = None
         if config.demo_camera:
             token = None
@@ -707,6 +758,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         await app[SIGNALING].close()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
         if cluster is not None:
+            await app[UNDO_SIGTERM]()
             await cluster.stop()
             await app[FORWARDER].close()
         await history.close()
@@ -717,7 +769,17 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     app.cleanup_ctx.append(lifecycle)
 
     async def close_websockets(app: web.Application) -> None:
+        """First thing at shutdown: leave the cluster (no node routes here any more), end
+        the cameras, and close /ws/monitor (aiohttp would otherwise wait for them)."""
+        cluster = app.get(CLUSTER)
+        if cluster is not None:
+            await cluster.stop()
         await asyncio.gather(*(s.close("server shutting down") for s in registry.sessions()))
+        sockets: set[web.WebSocketResponse] = app[MONITOR_SOCKETS]
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY) for ws in tuple(sockets)),
+            return_exceptions=True,
+        )
 
     app.on_shutdown.append(close_websockets)
     rules: dict[tuple[str, str], Rule] = {}

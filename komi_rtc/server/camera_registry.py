@@ -32,6 +32,7 @@ class CameraRegistry:
         self.claim: Callable[[str], Awaitable[None]] | None = None  # cluster-wide id claim
         self.inference_ms = 20.0  # moving mean of one frame's inference
         self.inference_measured = False
+        self._inference_samples = 0
 
     def ids(self) -> list[str]:
         return sorted(self._sessions)
@@ -44,6 +45,10 @@ class CameraRegistry:
         if session is None:
             raise UnknownCamera(camera_id)
         return session
+
+    def reserved(self) -> list[str]:
+        """Ids being negotiated (their cluster claims are kept alive meanwhile)."""
+        return sorted(self._reserved)
 
     @property
     def full(self) -> bool:
@@ -137,9 +142,11 @@ class CameraRegistry:
         timing = message.timing
         if timing is not None and timing.inference_ms:
             # what a frame costs a worker here, for the cluster's capacity (cluster.py)
-            if not self.inference_measured:
-                self.inference_ms, self.inference_measured = timing.inference_ms, True
-            self.inference_ms += 0.05 * (timing.inference_ms - self.inference_ms)
+            # a worker's first frames (model warm-up) take ten times longer: clipped
+            sample = min(timing.inference_ms, 3.0 * self.inference_ms)
+            self.inference_ms += 0.05 * (sample - self.inference_ms)
+            self._inference_samples += 1
+            self.inference_measured = self._inference_samples >= 20
         if not self._watchers:
             return
         status = StatusUpdate(

@@ -13,6 +13,8 @@ clients over one WebSocket per node (`StatusRelay`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -20,19 +22,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from redis.exceptions import RedisError as _RedisError
 
 from ..protocol import DuplicateCamera
 from .camera_registry import CameraRegistry
+from .limits import ServerFull
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "komi:"
 CHANNEL = PREFIX + "events"
 ADMIN_TOKEN_KEY = PREFIX + "admin_token"
+CLUSTER_KEY = PREFIX + "cluster_key"  # signs the requests one node passes to another
+FORWARD_MAX_AGE_S = 60.0
 REVOKED_KEY = PREFIX + "revoked"
 NODES_KEY = PREFIX + "nodes"
 HEARTBEAT_S = 1.0
@@ -56,8 +60,17 @@ def station_key(station_id: str) -> str:
     return f"{PREFIX}station:{station_id}"
 
 
-# a claim is given up only by its owner
+# a claim is given up only by its owner, and renewed only by it (or taken when free)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+_RENEW = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == false or v == ARGV[1] then "
+    "return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
+    "return 0"
+)
+REVOCATION_SYNC_BEATS = 10  # revocations re-read (pub/sub may have missed one)
+REDIS_WAIT_S = 1.0  # an offer waits no longer than this for Redis (then decides alone)
+DEATH_GRACE_S = 2.0  # a node missing this long after its record expired is dead
 
 
 class ClusterUnavailable(RuntimeError):
@@ -183,12 +196,14 @@ class Cluster:
         self._stations = stations
         self._redis: Any = None
         self._subscriber: Any = None
-        self._node_addresses: set[str] = set()
+        self._key = b""  # the cluster's signing key (from Redis, at start)
         self._tasks: set[asyncio.Task[None]] = set()
         # recent placements: (when, node, how many cameras it showed then)
         self._placed: list[tuple[float, str, int]] = []
         self._beat_now = asyncio.Event()
         self._stopped = False  # redis-py may swallow a cancellation mid-command: loops check
+        self._beats = 0
+        self._revoked: set[str] = set()
         self._reachable = True
         self._relay = StatusRelay(self, registry)
         # set by the app: what a revocation, a dead node's cameras and a remote event do here
@@ -222,6 +237,8 @@ class Cluster:
             await self._redis.aclose()
             await self._subscriber.aclose()
             raise ClusterUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from None
+        await self._redis.set(CLUSTER_KEY, secrets.token_hex(32), nx=True)
+        self._key = str(await self._redis.get(CLUSTER_KEY)).encode()
         await self._beat()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._listen(), "pubsub")
@@ -238,7 +255,10 @@ class Cluster:
         return {k: float(v) for k, v in raw.items()}
 
     async def stop(self) -> None:
-        """Leave: the record and claims go at once, so no node routes here any more."""
+        """Leave: the record and claims go at once, so no node routes here any more.
+        Called first thing at shutdown (and again, doing nothing, at cleanup)."""
+        if self._stopped:
+            return
         self._stopped = True
         self._beat_now.set()
         tasks = list(self._tasks)
@@ -253,7 +273,7 @@ class Cluster:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.delete(node_key(self.node_id))
                 pipe.srem(NODES_KEY, self.node_id)
-                for camera_id in self._registry.ids():
+                for camera_id in {*self._registry.ids(), *self._registry.reserved()}:
                     pipe.eval(_RELEASE, 1, camera_key(camera_id), self.node_id)
                 await pipe.execute()
             await self._publish({"type": "leave"})
@@ -336,10 +356,12 @@ class Cluster:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(node_key(self.node_id), json.dumps(me.to_wire()), px=EXPIRY_MS)
             pipe.sadd(NODES_KEY, self.node_id)
-            for camera_id in me.cameras:
-                pipe.set(camera_key(camera_id), self.node_id, px=EXPIRY_MS)
+            for camera_id in [*me.cameras, *self._registry.reserved()]:
+                pipe.eval(_RENEW, 1, camera_key(camera_id), self.node_id, EXPIRY_MS)
             for station in me.stations:
-                pipe.set(station_key(station["id"]), self.node_id, px=EXPIRY_MS)
+                pipe.eval(_RENEW, 1, station_key(station["id"]), self.node_id, EXPIRY_MS)
+            if self._admin_token:  # a Redis restarted empty gets the cluster's token back
+                pipe.set(ADMIN_TOKEN_KEY, self._admin_token, nx=True)
             pipe.smembers(NODES_KEY)
             results = await pipe.execute()
         others = sorted(n for n in results[-1] if n != self.node_id)
@@ -355,7 +377,11 @@ class Cluster:
         gone = [n for n in others if n not in seen]
         if gone:
             await self._redis.srem(NODES_KEY, *gone)
-        self._update_view(seen)
+        self._beats += 1
+        if self._beats % REVOCATION_SYNC_BEATS == 0:
+            await self.sync_revocations()
+        # after this node lost Redis, nodes missing now may be its own outage, not theirs
+        self._update_view(seen, left=not self._reachable)
 
     def _update_view(self, seen: dict[str, NodeInfo], left: bool = False) -> None:
         before = set(self.view)
@@ -365,7 +391,6 @@ class Cluster:
         self.view = seen
         for node in joined:
             logger.info("cluster: node %s at %s is up", node, seen[node].url)
-            self._spawn(self._resolve(seen[node].url), f"resolve:{node}")
         for node, info in died.items():
             if left:
                 logger.info("cluster: node %s at %s left", node, info.url)
@@ -382,12 +407,29 @@ class Cluster:
         self._relay.reconcile()
 
     def _after_death(self, info: NodeInfo) -> None:
-        """The lowest live node id ends the dead node's open sets (nobody else can)."""
+        """The lowest live node id ends the dead node's open sets (nobody else can), once
+        it stayed away past a grace period and only for cameras no live node has claimed
+        since (a node that stalled a few seconds is not dead)."""
         if self.on_node_died is None or not info.cameras:
             return
         if min([self.node_id, *self.view]) != self.node_id:
             return
-        self._spawn(self.on_node_died(info.cameras, time.time()), "dead-node-sets")
+        self._spawn(self._end_sets_of_dead(info, time.time()), f"dead:{info.id}")
+
+    async def _end_sets_of_dead(self, info: NodeInfo, at: float) -> None:
+        await asyncio.sleep(DEATH_GRACE_S)  # the grace period itself
+        if info.id in self.view or self._stopped or self.on_node_died is None:
+            return
+        try:
+            if await self._redis.exists(node_key(info.id)):
+                return  # it is beating again
+            owners = await self._redis.mget([camera_key(c) for c in info.cameras])
+        except _RedisError as exc:
+            logger.warning("cluster: node %s's sets left open (Redis: %s)", info.id, exc)
+            return
+        orphans = [c for c, o in zip(info.cameras, owners, strict=True) if o in (None, info.id)]
+        if orphans:
+            await self.on_node_died(orphans, at)
 
     # ------------------------------------------------------------ what any node answers
 
@@ -419,19 +461,25 @@ class Cluster:
                 return info
         return None
 
-    async def _resolve(self, url: str) -> None:
-        """The addresses a node's requests come from (its --public-url host, resolved)."""
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError as exc:
-            logger.warning("cluster: cannot resolve node host %s: %s", host, exc)
-            return
-        self._node_addresses.update(str(info[4][0]) for info in infos)
+    def sign(self, method: str, path: str, client: str) -> str:
+        """`X-Komi-Forwarded` for a request this node passes on: which node, when, and an
+        HMAC with the cluster's key, so a client cannot pose as a node."""
+        stamp = f"{self.node_id}:{int(time.time())}"
+        return f"{stamp}:{self._mac(stamp, method, path, client)}"
 
-    def is_node_address(self, address: str | None) -> bool:
-        """Whether a request comes from another node (which may speak for its client)."""
-        return address is not None and address in self._node_addresses
+    def verify(self, value: str, method: str, path: str, client: str) -> bool:
+        node, _, rest = value.partition(":")
+        stamp, _, mac = rest.partition(":")
+        if not (self._key and node and stamp.isdigit() and mac):
+            return False
+        if abs(time.time() - int(stamp)) > FORWARD_MAX_AGE_S:
+            return False
+        expected = self._mac(f"{node}:{stamp}", method, path, client)
+        return hmac.compare_digest(mac, expected)
+
+    def _mac(self, stamp: str, method: str, path: str, client: str) -> str:
+        message = "\n".join((stamp, method, path, client)).encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def nodes(self) -> list[dict[str, Any]]:
         me = self.record().to_wire()
@@ -443,16 +491,18 @@ class Cluster:
     async def place_camera(self, camera_id: str | None, station: str | None) -> NodeInfo | None:
         """Where a new camera goes: its station's node, else the node with the most analysed
         capacity left (fewest cameras on a tie, then this one). None: here."""
+        station_owner = None
         try:
-            if camera_id is not None:
-                owner = await self._redis.get(camera_key(camera_id))
+            if camera_id is not None and self._reachable:
+                owner = await asyncio.wait_for(self._redis.get(camera_key(camera_id)), REDIS_WAIT_S)
                 if owner is not None and owner != self.node_id and owner in self.view:
                     raise DuplicateCamera(camera_id)
-            station_owner = None
-            if station is not None and self.node_of_station(station) is None:
-                station_owner = await self._redis.get(station_key(station))
-        except _RedisError as exc:
-            logger.warning("cluster: Redis unreachable (%s); the camera stays here", exc)
+            if station is not None and self.node_of_station(station) is None and self._reachable:
+                station_owner = await asyncio.wait_for(
+                    self._redis.get(station_key(station)), REDIS_WAIT_S
+                )
+        except (_RedisError, asyncio.TimeoutError) as exc:
+            logger.warning("cluster: Redis unreachable (%r); the camera stays here", exc)
             return None
         if station is not None:
             host = self.node_of_station(station)
@@ -467,7 +517,7 @@ class Cluster:
         candidates = [self.record(), *self.view.values()]
         candidates = [c for c in candidates if not c.draining and not c.full]
         if not candidates:
-            return None  # every node drains or is full: this one answers (503 when full)
+            raise ServerFull("every node of the cluster is full or draining")
         # a node that has analysed nothing yet is assumed as fast, a worker, as the measured
         # ones (its default guess would draw every camera of a burst)
         per_worker = sorted(
@@ -493,21 +543,28 @@ class Cluster:
     async def claim_camera(self, camera_id: str) -> None:
         """Take a camera id cluster-wide before negotiating (409 when a live node has it; a
         dead node's claim is taken over)."""
-        key = camera_key(camera_id)
+        if not self._reachable:
+            logger.warning("[%s] cluster: id not claimed, Redis unreachable", camera_id)
+            return
         try:
-            if await self._redis.set(key, self.node_id, nx=True, px=EXPIRY_MS):
-                return
-            owner = await self._redis.get(key)
-            if owner in (None, self.node_id) or owner not in self.view:
-                await self._redis.set(key, self.node_id, px=EXPIRY_MS)
-                return
-        except _RedisError as exc:
-            logger.warning("[%s] cluster: id not claimed, Redis unreachable (%s)", camera_id, exc)
+            await asyncio.wait_for(self._claim(camera_id), REDIS_WAIT_S)
+        except (_RedisError, asyncio.TimeoutError) as exc:
+            logger.warning("[%s] cluster: id not claimed, Redis unreachable (%r)", camera_id, exc)
+
+    async def _claim(self, camera_id: str) -> None:
+        key = camera_key(camera_id)
+        if await self._redis.set(key, self.node_id, nx=True, px=EXPIRY_MS):
+            return
+        owner = await self._redis.get(key)
+        # a claim of a node whose record expired (dead) is taken over
+        if owner in (None, self.node_id) or not await self._redis.exists(node_key(owner)):
+            await self._redis.set(key, self.node_id, px=EXPIRY_MS)
             return
         raise DuplicateCamera(camera_id)
 
     def release_camera(self, camera_id: str) -> None:
-        self._spawn(self._release(camera_id), f"release:{camera_id}")
+        if not self._stopped:  # once stopped, its claims went with its leaving
+            self._spawn(self._release(camera_id), f"release:{camera_id}")
 
     async def _release(self, camera_id: str) -> None:
         try:
@@ -518,6 +575,8 @@ class Cluster:
     # ------------------------------------------------------------ pub/sub
 
     def publish(self, event: dict[str, Any]) -> None:
+        if self._stopped:
+            return
         self._spawn(self._publish(event), f"publish:{event.get('type')}")
 
     async def _publish(self, event: dict[str, Any]) -> None:
@@ -540,6 +599,8 @@ class Cluster:
             pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
+                if backoff > 1.0:  # subscribed again: what was published meanwhile is lost
+                    await self.sync_revocations()
                 backoff = 1.0
                 async for message in pubsub.listen():
                     if self._stopped:
@@ -583,6 +644,7 @@ class Cluster:
             if info is not None:
                 info.draining = bool(event.get("draining"))
         elif kind == "revoked" and self.on_revoked is not None:
+            self._revoked.add(str(event.get("token_id")))
             self._spawn(
                 self.on_revoked(str(event.get("token_id")), float(event.get("expires_at", 0))),
                 "revoked",
@@ -590,8 +652,20 @@ class Cluster:
 
     async def revoke(self, token_id: str, expires_at: float) -> None:
         """Every node refuses the token from now on, after restarts too."""
+        self._revoked.add(token_id)
         await self._redis.hset(REVOKED_KEY, token_id, expires_at)
         await self._publish({"type": "revoked", "token_id": token_id, "expires_at": expires_at})
+
+    async def sync_revocations(self) -> None:
+        """Take the revocations this node has not heard of (pub/sub delivers at most once:
+        a node reconnecting when one was published missed it)."""
+        if self.on_revoked is None:
+            return
+        now = time.time()
+        for token_id, expires_at in (await self.revoked_tokens()).items():
+            if token_id not in self._revoked and expires_at > now:
+                self._revoked.add(token_id)
+                await self.on_revoked(token_id, expires_at)
 
     async def announce_draining(self) -> None:
         self.draining = True
@@ -627,7 +701,7 @@ class StatusRelay:
     async def _follow(self, node: str, url: str) -> None:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5))
-        headers = {FORWARDED: self._cluster.node_id}
+        headers = {}
         token = self._cluster.admin_token
         if token:
             headers["Authorization"] = f"Bearer {token}"

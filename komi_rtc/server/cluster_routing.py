@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from .access import presented_token
@@ -28,16 +29,21 @@ class NodeUnreachable(KomiError):
 
 
 def forwarded(request: web.Request) -> bool:
-    """Another node passed this request on: answer it here, never pass it again."""
-    return FORWARDED in request.headers
+    """Another node passed this request on (its signature checks out): answer it here,
+    never pass it again. A client's own `X-Komi-Forwarded` is not believed."""
+    cluster = request.app.get(CLUSTER)
+    value = request.headers.get(FORWARDED)
+    if cluster is None or value is None:
+        return False
+    client = request.headers.get(CLIENT, "")
+    return cluster.verify(value, request.method, request.rel_url.raw_path_qs, client)
 
 
 def client_address(request: web.Request) -> str | None:
     """Whom per-address limits count: the client, also for an offer another node passed
-    on (that node says who it came from; a client's own say-so is not believed)."""
-    cluster = request.app.get(CLUSTER)
+    on (that node says who it came from, signed)."""
     claimed = request.headers.get(CLIENT)
-    if cluster is not None and claimed and cluster.is_node_address(request.remote):
+    if claimed and forwarded(request):
         return claimed[:64]
     return request.remote
 
@@ -49,14 +55,16 @@ async def forward(request: web.Request, node: NodeInfo, body: bytes | None = Non
     cluster = request.app[CLUSTER]
     if body is None and request.can_read_body:
         body = await read_body(request)
-    headers = {FORWARDED: cluster.node_id, CLIENT: client_address(request) or ""}
+    path = request.rel_url.raw_path_qs
+    client = client_address(request) or ""
+    headers = {FORWARDED: cluster.sign(request.method, path, client), CLIENT: client}
     token = presented_token(request)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     for name in ("Content-Type", "Accept"):
         if name in request.headers:
             headers[name] = request.headers[name]
-    url = node.url + request.raw_path
+    url = URL(node.url + path, encoded=True)
     try:
         async with request.app[FORWARDER].request(
             request.method, url, data=body, headers=headers, allow_redirects=False

@@ -371,9 +371,9 @@ class Signaling:
 
 
 def _forwarded(request: web.Request) -> bool:
-    from .cluster import FORWARDED
+    from .cluster_routing import forwarded
 
-    return FORWARDED in request.headers
+    return forwarded(request)
 
 
 def _async(callback: Callable[[], None]) -> Callable[[], Any]:
