@@ -303,7 +303,9 @@ class Cluster:
                 fps = max(fps, NEW_CAMERA_FPS)
             cap = session.rate.cap_fps
             demand += min(fps, cap) if cap else fps
-        capacity = self._workers * 1000.0 / max(self._registry.inference_ms, 1.0)
+        # the default guess until measured (a few warm-up frames would skew it either way)
+        per_frame_ms = self._registry.inference_ms if self._registry.inference_measured else 20.0
+        capacity = self._workers * 1000.0 / max(per_frame_ms, 1.0)
         return NodeInfo(
             id=self.node_id,
             url=self.url,
