@@ -529,7 +529,8 @@ def _redis_report(
     heartbeats alone send: per node and beat one pipeline (SET record, SADD, SET NX of the
     shared admin token, SMEMBERS, and per camera and station claim an EVAL that runs a GET
     and a SET, each counted by Redis), with other nodes one MGET of their records, and
-    every tenth beat an HGETALL of the revocations."""
+    every tenth beat an HGETALL of the revocations and a SET NX and GET of the signing
+    key."""
     calls = {
         name: end.redis.get(name, 0) - start.redis.get(name, 0)
         for name in set(start.redis) | set(end.redis)
@@ -539,7 +540,7 @@ def _redis_report(
     total = sum(calls.values())
     others = len(records) > 1
     heartbeat = sum(
-        4 + 3 * (len(r["cameras"]) + len(r.get("stations", []))) + (1 if others else 0) + 0.1
+        4 + 3 * (len(r["cameras"]) + len(r.get("stations", []))) + (1 if others else 0) + 0.3
         for r in records.values()
     )
     return {

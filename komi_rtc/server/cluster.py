@@ -68,7 +68,7 @@ _RENEW = (
     "return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
     "return 0"
 )
-REVOCATION_SYNC_BEATS = 10  # revocations re-read (pub/sub may have missed one)
+REVOCATION_SYNC_BEATS = 10  # revocations and the signing key re-read this often
 REDIS_WAIT_S = 1.0  # an offer waits no longer than this for Redis (then decides alone)
 DEATH_GRACE_S = 2.0  # a node missing this long after its record expired is dead
 
@@ -382,6 +382,7 @@ class Cluster:
         self._beats += 1
         if self._beats % REVOCATION_SYNC_BEATS == 0:
             await self.sync_revocations()
+            await self._sync_key()
         # after this node lost Redis, nodes missing now may be its own outage, not theirs
         self._update_view(seen, left=not self._reachable)
 
@@ -657,6 +658,16 @@ class Cluster:
         self._revoked.add(token_id)
         await self._redis.hset(REVOKED_KEY, token_id, expires_at)
         await self._publish({"type": "revoked", "token_id": token_id, "expires_at": expires_at})
+
+    async def _sync_key(self) -> None:
+        """A Redis restarted empty gets the signing key back (the first node to beat sets
+        it, every node takes what is there), so nodes agree again within 10 s."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(CLUSTER_KEY, self._key.decode(), nx=True)
+            pipe.get(CLUSTER_KEY)
+            _, key = await pipe.execute()
+        if key:
+            self._key = str(key).encode()
 
     async def sync_revocations(self) -> None:
         """Take the revocations this node has not heard of (pub/sub delivers at most once:

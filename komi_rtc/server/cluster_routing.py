@@ -12,7 +12,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
-from .access import presented_token
+from .access import Forbidden, presented_token
 from .cluster import CLIENT, FORWARDED, Cluster, NodeInfo
 
 logger = logging.getLogger(__name__)
@@ -29,14 +29,17 @@ class NodeUnreachable(KomiError):
 
 
 def forwarded(request: web.Request) -> bool:
-    """Another node passed this request on (its signature checks out): answer it here,
-    never pass it again. A client's own `X-Komi-Forwarded` is not believed."""
+    """Another node passed this request on: answer it here, never pass it again. Its
+    signature must check out: a client posing as a node is refused (403), and two nodes
+    that disagree on the key never pass a request back and forth."""
     cluster = request.app.get(CLUSTER)
     value = request.headers.get(FORWARDED)
     if cluster is None or value is None:
         return False
     client = request.headers.get(CLIENT, "")
-    return cluster.verify(value, request.method, request.rel_url.raw_path_qs, client)
+    if cluster.verify(value, request.method, request.rel_url.raw_path_qs, client):
+        return True
+    raise Forbidden(f"{FORWARDED} is for the nodes of this cluster: its signature is not good")
 
 
 def client_address(request: web.Request) -> str | None:
