@@ -32,3 +32,30 @@ def test_two_node_cluster_spreads_cameras_and_keeps_redis_off_the_frame_path(tmp
     assert redis["commands_beyond_heartbeat_per_analysed_frame"] < 0.05
     # nothing it started is left running
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_pre_encoded_camera_loop_is_the_same_video_with_a_keyframe_every_second():
+    """The load generator's VP8 encoded ahead: the nodes decode what a live peer would send."""
+    import av
+    import numpy as np
+
+    from komi_rtc.bench.peer import PreEncodedLoop, ReplayedLoop
+    from komi_rtc.media.video_sources import open_source
+
+    fps = 15.0
+    loop = ReplayedLoop(open_source("demo", 160, 120, fps), fps)
+    encoded = PreEncodedLoop(loop, fps)
+    assert len(encoded.packets) == len(loop.frames)
+
+    decoder = av.CodecContext.create("libvpx", "r")
+    keyframes = []
+    errors = []
+    for index, data in enumerate(encoded.packets * 2):  # twice: the loop restarts cleanly
+        (frame,) = decoder.decode(av.Packet(data))
+        if data[0] & 1 == 0:  # the VP8 frame tag's inverse keyframe bit (RFC 6386, 9.1)
+            keyframes.append(index)
+        source = loop.frames[index % len(loop.frames)].astype(np.float64)
+        errors.append(np.abs(frame.to_ndarray(format="rgb24") - source).mean())
+    assert keyframes[:3] == [0, 15, 30]
+    assert len(encoded.packets) in keyframes
+    assert max(errors) < 5  # mean absolute error in 0..255; two frames of the loop differ by ~9

@@ -145,16 +145,23 @@ class _Fleet:
             _wait_ready(node.url + "/healthz", node.process)
 
     def spawn_camera(
-        self, camera_id: str, fps: float, seconds: float, size: tuple[int, int] = (640, 480)
+        self,
+        camera_id: str,
+        fps: float,
+        seconds: float,
+        size: tuple[int, int] = (640, 480),
+        pre_encoded: bool = True,
     ) -> None:
-        """A camera peer process offering to the entry node (node 1)."""
+        """A camera peer process offering to the entry node (node 1). `pre_encoded`: it sends
+        its loop encoded once ahead, so encoding does not take the nodes' cores."""
         out = self.workdir / f"{camera_id}.json"
         _, log = self._log(camera_id)
         process = subprocess.Popen(
             [sys.executable, "-m", "komi_rtc.bench.peer", "camera"]
             + ["--server", self.nodes[0].url, "--camera-id", camera_id]
             + ["--fps", f"{fps:g}", "--duration", f"{seconds:g}", "--out", str(out)]
-            + ["--width", str(size[0]), "--height", str(size[1]), "--replay"],
+            + ["--width", str(size[0]), "--height", str(size[1])]
+            + ["--pre-encoded" if pre_encoded else "--replay"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -316,6 +323,7 @@ def run_scaleout(
     workdir: Path | None = None,
     placement_timeout: float = PLACEMENT_TIMEOUT_S,
     size: tuple[int, int] = (640, 480),
+    pre_encoded: bool = True,
 ) -> dict[str, Any]:
     """One run: a fresh Redis and `nodes` nodes, `cameras` peers at `fps` offered to node 1,
     measured for `duration` seconds once all are placed and `warmup` seconds have passed.
@@ -327,7 +335,16 @@ def run_scaleout(
         tag = f"[{nodes} node{'s' if nodes > 1 else ''}]"
         try:
             return _measure(
-                fleet, tag, nodes, cameras, fps, duration, warmup, placement_timeout, size
+                fleet,
+                tag,
+                nodes,
+                cameras,
+                fps,
+                duration,
+                warmup,
+                placement_timeout,
+                size,
+                pre_encoded,
             )
         except (RuntimeError, OSError):
             print(fleet.log_tails(), file=sys.stderr, flush=True)
@@ -357,6 +374,7 @@ def _measure(
     warmup: float,
     placement_timeout: float,
     size: tuple[int, int],
+    pre_encoded: bool,
 ) -> dict[str, Any]:
     import redis
 
@@ -381,7 +399,7 @@ def _measure(
     expected = [f"bench_cam_{i + 1}" for i in range(cameras)]
     spawned = time.monotonic()
     for camera_id in expected:
-        fleet.spawn_camera(camera_id, fps, streaming_s, size)
+        fleet.spawn_camera(camera_id, fps, streaming_s, size, pre_encoded)
 
     def placed() -> dict[str, list[str]] | None:
         placement = _placement(_get_json(entry.url + "/cluster", fleet.token)["nodes"])
@@ -630,6 +648,14 @@ def main(argv: list[str] | None = None) -> int:
         help="camera frame size WxH (640x480); smaller frames leave the 2-core test machine's "
         "CPU to inference instead of the peers' own encoding",
     )
+    parser.add_argument(
+        "--encode",
+        choices=("ahead", "live"),
+        default="ahead",
+        help="ahead (default): each camera peer encodes its loop to VP8 once and sends the "
+        "packets, as a camera's hardware encoder would; live: aiortc encodes every frame, "
+        "which takes the nodes' cores on a 2-core machine",
+    )
     parser.add_argument("--save", action="store_true", help=f"write the report to {SAVED_REPORT}")
     args = parser.parse_args(argv)
     try:
@@ -655,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.warmup,
                     placement_timeout=args.placement_timeout,
                     size=size,
+                    pre_encoded=args.encode == "ahead",
                 )
             )
     except KeyboardInterrupt:
@@ -688,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": psutil.cpu_count(),
             "workers_per_node": 1,
             "heartbeat_s": HEARTBEAT_S,
+            "camera_encoding": args.encode,
         }
         saved = {"setup": setup, "runs": reports, "ratios": ratios}
         SAVED_REPORT.write_text(json.dumps(saved, indent=1) + "\n")

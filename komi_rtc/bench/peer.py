@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
 import json
 import os
 import time
 from typing import Any
 
 import aiohttp
+import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
-from ..camera.peer import CameraPeer
+from ..camera.peer import CameraPeer, CapturedTrack
+from ..media.rtp_timestamps import RTP_CLOCK_RATE
 from ..media.video_sources import open_source
 
 
@@ -36,15 +39,94 @@ class ReplayedLoop:
         self._index += 1
         return frame
 
+    @property
+    def frames(self) -> list[Any]:
+        return self._frames
+
     def close(self) -> None:
         self._frames = []
 
 
+_TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
+
+
+class PreEncodedLoop:
+    """The replayed loop encoded once to VP8, as aiortc's own encoder would send it, with a
+    keyframe every second (a new decoder, or one that lost a packet, starts there): the load
+    generator then sends video without encoding it, as a real camera's hardware encoder
+    would, and its CPU is left to the nodes it measures."""
+
+    def __init__(self, loop: ReplayedLoop, fps: float, bitrate: int = 500_000) -> None:
+        self.description = loop.description + ", pre-encoded VP8"
+        height, width = loop.frames[0].shape[:2]
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+        codec.bit_rate = bitrate
+        codec.time_base = _TIME_BASE
+        codec.gop_size = max(1, round(fps))
+        codec.qmin, codec.qmax = 2, 56
+        codec.options = {  # aiortc's Vp8Encoder settings: the same stream, encoded ahead
+            "bufsize": str(bitrate),
+            "cpu-used": "-6",
+            "deadline": "realtime",
+            "lag-in-frames": "0",
+            "minrate": str(bitrate),
+            "maxrate": str(bitrate),
+            "noise-sensitivity": "4",
+            "overshoot-pct": "15",
+            "partitions": "0",
+            "static-thresh": "1",
+            "undershoot-pct": "100",
+        }
+        self.packets: list[bytes] = []
+        for index, rgb in enumerate(loop.frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = round(index * RTP_CLOCK_RATE / fps)
+            frame.time_base = codec.time_base
+            if index == 0:
+                frame.pict_type = av.video.frame.PictureType.I  # the loop restarts cleanly
+            self.packets.append(b"".join(bytes(p) for p in codec.encode(frame)))
+        if not all(self.packets):
+            raise RuntimeError("the VP8 encoder held frames back: one packet a frame expected")
+
+    def read(self) -> Any:
+        raise RuntimeError("pre-encoded: the track sends packets")
+
+    def close(self) -> None:
+        self.packets = []
+
+
+class PreEncodedTrack(CapturedTrack):
+    """Sends the pre-encoded loop's packets at `fps`, stamped like captured frames; each
+    connection's track starts at the loop's first packet, a keyframe."""
+
+    def __init__(self, loop: PreEncodedLoop, fps: float) -> None:
+        super().__init__(loop, fps)  # type: ignore[arg-type]
+        self._packets = loop.packets
+        self._index = 0
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        await self.paced()
+        data = self._packets[self._index % len(self._packets)]
+        self._index += 1
+        packet = av.Packet(data)
+        packet.pts = self.stamp()
+        packet.time_base = _TIME_BASE
+        return packet
+
+
+class PreEncodedCameraPeer(CameraPeer):
+    def make_track(self) -> CapturedTrack:
+        return PreEncodedTrack(self.source, self.fps)  # type: ignore[arg-type]
+
+
 async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
     source: Any = open_source("demo", args.width, args.height, args.fps)
-    if args.replay:
+    if args.replay or args.pre_encoded:
         source = ReplayedLoop(source, args.fps)
-    peer = CameraPeer(
+    if args.pre_encoded:
+        source = PreEncodedLoop(source, args.fps)
+    peer = (PreEncodedCameraPeer if args.pre_encoded else CameraPeer)(
         args.server,
         args.camera_id,
         source,
@@ -178,6 +260,11 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480, help="camera: frame height (480)")
     parser.add_argument(
         "--replay", action="store_true", help="camera: render the demo loop once, then replay it"
+    )
+    parser.add_argument(
+        "--pre-encoded",
+        action="store_true",
+        help="camera: encode the replayed loop to VP8 once, then send its packets",
     )
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--out", required=True)

@@ -58,6 +58,20 @@ class CapturedTrack(MediaStreamTrack):
         self.frames_sent = 0
 
     async def recv(self) -> av.VideoFrame:
+        await self.paced()
+        try:
+            rgb = await asyncio.get_running_loop().run_in_executor(None, self._source.read)
+        except SourceError as exc:
+            logger.error("%s", exc)
+            self.stop()
+            raise MediaStreamError from None
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.stamp()
+        frame.time_base = _TIME_BASE
+        return frame
+
+    async def paced(self) -> None:
+        """Wait for the next frame's turn at `fps`, never bursting to catch up."""
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -66,26 +80,20 @@ class CapturedTrack(MediaStreamTrack):
         elif self._next_at > now:
             await asyncio.sleep(self._next_at - now)
         else:
-            self._next_at = max(self._next_at, now - self._interval)  # never burst to catch up
+            self._next_at = max(self._next_at, now - self._interval)
         self._next_at += self._interval
-        try:
-            rgb = await asyncio.get_running_loop().run_in_executor(None, self._source.read)
-        except SourceError as exc:
-            logger.error("%s", exc)
-            self.stop()
-            raise MediaStreamError from None
+
+    def stamp(self) -> int:
+        """The pts of a frame captured now, remembered for the latency of its result."""
         captured = time.monotonic()
         pts = int((captured - self._t0) * RTP_CLOCK_RATE)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = pts
-        frame.time_base = _TIME_BASE
         self.captured_at[pts] = captured
         if len(self.captured_at) > _SENT_FRAMES_KEPT:
             self.captured_at.popitem(last=False)
         if self.first_pts is None:
             self.first_pts = pts
         self.frames_sent += 1
-        return frame
+        return pts
 
     def capture_time_of(self, frame_pts: int) -> float | None:
         """When the frame the server calls `frame_pts` was captured (monotonic seconds)."""
@@ -171,10 +179,14 @@ class CameraPeer:
             await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
             backoff = min(backoff * 2, 10.0)
 
+    def make_track(self) -> CapturedTrack:
+        """The track of one connection (the benchmark's replay of pre-encoded video too)."""
+        return CapturedTrack(self.source, self.fps)
+
     async def connect_once(self) -> None:
         """Connect, stream until the connection ends, then return."""
         pc = self._pc = RTCPeerConnection()
-        track = self.track = CapturedTrack(self.source, self.fps)
+        track = self.track = self.make_track()
         pc.addTrack(track)
         channel = pc.createDataChannel(DATA_CHANNEL_LABEL)
         ended = asyncio.Event()
