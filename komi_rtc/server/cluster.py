@@ -41,7 +41,8 @@ REVOKED_KEY = PREFIX + "revoked"
 NODES_KEY = PREFIX + "nodes"
 HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
-NEW_CAMERA_FPS = 15.0  # what a camera not measured yet is expected to need
+NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
+SPARE_TOLERANCE_FPS = 5.0  # spares this close are equal: the node with fewer cameras wins
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
 DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
 FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
@@ -131,11 +132,6 @@ class NodeInfo:
     @property
     def spare_fps(self) -> float:
         return self.capacity_fps - self.demand_fps
-
-    @property
-    def unrecorded_fps(self) -> float:
-        """Cameras pub/sub told of since the record: not in its demand yet."""
-        return max(0, len(self.cameras) - self.recorded_cameras) * NEW_CAMERA_FPS
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -296,11 +292,12 @@ class Cluster:
         time measured here; demand, what its cameras send (capped by --analysis-fps)."""
         now = time.monotonic()
         demand = 0.0
+        guess = self.new_camera_fps(now)
         for session in self._registry.sessions():
             session.rate.refresh(now)
             fps = session.rate.received_fps
-            if session.rate.age(now) < 2.0:  # not measured yet: what a camera usually sends
-                fps = max(fps, NEW_CAMERA_FPS)
+            if session.rate.age(now) < 2.0:  # not measured yet: what cameras here send
+                fps = max(fps, guess)
             cap = session.rate.cap_fps
             demand += min(fps, cap) if cap else fps
         # the default guess until measured (a few warm-up frames would skew it either way)
@@ -491,9 +488,23 @@ class Cluster:
 
     # ------------------------------------------------------------ placement and claims
 
+    def new_camera_fps(self, now: float) -> float:
+        """What a camera not measured yet is expected to send: the median of the cameras
+        measured here (one site's cameras are alike), else NEW_CAMERA_FPS. Guessing low
+        would send a burst of new cameras to whichever node has the youngest ones."""
+        rates = []
+        for session in self._registry.sessions():
+            if session.rate.age(now) >= 2.0:
+                cap = session.rate.cap_fps
+                fps = session.rate.received_fps
+                rates.append(min(fps, cap) if cap else fps)
+        rates.sort()
+        return rates[len(rates) // 2] if rates else NEW_CAMERA_FPS
+
     async def place_camera(self, camera_id: str | None, station: str | None) -> NodeInfo | None:
         """Where a new camera goes: its station's node, else the node with the most analysed
-        capacity left (fewest cameras on a tie, then this one). None: here."""
+        capacity left (fewest cameras among those within SPARE_TOLERANCE_FPS of the most,
+        then this one). None: here."""
         station_owner = None
         try:
             if camera_id is not None and self._reachable:
@@ -528,7 +539,9 @@ class Cluster:
         )
         typical = per_worker[len(per_worker) // 2] if per_worker else None
 
-        def score(info: NodeInfo) -> tuple[float, int, int]:
+        guess = self.new_camera_fps(now)
+
+        def spare_and_cameras(info: NodeInfo) -> tuple[float, int]:
             capacity = info.capacity_fps
             if not info.measured and typical is not None:
                 capacity = typical * max(info.workers, 1)
@@ -536,10 +549,22 @@ class Cluster:
             mine = [p for p in self._placed if p[1] == info.id]
             shown = len(info.cameras) - min((p[2] for p in mine), default=len(info.cameras))
             pending = max(0, len(mine) - shown)
-            spare = capacity - info.demand_fps - info.unrecorded_fps - pending * NEW_CAMERA_FPS
-            return (-spare, len(info.cameras) + pending, 0 if info.id == self.node_id else 1)
+            unrecorded = max(0, len(info.cameras) - info.recorded_cameras)
+            spare = capacity - info.demand_fps - (unrecorded + pending) * guess
+            return spare, len(info.cameras) + pending
 
-        best = min(candidates, key=score)
+        scored = {c.id: spare_and_cameras(c) for c in candidates}
+        most = max(spare for spare, _ in scored.values())
+        best = min(
+            (c for c in candidates if scored[c.id][0] >= most - SPARE_TOLERANCE_FPS),
+            key=lambda c: (scored[c.id][1], -scored[c.id][0], c.id != self.node_id),
+        )
+        logger.info(
+            "[%s] placed on %s; spare fps (cameras): %s",
+            camera_id or "new camera",
+            best.id,
+            ", ".join(f"{c.id} {scored[c.id][0]:.0f} ({scored[c.id][1]})" for c in candidates),
+        )
         self._placed.append((now, best.id, len(best.cameras)))
         return None if best.id == self.node_id else best
 
