@@ -155,6 +155,7 @@ async def connect_camera(
     track: MediaStreamTrack,
     camera_id: str | None = None,
     token: str = ADMIN_TOKEN,
+    station: str | None = None,
 ) -> ContractPeer:
     pc = RTCPeerConnection()
     pc.addTrack(track)
@@ -163,6 +164,8 @@ async def connect_camera(
     body: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer", "role": "camera"}
     if camera_id is not None:
         body["camera_id"] = camera_id
+    if station is not None:
+        body["station"] = station
     status, answer = await post_offer(base_url, body, token)
     if status != 200:
         await pc.close()

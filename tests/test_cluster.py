@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from contract_client import connect_monitor
+from contract_client import connect_camera, connect_monitor
 from databases import fresh_database, redis_server
 
-from komi_rtc.camera.peer import CameraPeer
+from komi_rtc.camera.peer import CameraPeer, CapturedTrack
 from komi_rtc.media.video_sources import open_source
 
 NODES = ("node_a", "node_b", "node_c")
@@ -336,6 +336,42 @@ async def test_tokens_minted_on_one_node_work_and_are_revoked_on_every_node(
             for node in (a, b, c):
                 async with anonymous.get(f"{node.url}/cameras", headers=headers) as response:
                     assert response.status == 401
+
+
+async def test_cameras_of_a_new_station_offered_at_once_through_two_nodes_share_a_node(
+    cluster: Cluster,
+) -> None:
+    """Each entry node would place the first camera it sees on itself (equal load, its own
+    node wins a tie): the first placement's reservation in Redis sends the other there."""
+    b, c = cluster["node_b"], cluster["node_c"]
+    peers = await asyncio.gather(
+        *(
+            connect_camera(
+                node.url,
+                CapturedTrack(open_source("demo", 160, 120, 10), 10),
+                camera_id,
+                station="st_burst",
+            )
+            for node, camera_id in ((b, "cam_st_1"), (c, "cam_st_2"))
+        )
+    )
+    try:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+            where = await placement(http, b)
+            assert where["cam_st_1"] == where["cam_st_2"], where
+
+            async def both_in_station() -> bool:
+                async with http.get(f"{c.url}/stations") as response:
+                    listed = (await response.json())["stations"]
+                return any(
+                    s["id"] == "st_burst" and sorted(s["streaming"]) == ["cam_st_1", "cam_st_2"]
+                    for s in listed
+                )
+
+            await until(both_in_station, 15, "one station streaming both cameras")
+    finally:
+        for peer in peers:
+            await peer.close()
 
 
 async def _sets(http: aiohttp.ClientSession, node: Node, person: str) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ NODES_KEY = PREFIX + "nodes"
 HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
+STATION_RESERVATION_MS = 10_000  # a new station's node, until its heartbeat renews it
 SPARE_TOLERANCE_FPS = 5.0  # spares this close are equal: the node with fewer cameras wins
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
 DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
@@ -518,14 +519,18 @@ class Cluster:
         except (_RedisError, asyncio.TimeoutError) as exc:
             logger.warning("cluster: Redis unreachable (%r); the camera stays here", exc)
             return None
+        new_station = False
         if station is not None:
             host = self.node_of_station(station)
+            if host is None and station_owner == self.node_id and not self.draining:
+                return None  # reserved here by an earlier placement; its camera is on its way
             if host is None and station_owner:
                 host = self.view.get(station_owner)
             if host is not None and not host.draining:
                 return host
             if host is None and any(s["id"] == station for s in self._stations()):
                 return None
+            new_station = host is None and not station_owner
         now = time.monotonic()
         self._placed = [p for p in self._placed if now - p[0] < PLACEMENT_MEMORY_S]
         candidates = [self.record(), *self.view.values()]
@@ -559,6 +564,9 @@ class Cluster:
             (c for c in candidates if scored[c.id][0] >= most - SPARE_TOLERANCE_FPS),
             key=lambda c: (scored[c.id][1], -scored[c.id][0], c.id != self.node_id),
         )
+        if new_station:
+            assert station is not None
+            best = await self._reserve_station(station, best)
         logger.info(
             "[%s] placed on %s; spare fps (cameras): %s",
             camera_id or "new camera",
@@ -567,6 +575,27 @@ class Cluster:
         )
         self._placed.append((now, best.id, len(best.cameras)))
         return None if best.id == self.node_id else best
+
+    async def _reserve_station(self, station: str, chosen: NodeInfo) -> NodeInfo:
+        """A new station's first placement reserves it for the chosen node, so its other
+        cameras, offered at the same moment through other nodes, go there too (the first
+        reservation wins; the hosting node's heartbeat renews it once the station exists)."""
+        key = station_key(station)
+        try:
+            won = await asyncio.wait_for(
+                self._redis.set(key, chosen.id, nx=True, px=STATION_RESERVATION_MS), REDIS_WAIT_S
+            )
+            if won:
+                return chosen
+            owner = await asyncio.wait_for(self._redis.get(key), REDIS_WAIT_S)
+        except (_RedisError, asyncio.TimeoutError) as exc:
+            logger.warning("[%s] cluster: station not reserved (Redis: %r)", station, exc)
+            return chosen
+        host = self.record() if owner == self.node_id else self.view.get(str(owner))
+        if host is None or host.draining:
+            return chosen
+        logger.info("[%s] station reserved for %s by another placement", station, host.id)
+        return host
 
     async def claim_camera(self, camera_id: str) -> None:
         """Take a camera id cluster-wide before negotiating (409 when a live node has it; a
