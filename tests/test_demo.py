@@ -55,3 +55,14 @@ def test_demo_sources_name_their_exercise_and_refuse_unknown_ones():
     for bad in ("demo:moonwalk", "demo:squat:above"):
         with pytest.raises(SourceError, match=bad):
             open_source(bad, 320, 240, 10)
+
+
+def test_each_cluster_node_streams_its_own_demo_camera():
+    from komi_rtc.protocol import validate_camera_id
+    from komi_rtc.server.app import demo_camera_id
+
+    assert demo_camera_id(None) == "demo_camera"
+    assert demo_camera_id("node1") == "demo_node1"
+    assert demo_camera_id("node1") != demo_camera_id("node2")
+    awkward = demo_camera_id("rack 3/node:1" + "x" * 80)
+    assert validate_camera_id(awkward) == awkward

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -647,7 +648,17 @@ def _drain_on_sigterm(cluster: Cluster, timeout_s: float) -> Callable[[], Awaita
 DEMO_CAMERA = "demo_camera"
 
 
-def _start_demo_camera(config: ServerConfig, token: str | None) -> tuple[asyncio.Task[None], Any]:
+def demo_camera_id(node_id: str | None) -> str:
+    """`demo_camera`, or in a cluster `demo_<node id>`: every node's demo is its own camera
+    (one shared id would be live on one node and refused on the others)."""
+    if node_id is None:
+        return DEMO_CAMERA
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", f"demo_{node_id}")[:64]
+
+
+def _start_demo_camera(
+    config: ServerConfig, token: str | None, camera_id: str = DEMO_CAMERA
+) -> tuple[asyncio.Task[None], Any]:
     """A camera peer inside the server streaming a rendered person doing squats, with the
     exercise set, so a first look shows reps counted."""
     from ..camera.peer import CameraPeer
@@ -657,7 +668,7 @@ def _start_demo_camera(config: ServerConfig, token: str | None) -> tuple[asyncio
     source = demo_source("demo", 640, 480, config.demo_fps)
     peer = CameraPeer(
         f"{scheme}://127.0.0.1:{config.port}",
-        DEMO_CAMERA,
+        camera_id,
         source,
         fps=config.demo_fps,
         verify_tls=False,  # our own certificate, on loopback
@@ -665,9 +676,10 @@ def _start_demo_camera(config: ServerConfig, token: str | None) -> tuple[asyncio
         token=token,
     )
     task = asyncio.ensure_future(peer.run())
-    task.set_name("demo_camera")
+    task.set_name(camera_id)
     logger.info(
-        "[demo_camera] streaming %s at %g fps, %s analysed",
+        "[%s] streaming %s at %g fps, %s analysed",
+        camera_id,
         source.description,
         config.demo_fps,
         source.exercise,
@@ -745,10 +757,11 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             cluster = await _join_cluster(app, config, admin, node_id)
         demo = None
         if config.demo_camera:
+            camera_id = demo_camera_id(node_id if cluster is not None else None)
             token = None
             if authority is not None:
-                token = authority.mint("camera", DEMO_CAMERA, 365 * 24 * 3600)["token"]
-            demo = _start_demo_camera(config, token)
+                token = authority.mint("camera", camera_id, 365 * 24 * 3600)["token"]
+            demo = _start_demo_camera(config, token, camera_id)
         yield
         if demo is not None:
             demo_task, demo_peer = demo

@@ -86,8 +86,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="also stream a rendered person doing squats as camera 'demo_camera', with the "
-        "squat analysed (a first look at rep counting)",
+        help="also stream a rendered person doing squats as camera 'demo_camera' (in a "
+        "cluster 'demo_<node id>'), with the squat analysed (a first look at rep counting)",
     )
     parser.add_argument(
         "--exercise-dir",
