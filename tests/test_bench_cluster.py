@@ -59,3 +59,14 @@ def test_pre_encoded_camera_loop_is_the_same_video_with_a_keyframe_every_second(
     assert keyframes[:3] == [0, 15, 30]
     assert len(encoded.packets) in keyframes
     assert max(errors) < 5  # mean absolute error in 0..255; two frames of the loop differ by ~9
+
+
+def test_the_scaleout_ratio_sums_the_rounds_and_keeps_each_round():
+    from komi_rtc.bench.cluster import scaleout_ratios
+
+    def run(nodes: int, fps: float) -> dict:
+        return {"nodes": nodes, "total": {"analysed_fps": fps}}
+
+    ratios = scaleout_ratios([run(1, 45), run(2, 85), run(1, 47), run(2, 80)], rounds=2)
+    assert ratios == {"2": {"analysed_fps_over_1_node": 1.79, "rounds": [1.89, 1.7]}}
+    assert scaleout_ratios([run(1, 40)], rounds=1) == {}

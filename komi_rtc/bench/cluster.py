@@ -577,6 +577,30 @@ def _redis_report(
     }
 
 
+def scaleout_ratios(reports: list[dict[str, Any]], rounds: int) -> dict[str, dict[str, Any]]:
+    """N nodes' analysed fps over one node's: summed over the rounds, and round by round
+    (the runs come in rounds of the node counts, in order)."""
+    size = max(1, len(reports) // max(1, rounds))
+    per_round = [reports[i : i + size] for i in range(0, len(reports), size)]
+    ratios: dict[str, dict[str, Any]] = {}
+    for nodes in sorted({r["nodes"] for r in reports if r["nodes"] != 1}):
+        pairs = []
+        for runs in per_round:
+            one = [r["total"]["analysed_fps"] for r in runs if r["nodes"] == 1]
+            many = [r["total"]["analysed_fps"] for r in runs if r["nodes"] == nodes]
+            if one and many:
+                pairs.append((one[0], many[0]))
+        if not pairs:
+            continue
+        ratios[str(nodes)] = {
+            "analysed_fps_over_1_node": round(
+                sum(m for _, m in pairs) / max(1e-6, sum(o for o, _ in pairs)), 2
+            ),
+            "rounds": [round(m / max(1e-6, o), 2) for o, m in pairs],
+        }
+    return ratios
+
+
 def format_tables(reports: list[dict[str, Any]]) -> str:
     """Markdown tables: the runs, their nodes, and Redis by command."""
     lines = [
@@ -656,6 +680,13 @@ def main(argv: list[str] | None = None) -> int:
         "packets, as a camera's hardware encoder would; live: aiortc encodes every frame, "
         "which takes the nodes' cores on a 2-core machine",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the node counts this many times, interleaved (1, 2, 1, 2, ...), and report "
+        "the ratio of the summed analysed fps with its spread over the rounds (1)",
+    )
     parser.add_argument("--save", action="store_true", help=f"write the report to {SAVED_REPORT}")
     args = parser.parse_args(argv)
     try:
@@ -664,6 +695,8 @@ def main(argv: list[str] | None = None) -> int:
         size = (int(width), int(height))
     except ValueError as exc:
         parser.error(str(exc))
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the run the way Ctrl-C does
@@ -671,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, interrupted)
     reports = []
     try:
-        for count in counts:
+        for round_index, count in ((r, c) for r in range(args.repeat) for c in counts):
+            if args.repeat > 1:
+                print(f"round {round_index + 1} of {args.repeat}: {count} node(s)", flush=True)
             reports.append(
                 run_scaleout(
                     count,
@@ -693,13 +728,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(format_tables(reports))
-    baseline = next((r for r in reports if r["nodes"] == 1), None)
-    ratios = {}
-    for report in reports:
-        if baseline is not None and report is not baseline:
-            ratio = report["total"]["analysed_fps"] / max(1e-6, baseline["total"]["analysed_fps"])
-            ratios[str(report["nodes"])] = {"analysed_fps_over_1_node": round(ratio, 2)}
-            print(f"analysed fps, {report['nodes']} nodes / 1 node: {ratio:.2f}x")
+    ratios = scaleout_ratios(reports, args.repeat)
+    for nodes, ratio in ratios.items():
+        spread = ""
+        if len(ratio["rounds"]) > 1:
+            spread = (
+                f" (summed over {len(ratio['rounds'])} rounds; per round "
+                f"{min(ratio['rounds']):.2f}x to {max(ratio['rounds']):.2f}x: "
+                + ", ".join(f"{r:.2f}" for r in ratio["rounds"])
+                + ")"
+            )
+        summed = ratio["analysed_fps_over_1_node"]
+        print(f"analysed fps, {nodes} nodes / 1 node: {summed:.2f}x{spread}")
     for report in reports:
         red = report["redis"]
         print(
@@ -716,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers_per_node": 1,
             "heartbeat_s": HEARTBEAT_S,
             "camera_encoding": args.encode,
+            "rounds": args.repeat,
         }
         saved = {"setup": setup, "runs": reports, "ratios": ratios}
         SAVED_REPORT.write_text(json.dumps(saved, indent=1) + "\n")
