@@ -374,6 +374,28 @@ async def test_cameras_of_a_new_station_offered_at_once_through_two_nodes_share_
             await peer.close()
 
 
+async def test_a_bound_camera_token_reads_its_person_s_history_through_any_node(
+    cluster: Cluster, cameras: Any
+) -> None:
+    """The camera's own node knows whom it is tied to: the others pass the request there."""
+    a = cluster["node_a"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        body = {"role": "camera", "camera_id": "cam_bound"}
+        async with http.post(f"{a.url}/tokens", json=body) as response:
+            assert response.status == 200, await response.text()
+            token = (await response.json())["token"]
+        camera = cameras(a, "cam_bound", fps=5, token=token, person="lee")
+        await until(lambda: _measured(camera.peer, 3), 30, "bound camera streaming")
+        host = (await placement(http, a))["cam_bound"]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as bound:
+        for node in cluster.nodes.values():
+            async with bound.get(f"{node.url}/people/lee/sets") as response:
+                assert response.status == 200, (node.id, host, await response.text())
+                assert (await response.json())["person"] == "lee"
+            async with bound.get(f"{node.url}/people/someone_else/sets") as response:
+                assert response.status == 403, (node.id, host)
+
+
 async def _sets(http: aiohttp.ClientSession, node: Node, person: str) -> list[dict[str, Any]]:
     async with http.get(f"{node.url}/people/{person}/sets") as response:
         if response.status == 404:

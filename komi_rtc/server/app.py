@@ -36,7 +36,14 @@ from .access import (
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
 from .cluster import Cluster, check_redis, drain, shared_admin_token
-from .cluster_routing import CLUSTER, FORWARDER, cluster_routing, open_forwarder
+from .cluster_routing import (
+    CLUSTER,
+    FORWARD_TO,
+    FORWARDER,
+    cluster_routing,
+    forwarded,
+    open_forwarder,
+)
 from .config import ServerConfig
 from .frame_images import FrameImages
 from .legacy_camera import JPEG_DECODES_AT_ONCE, handle_ws_camera
@@ -139,6 +146,12 @@ def _authorise(request: web.Request, rule: Rule) -> Grant:
         person = validate_person(request.match_info["person"])
         registry = request.app[REGISTRY]
         own = grant.camera_id if grant.role == "camera" else None
+        cluster = request.app.get(CLUSTER)
+        if own is not None and own not in registry.ids() and cluster and not forwarded(request):
+            host = cluster.node_of_camera(own)
+            if host is not None:  # its camera is on another node, which knows its person
+                request[FORWARD_TO] = host
+                return grant
         if own is None or own not in registry.ids() or registry.get(own).person != person:
             raise Forbidden(f"a {grant.describe()} may not read {person}'s history")
     if rule is Rule.ADMIN and not grant.is_admin:

@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 CLUSTER = web.AppKey("cluster", Cluster)  # absent without --redis
 FORWARDER = web.AppKey("forwarder", aiohttp.ClientSession)
+# set by access control: the node that can judge this request (a camera token's camera there)
+FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,9 +95,11 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
     if cluster is None or forwarded(request):
         return await handler(request)
     match = request.match_info
-    node = None
+    node: NodeInfo | None = request.get(FORWARD_TO)
     try:
-        if "camera_id" in match:
+        if node is not None:
+            pass
+        elif "camera_id" in match:
             node = cluster.node_of_camera(validate_camera_id(match["camera_id"]))
         elif "station_id" in match and not request.path.endswith("/join"):
             from .stations import validate_station_id
