@@ -357,7 +357,12 @@ async def test_cameras_of_a_new_station_offered_at_once_through_two_nodes_share_
     )
     try:
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-            where = await placement(http, b)
+
+            async def both_placed() -> dict[str, str] | None:
+                where = await placement(http, b)  # node_b hears of node_c's within a beat
+                return where if {"cam_st_1", "cam_st_2"} <= set(where) else None
+
+            where = await until(both_placed, 10, "both station cameras listed")
             assert where["cam_st_1"] == where["cam_st_2"], where
 
             async def both_in_station() -> bool:
@@ -386,6 +391,8 @@ async def test_a_bound_camera_token_reads_its_person_s_history_through_any_node(
             token = (await response.json())["token"]
         camera = cameras(a, "cam_bound", fps=5, token=token, person="lee")
         await until(lambda: _measured(camera.peer, 3), 30, "bound camera streaming")
+        for node in cluster.nodes.values():  # each node hears of it within a heartbeat
+            await until(lambda node=node: _has(placement(http, node), "cam_bound"), 10, node.id)
         host = (await placement(http, a))["cam_bound"]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as bound:
         for node in cluster.nodes.values():

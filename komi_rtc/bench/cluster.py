@@ -670,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size",
         default="640x480",
         help="camera frame size WxH (640x480); smaller frames leave the 2-core test machine's "
-        "CPU to inference instead of the peers' own encoding",
+        "CPU to inference rather than to sending, receiving and decoding video",
     )
     parser.add_argument(
         "--encode",
