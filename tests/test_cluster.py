@@ -158,6 +158,20 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) 
         await asyncio.sleep(0.2)
 
 
+async def placed(
+    http: aiohttp.ClientSession, node: Node, *camera_ids: str, timeout: float = 10
+) -> dict[str, str]:
+    """camera -> node once `node` lists every one of `camera_ids` (it hears of another
+    node's new camera within a heartbeat)."""
+
+    async def listed() -> dict[str, str] | None:
+        where = await placement(http, node)
+        return where if set(camera_ids) <= set(where) else None
+
+    result: dict[str, str] = await until(listed, timeout, f"{node.id} listing {camera_ids}")
+    return result
+
+
 async def placement(http: aiohttp.ClientSession, node: Node) -> dict[str, str]:
     """camera -> node, as `node` sees the cluster."""
     async with http.get(f"{node.url}/cluster") as response:
@@ -258,7 +272,7 @@ async def test_a_monitor_on_one_node_watches_a_camera_on_another(
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         camera = cameras(c, "cam_watched", fps=8, exercise="squat")
         await until(lambda: _measured(camera.peer, 5), 30, "cam_watched streaming")
-        host = (await placement(http, a))["cam_watched"]
+        host = (await placed(http, a, "cam_watched"))["cam_watched"]
         far = next(n for n in cluster.nodes.values() if n.id != host)
         # the monitor's offer goes to `far`; its answer comes from the camera's node
         monitor = await connect_monitor(far.url, "cam_watched")
@@ -357,12 +371,7 @@ async def test_cameras_of_a_new_station_offered_at_once_through_two_nodes_share_
     )
     try:
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-
-            async def both_placed() -> dict[str, str] | None:
-                where = await placement(http, b)  # node_b hears of node_c's within a beat
-                return where if {"cam_st_1", "cam_st_2"} <= set(where) else None
-
-            where = await until(both_placed, 10, "both station cameras listed")
+            where = await placed(http, b, "cam_st_1", "cam_st_2")
             assert where["cam_st_1"] == where["cam_st_2"], where
 
             async def both_in_station() -> bool:
@@ -391,9 +400,8 @@ async def test_a_bound_camera_token_reads_its_person_s_history_through_any_node(
             token = (await response.json())["token"]
         camera = cameras(a, "cam_bound", fps=5, token=token, person="lee")
         await until(lambda: _measured(camera.peer, 3), 30, "bound camera streaming")
-        for node in cluster.nodes.values():  # each node hears of it within a heartbeat
-            await until(lambda node=node: _has(placement(http, node), "cam_bound"), 10, node.id)
-        host = (await placement(http, a))["cam_bound"]
+        for node in cluster.nodes.values():  # each node must know where it is
+            host = (await placed(http, node, "cam_bound"))["cam_bound"]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as bound:
         for node in cluster.nodes.values():
             async with bound.get(f"{node.url}/people/lee/sets") as response:
@@ -424,7 +432,7 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
         ]
         for camera in moved:
             await until(lambda camera=camera: _measured(camera.peer, 3), 30, "streaming")
-        where = await placement(http, entry)
+        where = await placed(http, entry, "cam_kill0", "cam_kill1")
         victim = cluster[where["cam_kill0"]]
         survivor = next(n for n in cluster.nodes.values() if n.alive and n is not victim)
         for camera in moved:
@@ -494,7 +502,7 @@ async def test_a_drained_node_moves_its_cameras_without_losing_a_rep(
             live[0], "cam_drain", fps=10, size=(640, 480), exercise="squat", person="dana"
         )
         await until(lambda: _measured(camera.peer, 3), 30, "cam_drain streaming")
-        drained = cluster[(await placement(http, live[0]))["cam_drain"]]
+        drained = cluster[(await placed(http, live[0], "cam_drain"))["cam_drain"]]
         entry = next(n for n in live if n is not drained)
         camera.peer.server = entry.url
         seen_reps = 0
