@@ -411,6 +411,55 @@ async def test_a_bound_camera_token_reads_its_person_s_history_through_any_node(
                 assert response.status == 403, (node.id, host)
 
 
+async def test_a_station_named_by_rest_gathers_its_cameras_from_other_nodes(
+    cluster: Cluster, cameras: Any
+) -> None:
+    """`POST /stations/{id}` for two cameras on two nodes: the station starts on the node of
+    its first camera, which asks the other node to let its camera go; reconnecting, it is
+    placed with the station, and the station analyses both."""
+    a, b, c = cluster["node_a"], cluster["node_b"], cluster["node_c"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        # the second camera goes to a node without one (spares alike: fewest cameras wins)
+        first = cameras(b, "cam_pull_1", fps=8, size=(160, 120))
+        await until(lambda: _measured(first.peer, 3), 30, "cam_pull_1 streaming")
+        second = cameras(c, "cam_pull_2", fps=8, size=(160, 120))
+        await until(lambda: _measured(second.peer, 3), 30, "cam_pull_2 streaming")
+        where = await placed(http, a, "cam_pull_1", "cam_pull_2")
+        assert where["cam_pull_1"] != where["cam_pull_2"], f"need two nodes to begin: {where}"
+        host = where["cam_pull_1"]
+
+        body = {"cameras": ["cam_pull_1", "cam_pull_2"]}
+        async with http.post(f"{a.url}/stations/st_pull", json=body) as response:
+            assert response.status == 200, await response.text()
+            # started where cam_pull_1 streams: passed on there, unless node_a is that node
+            assert response.headers.get("X-Komi-Node", a.id) == host, where
+            answer = await response.json()
+        assert answer["moving"] == ["cam_pull_2"], (where, answer)
+        assert answer["cameras"] == ["cam_pull_1", "cam_pull_2"]
+
+        async def gathered() -> bool:
+            async with http.get(f"{a.url}/stations") as response:
+                listed = (await response.json())["stations"]
+            return any(
+                s["id"] == "st_pull" and s["streaming"] == ["cam_pull_1", "cam_pull_2"]
+                for s in listed
+            )
+
+        await until(gathered, 30, "station st_pull streaming both cameras on one node")
+        where = await placed(http, a, "cam_pull_1", "cam_pull_2")
+        assert where == {**where, "cam_pull_1": host, "cam_pull_2": host}, where
+        # the moved camera streams on through the station's node
+        await until(
+            lambda n=second.peer.status.results: _measured(second.peer, n + 5), 20, "results"
+        )
+        # only a node may ask another to let a camera go
+        async with http.post(
+            f"{c.url}/cluster/cameras/cam_pull_1/release", json={"station": "x"}
+        ) as response:
+            assert response.status == 403, await response.text()
+            assert "error" in await response.json()
+
+
 async def _sets(http: aiohttp.ClientSession, node: Node, person: str) -> list[dict[str, Any]]:
     async with http.get(f"{node.url}/people/{person}/sets") as response:
         if response.status == 404:

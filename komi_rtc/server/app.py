@@ -35,12 +35,14 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
-from .cluster import Cluster, check_redis, drain, shared_admin_token
+from .cluster import Cluster, NodeInfo, check_redis, drain, shared_admin_token
 from .cluster_routing import (
     CLUSTER,
     FORWARD_TO,
     FORWARDER,
+    ask_node,
     cluster_routing,
+    forward,
     forwarded,
     open_forwarder,
 )
@@ -79,6 +81,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # aiohttp's parser refuses longer request lines itself (400); shorter ones reach
 # `bounded_urls`, which answers 414 with a JSON body
 MAX_REQUEST_LINE = 65536
+RELEASE_REP_WAIT_S = 5.0  # a camera moved to a station finishes the rep under way first
+
+
+class CameraStaysHere(KomiError):
+    status = 409
 
 
 class Rule(enum.Enum):
@@ -407,14 +414,86 @@ def _station_id(request: web.Request) -> str:
 
 async def set_station(request: web.Request) -> web.Response:
     """`POST /stations/{station_id}` {"cameras": [...]}: who belongs to the station; cameras
-    not streaming yet join when they come."""
+    not streaming yet join when they come. In a cluster, a new station starts on the node
+    streaming most of its cameras, and the others are moved there (`moving`)."""
     body = await _json_object(request)
     cameras = body.get("cameras")
     if not isinstance(cameras, list):
         raise InvalidRequest("'cameras' must be a list of camera ids")
+    station_id = _station_id(request)
+    signaling = request.app[SIGNALING]
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None and not forwarded(request):
+        known = {s.id for s in signaling.stations.all()}
+        if station_id not in known:  # (a station on another node was passed on there)
+            here = set(request.app[REGISTRY].ids())
+            counts: dict[str, int] = {}  # node -> how many of the cameras it streams
+            for camera_id in (c for c in cameras if isinstance(c, str)):
+                host = cluster.node_of_camera(camera_id)
+                node = host.id if host else cluster.node_id if camera_id in here else None
+                if node is not None:
+                    counts[node] = counts.get(node, 0) + 1
+            # the most cameras, this node on a tie, else the first listed camera's node
+            best = max(counts, key=lambda n: (counts[n], n == cluster.node_id), default=None)
+            if best is not None and best != cluster.node_id and best in cluster.view:
+                return await forward(request, cluster.view[best], await read_body(request))
     live = {s.camera_id: s for s in request.app[REGISTRY].sessions()}
-    station = request.app[SIGNALING].stations.set_cameras(_station_id(request), cameras, live)
-    return web.json_response(station.summary())
+    station = signaling.stations.set_cameras(station_id, cameras, live)
+    summary = station.summary()
+    if cluster is not None:
+        summary["moving"] = await _pull_cameras(request.app, cluster, station_id, station.wanted)
+    return web.json_response(summary)
+
+
+async def _pull_cameras(
+    app: web.Application, cluster: Cluster, station_id: str, camera_ids: list[str]
+) -> list[str]:
+    """A station's cameras streaming on other nodes: each is ended there (between two
+    reps) and, reconnecting, placed here. Returns the ids on their way."""
+    elsewhere = {c: n for c in camera_ids if (n := cluster.node_of_camera(c)) is not None}
+    if not elsewhere:
+        return []
+    await cluster.want_cameras(list(elsewhere))
+
+    async def release(camera_id: str, node: NodeInfo) -> bool:
+        path = f"/cluster/cameras/{camera_id}/release"
+        status, answer = await ask_node(app, node, "POST", path, {"station": station_id})
+        if status != 200:
+            logger.warning(
+                "[%s] station %s: node %s did not release it: %s %s",
+                camera_id,
+                station_id,
+                node.id,
+                status,
+                answer,
+            )
+        return status == 200
+
+    asked = await asyncio.gather(*(release(c, n) for c, n in elsewhere.items()))
+    return [c for c, moving in zip(elsewhere, asked, strict=True) if moving]
+
+
+async def release_camera(request: web.Request) -> web.Response:
+    """`POST /cluster/cameras/{camera}/release` {"station"}: between nodes only. A station on
+    the asking node lists this camera: end it here between two reps, so it reconnects and
+    is placed there (its entry node sees the station's list)."""
+    if request.app.get(CLUSTER) is None or not forwarded(request):
+        raise Forbidden("this endpoint is for the nodes of a cluster")
+    camera_id = validate_camera_id(request.match_info["camera"])
+    body = await _json_object(request)
+    from .stations import validate_station_id
+
+    station_id = validate_station_id(body.get("station"))
+    session = request.app[REGISTRY].get(camera_id)
+    if session.kind == "websocket":
+        raise CameraStaysHere(f"{camera_id} streams over /ws/camera, which stays on its node")
+    try:
+        await asyncio.wait_for(session.between_reps.wait(), RELEASE_REP_WAIT_S)
+    except asyncio.TimeoutError:
+        logger.warning("[%s] still mid-rep: moved to station %s anyway", camera_id, station_id)
+    logger.info("[%s] moving to station %s on another node", camera_id, station_id)
+    await session.close(f"moving to station {station_id}: reconnect")
+    return web.json_response({"camera_id": camera_id, "released": True})
 
 
 async def station_join(request: web.Request) -> web.Response:
@@ -851,6 +930,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)
+    route("POST", "/cluster/cameras/{camera}/release", release_camera, Rule.ADMIN)
     route("GET", "/ws/monitor", ws_monitor, Rule.WATCH)
     route("GET", "/ws/camera", ws_camera, Rule.ANY)  # which id: settled in the handler
     route("POST", "/tokens", mint_token, Rule.ADMIN)

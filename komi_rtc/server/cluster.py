@@ -43,6 +43,7 @@ HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
 STATION_RESERVATION_MS = 10_000  # a new station's node, until its heartbeat renews it
+WANTED_MS = 30_000  # a camera a station asked for goes to its node when it reconnects meanwhile
 SPARE_TOLERANCE_FPS = 5.0  # spares this close are equal: the node with fewer cameras wins
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
 DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
@@ -60,6 +61,10 @@ def camera_key(camera_id: str) -> str:
 
 def station_key(station_id: str) -> str:
     return f"{PREFIX}station:{station_id}"
+
+
+def wanted_key(camera_id: str) -> str:
+    return f"{PREFIX}wanted:{camera_id}"
 
 
 # a claim is given up only by its owner, and renewed only by it (or taken when free)
@@ -507,9 +512,12 @@ class Cluster:
         capacity left (fewest cameras among those within SPARE_TOLERANCE_FPS of the most,
         then this one). None: here."""
         station_owner = None
+        wanted_by = None
         try:
             if camera_id is not None and self._reachable:
-                owner = await asyncio.wait_for(self._redis.get(camera_key(camera_id)), REDIS_WAIT_S)
+                owner, wanted_by = await asyncio.wait_for(
+                    self._redis.mget(camera_key(camera_id), wanted_key(camera_id)), REDIS_WAIT_S
+                )
                 if owner is not None and owner != self.node_id and owner in self.view:
                     raise DuplicateCamera(camera_id)
             if station is not None and self.node_of_station(station) is None and self._reachable:
@@ -519,6 +527,10 @@ class Cluster:
         except (_RedisError, asyncio.TimeoutError) as exc:
             logger.warning("cluster: Redis unreachable (%r); the camera stays here", exc)
             return None
+        if station is None and camera_id is not None:
+            found, wanting = self._wanting_station(camera_id, wanted_by)
+            if found:
+                return wanting
         new_station = False
         if station is not None:
             host = self.node_of_station(station)
@@ -575,6 +587,37 @@ class Cluster:
         )
         self._placed.append((now, best.id, len(best.cameras)))
         return None if best.id == self.node_id else best
+
+    def _wanting_station(
+        self, camera_id: str, wanted_by: str | None
+    ) -> tuple[bool, NodeInfo | None]:
+        """A station that lists this camera (`POST /stations/{id}`) takes it: (True, its
+        node, None for here) when one does. `wanted_by`: the node that just asked for it,
+        before its record (with the station's list) reached this node."""
+        if not self.draining and any(camera_id in s["cameras"] for s in self._stations()):
+            return True, None
+        for info in self.view.values():
+            if any(camera_id in s.get("cameras", []) for s in info.stations):
+                if not info.draining:
+                    return True, info
+        if wanted_by == self.node_id and not self.draining:
+            return True, None
+        host = self.view.get(wanted_by) if wanted_by else None
+        if host is not None and not host.draining:
+            return True, host
+        return False, None
+
+    async def want_cameras(self, camera_ids: list[str]) -> None:
+        """A station here asked for cameras streaming on other nodes: they are placed here
+        when they reconnect, also through a node whose view of this one is a beat old."""
+        self._beat_now.set()  # this node's record, with the station's list, at once
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for camera_id in camera_ids:
+                pipe.set(wanted_key(camera_id), self.node_id, px=WANTED_MS)
+            await asyncio.wait_for(pipe.execute(), REDIS_WAIT_S)
+        except (_RedisError, asyncio.TimeoutError) as exc:
+            logger.warning("cluster: cameras %s not marked as wanted (Redis: %r)", camera_ids, exc)
 
     async def _reserve_station(self, station: str, chosen: NodeInfo) -> NodeInfo:
         """A new station's first placement reserves it for the chosen node, so its other

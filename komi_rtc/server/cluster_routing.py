@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -85,6 +86,25 @@ async def forward(request: web.Request, node: NodeInfo, body: bytes | None = Non
     return web.Response(
         body=data, status=status, headers={"Content-Type": kind, "X-Komi-Node": node.id}
     )
+
+
+async def ask_node(
+    app: web.Application, node: NodeInfo, method: str, path: str, body: dict[str, Any]
+) -> tuple[int, Any]:
+    """A request of this node's own to another node (signed, with the cluster's admin
+    token): its status and JSON answer; 503 when the node does not answer."""
+    cluster = app[CLUSTER]
+    headers = {FORWARDED: cluster.sign(method, path, ""), CLIENT: ""}
+    if cluster.admin_token:
+        headers["Authorization"] = f"Bearer {cluster.admin_token}"
+    try:
+        async with app[FORWARDER].request(
+            method, URL(node.url + path, encoded=True), json=body, headers=headers
+        ) as answer:
+            return answer.status, await answer.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        logger.warning("%s %s: node %s did not answer: %s", method, path, node.id, exc)
+        return 503, {"error": f"node {node.id} did not answer: {exc}"}
 
 
 @web.middleware
