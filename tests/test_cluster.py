@@ -484,8 +484,11 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
         where = await placed(http, entry, "cam_kill0", "cam_kill1")
         victim = cluster[where["cam_kill0"]]
         survivor = next(n for n in cluster.nodes.values() if n.alive and n is not victim)
-        for camera in moved:
-            camera.peer.server = survivor.url  # its entry node: the browser's page address
+        # the entry node (the browser's page address): cam_kill0's dies with its node, so it
+        # must reconnect through the other nodes its offer's answer listed; cam_kill1's lives
+        moved[0].peer.server = victim.url
+        moved[1].peer.server = survivor.url
+        assert sorted(moved[0].peer.cluster_nodes) == sorted(n.url for n in cluster.nodes.values())
         on_victim = [c.peer for c in moved if where[c.peer.camera_id] == victim.id]
         # a rep of a camera on the victim recorded before it dies
         await until(lambda: _reps_recorded(http, survivor, "kim0", 1), 60, "a rep recorded")

@@ -154,16 +154,38 @@ class CameraPeer:
         self.messages: asyncio.Queue[dict[str, Any]] | None = None  # tests read results here
         self._pc: RTCPeerConnection | None = None
         self._last_heard = 0.0
+        self.cluster_nodes: list[str] = []  # a cluster's live nodes, as the last answer said
+
+    def servers(self) -> list[str]:
+        """Where to offer, in order: the entry node (`server`), then the other nodes of its
+        cluster, so the camera survives its entry node's death too."""
+        order = [self.server]
+        for url in self.cluster_nodes:
+            if url.rstrip("/") not in order:
+                order.append(url.rstrip("/"))
+        return order
 
     async def run(self) -> None:
         backoff = 1.0
+        tried = 0  # servers tried in a row without reaching one
         while True:
+            servers = self.servers()
+            server = servers[tried % len(servers)]
             try:
-                await self.connect_once()
-                backoff = 1.0
+                await self.connect_once(server)
+                backoff, tried = 1.0, 0
                 self.status.problem = "connection ended"
             except (aiohttp.ClientError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
-                self.status.problem = f"cannot reach {self.server}: {_reason(exc)}"
+                self.status.problem = f"cannot reach {server}: {_reason(exc)}"
+                tried += 1
+                if tried % len(servers):  # the next node of the cluster at once
+                    logger.warning(
+                        "[%s] %s; trying %s",
+                        self.camera_id,
+                        self.status.problem,
+                        servers[tried % len(servers)],
+                    )
+                    continue  # (the connection is closed below, as after every attempt)
             except AccessRefused as exc:
                 # retrying cannot help: a new token is needed
                 self.status.problem = f"server refused access: {exc}"
@@ -183,8 +205,10 @@ class CameraPeer:
         """The track of one connection (the benchmark's replay of pre-encoded video too)."""
         return CapturedTrack(self.source, self.fps)
 
-    async def connect_once(self) -> None:
-        """Connect, stream until the connection ends, then return."""
+    async def connect_once(self, server: str | None = None) -> None:
+        """Connect (to `server`, else the entry node), stream until the connection ends,
+        then return."""
+        server = server or self.server
         pc = self._pc = RTCPeerConnection()
         track = self.track = self.make_track()
         pc.addTrack(track)
@@ -227,7 +251,7 @@ class CameraPeer:
         timeout = aiohttp.ClientTimeout(total=20)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             async with http.post(
-                f"{self.server}/offer",
+                f"{server}/offer",
                 json=body,
                 headers=headers,
                 ssl=True if self.verify_tls else False,
@@ -238,6 +262,9 @@ class CameraPeer:
                     raise AccessRefused(f"{response.status} {answer.get('error')}{hint}")
                 if response.status != 200:
                     raise ServerRefused(f"{response.status} {answer.get('error')}")
+        nodes = answer.get("nodes")
+        if isinstance(nodes, list):
+            self.cluster_nodes = [u for u in nodes if isinstance(u, str)]
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         self.status.state = "connecting"
         self.status.problem = None

@@ -301,9 +301,13 @@ class OfferAnswer:
     sdp: str
     type: str
     camera_id: str
+    nodes: list[str] | None = None  # a cluster's live nodes, for a camera whose node dies
 
     def to_wire(self) -> Json:
-        return {"sdp": self.sdp, "type": self.type, "camera_id": self.camera_id}
+        wire: Json = {"sdp": self.sdp, "type": self.type, "camera_id": self.camera_id}
+        if self.nodes is not None:
+            wire["nodes"] = self.nodes
+        return wire
 
 
 @dataclass(frozen=True)

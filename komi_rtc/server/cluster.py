@@ -487,6 +487,12 @@ class Cluster:
         message = "\n".join((stamp, method, path, client)).encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
+    def node_urls(self) -> list[str]:
+        """The live nodes' addresses, this one first: a camera told these can reconnect
+        through another when its entry node dies."""
+        others = sorted(i.url for i in self.view.values() if not i.draining)
+        return [self.url, *others]
+
     def nodes(self) -> list[dict[str, Any]]:
         me = self.record().to_wire()
         me["self"] = True

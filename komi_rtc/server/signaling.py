@@ -145,7 +145,10 @@ class Signaling:
             raise
         finally:
             self._gate.leave()
-        return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id).to_wire())
+        nodes = None
+        if cluster is not None and offer.role == "camera":
+            nodes = cluster.node_urls()  # where to reconnect when this node and its entry die
+        return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id, nodes).to_wire())
 
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
