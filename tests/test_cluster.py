@@ -586,3 +586,138 @@ async def test_a_drained_node_moves_its_cameras_without_losing_a_rep(
 
 async def _reps_recorded(http: aiohttp.ClientSession, node: Node, person: str, reps: int) -> bool:
     return await _rep_total(http, node, person) >= reps
+
+
+def _start_redis(args: list[str], port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """A redis-server (or Sentinel) on a loopback port, once it answers."""
+    import redis
+
+    process = subprocess.Popen(
+        ["redis-server", *args],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return process
+            except redis.ConnectionError:
+                assert process.poll() is None, f"redis-server {args} exited at start"
+                assert time.monotonic() < deadline, f"redis-server {args} not answering"
+                time.sleep(0.05)  # polling a starting server (no event loop in a fixture)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def sentinel_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Node], dict[str, Any]]]:
+    """A Redis master, its replica and a Sentinel watching them, and two nodes that reach
+    Redis only through the Sentinel."""
+    import redis
+
+    ports = {name: _free_port() for name in ("master", "replica", "sentinel")}
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    processes = {
+        "master": _start_redis(["--port", str(ports["master"]), *common], ports["master"], tmp_path)
+    }
+    processes["replica"] = _start_redis(
+        ["--port", str(ports["replica"]), *common]
+        + ["--replicaof", "127.0.0.1", str(ports["master"])],
+        ports["replica"],
+        tmp_path,
+    )
+    config = tmp_path / "sentinel.conf"  # Sentinel rewrites its own configuration
+    config.write_text(
+        f"port {ports['sentinel']}\nbind 127.0.0.1\n"
+        f"sentinel monitor komi 127.0.0.1 {ports['master']} 1\n"
+        "sentinel down-after-milliseconds komi 1000\n"
+        "sentinel failover-timeout komi 5000\n"
+    )
+    processes["sentinel"] = _start_redis([str(config), "--sentinel"], ports["sentinel"], tmp_path)
+    nodes: dict[str, Node] = {}
+    try:
+        sentinel = redis.Redis(host="127.0.0.1", port=ports["sentinel"], decode_responses=True)
+        deadline = time.monotonic() + 30
+        while not any(  # the Sentinel knows the replica it would promote
+            r.get("flags") == "slave" and r.get("master-link-status") == "ok"
+            for r in sentinel.sentinel_slaves("komi")
+        ):
+            assert time.monotonic() < deadline, "the Sentinel never saw the replica"
+            time.sleep(0.2)  # polling Redis's own discovery
+        sentinel.close()
+        url = f"redis+sentinel://127.0.0.1:{ports['sentinel']}/komi"
+        for node_id in ("node_s1", "node_s2"):
+            db = f"sqlite:///{tmp_path / node_id}.sqlite3"
+            nodes[node_id] = Node(node_id, url, db, tmp_path)
+        deadline = time.monotonic() + 120
+        while True:
+            for node in nodes.values():
+                assert node.alive, f"{node.id} exited at start:\n" + node.log.read_text()
+            try:
+                seen = [_get(f"{n.url}/cluster") for n in nodes.values()]
+            except OSError:
+                seen = []
+            if seen and all(s == 200 and len(b["nodes"]) == 2 for s, b in seen):
+                break
+            assert time.monotonic() < deadline, "sentinel cluster not up"
+            time.sleep(0.2)  # polling starting processes
+        yield nodes, {"ports": ports, "processes": processes}
+    finally:
+        for node in nodes.values():
+            node.stop()
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+async def test_the_nodes_follow_a_sentinel_failover_of_redis(
+    sentinel_cluster: tuple[dict[str, Node], dict[str, Any]], cameras: Any
+) -> None:
+    """Redis is no longer a single point: the master is killed, the Sentinel promotes the
+    replica, and the nodes keep routing through it (claims, placement, records)."""
+    import redis.asyncio as redis
+
+    nodes, redis_side = sentinel_cluster
+    ports, processes = redis_side["ports"], redis_side["processes"]
+    one, two = nodes["node_s1"], nodes["node_s2"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        first = cameras(one, "cam_sen_1", fps=5, size=(160, 120))
+        await until(lambda: _measured(first.peer, 3), 30, "cam_sen_1 streaming")
+        await placed(http, two, "cam_sen_1")
+
+        processes["master"].kill()
+        processes["master"].wait()
+        sentinel = redis.Redis(host="127.0.0.1", port=ports["sentinel"], decode_responses=True)
+        try:
+
+            async def promoted() -> bool:
+                address = await sentinel.sentinel_get_master_addr_by_name("komi")
+                return bool(address) and int(address[1]) == ports["replica"]
+
+            await until(promoted, 30, "the Sentinel promoting the replica")
+        finally:
+            await sentinel.aclose()
+
+        # after the failover: a new camera is placed and claimed in the new master, an id
+        # streaming on one node is refused on the other, and the first camera streams on
+        second = cameras(two, "cam_sen_2", fps=5, size=(160, 120))
+        await until(lambda: _measured(second.peer, 3), 30, "cam_sen_2 streaming")
+        for node in (one, two):
+            await placed(http, node, "cam_sen_1", "cam_sen_2", timeout=15)
+        new_master = redis.Redis(host="127.0.0.1", port=ports["replica"], decode_responses=True)
+        try:
+            assert await new_master.get("komi:camera:cam_sen_2") in (one.id, two.id)
+        finally:
+            await new_master.aclose()
+        other = two if (await placement(http, two))["cam_sen_1"] == one.id else one
+        with pytest.raises(AssertionError, match="409"):  # its claim, read from the new master
+            peer = await connect_camera(
+                other.url, CapturedTrack(open_source("demo", 160, 120, 5), 5), "cam_sen_1"
+            )
+            await peer.close()
+        await until(lambda n=first.peer.status.results: _measured(first.peer, n + 5), 20, "results")

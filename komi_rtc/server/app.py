@@ -617,11 +617,10 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
 
 async def _cluster_cameras(redis_url: str, node_id: str) -> list[str]:
     """The cameras other nodes host now (their claims in Redis)."""
-    import redis.asyncio as redis
-
     from .cluster import PREFIX
+    from .redis_connect import async_client
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=5)
+    client = async_client(redis_url, decode_responses=True, socket_connect_timeout=5)
     try:
         keys = [k async for k in client.scan_iter(match=f"{PREFIX}camera:*", count=500)]
         owners = await client.mget(keys) if keys else []

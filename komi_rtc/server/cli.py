@@ -20,6 +20,7 @@ from .access import ADMIN_TOKEN_FILE, TokenAuthority
 from .app import AUTHORITY, create_app
 from .cluster import ClusterUnavailable
 from .config import ServerConfig
+from .redis_connect import redacted
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
 _DEFAULTS = ServerConfig()
@@ -112,7 +113,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--redis",
         default=None,
         metavar="URL",
-        help="join the cluster that shares this Redis, e.g. redis://10.0.0.5:6379/0",
+        help="join the cluster that shares this Redis, e.g. redis://10.0.0.5:6379/0, or "
+        "through Redis Sentinel: redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/komi "
+        "(the Sentinels, then the name they monitor the master under)",
     )
     cluster.add_argument(
         "--public-url",
@@ -310,16 +313,6 @@ def _admin_token_source(config: ServerConfig, authority: TokenAuthority | None =
     )
 
 
-def _redacted(url: str) -> str:
-    """A Redis URL without its password, for the banner and the log."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
@@ -334,7 +327,7 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
     if config.redis_url:
         lines.append(
             f"  cluster node at {config.public_url or '(its LAN address)'}, joined through "
-            f"{_redacted(config.redis_url)} (SIGTERM moves its cameras to other nodes)"
+            f"{redacted(config.redis_url)} (SIGTERM moves its cameras to other nodes)"
         )
     if config.open_access:
         lines.insert(0, _OPEN_WARNING)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError as _RedisError
 from ..protocol import DuplicateCamera
 from .camera_registry import CameraRegistry
 from .limits import ServerFull
+from .redis_connect import redacted
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,27 @@ class ClusterUnavailable(RuntimeError):
 def check_redis(redis_url: str) -> None:
     """Refuse to start, with a clear message, when the cluster's Redis cannot be reached."""
     import redis
+    from redis.sentinel import MasterNotFoundError
 
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    from .redis_connect import parse_sentinel_url, sync_client
+
+    try:
+        client = sync_client(redis_url, socket_connect_timeout=5)
+    except ValueError as exc:
+        raise ClusterUnavailable(f"--redis: {exc}") from None
     try:
         client.ping()
+    except MasterNotFoundError:
+        address = parse_sentinel_url(redis_url)
+        assert address is not None
+        sentinels = ", ".join(f"{h}:{p}" for h, p in address.sentinels)
+        raise ClusterUnavailable(
+            f"cannot reach Redis at {redacted(redis_url)}: no Sentinel at {sentinels} answered "
+            f"with a master named {address.service!r} (are they running, and is that the name "
+            "in their `sentinel monitor` line?)"
+        ) from None
     except (redis.RedisError, ValueError) as exc:
-        raise ClusterUnavailable(f"cannot reach Redis at {redis_url}: {exc}") from None
+        raise ClusterUnavailable(f"cannot reach Redis at {redacted(redis_url)}: {exc}") from None
     finally:
         client.close()
 
@@ -103,12 +119,14 @@ def shared_admin_token(redis_url: str, local: str, explicit: bool) -> str:
     refuses to start rather than mint tokens the others reject."""
     import redis
 
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, decode_responses=True)
+    from .redis_connect import sync_client
+
+    client = sync_client(redis_url, socket_connect_timeout=5, decode_responses=True)
     try:
         client.set(ADMIN_TOKEN_KEY, local, nx=True)
         stored = client.get(ADMIN_TOKEN_KEY)
     except redis.RedisError as exc:
-        raise ClusterUnavailable(f"cannot reach Redis at {redis_url}: {exc}") from None
+        raise ClusterUnavailable(f"cannot reach Redis at {redacted(redis_url)}: {exc}") from None
     finally:
         client.close()
     if stored != local and explicit:
@@ -220,9 +238,9 @@ class Cluster:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        import redis.asyncio as redis
+        from .redis_connect import async_client
 
-        self._redis = redis.Redis.from_url(
+        self._redis = async_client(
             self.redis_url,
             decode_responses=True,
             socket_connect_timeout=5,
@@ -230,7 +248,7 @@ class Cluster:
             health_check_interval=10,
         )
         # pub/sub on its own connection, which waits for events without a timeout
-        self._subscriber = redis.Redis.from_url(
+        self._subscriber = async_client(
             self.redis_url, decode_responses=True, socket_connect_timeout=5
         )
         try:
@@ -238,7 +256,9 @@ class Cluster:
         except Exception as exc:
             await self._redis.aclose()
             await self._subscriber.aclose()
-            raise ClusterUnavailable(f"cannot reach Redis at {self.redis_url}: {exc}") from None
+            raise ClusterUnavailable(
+                f"cannot reach Redis at {redacted(self.redis_url)}: {exc}"
+            ) from None
         await self._redis.set(CLUSTER_KEY, secrets.token_hex(32), nx=True)
         self._key = str(await self._redis.get(CLUSTER_KEY)).encode()
         await self._beat()
@@ -248,7 +268,7 @@ class Cluster:
             "cluster: node %s at %s joined through %s; %d other node(s)",
             self.node_id,
             self.url,
-            self.redis_url,
+            redacted(self.redis_url),
             len(self.view),
         )
 
