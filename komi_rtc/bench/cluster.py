@@ -394,7 +394,8 @@ def _measure(
         f"{fps:g} fps offered to {entry.id} ...",
         flush=True,
     )
-    # each peer streams until the window is surely over (they write their results at the end)
+    # each peer streams until the window is surely over, or until SIGTERM after it (they
+    # write their results at the end)
     streaming_s = placement_timeout + warmup + duration + 2.0
     expected = [f"bench_cam_{i + 1}" for i in range(cameras)]
     spawned = time.monotonic()
@@ -423,14 +424,14 @@ def _measure(
         end = _snapshot(fleet, client)
     finally:
         client.close()
-    left = streaming_s - (time.monotonic() - spawned)
-    print(
-        f"{tag} measured; the cameras stream {max(0.0, left):.0f} s more, then report", flush=True
-    )
+    print(f"{tag} measured; the cameras stop and report", flush=True)
     results = {}
     for camera in fleet.cameras:
+        if camera.process.poll() is None:
+            camera.process.send_signal(signal.SIGTERM)  # it writes its results, then exits
+    for camera in fleet.cameras:
         try:
-            camera.process.wait(max(1.0, camera.spawned + streaming_s + 60 - time.monotonic()))
+            camera.process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"camera peer {camera.id} did not finish") from None
         if camera.out.exists():
@@ -494,9 +495,10 @@ def _report(
         if result is None:
             entry.update(analysed_fps=0.0, timely_analysed_fps=0.0, latency_ms=_percentiles([]))
             continue
-        # the window on the peer's clock, which started after its imports: the rows are that
-        # much later, still within its stream, since it streams past the window's end
-        first, last = start.at - camera.spawned, end.at - camera.spawned
+        # the window on the peer's clock, which started after its imports (time.monotonic()
+        # is the machine's, so its start says where)
+        origin = float(result.get("start_monotonic", camera.spawned))
+        first, last = start.at - origin, end.at - origin
         rows = [row for row in result["results"] if first <= row[0] < last]
         latencies = [row[1] for row in rows]
         all_latencies += latencies

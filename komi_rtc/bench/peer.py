@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -140,8 +141,10 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
     results: list[list[float]] = []
     reps = 0
     person_tied = args.person is None
+    stop = asyncio.Event()  # SIGTERM: the benchmark has its window; write what was measured
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        while time.monotonic() - start < args.duration:
+        while time.monotonic() - start < args.duration and not stop.is_set():
             try:
                 message = await asyncio.wait_for(peer.messages.get(), 0.5)
             except asyncio.TimeoutError:
@@ -168,6 +171,7 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "role": "camera",
         "camera_id": args.camera_id,
+        "start_monotonic": start,  # the results' times count from here (one clock per machine)
         "frames_sent": sent,
         "reps": reps,
         "results": results,
