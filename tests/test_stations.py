@@ -194,16 +194,19 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
             async with http.get(f"{running.url}/calibration/board.png") as response:
                 assert response.content_type == "image/png"
                 assert (await response.read()).startswith(b"\x89PNG")
-        async with asyncio.timeout(20):
-            while True:
+        # one group's views can disagree (a camera a frame behind mid-squat): judge a run
+        poses3d: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while len(poses3d) < 20:
                 message = await cam_front.messages.get()
                 if message["type"] == "station_processed" and "pose3d" in message:
-                    break
-        pose3d = message["pose3d"]
+                    poses3d.append(message)
+        seen = sorted(sum(1 for k in m["pose3d"] if k["confidence"] > 0) for m in poses3d)
+        print(f"joints seen in 3-D over {len(seen)} groups: {seen}")
+        pose3d = poses3d[-1]["pose3d"]
         assert len(pose3d) == 33 and {"x", "y", "z", "confidence"} <= set(pose3d[0])
-        seen = [k for k in pose3d if k["confidence"] > 0]
-        assert len(seen) >= 20
-        assert "angles3d" in message["analysis"]
+        assert seen[len(seen) // 2] >= 20, seen  # the median group
+        assert all("angles3d" in m["analysis"] for m in poses3d)
     finally:
         await cam_side.pc.close()
         await cam_front.pc.close()
