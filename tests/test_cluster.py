@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
+from cluster_nodes import Cluster, Node, free_port, placed, placement, until, wait_joined
 from contract_client import connect_camera, connect_monitor
 from databases import fresh_database, redis_server
 
@@ -30,94 +28,6 @@ from komi_rtc.camera.peer import CameraPeer, CapturedTrack
 from komi_rtc.media.video_sources import open_source
 
 NODES = ("node_a", "node_b", "node_c")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Node:
-    """One server process of the cluster, its log in a file."""
-
-    def __init__(self, node_id: str, redis_url: str, db_url: str, workdir: Path) -> None:
-        self.id = node_id
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / f"{node_id}.log"
-        env = dict(os.environ, KOMI_ADMIN_TOKEN=ADMIN_TOKEN, PYTHONUNBUFFERED="1")
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "komi_rtc.server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    "1",
-                    "--redis",
-                    redis_url,
-                    "--public-url",
-                    self.url,
-                    "--node-id",
-                    node_id,
-                    "--db",
-                    db_url,
-                    "--state-dir",
-                    str(workdir / node_id),
-                    "--drain-timeout",
-                    "20",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.alive:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-class Cluster:
-    def __init__(self, nodes: dict[str, Node], redis_url: str, db_url: str) -> None:
-        self.nodes = nodes
-        self.redis_url = redis_url
-        self.db_url = db_url
-
-    def __getitem__(self, node_id: str) -> Node:
-        return self.nodes[node_id]
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {n.id}\n" + n.log.read_text(errors="replace")[-6000:] for n in self.nodes.values()
-        )
-
-
-def _get(url: str, token: str = ADMIN_TOKEN) -> tuple[int, Any]:
-    """A blocking GET for the fixture (no event loop there)."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
 
 
 @pytest.fixture(scope="module")
@@ -128,56 +38,11 @@ def cluster(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         nodes = {n: Node(n, redis_url, db_url, workdir) for n in NODES}
         running = Cluster(nodes, redis_url, db_url)
         try:
-            deadline = time.monotonic() + 120
-            while True:  # every node up and seeing the other two (each beats once a second)
-                for node in nodes.values():
-                    assert node.alive, f"{node.id} exited at start:\n{running.logs()}"
-                try:
-                    seen = [_get(f"{n.url}/cluster") for n in nodes.values()]
-                except OSError:
-                    seen = []
-                if seen and all(s == 200 and len(b["nodes"]) == 3 for s, b in seen):
-                    break
-                assert time.monotonic() < deadline, f"cluster not up:\n{running.logs()}"
-                time.sleep(0.2)  # polling starting processes (no event loop in a fixture)
+            wait_joined(nodes)
             yield running
         finally:
             for node in nodes.values():
                 node.stop()
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    """Poll an async condition until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        await asyncio.sleep(0.2)
-
-
-async def placed(
-    http: aiohttp.ClientSession, node: Node, *camera_ids: str, timeout: float = 10
-) -> dict[str, str]:
-    """camera -> node once `node` lists every one of `camera_ids` (it hears of another
-    node's new camera within a heartbeat)."""
-
-    async def listed() -> dict[str, str] | None:
-        where = await placement(http, node)
-        return where if set(camera_ids) <= set(where) else None
-
-    result: dict[str, str] = await until(listed, timeout, f"{node.id} listing {camera_ids}")
-    return result
-
-
-async def placement(http: aiohttp.ClientSession, node: Node) -> dict[str, str]:
-    """camera -> node, as `node` sees the cluster."""
-    async with http.get(f"{node.url}/cluster") as response:
-        assert response.status == 200
-        body = await response.json()
-    return {camera: n["id"] for n in body["nodes"] for camera in n["cameras"]}
 
 
 class Camera:
@@ -619,7 +484,7 @@ def sentinel_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Node], dict[str
     Redis only through the Sentinel."""
     import redis
 
-    ports = {name: _free_port() for name in ("master", "replica", "sentinel")}
+    ports = {name: free_port() for name in ("master", "replica", "sentinel")}
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     processes = {
         "master": _start_redis(["--port", str(ports["master"]), *common], ports["master"], tmp_path)
@@ -653,18 +518,7 @@ def sentinel_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Node], dict[str
         for node_id in ("node_s1", "node_s2"):
             db = f"sqlite:///{tmp_path / node_id}.sqlite3"
             nodes[node_id] = Node(node_id, url, db, tmp_path)
-        deadline = time.monotonic() + 120
-        while True:
-            for node in nodes.values():
-                assert node.alive, f"{node.id} exited at start:\n" + node.log.read_text()
-            try:
-                seen = [_get(f"{n.url}/cluster") for n in nodes.values()]
-            except OSError:
-                seen = []
-            if seen and all(s == 200 and len(b["nodes"]) == 2 for s, b in seen):
-                break
-            assert time.monotonic() < deadline, "sentinel cluster not up"
-            time.sleep(0.2)  # polling starting processes
+        wait_joined(nodes)
         yield nodes, {"ports": ports, "processes": processes}
     finally:
         for node in nodes.values():

@@ -20,7 +20,8 @@ const overlay = $('overlay');
 const panel = new AnalysisPanel($('analysis'));
 const stats = { state: 'idle', results: 0, latencyMs: null, analysedFps: 0, lastMessage: null,
   lastPoses: 0, error: null, access: null, person: null, best: undefined,
-  station: null, stationMessages: 0, stationReps: null, stationSyncMs: null, stationRep: null };
+  station: null, stationMessages: 0, stationReps: null, stationSyncMs: null, stationRep: null,
+  server: null };
 window.komiCamera = stats; // debug stats, read by the browser tests
 
 let config = null;
@@ -423,6 +424,7 @@ async function start() {
       },
     });
     if (peer.cameraId) $('camera-id').value = peer.cameraId;
+    stats.server = peer.server; // the node that answered (another one's when a cluster node died)
     peer.station = station || null;
     stats.station = peer.station;
     peer.channel.onopen = () => {

@@ -30,6 +30,42 @@ function iceGatheringComplete(pc, timeoutMs = 3000) {
   });
 }
 
+// Where offers go. First this page's own server; a cluster's answer lists its live nodes
+// (`nodes`), and when the server tried cannot be reached the next is tried at once: a camera
+// page whose node died lands on a live node (the nodes allow each other's pages, CORS).
+let servers = [location.origin];
+const OFFER_TIMEOUT_MS = 15000; // a machine that is gone answers nothing at all
+
+export function knownServers() { return [...servers]; }
+
+function learnServers(nodes) {
+  if (!Array.isArray(nodes)) return;
+  const urls = nodes.filter((url) => typeof url === 'string' && /^https?:\/\//.test(url))
+    .map((url) => url.replace(/\/+$/, ''));
+  if (urls.length) servers = [...new Set([...urls, ...servers])];
+}
+
+async function postOffer(body) {
+  let failure = null;
+  for (const server of [...servers]) {
+    try {
+      const response = await fetch(`${server}/offer`, {
+        method: 'POST',
+        headers: authHeaders({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(OFFER_TIMEOUT_MS),
+      });
+      // the server that answered goes first next time
+      servers = [server, ...servers.filter((url) => url !== server)];
+      return { response, server };
+    } catch (error) {
+      failure = error;
+      if (servers.length > 1) console.warn(`${server} unreachable, trying the next node`);
+    }
+  }
+  throw failure;
+}
+
 export class SignalingError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -54,12 +90,9 @@ export async function connectPeer({ role, cameraId, person, station, iceServers,
   if (station) body.station = station;
   if (accessToken()) body.token = accessToken(); // the header says it too
   let response;
+  let server;
   try {
-    response = await fetch('/offer', {
-      method: 'POST',
-      headers: authHeaders({ 'Content-Type': 'application/json' }),
-      body: JSON.stringify(body),
-    });
+    ({ response, server } = await postOffer(body));
   } catch (error) {
     pc.close();
     throw new SignalingError(0, 'server unreachable');
@@ -69,8 +102,9 @@ export async function connectPeer({ role, cameraId, person, station, iceServers,
     pc.close();
     throw new SignalingError(response.status, answer.error || `HTTP ${response.status}`);
   }
+  learnServers(answer.nodes);
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
-  return { pc, channel, cameraId: answer.camera_id };
+  return { pc, channel, cameraId: answer.camera_id, server };
 }
 
 // Clock offset and round-trip time from ping/pong on the "komi" channel, so the page can

@@ -166,6 +166,56 @@ def _authorise(request: web.Request, rule: Rule) -> Grant:
     return grant
 
 
+def allowed_origins(request: web.Request) -> tuple[str, ...]:
+    """Other origins whose pages may call this server: `--allow-origin`, and in a cluster
+    every node's (a page served by one node reconnects through another)."""
+    config: ServerConfig = request.app[CONFIG]
+    cluster = request.app.get(CLUSTER)
+    if cluster is None:
+        return config.allow_origins
+    return config.allow_origins + tuple(sorted(cluster.origins()))
+
+
+CORS_METHODS = "GET, POST, PUT, DELETE"
+CORS_HEADERS = "Authorization, Content-Type"
+CORS_MAX_AGE_S = 600
+
+
+@web.middleware
+async def cross_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS for the allowed other origins only. A camera page served by a cluster node that
+    died offers through a live node: a cross-origin POST with a JSON body and a token, so the
+    browser asks first (preflight) and reads the answer only with these headers."""
+    origin = request.headers.get("Origin")
+    allowed = (
+        origin is not None
+        and foreign_origin(request, ()) is not None  # not our own origin
+        and foreign_origin(request, allowed_origins(request)) is None
+    )
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            logger.info("preflight from the page origin %r refused", (origin or "")[:100])
+            return web.json_response(
+                ErrorBody(f"requests from the page origin {origin!r} are refused").to_wire(),
+                status=403,
+            )
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin or "",
+                "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE_S),
+                "Vary": "Origin",
+            },
+        )
+    response = await handler(request)
+    if allowed and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Vary"] = "Origin"
+    return response
+
+
 @web.middleware
 async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Origin first (a foreign page never gets in, token or not), then the token's rights."""
@@ -173,7 +223,7 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     if rule is None or rule is Rule.PUBLIC:
         return await handler(request)
     config = request.app[CONFIG]
-    origin = foreign_origin(request, config.allow_origins)
+    origin = foreign_origin(request, allowed_origins(request))
     if origin is not None:
         raise Forbidden(
             f"requests from the page origin {origin!r} are refused (--allow-origin adds one)"
@@ -798,7 +848,7 @@ def _quiet_peer_races(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) 
 def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.Application:
     """Build the server. A given `pool` is used, not owned (tests share one)."""
     app = web.Application(
-        middlewares=[json_errors, bounded_urls, access_control, cluster_routing],
+        middlewares=[cross_origin, json_errors, bounded_urls, access_control, cluster_routing],
         client_max_size=config.max_body_bytes or 1024**3,
         handler_args={"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_REQUEST_LINE},
     )

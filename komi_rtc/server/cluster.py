@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from redis.exceptions import RedisError as _RedisError
@@ -40,6 +41,7 @@ CLUSTER_KEY = PREFIX + "cluster_key"  # signs the requests one node passes to an
 FORWARD_MAX_AGE_S = 60.0
 REVOKED_KEY = PREFIX + "revoked"
 NODES_KEY = PREFIX + "nodes"
+ORIGINS_KEY = PREFIX + "origins"  # every node's page origin, ever: its pages may call any node
 HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
@@ -83,6 +85,14 @@ DEATH_GRACE_S = 2.0  # a node missing this long after its record expired is dead
 
 class ClusterUnavailable(RuntimeError):
     """Redis cannot be reached at start (a clear message, not a traceback)."""
+
+
+def url_origin(url: str) -> str | None:
+    """`scheme://host[:port]` of a node's public URL, as a browser's Origin header says it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def check_redis(redis_url: str) -> None:
@@ -224,6 +234,7 @@ class Cluster:
         self._stopped = False  # redis-py may swallow a cancellation mid-command: loops check
         self._beats = 0
         self._revoked: set[str] = set()
+        self._origins: set[str] = {o for o in [url_origin(self.url)] if o}
         self._reachable = True
         self._relay = StatusRelay(self, registry)
         # set by the app: what a revocation, a dead node's cameras and a remote event do here
@@ -260,7 +271,7 @@ class Cluster:
                 f"cannot reach Redis at {redacted(self.redis_url)}: {exc}"
             ) from None
         await self._redis.set(CLUSTER_KEY, secrets.token_hex(32), nx=True)
-        self._key = str(await self._redis.get(CLUSTER_KEY)).encode()
+        await self._sync_key()
         await self._beat()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._listen(), "pubsub")
@@ -512,6 +523,13 @@ class Cluster:
         through another when its entry node dies."""
         others = sorted(i.url for i in self.view.values() if not i.draining)
         return [self.url, *others]
+
+    def origins(self) -> frozenset[str]:
+        """The page origins of every node of the cluster, dead ones too: a page one node
+        served may call the others (a camera page whose node died offers through a live
+        one, after that node left the view)."""
+        heard = {url_origin(i.url) for i in self.view.values()}
+        return frozenset(self._origins | {o for o in heard if o})
 
     def nodes(self) -> list[dict[str, Any]]:
         me = self.record().to_wire()
@@ -788,9 +806,14 @@ class Cluster:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(CLUSTER_KEY, self._key.decode(), nx=True)
             pipe.get(CLUSTER_KEY)
-            _, key = await pipe.execute()
+            if self._origins:
+                pipe.sadd(ORIGINS_KEY, *self._origins)
+            pipe.smembers(ORIGINS_KEY)
+            results = await pipe.execute()
+        key, origins = results[1], results[-1]
         if key:
             self._key = str(key).encode()
+        self._origins |= {o for o in map(url_origin, origins) if o}
 
     async def sync_revocations(self) -> None:
         """Take the revocations this node has not heard of (pub/sub delivers at most once:
