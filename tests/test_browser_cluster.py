@@ -1,7 +1,7 @@
-"""A browser camera page in a cluster of two real nodes (server processes, a real Redis):
-served by one node, it lands on the other when that node dies, with no load balancer. The
-page offers through the nodes its first answer listed; the live node accepts the dead
-node's page origin (CORS) and no other."""
+"""Browser pages in a cluster of two real nodes (server processes, a real Redis), with no
+load balancer: a camera page and a monitor page served by one node go on through the other
+when that node dies. The pages know the nodes from an offer's answer (`nodes`) or GET
+/cluster; the live node accepts the dead node's page origin (CORS) and no other."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from browser import (  # noqa: F401 (fixtures, used by name)
     BROWSER_TESTS,
     browser_fixture,
     open_camera,
+    open_monitor,
     person_y4m_fixture,
+    tile_is_live,
 )
 from cluster_nodes import Node, placement, until, wait_joined
 from databases import redis_server
@@ -54,7 +56,7 @@ async def _preflight(http: aiohttp.ClientSession, url: str, origin: str) -> Any:
         return response.status, dict(response.headers)
 
 
-async def test_a_camera_page_whose_node_dies_lands_on_a_live_node(two_nodes, browser):
+async def test_pages_whose_node_dies_go_on_through_a_live_node(two_nodes, browser):
     first, second = two_nodes["node_p1"], two_nodes["node_p2"]
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         # the live node lets the other node's pages call it, and no other page
@@ -64,12 +66,23 @@ async def test_a_camera_page_whose_node_dies_lands_on_a_live_node(two_nodes, bro
         status, headers = await _preflight(http, second.url, "http://evil.example")
         assert status == 403 and "Access-Control-Allow-Origin" not in headers
 
-        context, page = await open_camera(browser, first.url, CAMERA)  # both idle: it stays
+        contexts = []
         try:
+            context, page = await open_camera(browser, first.url, CAMERA)  # both idle: stays
+            contexts.append(context)
+            monitor_context, monitor = await open_monitor(browser, first.url)
+            contexts.append(monitor_context)
+            await tile_is_live(monitor, CAMERA)
             assert await page.evaluate("window.komiCamera.server") == first.url
             assert (await placement(http, first))[CAMERA] == first.id
+            known = await monitor.evaluate(
+                "import('/static/nodes.js').then((m) => m.knownServers())"
+            )
+            assert known == [first.url, second.url], known  # from GET /cluster
             results = await page.evaluate("window.komiCamera.results")
-            first.process.send_signal(signal.SIGKILL)  # the node that served the page
+            await monitor.evaluate(f"window.komiMonitor.tiles[{CAMERA!r}].before = true")
+
+            first.process.send_signal(signal.SIGKILL)  # the node that served both pages
             first.process.wait()
             await page.wait_for_function(
                 """([n, url]) => window.komiCamera.state === 'connected'
@@ -83,5 +96,19 @@ async def test_a_camera_page_whose_node_dies_lands_on_a_live_node(two_nodes, bro
                 return (await placement(http, second)).get(CAMERA) == second.id
 
             await until(on_second, 10, f"{CAMERA} listed on {second.id}")
+            # the monitor lists the cameras through the live node and watches the camera
+            # there: a new tile, playing and drawn
+            await monitor.wait_for_function(
+                """id => { const s = window.komiMonitor.tiles[id];
+                           return s && !s.before && !s.offline && s.messages >= 5
+                             && s.videoTime > 1 && s.drawn >= 5; }""",
+                arg=CAMERA,
+                timeout=60000,
+            )
+            known = await monitor.evaluate(
+                "import('/static/nodes.js').then((m) => m.knownServers())"
+            )
+            assert known[0] == second.url, known
         finally:
-            await context.close()
+            for context in reversed(contexts):
+                await context.close()

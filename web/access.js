@@ -7,6 +7,7 @@
 // `Authorization: Bearer`; WebSockets, which cannot set headers, as `?token=`.
 
 import { t } from './i18n.js';
+import { fetchFromNodes, serverUrl } from './nodes.js';
 
 const STORAGE_KEY = 'komi.token';
 let memoryToken = null; // when sessionStorage is unavailable (some private modes)
@@ -36,8 +37,8 @@ export function authHeaders(headers = {}) {
 
 // The ws:// (or wss://) address of `path` on this server, with the token as `?token=`.
 export function webSocketUrl(path) {
-  const url = new URL(path, location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const url = new URL(serverUrl(path));
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const token = accessToken();
   if (token) url.searchParams.set('token', token);
   return url.href;
@@ -69,7 +70,7 @@ export function showRefusal(element, status, forbiddenKey) {
 // when it may (or the server cannot be reached: the page's own retries handle that).
 export async function refusalFor(path) {
   try {
-    const response = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+    const response = await fetchFromNodes(path, { headers: authHeaders(), cache: 'no-store' });
     return isRefusal(response.status) ? response.status : null;
   } catch (error) {
     return null;

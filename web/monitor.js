@@ -11,6 +11,7 @@ import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
 import { near, NEAR_TICKS, PTS_WRAP, sameFrame } from './frame_keys.js';
 import { drawPoses } from './overlay.js';
+import { fetchFromNodes, learnClusterNodes, serverUrl } from './nodes.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
 import { showAnalysedRate } from './server_load.js';
 import { StationTile } from './station_view.js';
@@ -168,7 +169,7 @@ class Tile {
     // a trainer picks the exercise for this camera (REST, so it works for every camera kind)
     const body = { exercise };
     if (exercise && profile) body.profile = profile;
-    const response = await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`, {
+    const response = await fetch(serverUrl(`/cameras/${encodeURIComponent(this.cameraId)}/exercise`), {
       method: 'POST',
       headers: authHeaders({ 'Content-Type': 'application/json' }),
       body: JSON.stringify(body),
@@ -203,7 +204,7 @@ class Tile {
       input.reportValidity();
       return;
     }
-    const response = await fetch(`/cameras/${encodeURIComponent(this.cameraId)}/person`, {
+    const response = await fetch(serverUrl(`/cameras/${encodeURIComponent(this.cameraId)}/person`), {
       method: 'POST',
       headers: authHeaders({ 'Content-Type': 'application/json' }),
       body: JSON.stringify({ person: value || null }),
@@ -402,7 +403,7 @@ let stationsTimer = null;
 async function refreshStations() {
   clearTimeout(stationsTimer);
   if (debug.access) return;
-  const response = await fetch('/stations', { headers: authHeaders(), cache: 'no-store' }).catch(() => null);
+  const response = await fetchFromNodes('/stations', { headers: authHeaders(), cache: 'no-store' }).catch(() => null);
   if (response && isRefusal(response.status)) { refuse(response.status); return; }
   if (response && response.ok) {
     const answer = await response.json().catch(() => ({}));
@@ -450,7 +451,7 @@ function updateCameras(cameras) {
 
 // People already known, as suggestions for the tiles' person fields.
 async function listPeople() {
-  const response = await fetch('/people', { headers: authHeaders() }).catch(() => null);
+  const response = await fetchFromNodes('/people', { headers: authHeaders() }).catch(() => null);
   if (!response || !response.ok) return;
   const answer = await response.json().catch(() => ({}));
   $('people-options').replaceChildren(...(answer.people || []).map((person) => {
@@ -478,6 +479,7 @@ async function watchCameraList(delay = 1000) {
   if (debug.access) return;
   const refusal = await refusalFor('/cameras');
   if (refusal) { refuse(refusal); return; }
+  await learnClusterNodes(authHeaders()); // in a cluster: where to go on if this node dies
   listPeople();
   const socket = new WebSocket(webSocketUrl('/ws/monitor'));
   socket.onmessage = (event) => {

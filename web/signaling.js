@@ -1,12 +1,13 @@
 // Signaling: POST /offer with a complete (non-trickle) offer, as docs/protocol.md describes.
 
 import { accessToken, authHeaders, isRefusal } from './access.js';
+import { fetchFromNodes, knownServers, learnServers } from './nodes.js';
 
 // The client config; throws a SignalingError when the server refuses this page's token.
 export async function fetchConfig() {
   let response;
   try {
-    response = await fetch('/config.json', { headers: authHeaders() });
+    response = await fetchFromNodes('/config.json', { headers: authHeaders() });
   } catch (error) {
     response = null; // unreachable: the defaults below work on a LAN
   }
@@ -30,40 +31,14 @@ function iceGatheringComplete(pc, timeoutMs = 3000) {
   });
 }
 
-// Where offers go. First this page's own server; a cluster's answer lists its live nodes
-// (`nodes`), and when the server tried cannot be reached the next is tried at once: a camera
-// page whose node died lands on a live node (the nodes allow each other's pages, CORS).
-let servers = [location.origin];
-const OFFER_TIMEOUT_MS = 15000; // a machine that is gone answers nothing at all
-
-export function knownServers() { return [...servers]; }
-
-function learnServers(nodes) {
-  if (!Array.isArray(nodes)) return;
-  const urls = nodes.filter((url) => typeof url === 'string' && /^https?:\/\//.test(url))
-    .map((url) => url.replace(/\/+$/, ''));
-  if (urls.length) servers = [...new Set([...urls, ...servers])];
-}
-
+// Where offers go: the server in use, else the next node that answers (nodes.js).
 async function postOffer(body) {
-  let failure = null;
-  for (const server of [...servers]) {
-    try {
-      const response = await fetch(`${server}/offer`, {
-        method: 'POST',
-        headers: authHeaders({ 'Content-Type': 'application/json' }),
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(OFFER_TIMEOUT_MS),
-      });
-      // the server that answered goes first next time
-      servers = [server, ...servers.filter((url) => url !== server)];
-      return { response, server };
-    } catch (error) {
-      failure = error;
-      if (servers.length > 1) console.warn(`${server} unreachable, trying the next node`);
-    }
-  }
-  throw failure;
+  const response = await fetchFromNodes('/offer', {
+    method: 'POST',
+    headers: authHeaders({ 'Content-Type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
+  return { response, server: knownServers()[0] };
 }
 
 export class SignalingError extends Error {

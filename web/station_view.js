@@ -11,6 +11,7 @@ import { accessToken, authHeaders, isRefusal } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker } from './exercise_picker.js';
 import { currentLanguage, format, t } from './i18n.js';
+import { serverUrl } from './nodes.js';
 import { Skeleton3D } from './skeleton3d.js';
 
 const FRESH_MS = 2000; // a station_processed this recent tells more than the polled summary
@@ -53,7 +54,7 @@ export class StationTile {
   async showJoinLink() {
     const box = this.q('.join-qr');
     try {
-      const response = await fetch(`/stations/${encodeURIComponent(this.stationId)}/join`,
+      const response = await fetch(serverUrl(`/stations/${encodeURIComponent(this.stationId)}/join`),
         { headers: authHeaders(), cache: 'no-store' });
       if (isRefusal(response.status)) { this.onRefusal(response.status); return; }
       const body = await response.json();
@@ -239,7 +240,7 @@ export class StationTile {
   }
 
   async post(path, body) {
-    const response = await fetch(`/stations/${encodeURIComponent(this.stationId)}/${path}`, {
+    const response = await fetch(serverUrl(`/stations/${encodeURIComponent(this.stationId)}/${path}`), {
       method: 'POST',
       headers: authHeaders({ 'Content-Type': 'application/json' }),
       body: JSON.stringify(body),

@@ -426,6 +426,7 @@ class Cluster:
         joined = set(seen) - before
         cameras_before = self.all_cameras()
         self.view = seen
+        self._origins |= {o for o in (url_origin(i.url) for i in seen.values()) if o}
         for node in joined:
             logger.info("cluster: node %s at %s is up", node, seen[node].url)
         for node, info in died.items():
@@ -528,8 +529,7 @@ class Cluster:
         """The page origins of every node of the cluster, dead ones too: a page one node
         served may call the others (a camera page whose node died offers through a live
         one, after that node left the view)."""
-        heard = {url_origin(i.url) for i in self.view.values()}
-        return frozenset(self._origins | {o for o in heard if o})
+        return frozenset(self._origins)
 
     def nodes(self) -> list[dict[str, Any]]:
         me = self.record().to_wire()
