@@ -109,6 +109,51 @@ async def test_every_endpoint_and_websocket_refuses_a_foreign_origin_even_with_a
         assert status == 200
 
 
+async def test_cors_answers_only_the_allowed_other_origins(server):
+    """Preflights and answers carry Access-Control-Allow-Origin for an --allow-origin page
+    (in a cluster: every node's), and for nobody else."""
+    allowed = await _start(server, allow_origins=("https://gym.example",))
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.options(
+            f"{allowed.url}/offer", headers={**preflight, "Origin": "https://gym.example"}
+        ) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == "https://gym.example"
+            assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+            assert "POST" in response.headers["Access-Control-Allow-Methods"]
+        async with http.options(
+            f"{allowed.url}/offer", headers={**preflight, "Origin": FOREIGN}
+        ) as response:
+            assert response.status == 403 and "origin" in (await response.json())["error"]
+            assert "Access-Control-Allow-Origin" not in response.headers
+        for origin, expected in (("https://gym.example", "https://gym.example"), (FOREIGN, None)):
+            async with http.get(
+                f"{allowed.url}/cameras", headers={**AUTH_HEADERS, "Origin": origin}
+            ) as response:
+                assert response.headers.get("Access-Control-Allow-Origin") == expected
+                assert "Origin" in response.headers["Vary"]
+                assert response.status == (200 if expected else 403)
+    # the server's own pages need no CORS: none is sent
+    async with aiohttp.ClientSession(headers={**AUTH_HEADERS, "Origin": server.url}) as http:
+        async with http.get(f"{server.url}/cameras") as response:
+            assert response.status == 200
+            assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_a_node_s_page_origin_is_its_public_url_s_as_a_browser_writes_it():
+    from komi_rtc.server.cluster import url_origin
+
+    assert url_origin("http://10.0.0.11:8000/") == "http://10.0.0.11:8000"
+    assert url_origin("https://Node1.Gym.example:443") == "https://node1.gym.example"
+    assert url_origin("http://node1:80/komi") == "http://node1"
+    assert url_origin("https://[::1]:8443") == "https://[::1]:8443"
+    assert url_origin("ftp://node1") is None and url_origin("http://node1:99999") is None
+
+
 async def _start(server, **overrides):
     """A second server in the same test (the start_server fixture stops it)."""
     return await server.start(**overrides)

@@ -10,6 +10,7 @@ import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker, loadCatalog } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
+import { fetchFromNodes } from './nodes.js';
 import { connectPeer, fetchConfig, RateMeter, ServerClock } from './signaling.js';
 import { showAnalysedRate } from './server_load.js';
 
@@ -487,7 +488,7 @@ window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(re
 // People already known, as suggestions (a monitor or admin link may list them; a camera
 // link may not, and types the name).
 async function listPeople() {
-  const response = await fetch('/people', { headers: authHeaders() }).catch(() => null);
+  const response = await fetchFromNodes('/people', { headers: authHeaders() }).catch(() => null);
   if (!response || !response.ok) return;
   const answer = await response.json().catch(() => ({}));
   $('people-options').replaceChildren(...(answer.people || []).map((person) => {

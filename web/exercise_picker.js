@@ -7,6 +7,7 @@
 
 import { authHeaders } from './access.js';
 import { currentLanguage } from './i18n.js';
+import { fetchFromNodes } from './nodes.js';
 
 const CHOICE_TIMEOUT_MS = 5000; // a choice the server never confirmed stops hiding its state
 
@@ -14,9 +15,9 @@ let catalog = null;
 // `/exercises`, fetched once per page: [{id, name: {en, ko}, kind, views}].
 export function loadCatalog() {
   if (!catalog) {
-    catalog = fetch('/exercises', { headers: authHeaders() })
+    catalog = fetchFromNodes('/exercises', { headers: authHeaders() })
       .then((r) => (r.ok ? r.json() : {})).then((d) => d.exercises || [])
-      .catch(() => []); // an older server, or no access: pose only
+      .catch(() => { catalog = null; return []; }); // unreachable or refused: pose only, ask again later
   }
   return catalog;
 }

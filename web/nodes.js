@@ -29,24 +29,39 @@ export async function learnClusterNodes(headers) {
   } catch (error) { /* no node answers: the page's own retries come back here */ }
 }
 
-// fetch(path) from the first server that answers, which is then the one in use. Throws
-// (as fetch does) when none can be reached; any HTTP answer is returned as it is.
-export async function fetchFromNodes(path, options = {}) {
+// A signal that aborts after `ms` (AbortSignal.timeout is missing before Chrome 103 and
+// Safari 16).
+function timeoutSignal(ms) {
+  if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), ms);
+  return controller.signal;
+}
+
+// fetch(path) from the first server that answers, which is then the one in use:
+// { response, server }. Throws (as fetch does) when none can be reached; any HTTP answer
+// is returned as it is. `timeoutMs`: how long one server may take to answer.
+export async function fetchThroughNodes(path, options = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
   let failure = null;
   for (const server of [...servers]) {
     try {
       const response = await fetch(`${server}${path}`, {
         ...options,
-        signal: options.signal || AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: options.signal || timeoutSignal(timeoutMs),
       });
       if (server !== servers[0]) {
         console.warn(`${servers[0]} unreachable, going on through ${server}`);
         servers = [server, ...servers.filter((url) => url !== server)];
       }
-      return response;
+      return { response, server };
     } catch (error) {
       failure = error;
     }
   }
   throw failure;
+}
+
+// fetchThroughNodes' response alone.
+export async function fetchFromNodes(path, options = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
+  return (await fetchThroughNodes(path, options, timeoutMs)).response;
 }

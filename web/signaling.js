@@ -1,7 +1,7 @@
 // Signaling: POST /offer with a complete (non-trickle) offer, as docs/protocol.md describes.
 
 import { accessToken, authHeaders, isRefusal } from './access.js';
-import { fetchFromNodes, knownServers, learnServers } from './nodes.js';
+import { fetchFromNodes, fetchThroughNodes, learnServers } from './nodes.js';
 
 // The client config; throws a SignalingError when the server refuses this page's token.
 export async function fetchConfig() {
@@ -31,14 +31,17 @@ function iceGatheringComplete(pc, timeoutMs = 3000) {
   });
 }
 
+// A node answers an offer within about 15 s (ICE), plus up to 30 s when it passes it to
+// another node: only a node silent for longer counts as down (its offer would run twice).
+const OFFER_TIMEOUT_MS = 50000;
+
 // Where offers go: the server in use, else the next node that answers (nodes.js).
-async function postOffer(body) {
-  const response = await fetchFromNodes('/offer', {
+function postOffer(body) {
+  return fetchThroughNodes('/offer', {
     method: 'POST',
     headers: authHeaders({ 'Content-Type': 'application/json' }),
     body: JSON.stringify(body),
-  });
-  return { response, server: knownServers()[0] };
+  }, OFFER_TIMEOUT_MS);
 }
 
 export class SignalingError extends Error {

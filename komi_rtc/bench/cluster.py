@@ -550,7 +550,7 @@ def _redis_report(
     shared admin token, SMEMBERS, and per camera and station claim an EVAL that runs a GET
     and a SET, each counted by Redis), with other nodes one MGET of their records, and
     every tenth beat an HGETALL of the revocations, a SET NX and GET of the signing key and
-    a SADD and SMEMBERS of the nodes' page origins."""
+    a ZADD, ZREMRANGEBYSCORE and ZRANGE of the nodes' page origins."""
     calls = {
         name: end.redis.get(name, 0) - start.redis.get(name, 0)
         for name in set(start.redis) | set(end.redis)
@@ -560,7 +560,7 @@ def _redis_report(
     total = sum(calls.values())
     others = len(records) > 1
     heartbeat = sum(
-        4 + 3 * (len(r["cameras"]) + len(r.get("stations", []))) + (1 if others else 0) + 0.5
+        4 + 3 * (len(r["cameras"]) + len(r.get("stations", []))) + (1 if others else 0) + 0.6
         for r in records.values()
     )
     return {

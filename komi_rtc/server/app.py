@@ -210,9 +210,14 @@ async def cross_origin(request: web.Request, handler: Handler) -> web.StreamResp
             },
         )
     response = await handler(request)
-    if allowed and not response.prepared:
-        response.headers["Access-Control-Allow-Origin"] = origin or ""
-        response.headers["Vary"] = "Origin"
+    if not response.prepared and allowed_origins(request):
+        vary = response.headers.get("Vary")
+        if not vary:
+            response.headers["Vary"] = "Origin"  # the answer depends on who asks
+        elif "origin" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Origin"
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin or ""
     return response
 
 

@@ -41,7 +41,8 @@ CLUSTER_KEY = PREFIX + "cluster_key"  # signs the requests one node passes to an
 FORWARD_MAX_AGE_S = 60.0
 REVOKED_KEY = PREFIX + "revoked"
 NODES_KEY = PREFIX + "nodes"
-ORIGINS_KEY = PREFIX + "origins"  # every node's page origin, ever: its pages may call any node
+ORIGINS_KEY = PREFIX + "origins"  # node page origins by when last seen: its pages may call
+ORIGIN_KEPT_S = 7 * 24 * 3600.0  # any node this long after it was last up (then forgotten)
 HEARTBEAT_S = 1.0
 EXPIRY_MS = 3000  # a node's record and claims outlive its last heartbeat by this much
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
@@ -88,11 +89,21 @@ class ClusterUnavailable(RuntimeError):
 
 
 def url_origin(url: str) -> str | None:
-    """`scheme://host[:port]` of a node's public URL, as a browser's Origin header says it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """`scheme://host[:port]` of a node's public URL, as a browser's Origin header says it
+    (no default port)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
         return None
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if port is None or port == {"http": 80, "https": 443}[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def check_redis(redis_url: str) -> None:
@@ -234,7 +245,8 @@ class Cluster:
         self._stopped = False  # redis-py may swallow a cancellation mid-command: loops check
         self._beats = 0
         self._revoked: set[str] = set()
-        self._origins: set[str] = {o for o in [url_origin(self.url)] if o}
+        self._own_origin = url_origin(self.url)
+        self._origins: set[str] = {self._own_origin} if self._own_origin else set()
         self._reachable = True
         self._relay = StatusRelay(self, registry)
         # set by the app: what a revocation, a dead node's cameras and a remote event do here
@@ -426,7 +438,9 @@ class Cluster:
         joined = set(seen) - before
         cameras_before = self.all_cameras()
         self.view = seen
-        self._origins |= {o for o in (url_origin(i.url) for i in seen.values()) if o}
+        self._origins |= {
+            o for o in (url_origin(i.url) for i in seen.values()) if o
+        }  # until the next sync
         for node in joined:
             logger.info("cluster: node %s at %s is up", node, seen[node].url)
         for node, info in died.items():
@@ -526,9 +540,9 @@ class Cluster:
         return [self.url, *others]
 
     def origins(self) -> frozenset[str]:
-        """The page origins of every node of the cluster, dead ones too: a page one node
-        served may call the others (a camera page whose node died offers through a live
-        one, after that node left the view)."""
+        """The page origins of the cluster's nodes, those that died within ORIGIN_KEPT_S
+        too: a page one node served may call the others (a camera page whose node died
+        offers through a live one, after that node left the view)."""
         return frozenset(self._origins)
 
     def nodes(self) -> list[dict[str, Any]]:
@@ -806,14 +820,17 @@ class Cluster:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(CLUSTER_KEY, self._key.decode(), nx=True)
             pipe.get(CLUSTER_KEY)
-            if self._origins:
-                pipe.sadd(ORIGINS_KEY, *self._origins)
-            pipe.smembers(ORIGINS_KEY)
+            now = time.time()
+            if self._own_origin:  # each node keeps its own origin fresh
+                pipe.zadd(ORIGINS_KEY, {self._own_origin: now})
+            pipe.zremrangebyscore(ORIGINS_KEY, "-inf", now - ORIGIN_KEPT_S)
+            pipe.zrange(ORIGINS_KEY, 0, -1)
             results = await pipe.execute()
         key, origins = results[1], results[-1]
         if key:
             self._key = str(key).encode()
-        self._origins |= {o for o in map(url_origin, origins) if o}
+        current = {url_origin(i.url) for i in self.view.values()} | {self._own_origin}
+        self._origins = {o for o in [*map(url_origin, origins), *current] if o}
 
     async def sync_revocations(self) -> None:
         """Take the revocations this node has not heard of (pub/sub delivers at most once:
