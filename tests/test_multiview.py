@@ -13,6 +13,7 @@ import pytest
 from komi_rtc.analysis.geometry import ANGLES as ANALYSER_ANGLES
 from komi_rtc.multiview import (
     DEFAULT_SQUARE_M,
+    CalibrationError,
     StationCalibration,
     board_png,
     calibrate_from_board,
@@ -126,6 +127,24 @@ def test_3d_angles_use_the_analysers_names_and_are_exact_on_the_skeleton(cameras
     assert {"left_hip", "right_elbow", "left_shoulder", "right_body_line"} <= set(angles)
     hidden = triangulate(calibration, {"front": _views(cameras, points)["front"]})
     assert joint_angles_3d(hidden) == {}
+
+
+@pytest.mark.parametrize("unrelated", [0.3, 0.5])
+def test_self_calibration_refuses_views_that_disagree_and_says_why(cameras, squats, unrelated):
+    """One camera sees something else in a share of the frames (another person, a bad
+    detection): no calibration, and a reason a person can act on (the station answers 409
+    with it), not a numerical error."""
+    rng = np.random.default_rng(3)
+    observations = {c: [] for c in cameras}
+    for points in squats:
+        for camera_id, keypoints in _views(cameras, points, rng, noise_px=2.0).items():
+            if camera_id != "front" and rng.random() < unrelated:
+                keypoints = keypoints.copy()
+                keypoints[:, :2] = rng.uniform(0, 1, (33, 2)) * np.array(cameras[camera_id].size)
+            observations[camera_id].append(keypoints)
+    sizes = {c: cam.size for c, cam in cameras.items()}
+    with pytest.raises(CalibrationError, match="try again"):
+        self_calibrate(observations, sizes, HEIGHT_M)
 
 
 def test_self_calibration_recovers_the_cameras_and_the_scale_from_noisy_keypoints(cameras, squats):

@@ -53,6 +53,7 @@ JOINTS = tuple(
 )  # fmt: skip
 MIN_CONFIDENCE = 0.5
 MAX_FRAMES = 100
+MIN_INLIER_SHARE = 0.3  # of the shared observations the fit explains (89-100% measured)
 _ROBUST_SCALE_PX = 4.0  # where the loss turns from squared to linear: BlazePose's jitter
 _FOCAL_PRIOR_SIGMA = 0.5  # log-focal: a weak pull toward the guess (a factor 1.65 is 1 sigma)
 
@@ -262,23 +263,34 @@ def self_calibrate(
     keep = point_weights > 0
     for _round in range(2):
         problem = _Problem(point_pixels, np.where(keep, point_weights, 0.0), K0)
-        fit = least_squares(
-            problem.residuals,
-            x,
-            loss="huber",
-            f_scale=_ROBUST_SCALE_PX,
-            x_scale="jac",
-            method="trf",
-            max_nfev=100,
-        )
+        try:
+            fit = least_squares(
+                problem.residuals,
+                x,
+                loss="huber",
+                f_scale=_ROBUST_SCALE_PX,
+                x_scale="jac",
+                method="trf",
+                max_nfev=100,
+            )
+        except np.linalg.LinAlgError:  # the views fit no geometry at all
+            raise CalibrationError(
+                "the views do not agree on where the cameras are: let every camera see "
+                "the whole body, move, and try again"
+            ) from None
         x = fit.x
         logger.debug("bundle adjustment: %d evaluations, cost %.1f", fit.nfev, fit.cost)
         # drop the observations the fit cannot explain (a swapped or misplaced joint)
         errors = np.linalg.norm(_Problem(point_pixels, point_weights, K0).errors(x), axis=2)
         keep = (point_weights > 0) & (errors <= DEFAULT_GATE_PX)
     observed = point_weights > 0
+    inlier_share = float(keep.sum() / max(1, observed.sum()))
+    if inlier_share < MIN_INLIER_SHARE:  # a fit that explains so little placed no camera
+        raise CalibrationError(
+            f"the views agree on only {inlier_share:.0%} of the joints they share: "
+            "let every camera see the whole body, move, and try again"
+        )
     rms = float(np.sqrt(np.mean(errors[keep] ** 2)))
-    inlier_share = float(keep.sum() / observed.sum())
 
     rotations, translations, focal = problem.unpack(x)
     models = {}
