@@ -129,20 +129,22 @@ def test_3d_angles_use_the_analysers_names_and_are_exact_on_the_skeleton(cameras
     assert joint_angles_3d(hidden) == {}
 
 
-@pytest.mark.parametrize("unrelated", [0.3, 0.5])
-def test_self_calibration_refuses_views_that_disagree_and_says_why(cameras, squats, unrelated):
-    """One camera sees something else in a share of the frames (another person, a bad
+def test_self_calibration_refuses_views_that_disagree_and_says_why(cameras, squats):
+    """One of two cameras sees something else in half the frames (another person, a bad
     detection): no calibration, and a reason a person can act on (the station answers 409
-    with it), not a numerical error."""
+    with it), not a numerical error. (Two cameras and 20 instants: a fit on garbage runs
+    to its evaluation limit, 7 s here; with all 80 instants and three cameras it took 48 s
+    and ended on the under-30%-of-joints check instead.)"""
+    pair = {c: cameras[c] for c in ("front", "left")}
     rng = np.random.default_rng(3)
-    observations = {c: [] for c in cameras}
-    for points in squats:
-        for camera_id, keypoints in _views(cameras, points, rng, noise_px=2.0).items():
-            if camera_id != "front" and rng.random() < unrelated:
+    observations = {c: [] for c in pair}
+    for points in squats[::4]:
+        for camera_id, keypoints in _views(pair, points, rng, noise_px=2.0).items():
+            if camera_id != "front" and rng.random() < 0.5:
                 keypoints = keypoints.copy()
-                keypoints[:, :2] = rng.uniform(0, 1, (33, 2)) * np.array(cameras[camera_id].size)
+                keypoints[:, :2] = rng.uniform(0, 1, (33, 2)) * np.array(pair[camera_id].size)
             observations[camera_id].append(keypoints)
-    sizes = {c: cam.size for c, cam in cameras.items()}
+    sizes = {c: cam.size for c, cam in pair.items()}
     with pytest.raises(CalibrationError, match="try again"):
         self_calibrate(observations, sizes, HEIGHT_M)
 
