@@ -20,6 +20,7 @@ from komi_rtc.analysis.catalog import default_catalog
 from komi_rtc.analysis.fusion import StationFusion, ViewFrame
 from komi_rtc.media.capture_clock import CaptureClock
 from komi_rtc.media.rtp_timestamps import SenderTimestampOrigin, lookup_pts
+from komi_rtc.server.stations import MAX_WAITING, Pairer, ViewItem
 from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
 
 TIME_BASE = fractions.Fraction(1, 90000)
@@ -331,3 +332,49 @@ def test_a_calibrated_station_judges_depth_from_the_3d_knee_angle():
     assert reps[0]["peak_angle_3d_deg"] == 85.0 and "shallow" not in reps[0]["errors"]
     assert reps[1]["peak_angle_3d_deg"] == 118.0 and "shallow" in reps[1]["errors"]
     assert reps[0]["judged_in_3d"] == ["shallow"]
+
+
+def _view(camera_id: str, captured: float, reps: list[dict[str, Any]] | None = None) -> ViewItem:
+    return ViewItem(camera_id, captured, int(captured * 1000), [], 640, 480, None, reps or [])
+
+
+async def test_a_rep_on_a_frame_no_group_takes_still_reaches_the_station():
+    """CI lost a view's rep: the frame that completed it was passed over for a newer one."""
+    groups: list[list[ViewItem]] = []
+    pairer = Pairer(groups.append)
+    pairer.set_cameras(["front", "side"])
+    rep = {"index": 2, "ended_at": 1.05}
+    try:
+        pairer.add(_view("side", 1.00))
+        pairer.add(_view("front", 1.05, [rep]))  # no side frame within half an interval
+        pairer.add(_view("front", 1.10))
+        pairer.add(_view("side", 1.10))  # pairs with front 1.10; front 1.05 is passed over
+        [group] = groups
+        front = next(item for item in group if item.camera_id == "front")
+        assert front.captured == 1.10 and front.reps == [rep]
+    finally:
+        pairer.close()
+
+
+async def test_a_rep_on_a_frame_let_go_from_a_full_queue_is_carried_on():
+    emitted = asyncio.Event()
+    groups: list[list[ViewItem]] = []
+
+    def emit(group: list[ViewItem]) -> None:
+        groups.append(group)
+        if len(groups) == MAX_WAITING:
+            emitted.set()
+
+    pairer = Pairer(emit)
+    pairer.set_cameras(["front", "side"])  # the side camera never sends
+    rep = {"index": 1, "ended_at": 0.0}
+    try:
+        pairer.add(_view("front", 0.0, [rep]))
+        for i in range(1, MAX_WAITING + 1):
+            pairer.add(_view("front", i / 100))  # faster than the wait lets them go
+        async with asyncio.timeout(5):
+            await emitted.wait()  # the rest go alone once they have waited MAX_WAIT_S
+        reps = [r for group in groups for item in group for r in item.reps]
+        assert reps == [rep] and groups[0][0].captured == 0.01
+    finally:
+        pairer.close()

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_CAMERAS = 4
 MAX_STATIONS = 64  # stations nobody streams to are dropped first to make room
 MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
+MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
 DEFAULT_INTERVAL_S = 1 / 15
 
 
@@ -108,7 +109,9 @@ class Pairer:
             old = self._interval.get(item.camera_id, item.captured - previous)
             self._interval[item.camera_id] = 0.8 * old + 0.2 * (item.captured - previous)
         self._last_captured[item.camera_id] = item.captured
-        queue = self._waiting.setdefault(item.camera_id, deque(maxlen=8))
+        queue = self._waiting.setdefault(item.camera_id, deque())
+        if len(queue) >= MAX_WAITING:
+            _carry_reps(queue.popleft(), queue[0] if queue else item)
         queue.append(item)
         self._pair(item)
         self._expire()
@@ -124,7 +127,9 @@ class Pairer:
         for item in group:
             queue = self._waiting[item.camera_id]
             while queue and queue[0].captured <= item.captured:
-                queue.popleft()  # this frame and older ones of that camera are done
+                skipped = queue.popleft()  # this frame and older ones of that camera are done
+                if skipped is not item:
+                    _carry_reps(skipped, item)
         self._emit(group)
 
     def _pair(self, item: ViewItem) -> None:
@@ -166,6 +171,13 @@ class Pairer:
             self._timer.cancel()
             self._timer = None
         self._waiting.clear()
+
+
+def _carry_reps(skipped: ViewItem, later: ViewItem) -> None:
+    """A frame left out of every group may still have completed a rep: the camera's next
+    grouped frame carries it, or the station would never count (or confirm) that rep."""
+    if skipped.reps:
+        later.reps[:0] = skipped.reps
 
 
 class Station:
