@@ -152,16 +152,26 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
         half_frame_ms = 500.0 / fps
         # the server's own estimate, and the truth from when each frame was captured
         assert station["sync_error_ms"] < half_frame_ms
+        # Two cameras that are not genlocked capture up to half a frame interval apart (their
+        # phase is set by when each started): a pair is right when its frames are the nearest
+        # ones. What the server controls is its clock for each camera: per pair, the capture
+        # interval it computed against the true one (aiortc's sender reports stamp send
+        # time, so a starved camera's encoding delay shows up here: 7-17 ms p95 quiet,
+        # 17-30 ms beside two busy loops).
         true_errors = []
+        clock_errors = []
         for pair in both:
             a = cam_side.true_capture(pair["frames"]["st_side"])
             b = cam_front.true_capture(pair["frames"]["st_front"])
             if a is not None and b is not None:
                 true_errors.append(abs(a - b) * 1000)
+                server = pair["captured"]["st_side"] - pair["captured"]["st_front"]
+                clock_errors.append(abs((a - b) - server) * 1000)
         assert len(true_errors) >= 0.8 * len(both)
+        clock_errors.sort()
+        assert clock_errors[int(0.95 * (len(clock_errors) - 1))] < half_frame_ms, clock_errors
         true_errors.sort()
-        p95 = true_errors[int(0.95 * (len(true_errors) - 1))]
-        assert p95 < half_frame_ms + 10, true_errors[-10:]
+        assert true_errors[int(0.95 * (len(true_errors) - 1))] < 2 * half_frame_ms, true_errors
         analysis = pairs[-1]["analysis"]
         assert analysis["source"] == "st_side" and analysis["views"]["st_front"] == "front"
         assert analysis["metric_sources"]["knee_tracking"] == "st_front"
