@@ -97,7 +97,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             frame_arrivals[message["frame_pts"]] = now
         elif kind == "station_processed":
             station_messages.append(
-                [now, message["frames"], message["sync_error_ms"], "pose3d" in message]
+                [
+                    now,
+                    message["frames"],
+                    message["sync_error_ms"],
+                    "pose3d" in message,
+                    message.get("captured", {}),
+                ]
             )
         elif kind == "rep_completed":
             if message.get("station_id"):
@@ -124,7 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await pc.close()
     first = min(track.captured) if track.captured else 0
     true_capture = {}
-    for _, frames, _, _ in station_messages:
+    for _, frames, *_ in station_messages:
         pts = frames.get(args.camera_id)
         if pts is not None:
             found = lookup_pts(track.captured, pts + first)

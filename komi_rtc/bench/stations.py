@@ -7,8 +7,13 @@ film one rendered person doing squats, from the side and from the front, into on
 started at different times, with their clocks set off by seconds, and in some sessions with
 one view failing (its camera sees nobody from some moment on). Measured per session:
 - true sync error: how far apart the two frames of each pair really were captured (each
-  camera process knows when it captured every frame), and the server's own estimate;
-- the station's rep count against the reps the person really did while it counted;
+  camera process knows when it captured every frame), and the server's own estimate. The
+  cameras are not genlocked: each captures on its own phase, so a pair can be up to half a
+  frame interval apart even when the server is exact;
+- the server's clock error: per pair, the capture interval the server computed from the
+  sender reports against the true one (what pairing depends on);
+- the station's rep count against the reps the person really did while it counted, and
+  how many of them both views saw (the other view's rep matched to it);
 - how much later `station_processed` reaches a camera than its own `frame_processed`.
 """
 
@@ -132,8 +137,9 @@ def run_session(
     # a rep both views saw: the other view's rep was matched to it (fusion.py)
     both_views = [r for r in counted if len(r.get("views") or {}) == 2]
     true_errors = []
+    clock_errors: list[float] = []
     estimated = []
-    for _, frames, sync_ms, _ in side["station_messages"]:
+    for _, frames, sync_ms, _, captured in side["station_messages"]:
         if len(frames) != 2:
             continue
         a = side["true_capture"].get(str(frames.get(f"{station}_side")))
@@ -141,10 +147,14 @@ def run_session(
         if a is not None and b is not None:
             true_errors.append(abs(a - b) * 1000.0)
             estimated.append(sync_ms)
+            # the server's clock for each camera: its capture interval against the true one
+            server = captured.get(f"{station}_side"), captured.get(f"{station}_front")
+            if None not in server:
+                clock_errors.append(abs((a - b) - (server[0] - server[1])) * 1000.0)
     pairs = [m for m in side["station_messages"] if len(m[1]) == 2]
     extra_ms = []
     arrivals = side["frame_arrivals"]
-    for received, frames, _, _ in side["station_messages"]:
+    for received, frames, *_ in side["station_messages"]:
         pts = frames.get(f"{station}_side")
         own = arrivals.get(str(pts))
         if own is not None:
@@ -165,6 +175,8 @@ def run_session(
         "true_sync_ms_p50": pct(true_errors, 50),
         "true_sync_ms_p95": pct(true_errors, 95),
         "true_sync_ms_max": pct(true_errors, 100),
+        "clock_error_ms_p50": pct(clock_errors, 50),
+        "clock_error_ms_p95": pct(clock_errors, 95),
         "estimated_sync_ms_mean": round(float(np.mean(estimated)), 1) if estimated else None,
         "server_sync_error_ms": summary["sync_error_ms"],
         "station_extra_latency_ms_p50": pct(extra_ms, 50),
@@ -197,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             _wait_ready(url + "/healthz", server)
             print(
                 "| scenario | reps (true / station) | exact | reps both views saw | "
-                "pairs with both views | true sync ms p50 / p95 / max | server's estimate ms | "
+                "pairs with both views | true sync ms p50 / p95 / max | server's clock error ms "
+                "p50 / p95 | server's estimate ms | "
                 "station_processed after frame_processed ms p50 / p95 |\n"
-                "|---|---|---|---|---|---|---|---|",
+                "|---|---|---|---|---|---|---|---|---|",
                 flush=True,
             )
             for index in range(args.sessions):
@@ -211,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{'yes' if row['exact'] else 'NO'} | {row['reps_with_both_views']} | "
                     f"{row['paired_share']:.0%} | "
                     f"{row['true_sync_ms_p50']} / {row['true_sync_ms_p95']} / "
-                    f"{row['true_sync_ms_max']} | {row['estimated_sync_ms_mean']} | "
+                    f"{row['true_sync_ms_max']} | {row['clock_error_ms_p50']} / "
+                    f"{row['clock_error_ms_p95']} | {row['estimated_sync_ms_mean']} | "
                     f"{row['station_extra_latency_ms_p50']} / "
                     f"{row['station_extra_latency_ms_p95']} |",
                     flush=True,
