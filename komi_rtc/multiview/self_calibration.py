@@ -21,6 +21,7 @@ person's keypoints cannot tell those apart from the pose of the camera.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import cv2
@@ -56,7 +57,9 @@ MAX_FRAMES = 100
 MIN_INLIER_SHARE = 0.3  # of the shared observations the fit explains (89-100% measured)
 GOOD_INLIER_SHARE = 0.85  # what a fit from another start than the stated one must explain
 FOV_STARTS = (1.0, 1.3, 0.75)  # the stated field of view times these
+RETRY_WITHIN_S = 30.0  # seconds of solving after which no other start is tried
 PLAUSIBLE_FOV_DEG = (10.0, 160.0)  # a fitted field of view outside this is no camera's
+MIN_BASELINE_M = 0.2  # cameras closer than this see no depth
 _ROBUST_SCALE_PX = 4.0  # where the loss turns from squared to linear: BlazePose's jitter
 _FOCAL_PRIOR_SIGMA = 0.5  # log-focal: a weak pull toward the guess (a factor 1.65 is 1 sigma)
 
@@ -229,7 +232,8 @@ def self_calibrate(
     and narrower starts are then tried on the same frames (`FOV_STARTS`). A fit from
     another start must explain `GOOD_INLIER_SHARE` of the joints to be kept: with two
     cameras, a fit from a far-off start on frames half of garbage explained 78% of them,
-    with the cameras placed 35 degrees wrong.
+    with the cameras placed 35 degrees wrong. Other starts are tried only while the solve
+    has taken under `RETRY_WITHIN_S` (a failing start ran 10 s alone, 20 s on a busy node).
     """
     if not 0.5 <= body_height_m <= 2.5:
         raise ValueError(f"body height {body_height_m} m is not a person's")
@@ -237,7 +241,10 @@ def self_calibrate(
         raise CalibrationError("a station needs at least two cameras")
     stated: StationCalibration | None = None  # the fit from the stated field of view
     failure: CalibrationError | None = None
+    started = time.monotonic()
     for factor in FOV_STARTS:
+        if factor != FOV_STARTS[0] and time.monotonic() - started > RETRY_WITHIN_S:
+            break  # a person waits for the answer: no more starts after a long solve
         if isinstance(horizontal_fov_deg, dict):
             fovs = {c: _scaled_fov(v, factor) for c, v in horizontal_fov_deg.items()}
         else:
@@ -371,6 +378,12 @@ def _calibrate_from(
         rotation, origin = person_frame(scaled, body_height_m)
     except ValueError as exc:
         raise CalibrationError(str(exc)) from None
+    baseline_m = metres  # the gauge: the first two cameras are 1 unit apart
+    if baseline_m < MIN_BASELINE_M:  # views with no parallax (one video twice) fit anything
+        raise CalibrationError(
+            f"the cameras come out {100 * baseline_m:.0f} cm apart: place them at least "
+            f"{100 * MIN_BASELINE_M:.0f} cm apart, each seeing the whole body, and try again"
+        )
     calibration = unscaled.transformed(rotation, origin, metres, PERSON_FRAME)
     details = {
         "frames": int(len(frames)),
