@@ -460,8 +460,8 @@ class Cluster:
 
     def _after_death(self, info: NodeInfo) -> None:
         """The lowest live node id ends the dead node's open sets (nobody else can), once
-        it stayed away past a grace period (a node that stalled a few seconds is not
-        dead)."""
+        it stayed away past a grace period and only for cameras no live node has claimed
+        since (a node that stalled a few seconds is not dead)."""
         if self.on_node_died is None or not info.cameras:
             return
         if min([self.node_id, *self.view]) != self.node_id:
@@ -475,13 +475,13 @@ class Cluster:
         try:
             if await self._redis.exists(node_key(info.id)):
                 return  # it is beating again
+            owners = await self._redis.mget([camera_key(c) for c in info.cameras])
         except _RedisError as exc:
             logger.warning("cluster: node %s's sets left open (Redis: %s)", info.id, exc)
             return
-        # every camera of the dead node, also one that reconnected to a live node within
-        # the grace period (it used to be skipped, its old set left open for good): only
-        # sets begun before the death are ended, so the one it began since runs on
-        await self.on_node_died(list(info.cameras), at)
+        orphans = [c for c, o in zip(info.cameras, owners, strict=True) if o in (None, info.id)]
+        if orphans:
+            await self.on_node_died(orphans, at)
 
     # ------------------------------------------------------------ what any node answers
 
