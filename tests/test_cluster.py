@@ -390,6 +390,13 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
                 15,
                 "the dead node's sets ended",
             )
+            # the set the camera began on its new node (often before the death was seen)
+            new = [
+                s
+                for s in await _sets(http, survivor, peer.person)
+                if s["started_at"] >= killed_wall
+            ]
+            assert new and all(s["ended_at"] is None for s in new), new
 
 
 def _live(cluster: Cluster) -> set[str]:

@@ -26,7 +26,7 @@ from sqlalchemy import inspect, text
 from komi_rtc.analysis.catalog import default_catalog
 from komi_rtc.camera.peer import CameraPeer
 from komi_rtc.history.recorder import SetRecorder
-from komi_rtc.history.store import History, HistoryStore, migrate, schema_revision
+from komi_rtc.history.store import History, HistoryStore, SetHandle, migrate, schema_revision
 from komi_rtc.media.video_sources import open_source
 
 
@@ -47,7 +47,7 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(
 
     fresh = HistoryStore(url("fresh"))
     migrate(fresh.engine)
-    assert schema_revision(fresh.engine) == "0002"
+    assert schema_revision(fresh.engine) == "0003"
     assert {"people", "sets", "reps", "hold_seconds"} <= set(
         inspect(fresh.engine).get_table_names()
     )
@@ -71,7 +71,7 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(
         )
     assert schema_revision(old.engine) == "0001"
     old.prepare(time.time())  # what the server does on start
-    assert schema_revision(old.engine) == "0002"
+    assert schema_revision(old.engine) == "0003"
     [item] = old.sets("anna")
     assert item["kind"] == "reps" and item["reps"] == 1 and item["errors"] == {"shallow": 1}
     assert item["hold_seconds"] == 0.0
@@ -387,3 +387,35 @@ def test_a_hold_is_recorded_second_by_second(tmp_path):
         assert item["hold_total_seconds"] == 3.6 and seconds == 3
 
     asyncio.run(run())
+
+
+def test_a_dead_node_s_sets_end_and_a_set_its_camera_began_on_another_node_stays_open(tmp_path):
+    """The camera reconnects to node_b (1-3 s) before node_a's death is noticed (5 s): the
+    set it began there must survive the ending of node_a's sets."""
+    url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
+    node_a, node_b = HistoryStore(url, "node_a"), HistoryStore(url, "node_b")
+    node_a.prepare(0.0)
+    node_b.prepare(0.0)
+    on_a, on_b = SetHandle(), SetHandle()
+    node_a.start_set(on_a, "kim", "squat", "standard", "reps", "cam", 100.0)
+    node_a.add_rep(on_a, "kim", {"index": 1, "score": 90.0, "good": True}, 104.0)
+    node_b.start_set(on_b, "kim", "squat", "standard", "reps", "cam", 108.0)
+    untouched = SetHandle()  # another live node's set, of another camera
+    node_b.start_set(untouched, "lee", "squat", "standard", "reps", "cam_lee", 90.0)
+    assert node_b.end_sets_of_node("node_a", ["cam"], started_before=110.0) == 1
+    sets = {s["id"]: s for s in node_b.sets("kim") + node_b.sets("lee")}
+    assert sets[on_a.id]["ended_at"] == 104.0 and sets[on_a.id]["reps"] == 1
+    assert sets[on_b.id]["ended_at"] is None
+    assert sets[untouched.id]["ended_at"] is None
+    # node_a restarts with the same id while "cam" is live on node_b: a set node_a left
+    # open in its last run is ended, node_b's set of the same camera is not
+    again = SetHandle()
+    node_a.start_set(again, "kim", "squat", "standard", "reps", "cam", 120.0)
+    node_a.add_rep(again, "kim", {"index": 1, "score": 80.0, "good": True}, 123.0)
+    restarted = HistoryStore(url, "node_a")
+    assert restarted.prepare(130.0, frozenset({"cam", "cam_lee"})) == 1
+    sets = {s["id"]: s for s in restarted.sets("kim") + restarted.sets("lee")}
+    assert sets[again.id]["ended_at"] == 123.0
+    assert sets[on_b.id]["ended_at"] is None and sets[untouched.id]["ended_at"] is None
+    for store in (node_a, node_b, restarted):
+        store.close()

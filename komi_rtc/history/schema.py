@@ -25,6 +25,7 @@ class WorkoutSet(Base):
     """One set: from a set_exercise to the next, the camera leaving, or the person gone."""
 
     __tablename__ = "sets"
+    __table_args__ = (Index("ix_sets_open_node", "node_id", "ended_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
@@ -38,6 +39,8 @@ class WorkoutSet(Base):
     half_reps: Mapped[int] = mapped_column(Integer, default=0)
     hold_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # in good form
     hold_total_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # the cluster node recording it (None on a lone server): who ends it if that node dies
+    node_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Rep(Base):

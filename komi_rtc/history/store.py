@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import ColumnElement, create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -109,8 +109,10 @@ class SetHandle:
 
 
 class HistoryStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, node_id: str | None = None) -> None:
+        """`node_id`: this cluster node, written on every set it begins (None alone)."""
         self.url = url
+        self.node_id = node_id
         self.engine = make_engine(url)
 
     # ------------------------------------------------------------ writes
@@ -120,15 +122,22 @@ class HistoryStore:
         at its last rep. `spare`: cameras live on other nodes of a cluster, whose open sets
         are still running. Returns how many were closed."""
         migrate(self.engine)
-        return self._end_dangling(WorkoutSet.camera_id.not_in(spare) if spare else None)
+        condition: ColumnElement[bool] | None = (
+            WorkoutSet.camera_id.not_in(spare) if spare else None
+        )
+        if condition is not None and self.node_id is not None:
+            # this node's own last run, also for a camera that moved on to another node
+            condition = condition | (WorkoutSet.node_id == self.node_id)
+        return self._end_dangling(condition)
 
-    def end_sets_of(self, camera_ids: list[str], started_before: float) -> int:
-        """End the open sets of cameras whose cluster node died (its sets stay open with
-        nobody to end them); a set the camera began since on a live node is kept."""
-        if not camera_ids:
-            return 0
+    def end_sets_of_node(self, node_id: str, camera_ids: list[str], started_before: float) -> int:
+        """End the open sets a cluster node that died was recording (nobody else can); the
+        set one of its cameras began since on a live node is kept, even when it began
+        before the death was noticed. Sets recorded before sets had a node (schema 0002)
+        fall back to the camera and the time."""
+        unknown = WorkoutSet.node_id.is_(None) & WorkoutSet.camera_id.in_(camera_ids)
         return self._end_dangling(
-            WorkoutSet.camera_id.in_(camera_ids) & (WorkoutSet.started_at < started_before),
+            (WorkoutSet.node_id == node_id) | (unknown & (WorkoutSet.started_at < started_before)),
             delete_empty=False,  # the node may only have stalled: never remove a set
         )
 
@@ -177,6 +186,7 @@ class HistoryStore:
                 kind=kind,
                 camera_id=camera_id,
                 started_at=started_at,
+                node_id=self.node_id,
                 half_reps=0,
                 hold_seconds=0.0,
                 hold_total_seconds=0.0,

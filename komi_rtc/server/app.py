@@ -721,11 +721,11 @@ async def _join_cluster(
         closed = await live.close(token_id)
         logger.info("revoked token %s (on another node); closed %d here", token_id, closed)
 
-    async def node_died(cameras: list[str], at: float) -> None:
+    async def node_died(node: str, cameras: list[str], at: float) -> None:
         history = app[HISTORY]
-        ended = await history.read(history.store.end_sets_of, cameras, at)
+        ended = await history.read(history.store.end_sets_of_node, node, cameras, at)
         if ended:
-            logger.info("history: ended %d set(s) of a node that died", ended)
+            logger.info("history: ended %d set(s) of node %s, which died", ended, node)
 
     cluster.on_revoked = revoked
     cluster.on_node_died = node_died
@@ -887,9 +887,12 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         app[POOL] = workers
         app[SIGNALING] = Signaling(config, registry, workers, catalog, authority, slots, live)
         app[DECODES] = asyncio.Semaphore(JPEG_DECODES_AT_ONCE)
-        store = HistoryStore(config.db_url or default_url(config.state_dir))
-        # in a cluster, the sets of cameras live on other nodes are still running
         node_id = config.node_id or f"node_{secrets.token_hex(3)}"
+        store = HistoryStore(
+            config.db_url or default_url(config.state_dir),
+            node_id if config.redis_url else None,
+        )
+        # in a cluster, the sets of cameras live on other nodes are still running
         spare = None
         if config.redis_url:  # (claims this node left before a restart are not live)
             spare = frozenset(await _cluster_cameras(config.redis_url, node_id))

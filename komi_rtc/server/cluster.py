@@ -251,7 +251,7 @@ class Cluster:
         self._relay = StatusRelay(self, registry)
         # set by the app: what a revocation, a dead node's cameras and a remote event do here
         self.on_revoked: Callable[[str, float], Awaitable[None]] | None = None
-        self.on_node_died: Callable[[list[str], float], Awaitable[None]] | None = None
+        self.on_node_died: Callable[[str, list[str], float], Awaitable[None]] | None = None
         registry.listing = self.all_cameras
         registry.changed = self._local_cameras_changed
         registry.event = self._local_event
@@ -460,9 +460,9 @@ class Cluster:
 
     def _after_death(self, info: NodeInfo) -> None:
         """The lowest live node id ends the dead node's open sets (nobody else can), once
-        it stayed away past a grace period and only for cameras no live node has claimed
-        since (a node that stalled a few seconds is not dead)."""
-        if self.on_node_died is None or not info.cameras:
+        it stayed away past a grace period (a node that stalled a few seconds is not
+        dead)."""
+        if self.on_node_died is None:
             return
         if min([self.node_id, *self.view]) != self.node_id:
             return
@@ -475,13 +475,15 @@ class Cluster:
         try:
             if await self._redis.exists(node_key(info.id)):
                 return  # it is beating again
-            owners = await self._redis.mget([camera_key(c) for c in info.cameras])
+            keys = [camera_key(c) for c in info.cameras]
+            owners = await self._redis.mget(keys) if keys else []
         except _RedisError as exc:
             logger.warning("cluster: node %s's sets left open (Redis: %s)", info.id, exc)
             return
+        # sets are ended by the node that recorded them; only a set written before sets
+        # had a node is matched by camera, and only for cameras no live node claimed since
         orphans = [c for c, o in zip(info.cameras, owners, strict=True) if o in (None, info.id)]
-        if orphans:
-            await self.on_node_died(orphans, at)
+        await self.on_node_died(info.id, orphans, at)
 
     # ------------------------------------------------------------ what any node answers
 
