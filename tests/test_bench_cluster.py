@@ -6,9 +6,14 @@ The figures themselves are judged from the full run (`python -m komi_rtc.bench -
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import psutil
 
-from komi_rtc.bench.cluster import run_scaleout
+from komi_rtc.bench.cluster import _Fleet, _Node, run_scaleout
 
 
 def test_two_node_cluster_spreads_cameras_and_keeps_redis_off_the_frame_path(tmp_path):
@@ -70,3 +75,27 @@ def test_the_scaleout_ratio_sums_the_rounds_and_keeps_each_round():
     ratios = scaleout_ratios([run(1, 45), run(2, 85), run(1, 47), run(2, 80)], rounds=2)
     assert ratios == {"2": {"analysed_fps_over_1_node": 1.79, "rounds": [1.89, 1.7]}}
     assert scaleout_ratios([run(1, 40)], rounds=1) == {}
+
+
+def test_a_niced_camera_peer_runs_at_that_niceness(tmp_path):
+    """`--peer-nice 19`: the peer process itself (nice execs it) yields the cores to nodes."""
+    fleet = _Fleet(tmp_path, "token")
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    fleet.nodes.append(_Node("node_1", "http://127.0.0.1:9", idle, tmp_path / "node.log"))
+    try:
+        fleet.spawn_camera("cam_nice", 15.0, 5.0, (160, 120), nice=19)
+        fleet.spawn_camera("cam_plain", 15.0, 5.0, (160, 120))
+        niceness = {c.id: _peer_niceness(c.process.pid) for c in fleet.cameras}
+    finally:
+        fleet.stop()
+    assert niceness == {"cam_nice": 19, "cam_plain": os.nice(0)}
+
+
+def _peer_niceness(pid: int) -> int:
+    """Once `nice` has exec'd the peer (the same pid), its niceness."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + 30
+    while "komi_rtc.bench.peer" not in process.cmdline():
+        assert time.monotonic() < deadline, process.cmdline()
+        time.sleep(0.01)  # polling a condition, with a deadline
+    return process.nice()

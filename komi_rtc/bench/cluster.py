@@ -151,13 +151,16 @@ class _Fleet:
         seconds: float,
         size: tuple[int, int] = (640, 480),
         pre_encoded: bool = True,
+        nice: int = 0,
     ) -> None:
         """A camera peer process offering to the entry node (node 1). `pre_encoded`: it sends
-        its loop encoded once ahead, so encoding does not take the nodes' cores."""
+        its loop encoded once ahead, so encoding does not take the nodes' cores. `nice`: its
+        scheduling niceness, so that on a shared machine it yields to the nodes."""
         out = self.workdir / f"{camera_id}.json"
         _, log = self._log(camera_id)
         process = subprocess.Popen(
-            [sys.executable, "-m", "komi_rtc.bench.peer", "camera"]
+            (["nice", "-n", str(nice)] if nice else [])  # nice execs: the pid is the peer's
+            + [sys.executable, "-m", "komi_rtc.bench.peer", "camera"]
             + ["--server", self.nodes[0].url, "--camera-id", camera_id]
             + ["--fps", f"{fps:g}", "--duration", f"{seconds:g}", "--out", str(out)]
             + ["--width", str(size[0]), "--height", str(size[1])]
@@ -324,6 +327,7 @@ def run_scaleout(
     placement_timeout: float = PLACEMENT_TIMEOUT_S,
     size: tuple[int, int] = (640, 480),
     pre_encoded: bool = True,
+    peer_nice: int = 0,
 ) -> dict[str, Any]:
     """One run: a fresh Redis and `nodes` nodes, `cameras` peers at `fps` offered to node 1,
     measured for `duration` seconds once all are placed and `warmup` seconds have passed.
@@ -345,6 +349,7 @@ def run_scaleout(
                 placement_timeout,
                 size,
                 pre_encoded,
+                peer_nice,
             )
         except (RuntimeError, OSError):
             print(fleet.log_tails(), file=sys.stderr, flush=True)
@@ -375,6 +380,7 @@ def _measure(
     placement_timeout: float,
     size: tuple[int, int],
     pre_encoded: bool,
+    peer_nice: int,
 ) -> dict[str, Any]:
     import redis
 
@@ -400,7 +406,7 @@ def _measure(
     expected = [f"bench_cam_{i + 1}" for i in range(cameras)]
     spawned = time.monotonic()
     for camera_id in expected:
-        fleet.spawn_camera(camera_id, fps, streaming_s, size, pre_encoded)
+        fleet.spawn_camera(camera_id, fps, streaming_s, size, pre_encoded, peer_nice)
 
     def placed() -> dict[str, list[str]] | None:
         placement = _placement(_get_json(entry.url + "/cluster", fleet.token)["nodes"])
@@ -438,6 +444,7 @@ def _measure(
             results[camera.id] = json.loads(camera.out.read_text())
     report = _report(fleet, nodes, cameras, fps, warmup, start, end, results)
     report["size"] = f"{size[0]}x{size[1]}"
+    report["peer_nice"] = peer_nice
     return report
 
 
@@ -683,6 +690,13 @@ def main(argv: list[str] | None = None) -> int:
         "which takes the nodes' cores on a 2-core machine",
     )
     parser.add_argument(
+        "--peer-nice",
+        type=int,
+        default=0,
+        help="niceness of the camera peers (0): 19 makes the load generator yield the cores "
+        "to the nodes, the nearest this one machine gets to a load generator of its own",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -719,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
                     placement_timeout=args.placement_timeout,
                     size=size,
                     pre_encoded=args.encode == "ahead",
+                    peer_nice=args.peer_nice,
                 )
             )
     except KeyboardInterrupt:
@@ -758,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers_per_node": 1,
             "heartbeat_s": HEARTBEAT_S,
             "camera_encoding": args.encode,
+            "peer_nice": args.peer_nice,
             "rounds": args.repeat,
         }
         saved = {"setup": setup, "runs": reports, "ratios": ratios}
