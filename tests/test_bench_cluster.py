@@ -92,10 +92,11 @@ def test_a_niced_camera_peer_runs_at_that_niceness(tmp_path):
 
 
 def _peer_niceness(pid: int) -> int:
-    """Once `nice` has exec'd the peer (the same pid), its niceness."""
+    """Once `nice` has exec'd the peer (the same pid), its niceness. (`nice`'s own command
+    line already names the peer, before it has set the niceness.)"""
     process = psutil.Process(pid)
     deadline = time.monotonic() + 30
-    while "komi_rtc.bench.peer" not in process.cmdline():
+    while process.cmdline()[:1] != [sys.executable]:
         assert time.monotonic() < deadline, process.cmdline()
         time.sleep(0.01)  # polling a condition, with a deadline
     return process.nice()
