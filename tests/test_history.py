@@ -394,28 +394,43 @@ def test_a_dead_node_s_sets_end_and_a_set_its_camera_began_on_another_node_stays
     set it began there must survive the ending of node_a's sets."""
     url = f"sqlite:///{tmp_path / 'cluster.sqlite3'}"
     node_a, node_b = HistoryStore(url, "node_a"), HistoryStore(url, "node_b")
+    legacy = HistoryStore(url)  # sets written before sets had a node (schema 0002)
     node_a.prepare(0.0)
-    node_b.prepare(0.0)
-    on_a, on_b = SetHandle(), SetHandle()
+    on_a, on_b, old_a = SetHandle(), SetHandle(), SetHandle()
     node_a.start_set(on_a, "kim", "squat", "standard", "reps", "cam", 100.0)
     node_a.add_rep(on_a, "kim", {"index": 1, "score": 90.0, "good": True}, 104.0)
     node_b.start_set(on_b, "kim", "squat", "standard", "reps", "cam", 108.0)
-    untouched = SetHandle()  # another live node's set, of another camera
+    legacy.start_set(old_a, "kim", "squat", "standard", "reps", "cam_old", 50.0)
+    legacy.add_rep(old_a, "kim", {"index": 1, "score": 70.0, "good": True}, 55.0)
+    untouched, other_legacy = SetHandle(), SetHandle()  # node_b's, and a legacy one elsewhere
     node_b.start_set(untouched, "lee", "squat", "standard", "reps", "cam_lee", 90.0)
-    assert node_b.end_sets_of_node("node_a", ["cam"], started_before=110.0) == 1
+    legacy.start_set(other_legacy, "lee", "squat", "standard", "reps", "cam_lee2", 60.0)
+    # node_a is back with its id (a restart) before the death is acted on: its new set stays
+    back = SetHandle()
+    node_a.start_set(back, "kim", "squat", "standard", "reps", "cam", 111.0)
+    ended = node_b.end_sets_of_node("node_a", ["cam", "cam_old"], started_before=110.0)
+    assert ended == 2
     sets = {s["id"]: s for s in node_b.sets("kim") + node_b.sets("lee")}
     assert sets[on_a.id]["ended_at"] == 104.0 and sets[on_a.id]["reps"] == 1
-    assert sets[on_b.id]["ended_at"] is None
-    assert sets[untouched.id]["ended_at"] is None
+    assert sets[old_a.id]["ended_at"] == 55.0
+    for still_open in (on_b, untouched, other_legacy, back):
+        assert sets[still_open.id]["ended_at"] is None
     # node_a restarts with the same id while "cam" is live on node_b: a set node_a left
     # open in its last run is ended, node_b's set of the same camera is not
-    again = SetHandle()
-    node_a.start_set(again, "kim", "squat", "standard", "reps", "cam", 120.0)
-    node_a.add_rep(again, "kim", {"index": 1, "score": 80.0, "good": True}, 123.0)
+    node_a.add_rep(back, "kim", {"index": 1, "score": 80.0, "good": True}, 123.0)
     restarted = HistoryStore(url, "node_a")
-    assert restarted.prepare(130.0, frozenset({"cam", "cam_lee"})) == 1
+    live = frozenset({"cam", "cam_lee", "cam_lee2"})
+    assert restarted.prepare(130.0, live, live_nodes=frozenset({"node_b"})) == 1
     sets = {s["id"]: s for s in restarted.sets("kim") + restarted.sets("lee")}
-    assert sets[again.id]["ended_at"] == 123.0
+    assert sets[back.id]["ended_at"] == 123.0
     assert sets[on_b.id]["ended_at"] is None and sets[untouched.id]["ended_at"] is None
-    for store in (node_a, node_b, restarted):
+    # node_b dies while no node is up to see it; node_c starts: node_b's sets are ended
+    node_b.add_rep(on_b, "kim", {"index": 1, "score": 85.0, "good": True}, 112.0)
+    node_c = HistoryStore(url, "node_c")
+    assert node_c.prepare(140.0, live, live_nodes=frozenset()) == 2
+    sets = {s["id"]: s for s in node_c.sets("kim") + node_c.sets("lee")}
+    assert sets[on_b.id]["ended_at"] == 112.0
+    assert sets[untouched.id]["ended_at"] == 90.0  # nothing done in it, but kept
+    assert sets[other_legacy.id]["ended_at"] is None  # no node: its camera is live
+    for store in (node_a, node_b, legacy, restarted, node_c):
         store.close()

@@ -117,10 +117,17 @@ class HistoryStore:
 
     # ------------------------------------------------------------ writes
 
-    def prepare(self, now: float, spare: frozenset[str] = frozenset()) -> int:
+    def prepare(
+        self,
+        now: float,
+        spare: frozenset[str] = frozenset(),
+        live_nodes: frozenset[str] | None = None,
+    ) -> int:
         """Migrate, then end the sets a previous run left open (killed mid-set): each ends
         at its last rep. `spare`: cameras live on other nodes of a cluster, whose open sets
-        are still running. Returns how many were closed."""
+        are still running. `live_nodes`: in a cluster, the nodes beating now; the open sets
+        of any other node are ended too (a node that died when nobody was there to see it,
+        or that had a random id). Returns how many were closed."""
         migrate(self.engine)
         condition: ColumnElement[bool] | None = (
             WorkoutSet.camera_id.not_in(spare) if spare else None
@@ -128,7 +135,11 @@ class HistoryStore:
         if condition is not None and self.node_id is not None:
             # this node's own last run, also for a camera that moved on to another node
             condition = condition | (WorkoutSet.node_id == self.node_id)
-        return self._end_dangling(condition)
+        closed = self._end_dangling(condition)
+        if live_nodes is not None:
+            gone = WorkoutSet.node_id.is_not(None) & WorkoutSet.node_id.not_in(live_nodes)
+            closed += self._end_dangling(gone, delete_empty=False)
+        return closed
 
     def end_sets_of_node(self, node_id: str, camera_ids: list[str], started_before: float) -> int:
         """End the open sets a cluster node that died was recording (nobody else can); the
@@ -136,8 +147,9 @@ class HistoryStore:
         before the death was noticed. Sets recorded before sets had a node (schema 0002)
         fall back to the camera and the time."""
         unknown = WorkoutSet.node_id.is_(None) & WorkoutSet.camera_id.in_(camera_ids)
+        # only sets begun before the death was seen: the node may come back with its id
         return self._end_dangling(
-            (WorkoutSet.node_id == node_id) | (unknown & (WorkoutSet.started_at < started_before)),
+            ((WorkoutSet.node_id == node_id) | unknown) & (WorkoutSet.started_at < started_before),
             delete_empty=False,  # the node may only have stalled: never remove a set
         )
 

@@ -670,22 +670,25 @@ async def ws_camera(request: web.Request) -> web.WebSocketResponse:
     )
 
 
-async def _cluster_cameras(redis_url: str, node_id: str) -> list[str]:
-    """The cameras other nodes host now (their claims in Redis)."""
-    from .cluster import PREFIX
+async def _cluster_state(redis_url: str, node_id: str) -> tuple[list[str], list[str]]:
+    """The cameras other nodes host now (their claims in Redis), and the nodes beating."""
+    from .cluster import NODES_KEY, PREFIX, node_key
     from .redis_connect import async_client
 
     client = async_client(redis_url, decode_responses=True, socket_connect_timeout=5)
     try:
         keys = [k async for k in client.scan_iter(match=f"{PREFIX}camera:*", count=500)]
         owners = await client.mget(keys) if keys else []
+        nodes = sorted(await client.smembers(NODES_KEY))
+        records = await client.mget([node_key(n) for n in nodes]) if nodes else []
     finally:
         await client.aclose()
-    return [
+    cameras = [
         k.removeprefix(f"{PREFIX}camera:")
         for k, owner in zip(keys, owners, strict=True)
         if owner not in (None, node_id)
     ]
+    return cameras, [n for n, record in zip(nodes, records, strict=True) if record is not None]
 
 
 async def _join_cluster(
@@ -893,10 +896,11 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             node_id if config.redis_url else None,
         )
         # in a cluster, the sets of cameras live on other nodes are still running
-        spare = None
+        spare, live_nodes = frozenset[str](), None
         if config.redis_url:  # (claims this node left before a restart are not live)
-            spare = frozenset(await _cluster_cameras(config.redis_url, node_id))
-        closed = await loop.run_in_executor(None, store.prepare, time.time(), spare or frozenset())
+            cameras, nodes = await _cluster_state(config.redis_url, node_id)
+            spare, live_nodes = frozenset(cameras), frozenset(nodes) - {node_id}
+        closed = await loop.run_in_executor(None, store.prepare, time.time(), spare, live_nodes)
         if closed:
             logger.info("history: ended %d set(s) left open by the last run", closed)
         app[HISTORY] = history = History(store)
