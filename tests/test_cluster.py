@@ -584,3 +584,19 @@ async def test_the_nodes_follow_a_sentinel_failover_of_redis(
             )
             await peer.close()
         await until(lambda n=first.peer.status.results: _measured(first.peer, n + 5), 20, "results")
+
+
+def test_a_second_node_with_a_live_node_s_id_refuses_to_start(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two nodes with one id would take each other's cameras and end each other's sets."""
+    live = next(n for n in cluster.nodes.values() if n.alive)
+    twin = Node(live.id, cluster.redis_url, cluster.db_url, tmp_path)
+    try:
+        code = twin.process.wait(timeout=120)
+    finally:
+        twin.stop()
+    log = twin.log.read_text()
+    assert code == 2, log
+    assert f"--node-id {live.id} is in use by the node at {live.url}" in log
+    assert live.alive

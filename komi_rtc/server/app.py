@@ -35,7 +35,14 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
-from .cluster import Cluster, NodeInfo, check_redis, drain, shared_admin_token
+from .cluster import (
+    Cluster,
+    NodeInfo,
+    check_node_id,
+    check_redis,
+    drain,
+    shared_admin_token,
+)
 from .cluster_routing import (
     CLUSTER,
     FORWARD_TO,
@@ -866,6 +873,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     app[REGISTRY] = registry
     if config.redis_url:
         check_redis(config.redis_url)
+        if config.node_id:
+            public_url = config.public_url or _default_public_url(config)
+            check_node_id(config.redis_url, config.node_id, public_url)
     authority: TokenAuthority | None = None
     admin: str | None = None
     if not config.open_access:

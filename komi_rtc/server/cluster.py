@@ -134,6 +134,30 @@ def check_redis(redis_url: str) -> None:
         client.close()
 
 
+def check_node_id(redis_url: str, node_id: str, url: str) -> None:
+    """Refuse a `--node-id` that a live node at another address has: two nodes with one id
+    would take each other's cameras and end each other's sets. (The same address is this
+    node's own last run, its record not yet expired.)"""
+    from .redis_connect import sync_client
+
+    client = sync_client(redis_url, socket_connect_timeout=5)
+    try:
+        raw = client.get(node_key(node_id))
+    finally:
+        client.close()
+    if raw is None:
+        return
+    try:
+        other = str(json.loads(raw).get("url", ""))
+    except (ValueError, AttributeError):
+        return  # unreadable: its heartbeat, if it lives, rewrites it
+    if other.rstrip("/") != url.rstrip("/"):
+        raise ClusterUnavailable(
+            f"--node-id {node_id} is in use by the node at {other}: give each node its own id "
+            "(a node that stopped frees its id within 5 s)"
+        )
+
+
 def shared_admin_token(redis_url: str, local: str, explicit: bool) -> str:
     """The cluster's admin token (its signing key derives from it, so every node's tokens
     are good on every node). The first node's wins; a node given a different one explicitly
