@@ -732,8 +732,16 @@ async def _join_cluster(
         logger.info("revoked token %s (on another node); closed %d here", token_id, closed)
 
     async def node_died(node: str, cameras: list[str], at: float) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
         history = app[HISTORY]
-        ended = await history.read(history.store.end_sets_of_node, node, cameras, at)
+        try:
+            ended = await history.read(history.store.end_sets_of_node, node, cameras, at)
+        except SQLAlchemyError as exc:  # e.g. a starting node removed an empty set meanwhile
+            logger.warning(
+                "history: node %s's sets not ended (%s); the next start ends them", node, exc
+            )
+            return
         if ended:
             logger.info("history: ended %d set(s) of node %s, which died", ended, node)
 
