@@ -87,6 +87,8 @@ def test_a_niced_camera_peer_runs_at_that_niceness(tmp_path):
         fleet.spawn_camera("cam_plain", 15.0, 5.0, (160, 120))
         niceness = {c.id: _peer_niceness(c.process.pid) for c in fleet.cameras}
     finally:
+        idle.kill()  # the stand-in node: stop() would wait 15 s for it to obey SIGINT
+        idle.wait()
         fleet.stop()
     assert niceness == {"cam_nice": 19, "cam_plain": os.nice(0)}
 

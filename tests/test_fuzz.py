@@ -330,6 +330,11 @@ def test_legacy_frame_is_parsed_or_refused(raw: str) -> None:
 
 # ---------------------------------------------------------------- through a real server
 
+# aiortc, in the server's thread, draws from `random` (ICE, SSRCs) while hypothesis's thread
+# generates: hypothesis sees the global state move and blames the strategy. No strategy in
+# this file uses `random`.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+
 SERVER_SETTINGS = settings(
     deadline=None,
     derandomize=True,
@@ -563,9 +568,6 @@ def test_offer_with_mutated_sdp_is_parsed_or_refused() -> None:
     parse_mutated_offer()
 
 
-# aiortc, in the server's thread, draws from `random` (ICE, SSRCs) while hypothesis's thread
-# generates: hypothesis sees the global state move and blames the strategy, which uses none
-@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 async def test_mutated_sdp_offers_answer_200_or_a_json_4xx_and_the_server_stays_up(
     start_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
