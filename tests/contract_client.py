@@ -156,6 +156,7 @@ async def connect_camera(
     camera_id: str | None = None,
     token: str = ADMIN_TOKEN,
     station: str | None = None,
+    person: str | None = None,
 ) -> ContractPeer:
     pc = RTCPeerConnection()
     pc.addTrack(track)
@@ -166,6 +167,8 @@ async def connect_camera(
         body["camera_id"] = camera_id
     if station is not None:
         body["station"] = station
+    if person is not None:
+        body["person"] = person
     status, answer = await post_offer(base_url, body, token)
     if status != 200:
         await pc.close()

@@ -57,7 +57,7 @@ async def test_every_endpoint_and_websocket_refuses_a_tokenless_client(server):
         for method, path, rule in routes:
             status, body = await _status(http, method, server.url + _concrete(path))
             assert status == 401, (method, path, status, body)
-            if rule not in (Rule.PAGE, Rule.MONITOR_PAGE):
+            if rule not in (Rule.PAGE, Rule.MONITOR_PAGE, Rule.HISTORY_PAGE):
                 assert "token" in body["error"], (path, body)
         for path in ("/ws/monitor", "/ws/camera"):
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -187,7 +187,7 @@ async def test_a_cross_site_simple_post_changes_nothing(server):
         await camera.close()
 
 
-async def test_monitor_token_watches_and_sets_exercises_but_cannot_mint(server):
+async def test_monitor_token_watches_and_sets_exercises_but_mints_no_monitors(server):
     token = (await mint(server.url, role="monitor"))["token"]
     headers = {"Authorization": f"Bearer {token}"}
     camera = await connect_camera(server.url, PersonTrack(), "cam_watched")
@@ -203,9 +203,9 @@ async def test_monitor_token_watches_and_sets_exercises_but_cannot_mint(server):
             )
             assert status == 200
             status, body = await _status(
-                http, "POST", f"{server.url}/tokens", json={"role": "camera"}
-            )
-            assert status == 403 and "admin" in body["error"]
+                http, "POST", f"{server.url}/tokens", json={"role": "monitor"}
+            )  # a monitor hands out camera and person links, never monitor links
+            assert status == 403 and "monitor" in body["error"]
             async with http.ws_connect(f"{server.url}/ws/monitor?token={token}") as ws:
                 assert (await ws.receive_json(timeout=5))["cameras"] == ["cam_watched"]
         monitor = await connect_monitor(server.url, "cam_watched", token)
@@ -317,7 +317,11 @@ async def test_tokens_expire_and_revoked_tokens_stay_revoked_across_a_restart(
     assert (await status_with(running.url, kept["token"]))[0] == 200
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         status, body = await _status(http, "DELETE", f"{running.url}/tokens/{kept['token_id']}")
-        assert status == 200 and body == {"revoked": kept["token_id"], "closed_connections": 0}
+        assert status == 200 and body == {
+            "revoked": kept["token_id"],
+            "closed_connections": 0,
+            "revoked_children": [],
+        }
     status, body = await status_with(running.url, kept["token"])
     assert status == 401 and "revoked" in body["error"]
     expired: list[tuple[int, dict]] = []
@@ -448,7 +452,11 @@ async def test_revoking_a_token_ends_what_it_is_watching_and_streaming_now(serve
                 for minted, count in ((watcher, 2), (streamer, 1)):
                     async with admin.delete(f"{server.url}/tokens/{minted['token_id']}") as r:
                         body = await r.json()
-                        assert body == {"revoked": minted["token_id"], "closed_connections": count}
+                        assert body == {
+                            "revoked": minted["token_id"],
+                            "closed_connections": count,
+                            "revoked_children": [],
+                        }
             await wait_for(lambda: monitor.pc.connectionState == "closed", timeout=15)
             await wait_for(lambda: camera.pc.connectionState == "closed", timeout=15)
             while (await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:

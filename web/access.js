@@ -76,3 +76,16 @@ export async function refusalFor(path) {
     return null;
   }
 }
+
+// Whether this page's link may read people's history (GET /whoami: a monitor's or the
+// admin's; a camera link may not). False when the server cannot be asked.
+export async function linkReadsHistory() {
+  try {
+    const response = await fetchFromNodes('/whoami', { headers: authHeaders(), cache: 'no-store' });
+    if (!response.ok) return false;
+    const me = await response.json();
+    return me.role === 'admin' || me.role === 'monitor';
+  } catch (error) {
+    return false;
+  }
+}

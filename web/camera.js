@@ -5,7 +5,9 @@
 // Cameras filming one person join a station (`?station=` in the link, or the field in the
 // settings): the page then shows the station's count, counted once from all its views.
 
-import { accessToken, authHeaders, isRefusal, showRefusal } from './access.js';
+import {
+  accessToken, authHeaders, isRefusal, linkReadsHistory, showRefusal,
+} from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
 import { ExercisePicker, loadCatalog } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
@@ -36,6 +38,7 @@ let wakeLock = null;
 let clock = new ServerClock();
 const rate = new RateMeter();
 const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
+let readsHistory = null; // this page's link may read history (a monitor's or the admin's)
 let personSent = null; // { person, at }: set_person sent, no answer yet
 const STATION_FRESH_MS = 1500; // the station's analysis this recent is shown instead of this view's
 let stationAnalysisAt = -Infinity;
@@ -151,11 +154,12 @@ function chosenPerson() {
 }
 
 // The link to the person's history, in a new tab. It carries this page's token: the history
-// page keeps it for that tab (and tells a camera link that it needs a monitor link).
+// page keeps it for that tab. Only a monitor's or the admin's link reads history: a camera
+// link shows none (the person gets their own history link from whoever runs the server).
 function showHistoryLink() {
   const person = stats.person || chosenPerson();
   const link = $('history-link');
-  link.hidden = !person;
+  link.hidden = !person || !readsHistory;
   if (!person) return;
   const query = new URLSearchParams({ person });
   if (accessToken()) query.set('token', accessToken());
@@ -293,6 +297,14 @@ function onPersonMessage(message) {
   }
 }
 
+// The server refused what a field asked for: said on the field, nothing else changes.
+function fieldRefused(id, text) {
+  const input = $(id);
+  input.setCustomValidity(text);
+  input.reportValidity();
+  input.addEventListener('input', () => input.setCustomValidity(''), { once: true });
+}
+
 // An error answering our set_person (an id the server refuses): said on the field.
 function personError(message) {
   if (!personSent || performance.now() - personSent.at > 5000) return false;
@@ -371,6 +383,16 @@ async function offerStream(cameraId, options) {
   try {
     return await connectPeer({ ...options, cameraId });
   } catch (error) {
+    // A link not made for that person (or station) may not tie the camera to them (join
+    // it): stream without, and say why where it was chosen.
+    if (error.status === 403 && wanted && options.person) {
+      fieldRefused('person', error.message);
+      return offerStream(cameraId, { ...options, person: undefined });
+    }
+    if (error.status === 403 && wanted && options.station) {
+      fieldRefused('station', error.message);
+      return offerStream(cameraId, { ...options, station: undefined });
+    }
     if (error.status !== 403 || !cameraId || !wanted) throw error;
     return connectPeer({ ...options, cameraId: undefined });
   }
@@ -396,6 +418,8 @@ async function start() {
     connectFailed(error);
     return;
   }
+  if (readsHistory === null) readsHistory = await linkReadsHistory();
+  showHistoryLink();
   try {
     if (!stream || stream.getVideoTracks()[0].readyState !== 'live') await openCamera();
   } catch (error) {

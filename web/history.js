@@ -469,10 +469,21 @@ $('language').addEventListener('click', () => {
 async function start() {
   applyLanguage();
   // Ask first whether this page's link is good: without one it says so and loads nothing.
-  const refusal = await refusalFor('/people');
+  const refusal = await refusalFor('/whoami');
   if (refusal) { refuse(refusal); return; }
+  // A camera link reads no history; a person's own link reads that person's only.
+  let me;
+  try { me = await getJson('/whoami'); } catch (error) { failed(error, $('people-error')); return; }
+  if (me.role === 'camera') { refuse(403); return; }
   const catalog = await loadCatalog();
   state.catalog = new Map(catalog.map((entry) => [entry.id, entry]));
+  if (me.role === 'person') {
+    document.querySelector('nav.people').hidden = true;
+    state.people = [{ id: me.person, name: me.person }];
+    debug.people = 1;
+    choosePerson(me.person);
+    return;
+  }
   await loadPeople();
   const wanted = new URLSearchParams(location.search).get('person');
   if (wanted && /^[A-Za-z0-9_.-]{1,64}$/.test(wanted)) choosePerson(wanted);

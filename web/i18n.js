@@ -36,7 +36,8 @@ const STRINGS = {
     access_forbidden_exercise: 'This link does not allow choosing the exercise. Ask the person ' +
       'who runs the KOMI server for a monitor link.',
     access_forbidden_history: 'This link does not allow seeing people\'s history: it is a camera ' +
-      'link. Ask the person who runs the KOMI server for a monitor link.',
+      'link. Ask the person who runs the KOMI server for a monitor link, or for your own ' +
+      'history link.',
     person: 'Person', person_hint: 'Whose sets are recorded: 1 to 64 letters, digits, _ - or . ' +
       '(a new name starts a new history; empty: nobody)',
     person_invalid: 'A person is 1 to 64 letters, digits, _ - or .', nobody: 'nobody',
@@ -124,7 +125,7 @@ const STRINGS = {
     access_forbidden_exercise: '이 링크로는 운동을 고를 수 없습니다. KOMI 서버를 운영하는 사람에게 ' +
       '모니터 링크를 요청하세요.',
     access_forbidden_history: '이 링크로는 기록을 볼 수 없습니다: 카메라용 링크입니다. KOMI 서버를 ' +
-      '운영하는 사람에게 모니터 링크를 요청하세요.',
+      '운영하는 사람에게 모니터 링크나 본인의 기록 링크를 요청하세요.',
     person: '사람', person_hint: '누구의 세트를 기록할지: 영문자, 숫자, _ - . 1~64자 ' +
       '(새 이름이면 새 기록을 시작합니다; 비우면 아무도 아님)',
     person_invalid: '사람 이름은 영문자, 숫자, _ - . 1~64자입니다', nobody: '없음',

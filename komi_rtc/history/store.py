@@ -355,24 +355,23 @@ class HistoryStore:
         writer.writerow(CSV_COLUMNS)
         for item in reversed(self.sets(person)):  # oldest first reads like a log
             for rep in item["reps_detail"]:
-                writer.writerow(
-                    [
-                        person,
-                        item["id"],
-                        item["exercise"],
-                        item["profile"] or "",
-                        item["camera_id"],
-                        item["started_at"],
-                        rep["index"],
-                        rep["ended_at"],
-                        _blank(rep["score"]),
-                        _blank(rep["rom_deg"]),
-                        _blank(rep["peak_angle_deg"]),
-                        _blank(rep["duration_s"]),
-                        "1" if rep["good"] else "0",
-                        ";".join(rep["errors"]),
-                    ]
-                )
+                row = [
+                    person,
+                    item["id"],
+                    item["exercise"],
+                    item["profile"] or "",
+                    item["camera_id"],
+                    item["started_at"],
+                    rep["index"],
+                    rep["ended_at"],
+                    _blank(rep["score"]),
+                    _blank(rep["rom_deg"]),
+                    _blank(rep["peak_angle_deg"]),
+                    _blank(rep["duration_s"]),
+                    "1" if rep["good"] else "0",
+                    ";".join(rep["errors"]),
+                ]
+                writer.writerow([_csv_cell(value) for value in row])
         return out.getvalue()
 
     def close(self) -> None:
@@ -385,6 +384,21 @@ def _number(value: Any) -> float | None:
 
 def _blank(value: Any) -> Any:
     return "" if value is None else value
+
+
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection; the
+# OWASP list): "=HYPERLINK(...)", "-1-1", "@SUM(...)".
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading `'`, which
+    spreadsheets show as text (OWASP). Only text: the numeric columns hold Python numbers,
+    written as such, and a negative one (an angle, "-12.5") is a number to any spreadsheet,
+    not a formula; a quote would turn it into text and break sums and charts."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _set_json(row: WorkoutSet, reps: list[Rep]) -> dict[str, Any]:

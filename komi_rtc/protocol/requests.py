@@ -18,7 +18,15 @@ from .errors import InvalidRequest
 
 DATA_CHANNEL_LABEL = "komi"
 ROLES = ("camera", "monitor")
-_CAMERA_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# Camera, person and station ids end up in URLs, file names, logs and CSV files: not "." or
+# ".." (a path segment naming a directory), not starting with "-" (an option on a command
+# line, a formula in a spreadsheet: "-1-1"). `\Z`, not `$`, which also matches before a
+# final newline.
+_CAMERA_ID = re.compile(r"^(?!-)(?!\.\.?\Z)[A-Za-z0-9_.\-]{1,64}\Z")
+_ID_RULE = (
+    "1 to 64 characters of letters, digits, '_', '-' or '.', "
+    "not starting with '-' and not '.' or '..'"
+)
 MAX_CONTROL_MESSAGE_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
@@ -68,20 +76,16 @@ def _excerpt(value: str) -> str:
 
 
 def validate_camera_id(value: object) -> str:
-    """Camera ids end up in URLs and logs: 1 to 64 of letters, digits, '_', '-', '.'."""
+    """Camera ids end up in URLs and logs: see `_CAMERA_ID`."""
     if not isinstance(value, str) or not _CAMERA_ID.match(value):
-        raise InvalidRequest(
-            "camera_id must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
-        )
+        raise InvalidRequest(f"camera_id must be {_ID_RULE}")
     return value
 
 
 def validate_person_id(value: object) -> str:
     """Person ids follow the camera-id rules (they end up in URLs, file names and logs)."""
     if not isinstance(value, str) or not _CAMERA_ID.match(value):
-        raise InvalidRequest(
-            "'person' must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
-        )
+        raise InvalidRequest(f"'person' must be {_ID_RULE}")
     return value
 
 
@@ -130,21 +134,43 @@ def parse_offer(body: bytes) -> Offer:
         if role != "camera":
             raise InvalidRequest("only a camera offer names a 'station'")
         if not isinstance(station, str) or not _CAMERA_ID.match(station):
-            raise InvalidRequest(
-                "'station' must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
-            )
+            raise InvalidRequest(f"'station' must be {_ID_RULE}")
     return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person, station=station)
 
 
 _MEDIA_KINDS = ("audio", "video", "application")
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
+# What one offer may make the server do. aiortc parses the offer and aioice pairs each ICE
+# candidate in the event loop, and aioice scans its whole pair list for every candidate: the
+# time grows with the square of their number (1,000 candidates: 0.2 s, 12,000: 27 s during
+# which no other client is served; issue 22). A browser's camera offer (video, the `komi`
+# channel, its candidates) is 5 to 15 kB and 100 to 300 lines.
+MAX_SDP_CHARS = 64 * 1024  # characters (bytes, for the ASCII a browser writes)
+MAX_SDP_LINES = 1024  # a browser's video section, one line per codec attribute: under 200
+MAX_MEDIA_SECTIONS = 4  # m= lines: a camera or monitor needs video and one application
+MAX_APPLICATION_SECTIONS = 1  # one SCTP association carries the `komi` data channel
+# a=candidate lines: browsers send under 20 per section (host or mDNS, IPv4 and IPv6, UDP
+# and TCP, server-reflexive, a TURN server's relays); aiortc pairs each one with every
+# local candidate.
+MAX_CANDIDATES_PER_SECTION = 32
+MAX_CANDIDATES = 64  # in the whole offer
+# aiortc matches each a=rtcp-fb line against every codec (a=rtpmap) of its section: time
+# grows with their product (500 x 500 lines: 0.4 s). A browser's video section has under 50
+# codecs and 100 feedback lines.
+MAX_CODECS_PER_SECTION = 64  # a=rtpmap lines
+MAX_FEEDBACK_LINES = 256  # a=rtcp-fb lines in the whole offer
+
 
 def _check_sdp(sdp: str) -> None:
-    """Refuse what aiortc (1.x) accepts but then fails on, later and with no clear answer.
+    """Refuse an offer beyond the limits above (MAX_SDP_CHARS ...), checked before aiortc
+    sees it, and what aiortc (1.x) accepts but then fails on, later and with no clear
+    answer:
 
     - an m= section neither audio nor video is answered as a data channel, and one that is
       not "application" either has none: createAnswer raises AttributeError;
+    - a second m=application section is answered with the first one's mid: ValueError
+      ("Media sections in answer do not match offer") in setLocalDescription;
     - an audio or video section without its own direction attribute gets no direction
       (not the default sendrecv): createAnswer raises ValueError;
     - every bundled section moves onto the transport of the first mid the BUNDLE group
@@ -154,10 +180,19 @@ def _check_sdp(sdp: str) -> None:
       OverflowError in the event loop.
     The rest of the SDP is left to aiortc, which refuses it when it cannot parse it.
     Lines are split as aiortc splits them (`str.splitlines`)."""
+    if len(sdp) > MAX_SDP_CHARS:
+        raise InvalidRequest(
+            f"invalid SDP offer: {len(sdp)} characters, more than the {MAX_SDP_CHARS} accepted"
+        )
+    lines = sdp.splitlines()
+    if len(lines) > MAX_SDP_LINES:
+        raise InvalidRequest(
+            f"invalid SDP offer: {len(lines)} lines, more than the {MAX_SDP_LINES} accepted"
+        )
     kinds: dict[str, str] = {}
     bundles: list[list[str]] = []
     sections: list[tuple[str, list[str]]] = []  # (kind, attribute names)
-    for line in sdp.splitlines():
+    for line in lines:
         if line.startswith("m="):
             kind = line[2:].split(" ", 1)[0]
             if kind not in _MEDIA_KINDS:
@@ -181,6 +216,7 @@ def _check_sdp(sdp: str) -> None:
             semantic, *mids = line[len("a=group:") :].split() or [""]
             if semantic == "BUNDLE":
                 bundles.append(mids)
+    _check_sections(sections)
     for kind, names in sections:
         if kind != "application" and not any(name in _DIRECTIONS for name in names):
             raise InvalidRequest(
@@ -194,6 +230,49 @@ def _check_sdp(sdp: str) -> None:
                     f"invalid SDP offer: a=group:BUNDLE names mid {_excerpt(mid)}, "
                     "which no m= section has"
                 )
+
+
+def _check_sections(sections: list[tuple[str, list[str]]]) -> None:
+    """The media-section, candidate and codec limits; `sections` holds each m= section's
+    kind and attribute names (aiortc ignores attributes before the first m= line)."""
+    if len(sections) > MAX_MEDIA_SECTIONS:
+        raise InvalidRequest(
+            f"invalid SDP offer: {len(sections)} media sections (m= lines), more than the "
+            f"{MAX_MEDIA_SECTIONS} accepted"
+        )
+    applications = sum(kind == "application" for kind, _ in sections)
+    if applications > MAX_APPLICATION_SECTIONS:
+        raise InvalidRequest(
+            f"invalid SDP offer: {applications} m=application sections; one carries the "
+            f"'{DATA_CHANNEL_LABEL}' data channel, at most {MAX_APPLICATION_SECTIONS} accepted"
+        )
+    candidates = feedback = 0
+    for index, (kind, names) in enumerate(sections):
+        count = names.count("candidate")
+        if count > MAX_CANDIDATES_PER_SECTION:
+            raise InvalidRequest(
+                f"invalid SDP offer: {count} ICE candidates (a=candidate lines) in media "
+                f"section {index} (m={kind}), more than the {MAX_CANDIDATES_PER_SECTION} "
+                "accepted per section"
+            )
+        candidates += count
+        codecs = names.count("rtpmap")
+        if codecs > MAX_CODECS_PER_SECTION:
+            raise InvalidRequest(
+                f"invalid SDP offer: {codecs} codecs (a=rtpmap lines) in media section "
+                f"{index} (m={kind}), more than the {MAX_CODECS_PER_SECTION} accepted"
+            )
+        feedback += names.count("rtcp-fb")
+    if candidates > MAX_CANDIDATES:
+        raise InvalidRequest(
+            f"invalid SDP offer: {candidates} ICE candidates (a=candidate lines), more than "
+            f"the {MAX_CANDIDATES} accepted in one offer"
+        )
+    if feedback > MAX_FEEDBACK_LINES:
+        raise InvalidRequest(
+            f"invalid SDP offer: {feedback} a=rtcp-fb lines, more than the "
+            f"{MAX_FEEDBACK_LINES} accepted in one offer"
+        )
 
 
 def _check_candidate_port(fields: list[str]) -> None:

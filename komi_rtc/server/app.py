@@ -19,10 +19,13 @@ from ..history.store import History, HistoryStore, default_url
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
 from ..protocol.messages import ErrorBody, ErrorMessage, encode
+from ..protocol.tokens import TokenListing, WhoAmI, parse_mint_request
 from .access import (
     DEFAULT_TTL_S,
     MAX_TTL_S,
+    MINTED_FILE,
     OPEN_GRANT,
+    REVOKED_FILE,
     Forbidden,
     Grant,
     LiveConnections,
@@ -38,19 +41,19 @@ from .camera_session import CameraSession
 from .cluster import (
     Cluster,
     NodeInfo,
+    check_admin_token,
     check_node_id,
     check_redis,
     drain,
-    shared_admin_token,
 )
 from .cluster_routing import (
     CLUSTER,
-    FORWARD_TO,
     FORWARDER,
     ask_node,
     cluster_routing,
     forward,
     forwarded,
+    forwarded_grant,
     open_forwarder,
 )
 from .config import ServerConfig
@@ -102,11 +105,13 @@ class Rule(enum.Enum):
     ANY = "any"  # any valid token
     WATCH = "watch"  # monitor or admin: list and watch every camera
     SEE = "see"  # one camera (the path's): watchers, or that camera's own bound token
-    PERSON = "person"  # a person's history: watchers, or a bound camera now tied to them
+    PERSON = "person"  # a person's history: watchers, or that person's own person token
+    MINT = "mint"  # admin, or a monitor making camera and person links
     ADMIN = "admin"
     OFFER = "offer"  # the handler decides: the token may be in the body, the role too
     PAGE = "page"  # a page: served whatever the token, with 401/403 when it lacks one
     MONITOR_PAGE = "monitor_page"
+    HISTORY_PAGE = "history_page"  # watchers, or a person token (its own person only)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -149,25 +154,25 @@ def _authorise(request: web.Request, rule: Rule) -> Grant:
     authority = request.app.get(AUTHORITY)
     if authority is None:
         return OPEN_GRANT
-    grant = authority.check(presented_token(request))
+    grant = forwarded_grant(request)  # another node checked the token: its signed grant
+    if grant is None:
+        grant = authority.check(presented_token(request))
+    elif grant.token_id is not None and authority.is_revoked(grant.token_id):
+        raise Unauthorized("the access token was revoked")
     if rule in (Rule.WATCH, Rule.MONITOR_PAGE) and not grant.may_watch_all():
         raise Forbidden(f"a {grant.describe()} may not list or watch cameras")
     if rule is Rule.SEE:
         camera_id = validate_camera_id(request.match_info["camera_id"])
         if not grant.may_see(camera_id):
             raise Forbidden(f"a {grant.describe()} may not see {camera_id}")
-    if rule is Rule.PERSON and not grant.may_watch_all():
+    if rule is Rule.PERSON:
         person = validate_person(request.match_info["person"])
-        registry = request.app[REGISTRY]
-        own = grant.camera_id if grant.role == "camera" else None
-        cluster = request.app.get(CLUSTER)
-        if own is not None and own not in registry.ids() and cluster and not forwarded(request):
-            host = cluster.node_of_camera(own)
-            if host is not None:  # its camera is on another node, which knows its person
-                request[FORWARD_TO] = host
-                return grant
-        if own is None or own not in registry.ids() or registry.get(own).person != person:
+        if not grant.may_read_history(person):
             raise Forbidden(f"a {grant.describe()} may not read {person}'s history")
+    if rule is Rule.HISTORY_PAGE and not (grant.may_watch_all() or grant.role == "person"):
+        raise Forbidden(f"a {grant.describe()} may not read history: it needs a history link")
+    if rule is Rule.MINT and not (grant.is_admin or grant.role == "monitor"):
+        raise Forbidden(f"a {grant.describe()} may not make tokens")
     if rule is Rule.ADMIN and not grant.is_admin:
         raise Forbidden("only the admin token may do this")
     return grant
@@ -247,7 +252,7 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         )
     if rule is Rule.OFFER:
         return await handler(request)
-    if rule in (Rule.PAGE, Rule.MONITOR_PAGE):
+    if rule in (Rule.PAGE, Rule.MONITOR_PAGE, Rule.HISTORY_PAGE):
         try:
             request[GRANT] = _authorise(request, rule)
         except (Unauthorized, Forbidden) as exc:
@@ -323,33 +328,72 @@ def _page(name: str) -> Handler:
 
 
 async def mint_token(request: web.Request) -> web.Response:
-    """`POST /tokens` {"role", "camera_id"?, "ttl_s"?} -> {"token", "expires_at", "token_id"}."""
-    body = await _json_object(request)
-    ttl = body.get("ttl_s", DEFAULT_TTL_S)
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise InvalidRequest("ttl_s must be a number of seconds")
-    camera_id = body.get("camera_id")
-    if camera_id is not None and not isinstance(camera_id, str):
-        raise InvalidRequest("camera_id must be a string")
-    role = body.get("role")
-    if not isinstance(role, str):
-        raise InvalidRequest('role must be "camera" or "monitor"')
-    minted = request.app[AUTHORITY].mint(role, camera_id, float(ttl))
-    logger.info(
-        "minted a %s token %s%s", role, minted["token_id"], f" for {camera_id}" if camera_id else ""
+    """`POST /tokens` {"role", "camera_id"?, "person"?, "station"?, "ttl_s"?} ->
+    {"token", "expires_at", "token_id"}. The admin mints any role; a monitor mints camera
+    and person links, which expire with it and are revoked with it."""
+    wanted = parse_mint_request(await read_body(request))
+    grant = request_grant(request)
+    if not grant.may_mint(wanted.role):
+        raise Forbidden(f"a {grant.describe()} may not make {wanted.role} tokens")
+    authority = request.app[AUTHORITY]
+    minted = authority.mint(
+        wanted.role,
+        wanted.camera_id,
+        DEFAULT_TTL_S if wanted.ttl_s is None else wanted.ttl_s,
+        person=wanted.person,
+        station=wanted.station,
+        parent=None if grant.is_admin else grant,
     )
+    _log_minted(minted["token_id"], wanted.role, grant, wanted.camera_id, wanted.person)
     return web.json_response(minted)
 
 
+def _log_minted(
+    token_id: str,
+    role: str,
+    by: Grant,
+    camera_id: str | None = None,
+    person: str | None = None,
+    station: str | None = None,
+) -> None:
+    """One line per token made: its id (never the token), what it names, and who made it."""
+    named = [f"{k} {v}" for k, v in (("camera", camera_id), ("person", person)) if v]
+    if station:
+        named.append(f"station {station}")
+    maker = "the admin token" if by.token_id is None else f"{by.role} token {by.token_id}"
+    logger.info(
+        "minted a %s token %s%s (by %s)",
+        role,
+        token_id,
+        f" for {', '.join(named)}" if named else "",
+        maker,
+    )
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    """`GET /tokens` (admin): every token minted here that has not expired, never the token
+    itself; `parent` names the token that made it (a monitor's pairing links)."""
+    return web.json_response(TokenListing(request.app[AUTHORITY].tokens()).to_wire())
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """`GET /whoami`: what the presented token may do (the pages say it)."""
+    grant = request_grant(request)
+    return web.json_response(
+        WhoAmI(grant.role, grant.camera_id, grant.person, grant.station, grant.expires_at).to_wire()
+    )
+
+
 async def revoke_token(request: web.Request) -> web.Response:
-    """`DELETE /tokens/{token_id}`: refused from now on, on every new request and connection."""
+    """`DELETE /tokens/{token_id}`: refused from now on, on every new request and connection,
+    and so are the tokens it minted; what they opened is closed."""
     token_id = request.match_info["token_id"]
     if not (0 < len(token_id) <= 64 and token_id.isalnum()):
         raise InvalidRequest("token_id is the token_id POST /tokens answered")
-    request.app[AUTHORITY].revoke(token_id)
+    revoked = request.app[AUTHORITY].revoke(token_id)
     closed = await request.app[LIVE].close(token_id)
     cluster = request.app.get(CLUSTER)
-    if cluster is not None:  # every node refuses it and closes what it opened there
+    if cluster is not None:  # every node refuses it (and its children) and closes theirs
         try:
             await cluster.revoke(token_id, time.time() + MAX_TTL_S)
         except Exception as exc:  # Redis down: refused here; other nodes only once it is back
@@ -358,8 +402,16 @@ async def revoke_token(request: web.Request) -> web.Response:
                 "revoked on this node; the other nodes could not be told (Redis unreachable): "
                 "try again"
             ) from None
-    logger.info("revoked token %s; closed %d of its connections", token_id, closed)
-    return web.json_response({"revoked": token_id, "closed_connections": closed})
+    children = revoked[1:]
+    logger.info(
+        "revoked token %s%s; closed %d connection(s)",
+        token_id,
+        f" and the {len(children)} it minted" if children else "",
+        closed,
+    )
+    return web.json_response(
+        {"revoked": token_id, "closed_connections": closed, "revoked_children": children}
+    )
 
 
 BODY_TIMEOUT_S = 10.0  # a body that trickles in slower than this is refused (408)
@@ -459,6 +511,12 @@ async def set_camera_person(request: web.Request) -> web.Response:
     if "person" not in body:
         raise InvalidRequest("'person' is required (an id, or null to untie)")
     person = None if body["person"] is None else validate_person(body["person"])
+    grant = request_grant(request)
+    if not grant.may_tie(person):
+        raise Forbidden(
+            f"a {grant.describe()} may not tie its camera to {person}: ask for a camera "
+            "link made for that person"
+        )
     return web.json_response(session.set_person(person, "REST").to_wire())
 
 
@@ -570,13 +628,29 @@ async def station_join(request: web.Request) -> web.Response:
     query = {"station": station_id}
     expires_at = None
     authority = request.app.get(AUTHORITY)
-    if authority is not None:
-        minted = authority.mint("camera", None, config.link_ttl_s)
+    token_id = None
+    if authority is not None:  # a token for this station only, revoked with its maker's
+        grant = request_grant(request)
+        minted = authority.mint(
+            "camera",
+            None,
+            config.link_ttl_s,
+            station=station_id,
+            parent=None if grant.is_admin else grant,
+        )
         query["token"], expires_at = minted["token"], minted["expires_at"]
+        token_id = minted["token_id"]
+        _log_minted(token_id, "camera", grant, station=station_id)
     url = f"{request.scheme}://{request.host}/camera?{urlencode(query)}"
     qr = await asyncio.get_running_loop().run_in_executor(None, svg_qr, url)
     return web.json_response(
-        {"station_id": station_id, "url": url, "qr_svg": qr, "expires_at": expires_at}
+        {
+            "station_id": station_id,
+            "url": url,
+            "qr_svg": qr,
+            "expires_at": expires_at,
+            "token_id": token_id,
+        }
     )
 
 
@@ -665,6 +739,15 @@ async def _pump_ws_monitor(
 
 
 async def ws_camera(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    release = app[SIGNALING].camera_slots.acquire(request.remote)
+    try:
+        return await _serve_ws_camera(request)
+    finally:
+        release()
+
+
+async def _serve_ws_camera(request: web.Request) -> web.WebSocketResponse:
     app = request.app
     return await handle_ws_camera(
         request,
@@ -886,12 +969,17 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
             check_node_id(config.redis_url, config.node_id, public_url)
     authority: TokenAuthority | None = None
     admin: str | None = None
+    if config.redis_url:  # every node is given the cluster's token: its keys derive from it
+        if config.admin_token or config.admin_token_file:
+            admin = load_admin_token(config.admin_token, config.admin_token_file, config.state_dir)
+        check_admin_token(config.redis_url, admin)  # none, or not the cluster's: refused
     if not config.open_access:
-        admin = load_admin_token(config.admin_token, config.admin_token_file, config.state_dir)
-        if config.redis_url:  # every node signs with the cluster's key
-            explicit = bool(config.admin_token or config.admin_token_file)
-            admin = shared_admin_token(config.redis_url, admin, explicit)
-        authority = TokenAuthority(admin, config.state_dir / "revoked_tokens.json")
+        admin = admin or load_admin_token(
+            config.admin_token, config.admin_token_file, config.state_dir
+        )
+        authority = TokenAuthority(
+            admin, config.state_dir / REVOKED_FILE, config.state_dir / MINTED_FILE
+        )
         app[AUTHORITY] = authority
     app[SLOTS] = slots = AddressSlots(config.max_connections_per_address)
     app[MONITOR_SOCKETS] = set()
@@ -998,7 +1086,7 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
         return await person_recommendation(request, catalog)
 
     route("GET", "/people/{person}/recommendation", recommendation, Rule.PERSON)
-    route("GET", "/history", _page("history.html"), Rule.MONITOR_PAGE)
+    route("GET", "/history", _page("history.html"), Rule.HISTORY_PAGE)
     route("GET", "/stations", stations, Rule.WATCH)
     route("POST", "/stations/{station_id}", set_station, Rule.WATCH)
     route("POST", "/stations/{station_id}/exercise", set_station_exercise, Rule.WATCH)
@@ -1012,7 +1100,9 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("POST", "/cluster/cameras/{camera}/release", release_camera, Rule.ADMIN)
     route("GET", "/ws/monitor", ws_monitor, Rule.WATCH)
     route("GET", "/ws/camera", ws_camera, Rule.ANY)  # which id: settled in the handler
-    route("POST", "/tokens", mint_token, Rule.ADMIN)
+    route("POST", "/tokens", mint_token, Rule.MINT)
+    route("GET", "/tokens", list_tokens, Rule.ADMIN)
+    route("GET", "/whoami", whoami, Rule.ANY)
     route("DELETE", "/tokens/{token_id}", revoke_token, Rule.ADMIN)
     app.router.add_static("/static/", config.web_root, show_index=False)
     rules[("GET", "/static")] = Rule.PUBLIC

@@ -170,7 +170,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         ("--max-ws-message-bytes", "max_ws_message_bytes", int, "one /ws/camera message"),
         ("--max-messages-per-s", "max_messages_per_s", float, "messages a second a connection"),
         ("--max-cameras", "max_cameras", int, "cameras on this server"),
+        ("--max-cameras-per-address", "max_cameras_per_address", int, "cameras of one address"),
         ("--max-monitors-per-camera", "max_monitors_per_camera", int, "monitors of one camera"),
+        ("--connect-timeout", "connect_timeout_s", float, "seconds a monitor may take to connect"),
         ("--max-concurrent-offers", "max_concurrent_offers", int, "offers negotiating at once"),
         (
             "--max-connections-per-address",
@@ -248,7 +250,9 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         max_ws_message_bytes=args.max_ws_message_bytes,
         max_messages_per_s=args.max_messages_per_s,
         max_cameras=args.max_cameras,
+        max_cameras_per_address=args.max_cameras_per_address,
         max_monitors_per_camera=args.max_monitors_per_camera,
+        connect_timeout_s=args.connect_timeout,
         max_concurrent_offers=args.max_concurrent_offers,
         max_connections_per_address=args.max_connections_per_address,
         max_frame_side=args.max_frame_side,
@@ -401,6 +405,9 @@ def main(argv: list[str] | None = None) -> None:
     except (CatalogError, ValueError, OSError, ClusterUnavailable) as exc:
         print(f"komi-rtc: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    authority = app.get(AUTHORITY)
+    if authority is not None:  # known only now (a file, the state dir or Redis)
+        log_safety.install(logging.getLogger().handlers, secrets=[authority.admin_token])
     links = Links(app.get(AUTHORITY), config.link_ttl_s)
 
     def announce(_: Any) -> None:

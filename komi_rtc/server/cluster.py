@@ -4,15 +4,20 @@ A camera, and the station it belongs to, stays on one node, so video and inferen
 cross the network (LiveKit keeps a room on one node the same way). Redis holds only routing
 state: each node's record (its address, capacity left, cameras and stations, refreshed by a
 heartbeat and expiring 3 s after the node stops beating), which node hosts which camera and
-station (claims that expire with it), the shared admin token and the revoked tokens. Camera
-list changes, reps, exercise changes and revocations travel over pub/sub. Nothing on the
-per-frame path touches Redis: status updates of other nodes' cameras reach `/ws/monitor`
-clients over one WebSocket per node (`StatusRelay`).
+station (claims that expire with it), a fingerprint of the admin token and the revoked
+tokens. Camera list changes, reps, exercise changes and revocations travel over pub/sub.
+Nothing on the per-frame path touches Redis: status updates of other nodes' cameras reach
+`/ws/monitor` clients over one WebSocket per node (`StatusRelay`).
+
+Every node is given the cluster's admin token; the records, events and revocations it
+writes are sealed and the requests it passes on are signed with keys derived from it
+(`cluster_signing.py`), so write access to Redis does not make anyone a node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -28,7 +33,9 @@ import aiohttp
 from redis.exceptions import RedisError as _RedisError
 
 from ..protocol import DuplicateCamera
+from .access import Grant
 from .camera_registry import CameraRegistry
+from .cluster_signing import BadSeal, ClusterKeys, Complaints, ReplayGuard, Stale
 from .limits import ServerFull
 from .redis_connect import redacted
 
@@ -36,9 +43,11 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "komi:"
 CHANNEL = PREFIX + "events"
-ADMIN_TOKEN_KEY = PREFIX + "admin_token"
-CLUSTER_KEY = PREFIX + "cluster_key"  # signs the requests one node passes to another
-FORWARD_MAX_AGE_S = 60.0
+FINGERPRINT_KEY = PREFIX + "admin_fingerprint"  # an HMAC of a label with the admin token
+# what versions before 2026-12 kept in Redis in clear (removed at start)
+LEGACY_SECRET_KEYS = (PREFIX + "admin_token", PREFIX + "cluster_key")
+FORWARD_MAX_AGE_S = 10.0  # a signed request is good this long after it was signed, once
+EVENT_MAX_AGE_S = 10.0  # a pub/sub event this old (by its sender's clock) is ignored
 REVOKED_KEY = PREFIX + "revoked"
 NODES_KEY = PREFIX + "nodes"
 ORIGINS_KEY = PREFIX + "origins"  # node page origins by when last seen: its pages may call
@@ -53,6 +62,15 @@ PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartb
 DRAIN_LINGER_S = 4.0  # a drained node still forwards offers this long
 FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
 CLIENT = "X-Komi-Client"  # ... with the address of the client it came from
+GRANT_HEADER = "X-Komi-Grant"  # ... what the client's token allows, as that node found (JSON)
+BODY_HASH = "X-Komi-Body-SHA256"  # ... and the body's hash: the signature covers all four
+MONITOR_GRANT = Grant("monitor")  # a node's status relay watches with these rights
+NODE_GRANT = Grant("admin")  # another request of a node's own (asking a camera to move)
+NO_ADMIN_TOKEN = (
+    "--redis: every node of a cluster must be given the same admin token: set "
+    "KOMI_ADMIN_TOKEN (or --admin-token-file FILE) to the cluster's token on this node "
+    "(its keys derive from it; it is never kept in Redis)"
+)
 
 
 def node_key(node_id: str) -> str:
@@ -79,7 +97,7 @@ _RENEW = (
     "return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
     "return 0"
 )
-REVOCATION_SYNC_BEATS = 10  # revocations and the signing key re-read this often
+REVOCATION_SYNC_BEATS = 10  # revocations and the fingerprint re-read this often
 REDIS_WAIT_S = 1.0  # an offer waits no longer than this for Redis (then decides alone)
 DEATH_GRACE_S = 2.0  # a node missing this long after its record expired is dead
 
@@ -158,28 +176,36 @@ def check_node_id(redis_url: str, node_id: str, url: str) -> None:
         )
 
 
-def shared_admin_token(redis_url: str, local: str, explicit: bool) -> str:
-    """The cluster's admin token (its signing key derives from it, so every node's tokens
-    are good on every node). The first node's wins; a node given a different one explicitly
-    refuses to start rather than mint tokens the others reject."""
+def check_admin_token(redis_url: str, admin_token: str | None) -> None:
+    """Refuse to start without the cluster's admin token, or with another one than the
+    nodes already beating have (Redis holds its fingerprint, never the token). A leftover
+    admin token or signing key of an older version is deleted from Redis."""
     import redis
 
     from .redis_connect import sync_client
 
+    if admin_token is None:
+        raise ClusterUnavailable(NO_ADMIN_TOKEN)
+    keys = ClusterKeys(admin_token)
     client = sync_client(redis_url, socket_connect_timeout=5, decode_responses=True)
     try:
-        client.set(ADMIN_TOKEN_KEY, local, nx=True)
-        stored = client.get(ADMIN_TOKEN_KEY)
+        client.set(FINGERPRINT_KEY, keys.fingerprint, nx=True)
+        stored = client.get(FINGERPRINT_KEY)
+        if client.delete(*LEGACY_SECRET_KEYS):
+            logger.warning(
+                "cluster: deleted the admin token and signing key an older version kept in "
+                "Redis in clear (anyone who read Redis before may know them: change the "
+                "admin token if that worries you)"
+            )
     except redis.RedisError as exc:
         raise ClusterUnavailable(f"cannot reach Redis at {redacted(redis_url)}: {exc}") from None
     finally:
         client.close()
-    if stored != local and explicit:
+    if stored != keys.fingerprint:
         raise ClusterUnavailable(
-            "the cluster already has a different admin token: give every node the same "
-            "KOMI_ADMIN_TOKEN (or --admin-token-file)"
+            "the cluster's nodes were given a different admin token: give every node the "
+            "same KOMI_ADMIN_TOKEN (or --admin-token-file)"
         )
-    return str(stored)
 
 
 @dataclass
@@ -257,11 +283,15 @@ class Cluster:
         self.view: dict[str, NodeInfo] = {}  # the other live nodes
         self._registry = registry
         self._workers = workers
-        self._admin_token = admin_token
+        if admin_token is None:
+            raise ClusterUnavailable(NO_ADMIN_TOKEN)
+        self._keys = ClusterKeys(admin_token)
+        self._requests_seen = ReplayGuard(FORWARD_MAX_AGE_S)
+        self._events_seen = ReplayGuard(EVENT_MAX_AGE_S)
+        self._complaints = Complaints()
         self._stations = stations
         self._redis: Any = None
         self._subscriber: Any = None
-        self._key = b""  # the cluster's signing key (from Redis, at start)
         self._tasks: set[asyncio.Task[None]] = set()
         # recent placements: (when, node, how many cameras it showed then)
         self._placed: list[tuple[float, str, int]] = []
@@ -306,8 +336,7 @@ class Cluster:
             raise ClusterUnavailable(
                 f"cannot reach Redis at {redacted(self.redis_url)}: {exc}"
             ) from None
-        await self._redis.set(CLUSTER_KEY, secrets.token_hex(32), nx=True)
-        await self._sync_key()
+        await self._sync_shared()
         await self._beat()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._listen(), "pubsub")
@@ -320,8 +349,15 @@ class Cluster:
         )
 
     async def revoked_tokens(self) -> dict[str, float]:
-        raw = await self._redis.hgetall(REVOKED_KEY)
-        return {k: float(v) for k, v in raw.items()}
+        """The revocations in Redis that a node made (sealed); others are ignored."""
+        revoked = {}
+        for token_id, raw in (await self._redis.hgetall(REVOKED_KEY)).items():
+            try:
+                sealed = self._keys.unseal(f"revoked:{token_id}", raw)
+                revoked[token_id] = float(sealed["expires_at"])
+            except (BadSeal, KeyError, TypeError, ValueError) as exc:
+                self._refuse("revocations", f"a revocation in {REVOKED_KEY}", exc)
+        return revoked
 
     async def stop(self) -> None:
         """Leave: the record and claims go at once, so no node routes here any more.
@@ -394,10 +430,11 @@ class Cluster:
     def registry(self) -> CameraRegistry:
         return self._registry
 
-    @property
-    def admin_token(self) -> str | None:
-        """For node-to-node requests of its own (the status relay)."""
-        return self._admin_token
+    def _refuse(self, source: str, what: str, reason: Exception) -> None:
+        """A record or event that no node of this cluster wrote (or too old): ignored, and
+        said once a minute per source (whoever writes them cannot flood the log)."""
+        if self._complaints.due(source):
+            logger.warning("cluster: ignoring %s: %s", what[:120], reason)
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopped:
@@ -425,36 +462,57 @@ class Cluster:
     async def _beat(self) -> None:
         """Refresh this node's record and claims, then read every node's."""
         me = self.record()
+        record = self._keys.seal(f"node:{self.node_id}", me.to_wire())  # with its beat time
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(node_key(self.node_id), json.dumps(me.to_wire()), px=EXPIRY_MS)
+            pipe.set(node_key(self.node_id), record, px=EXPIRY_MS)
             pipe.sadd(NODES_KEY, self.node_id)
             for camera_id in [*me.cameras, *self._registry.reserved()]:
                 pipe.eval(_RENEW, 1, camera_key(camera_id), self.node_id, EXPIRY_MS)
             for station in me.stations:
                 pipe.eval(_RENEW, 1, station_key(station["id"]), self.node_id, EXPIRY_MS)
-            if self._admin_token:  # a Redis restarted empty gets the cluster's token back
-                pipe.set(ADMIN_TOKEN_KEY, self._admin_token, nx=True)
+            # a Redis restarted empty gets the fingerprint back
+            pipe.set(FINGERPRINT_KEY, self._keys.fingerprint, nx=True)
             pipe.smembers(NODES_KEY)
             results = await pipe.execute()
         others = sorted(n for n in results[-1] if n != self.node_id)
         records = await self._redis.mget([node_key(n) for n in others]) if others else []
         seen: dict[str, NodeInfo] = {}
         for node, raw in zip(others, records, strict=True):
-            if raw is None:
-                continue
-            try:
-                seen[node] = NodeInfo.from_wire(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
-                logger.warning("cluster: ignoring node %s's unreadable record", node)
-        gone = [n for n in others if n not in seen]
+            info = self._read_record(node, raw) if raw is not None else None
+            if info is not None:
+                seen[node] = info
+        gone = [n for n, raw in zip(others, records, strict=True) if raw is None]
         if gone:
             await self._redis.srem(NODES_KEY, *gone)
         self._beats += 1
         if self._beats % REVOCATION_SYNC_BEATS == 0:
             await self.sync_revocations()
-            await self._sync_key()
+            await self._sync_shared()
         # after this node lost Redis, nodes missing now may be its own outage, not theirs
         self._update_view(seen, left=not self._reachable)
+
+    def _read_record(self, node: str, raw: str) -> NodeInfo | None:
+        """A node's record if that node wrote it (its MAC is good) within EXPIRY_MS: its beat
+        time says so, not Redis's expiry (a copy of an old record, written back without one,
+        does not bring a dead node back)."""
+        try:
+            sealed = self._keys.unseal(f"node:{node}", raw, max_age_s=EXPIRY_MS / 1000)
+            info = NodeInfo.from_wire(sealed)
+        except Stale:
+            return None  # it stopped beating (Redis expires its record about now)
+        except (BadSeal, ValueError, KeyError, TypeError) as exc:
+            self._refuse(f"node:{node}", f"node {node}'s record", exc)
+            return None
+        if info.id != node:  # cannot be (the MAC covers the key), but never trust a mix-up
+            self._refuse(f"node:{node}", f"node {node}'s record", ValueError(f"of {info.id}"))
+            return None
+        return info
+
+    async def _beating(self, node: str) -> bool:
+        """Whether `node` has a record it wrote within EXPIRY_MS (a dead node's claims and
+        sets are taken over only when it has not)."""
+        raw = await self._redis.get(node_key(node))
+        return raw is not None and self._read_record(node, raw) is not None
 
     def _update_view(self, seen: dict[str, NodeInfo], left: bool = False) -> None:
         before = set(self.view)
@@ -497,7 +555,7 @@ class Cluster:
         if info.id in self.view or self._stopped or self.on_node_died is None:
             return
         try:
-            if await self._redis.exists(node_key(info.id)):
+            if await self._beating(info.id):
                 return  # it is beating again
             keys = [camera_key(c) for c in info.cameras]
             owners = await self._redis.mget(keys) if keys else []
@@ -539,25 +597,43 @@ class Cluster:
                 return info
         return None
 
-    def sign(self, method: str, path: str, client: str) -> str:
-        """`X-Komi-Forwarded` for a request this node passes on: which node, when, and an
-        HMAC with the cluster's key, so a client cannot pose as a node."""
-        stamp = f"{self.node_id}:{int(time.time())}"
-        return f"{stamp}:{self._mac(stamp, method, path, client)}"
+    def sign(self, method: str, path: str, client: str, grant: str, body_hash: str) -> str:
+        """`X-Komi-Forwarded` for a request this node passes on: which node, when, a nonce,
+        and an HMAC with the cluster's request key over them and the method, path with
+        query, client address, grant (JSON) and body hash, so a client cannot pose as a
+        node, and a captured signature serves no other request, nor this one twice."""
+        stamp = f"{self.node_id}:{int(time.time())}:{secrets.token_hex(8)}"
+        return f"{stamp}:{self._keys.request_mac(stamp, method, path, client, grant, body_hash)}"
 
-    def verify(self, value: str, method: str, path: str, client: str) -> bool:
-        node, _, rest = value.partition(":")
-        stamp, _, mac = rest.partition(":")
-        if not (self._key and node and stamp.isdigit() and mac):
+    def verify(
+        self, value: str, method: str, path: str, client: str, grant: str, body_hash: str
+    ) -> bool:
+        """A signature a node made for this very request, within FORWARD_MAX_AGE_S, and not
+        seen before."""
+        stamp, _, mac = value.rpartition(":")
+        node, _, rest = stamp.partition(":")
+        when, _, nonce = rest.partition(":")
+        if not (node and when.isdigit() and nonce and mac):
             return False
-        if abs(time.time() - int(stamp)) > FORWARD_MAX_AGE_S:
+        now = time.time()
+        if abs(now - int(when)) > FORWARD_MAX_AGE_S:
             return False
-        expected = self._mac(f"{node}:{stamp}", method, path, client)
-        return hmac.compare_digest(mac, expected)
+        expected = self._keys.request_mac(stamp, method, path, client, grant, body_hash)
+        return hmac.compare_digest(mac, expected) and self._requests_seen.first_use(mac, now)
 
-    def _mac(self, stamp: str, method: str, path: str, client: str) -> str:
-        message = "\n".join((stamp, method, path, client)).encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+    def signed_headers(
+        self, method: str, path: str, client: str, grant: Grant, body: bytes
+    ) -> dict[str, str]:
+        """The headers of a request to another node: the signature, the client's address,
+        the grant this node found for it (so no token crosses), the body's hash."""
+        grant_json = json.dumps(dataclasses.asdict(grant), separators=(",", ":"))
+        body_hash = hashlib.sha256(body).hexdigest()
+        return {
+            FORWARDED: self.sign(method, path, client, grant_json, body_hash),
+            CLIENT: client,
+            GRANT_HEADER: grant_json,
+            BODY_HASH: body_hash,
+        }
 
     def node_urls(self) -> list[str]:
         """The live nodes' addresses, this one first: a camera told these can reconnect
@@ -741,7 +817,7 @@ class Cluster:
             return
         owner = await self._redis.get(key)
         # a claim of a node whose record expired (dead) is taken over
-        if owner in (None, self.node_id) or not await self._redis.exists(node_key(owner)):
+        if owner in (None, self.node_id) or not await self._beating(owner):
             await self._redis.set(key, self.node_id, px=EXPIRY_MS)
             return
         raise DuplicateCamera(camera_id)
@@ -766,7 +842,7 @@ class Cluster:
     async def _publish(self, event: dict[str, Any]) -> None:
         event["node"] = self.node_id
         try:
-            await self._redis.publish(CHANNEL, json.dumps(event))
+            await self._redis.publish(CHANNEL, self._keys.seal("event", event))
         except Exception as exc:
             logger.warning("cluster: %s not published (Redis: %s)", event.get("type"), exc)
 
@@ -801,12 +877,17 @@ class Cluster:
                 await pubsub.aclose()
 
     def _on_message(self, raw: Any) -> None:
+        """An event a node published (sealed, at most EVENT_MAX_AGE_S old, not seen before);
+        anything else on the channel is ignored."""
         try:
-            event = json.loads(raw)
-            node = event["node"]
-            kind = event["type"]
-        except (ValueError, KeyError, TypeError):
-            logger.warning("cluster: ignoring an unreadable event")
+            event = self._keys.unseal("event", raw, max_age_s=EVENT_MAX_AGE_S)
+            node = str(event["node"])
+            kind = str(event["type"])
+            if not self._events_seen.first_use(event["mac"], time.time()):
+                raise BadSeal("seen before (a replay)")
+        except (BadSeal, ValueError, KeyError, TypeError) as exc:
+            said = _event_type(raw)
+            self._refuse(f"event:{said}", f"a {said!r} event", exc)
             return
         if node == self.node_id:
             return
@@ -837,26 +918,40 @@ class Cluster:
     async def revoke(self, token_id: str, expires_at: float) -> None:
         """Every node refuses the token from now on, after restarts too."""
         self._revoked.add(token_id)
-        await self._redis.hset(REVOKED_KEY, token_id, expires_at)
+        sealed = self._keys.seal(f"revoked:{token_id}", {"expires_at": expires_at})
+        await self._redis.hset(REVOKED_KEY, token_id, sealed)
         await self._publish({"type": "revoked", "token_id": token_id, "expires_at": expires_at})
 
-    async def _sync_key(self) -> None:
-        """A Redis restarted empty gets the signing key back (the first node to beat sets
-        it, every node takes what is there), so nodes agree again within 10 s."""
+    async def _sync_shared(self) -> None:
+        """The nodes' page origins (each node keeps its own fresh; each entry tagged with
+        the record key, so no one else adds an origin), and a check that the admin token's
+        fingerprint in Redis is still this node's."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(CLUSTER_KEY, self._key.decode(), nx=True)
-            pipe.get(CLUSTER_KEY)
+            pipe.get(FINGERPRINT_KEY)
             now = time.time()
-            if self._own_origin:  # each node keeps its own origin fresh
-                pipe.zadd(ORIGINS_KEY, {self._own_origin: now})
+            if self._own_origin:
+                pipe.zadd(ORIGINS_KEY, {self._keys.tag("origin", self._own_origin): now})
             pipe.zremrangebyscore(ORIGINS_KEY, "-inf", now - ORIGIN_KEPT_S)
             pipe.zrange(ORIGINS_KEY, 0, -1)
             results = await pipe.execute()
-        key, origins = results[1], results[-1]
-        if key:
-            self._key = str(key).encode()
+        fingerprint, tagged = results[0], results[-1]
+        if fingerprint not in (None, self._keys.fingerprint) and self._complaints.due(
+            "fingerprint"
+        ):
+            logger.error(
+                "cluster: Redis holds another admin token's fingerprint: a node given another "
+                "KOMI_ADMIN_TOKEN joined while Redis was empty, or someone else wrote it "
+                "(nodes with another token cannot read each other's records)"
+            )
+        origins = [self._keys.untag("origin", member) for member in tagged]
+        untagged = [m for m, origin in zip(tagged, origins, strict=True) if origin is None]
+        if untagged:  # an older version's, or someone else's: never an allowed origin
+            self._refuse(
+                "origins", f"page origins in {ORIGINS_KEY}", BadSeal(f"{len(untagged)} not signed")
+            )
+            await self._redis.zrem(ORIGINS_KEY, *untagged)
         current = {url_origin(i.url) for i in self.view.values()} | {self._own_origin}
-        self._origins = {o for o in [*map(url_origin, origins), *current] if o}
+        self._origins = {o for o in [*map(url_origin, filter(None, origins)), *current] if o}
 
     async def sync_revocations(self) -> None:
         """Take the revocations this node has not heard of (pub/sub delivers at most once:
@@ -873,6 +968,14 @@ class Cluster:
         self.draining = True
         await self._publish({"type": "node", "draining": True})
         self._beat_now.set()
+
+
+def _event_type(raw: Any) -> str:
+    """What a refused event says it is, for the log (bounded: anyone may have written it)."""
+    try:
+        return str(json.loads(raw).get("type"))[:40]
+    except (ValueError, TypeError, AttributeError):
+        return "unreadable"
 
 
 class StatusRelay:
@@ -903,15 +1006,14 @@ class StatusRelay:
     async def _follow(self, node: str, url: str) -> None:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5))
-        headers = {}
-        token = self._cluster.admin_token
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        path = "/ws/monitor?scope=node"
         backoff = 0.5
         while True:
+            # signed for each connection (a signature serves once); no token crosses
+            headers = self._cluster.signed_headers("GET", path, "", MONITOR_GRANT, b"")
             try:
                 async with self._http.ws_connect(
-                    f"{url}/ws/monitor?scope=node", headers=headers, heartbeat=20.0
+                    f"{url}{path}", headers=headers, heartbeat=20.0
                 ) as ws:
                     backoff = 0.5
                     async for message in ws:

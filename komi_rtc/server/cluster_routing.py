@@ -1,10 +1,14 @@
 """Any node answers for the whole cluster: a request about a camera or a station hosted by
-another node is passed to that node, with the client's own token, and its answer returned."""
+another node is passed to that node, and its answer returned. The node asked checks the
+client's token; what it found (the `Grant`) goes on signed, never the token itself."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,9 +16,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ..protocol import InvalidRequest, KomiError, validate_camera_id
-from .access import Forbidden, presented_token
-from .cluster import CLIENT, FORWARDED, Cluster, NodeInfo
+from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
+from .access import OPEN_GRANT, Forbidden, Grant, Unauthorized
+from .cluster import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER, NODE_GRANT, Cluster, NodeInfo
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,7 @@ FORWARDER = web.AppKey("forwarder", aiohttp.ClientSession)
 # set by access control: the node that can judge this request (a camera token's camera there)
 FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
+_VERIFIED = web.RequestKey("komi_forwarded_verified", bool)  # its signature checked out
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,15 +39,37 @@ class NodeUnreachable(KomiError):
 def forwarded(request: web.Request) -> bool:
     """Another node passed this request on: answer it here, never pass it again. Its
     signature must check out: a client posing as a node is refused (403), and two nodes
-    that disagree on the key never pass a request back and forth."""
+    that disagree on the key never pass a request back and forth. (The body's hash it
+    covers is compared with the body in `cluster_routing`, before any handler runs.)"""
     cluster = request.app.get(CLUSTER)
     value = request.headers.get(FORWARDED)
     if cluster is None or value is None:
         return False
+    if request.get(_VERIFIED):  # a signature serves once: checked once per request
+        return True
     client = request.headers.get(CLIENT, "")
-    if cluster.verify(value, request.method, request.rel_url.raw_path_qs, client):
+    grant = request.headers.get(GRANT_HEADER, "")
+    body_hash = request.headers.get(BODY_HASH, "")
+    if cluster.verify(value, request.method, request.rel_url.raw_path_qs, client, grant, body_hash):
+        request[_VERIFIED] = True
         return True
     raise Forbidden(f"{FORWARDED} is for the nodes of this cluster: its signature is not good")
+
+
+def forwarded_grant(request: web.Request) -> Grant | None:
+    """What the client's token allows, as the node that passed this request on found it
+    (signed with the request); None for a request no node passed on. The caller still
+    refuses a grant whose token was revoked since."""
+    if not forwarded(request) or GRANT_HEADER not in request.headers:
+        return None
+    try:
+        fields = json.loads(request.headers[GRANT_HEADER])
+        grant = Grant(**fields)
+    except (ValueError, TypeError):
+        raise Forbidden(f"{GRANT_HEADER} is not a grant this node understands") from None
+    if grant.expires_at is not None and grant.expires_at <= time.time():
+        raise Unauthorized("the access token has expired")
+    return grant
 
 
 def client_address(request: web.Request) -> str | None:
@@ -54,19 +81,29 @@ def client_address(request: web.Request) -> str | None:
     return request.remote
 
 
-async def forward(request: web.Request, node: NodeInfo, body: bytes | None = None) -> web.Response:
-    """Ask `node` the same question; its status and body are the answer."""
-    from .app import read_body
+async def forward(
+    request: web.Request, node: NodeInfo, body: bytes | None = None, grant: Grant | None = None
+) -> web.Response:
+    """Ask `node` the same question; its status and body are the answer. `grant`: what the
+    client's token allows (by default what the access middleware found); it goes signed
+    in place of the token, which is left out of the query and of a JSON body."""
+    from .app import AUTHORITY, GRANT, read_body
 
     cluster = request.app[CLUSTER]
     if body is None and request.can_read_body:
         body = await read_body(request)
-    path = request.rel_url.raw_path_qs
+    body = _without_token(body or b"")
+    url = request.rel_url
+    if "token" in url.query:
+        url = url.with_query([(k, v) for k, v in url.query.items() if k != "token"])
+    path = url.raw_path_qs
     client = client_address(request) or ""
-    headers = {FORWARDED: cluster.sign(request.method, path, client), CLIENT: client}
-    token = presented_token(request)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    grant = grant or request.get(GRANT)
+    if grant is None:  # no token was checked for it here: none is vouched for
+        if AUTHORITY in request.app:
+            raise Unauthorized("an access token is required (Authorization: Bearer <token>)")
+        grant = OPEN_GRANT
+    headers = cluster.signed_headers(request.method, path, client, grant, body)
     for name in ("Content-Type", "Accept"):
         if name in request.headers:
             headers[name] = request.headers[name]
@@ -88,18 +125,33 @@ async def forward(request: web.Request, node: NodeInfo, body: bytes | None = Non
     )
 
 
+def _without_token(body: bytes) -> bytes:
+    """A JSON object body without its `token` (an offer's): the grant stands for it."""
+    if not body:
+        return body
+    try:
+        value = load_json(body)
+    except ValueError:
+        return body
+    if not isinstance(value, dict) or "token" not in value:
+        return body
+    del value["token"]
+    return json.dumps(value).encode()
+
+
 async def ask_node(
     app: web.Application, node: NodeInfo, method: str, path: str, body: dict[str, Any]
 ) -> tuple[int, Any]:
-    """A request of this node's own to another node (signed, with the cluster's admin
-    token): its status and JSON answer; 503 when the node does not answer."""
+    """A request of this node's own to another node (signed with the cluster's admin
+    rights; no token crosses): its status and JSON answer; 503 when the node does not
+    answer."""
     cluster = app[CLUSTER]
-    headers = {FORWARDED: cluster.sign(method, path, ""), CLIENT: ""}
-    if cluster.admin_token:
-        headers["Authorization"] = f"Bearer {cluster.admin_token}"
+    data = json.dumps(body).encode()
+    headers = cluster.signed_headers(method, path, "", NODE_GRANT, data)
+    headers["Content-Type"] = "application/json"
     try:
         async with app[FORWARDER].request(
-            method, URL(node.url + path, encoded=True), json=body, headers=headers
+            method, URL(node.url + path, encoded=True), data=data, headers=headers
         ) as answer:
             return answer.status, await answer.json(content_type=None)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
@@ -112,7 +164,10 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
     """Camera and station paths go to the node hosting them (after this node checked the
     token); everything else, and whatever is here or nowhere, is answered here."""
     cluster = request.app.get(CLUSTER)
-    if cluster is None or forwarded(request):
+    if cluster is None:
+        return await handler(request)
+    if forwarded(request):
+        await _check_body(request)
         return await handler(request)
     match = request.match_info
     node: NodeInfo | None = request.get(FORWARD_TO)
@@ -130,6 +185,18 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
     if node is None:
         return await handler(request)
     return await forward(request, node)
+
+
+async def _check_body(request: web.Request) -> None:
+    """A forwarded request's body is the one its signature covers (a captured signature
+    serves no other body)."""
+    from .app import read_body
+
+    body = await read_body(request) if request.can_read_body else b""
+    if hashlib.sha256(body).hexdigest() != request.headers.get(BODY_HASH):
+        raise Forbidden(
+            f"{FORWARDED} is for the nodes of this cluster: the body is not the signed one"
+        )
 
 
 async def open_forwarder() -> aiohttp.ClientSession:

@@ -155,6 +155,7 @@ async def handle_ws_camera(
             lambda camera_id: new_session(camera_id, grant),
             config,
             decodes,
+            grant,
         )
     finally:
         release()
@@ -167,6 +168,7 @@ async def _serve_ws_camera(
     new_session: Any,
     config: ServerConfig,
     decodes: asyncio.Semaphore,
+    grant: Grant,
 ) -> web.WebSocketResponse:
     stall_timeout_s = config.stall_timeout_s
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=config.max_ws_message_bytes)
@@ -215,7 +217,7 @@ async def _serve_ws_camera(
                 sink.send_text(encode(ErrorMessage("messages must be JSON text")))
                 logger.warning("[%s] binary message on /ws/camera", camera_id)
                 continue
-            _handle_text(session, sink, decoder, message.data)
+            _handle_text(session, sink, decoder, message.data, grant)
     finally:
         await session.close(reason)
         await ws.close()
@@ -223,14 +225,18 @@ async def _serve_ws_camera(
 
 
 def _handle_text(
-    session: CameraSession, sink: WebSocketSink, decoder: _JpegDecoder, text: str
+    session: CameraSession,
+    sink: WebSocketSink,
+    decoder: _JpegDecoder,
+    text: str,
+    grant: Grant,
 ) -> None:
     try:
         kind = load_json(text).get("type")
     except (ValueError, AttributeError):
         kind = None
     if kind != "frame" and kind is not None:
-        reply = handle_control_message(session, text)
+        reply = handle_control_message(session, text, grant)
         if reply is not None:
             sink.send_text(encode(reply))
         return

@@ -61,19 +61,28 @@ class MessageRate:
 
 
 class AddressSlots:
-    """Long-lived connections (WebRTC peers and WebSockets) per client address."""
+    """Long-lived things one client address holds: connections (WebRTC peers and
+    WebSockets), or cameras (so one address, one pairing link, never holds every camera
+    slot of the server)."""
 
-    def __init__(self, per_address: int) -> None:
+    def __init__(
+        self,
+        per_address: int,
+        what: str = "connections",
+        flag: str = "--max-connections-per-address",
+    ) -> None:
         self._per_address = per_address
+        self._what = what
+        self._flag = flag
         self._open: Counter[str] = Counter()
 
     def acquire(self, address: str | None) -> Callable[[], None]:
         """Take a slot or raise TooManyRequests; returns the release (call it exactly once)."""
         key = address or "unknown"
         if self._per_address > 0 and self._open[key] >= self._per_address:
+            logger.warning("%s from %s refused: at most %d", self._what, key, self._per_address)
             raise TooManyRequests(
-                f"too many connections from {key}: at most {self._per_address} "
-                "(--max-connections-per-address)"
+                f"too many {self._what} from {key}: at most {self._per_address} ({self._flag})"
             )
         self._open[key] += 1
         released = False

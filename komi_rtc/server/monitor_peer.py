@@ -9,6 +9,7 @@ instead of queueing them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +32,9 @@ from ..protocol.messages import (
     VideoTiming,
     encode,
 )
+from .access import Grant
 from .camera_session import CameraSession, DataChannelSink
-from .control import handle_control_message
+from .control import accept_one_channel, handle_control_message
 from .limits import MessageRate
 
 logger = logging.getLogger(__name__)
@@ -70,9 +72,11 @@ class MonitorPeer:
         session: CameraSession,
         pc: RTCPeerConnection,
         peer_id: str,
+        grant: Grant,
         *,
         on_closed: Callable[[], None] | None = None,
         rate: MessageRate | None = None,
+        connect_timeout_s: float = 0.0,
     ) -> None:
         self.session = session
         self.pc = pc
@@ -83,10 +87,22 @@ class MonitorPeer:
         self.sink: DataChannelSink | None = None
         self._closed = False
         session.add_close_listener(self, self._camera_gone)
+        # a monitor that never connects gives its place back (a slot of the camera's
+        # --max-monitors-per-camera and of its address) instead of holding it for aiortc's
+        # ICE timeouts
+        self._connect_deadline: asyncio.TimerHandle | None = None
+        if connect_timeout_s > 0:
+            self._connect_deadline = asyncio.get_running_loop().call_later(
+                connect_timeout_s, self._not_connected, connect_timeout_s
+            )
+        bound: list[DataChannelSink] = []
 
         @pc.on("datachannel")
-        def on_datachannel(channel: object) -> None:
+        def on_datachannel(channel: Any) -> None:
+            if not accept_one_channel(channel, bound, f"[{session.camera_id}] {peer_id}"):
+                return
             self.sink = DataChannelSink(channel)
+            bound.append(self.sink)
             session.subscribe(self.sink)
             if session.person is not None:  # a monitor joining later learns who this is
                 self.sink.send_text(encode(PersonSet(session.camera_id, session.person)))
@@ -103,12 +119,15 @@ class MonitorPeer:
                     if rate.refused == 1 and self.sink is not None:
                         self.sink.send_text(encode(ErrorMessage(rate.error)))
                     return
-                reply = handle_control_message(session, raw)
+                reply = handle_control_message(session, raw, grant)
                 if reply is not None and self.sink is not None:
                     self.sink.send_text(encode(reply))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc.connectionState == "connected" and self._connect_deadline is not None:
+                self._connect_deadline.cancel()
+                self._connect_deadline = None
             if pc.connectionState in ("failed", "closed"):
                 session.spawn_closer(self.close(), f"monitor {peer_id} close")
 
@@ -136,6 +155,18 @@ class MonitorPeer:
             encode(VideoTiming(self.session.camera_id, self.track.origin.origin, RTP_CLOCK_RATE))
         )
 
+    def _not_connected(self, timeout_s: float) -> None:
+        self._connect_deadline = None
+        if self._closed or self.pc.connectionState == "connected":
+            return
+        logger.info(
+            "[%s] monitor %s not connected within %g s: closed",
+            self.session.camera_id,
+            self.peer_id,
+            timeout_s,
+        )
+        self.session.spawn_closer(self.close(), f"monitor {self.peer_id} close")
+
     async def _camera_gone(self) -> None:
         if self.sink is not None:
             self.sink.send_text(encode(CameraDisconnected(self.session.camera_id)))
@@ -145,6 +176,9 @@ class MonitorPeer:
         if self._closed:
             return
         self._closed = True
+        if self._connect_deadline is not None:
+            self._connect_deadline.cancel()
+            self._connect_deadline = None
         self.session.monitor_peers.discard(self)
         self.session.remove_close_listener(self)
         if self.sink is not None:

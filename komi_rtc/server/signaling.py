@@ -28,15 +28,24 @@ from ..media.aiortc_adapter import (
 )
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import DATA_CHANNEL_LABEL, InvalidRequest, KomiError, load_json, parse_offer
+from ..protocol import InvalidRequest, KomiError, load_json, parse_offer
 from ..protocol.image_headers import vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
-from .access import OPEN_GRANT, Forbidden, Grant, LiveConnections, TokenAuthority, presented_token
+from .access import (
+    OPEN_GRANT,
+    Forbidden,
+    Grant,
+    LiveConnections,
+    TokenAuthority,
+    Unauthorized,
+    presented_token,
+)
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
 from .cluster import Cluster
+from .cluster_routing import forwarded_grant
 from .config import ServerConfig
-from .control import handle_control_message
+from .control import accept_one_channel, handle_control_message
 from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
 from .monitor_peer import MonitorPeer
 from .stations import StationRegistry
@@ -84,6 +93,9 @@ class Signaling:
         self._slots = slots
         self._live = live
         self._gate = OfferGate(config.max_concurrent_offers)
+        self.camera_slots = AddressSlots(
+            config.max_cameras_per_address, "cameras", "--max-cameras-per-address"
+        )
         self._negotiating: set[RTCPeerConnection] = set()
         self.history: History | None = None  # set by the app once the database is ready
         self.cluster: Cluster | None = None  # set by the app with --redis
@@ -92,7 +104,12 @@ class Signaling:
     def _grant(self, request: web.Request, body: bytes) -> Grant:
         if self._authority is None:
             return OPEN_GRANT
-        return self._authority.check(presented_token(request) or _body_token(body))
+        grant = forwarded_grant(request)  # another node checked the token: a body's is ignored
+        if grant is None:
+            return self._authority.check(presented_token(request) or _body_token(body))
+        if grant.token_id is not None and self._authority.is_revoked(grant.token_id):
+            raise Unauthorized("the access token was revoked")
+        return grant
 
     async def handle_offer(self, request: web.Request) -> web.Response:
         from .app import read_body
@@ -106,11 +123,19 @@ class Signaling:
         grant = self._grant(request, body)  # 401 before anything else is said
         offer = parse_offer(body)
         camera_id = offer.camera_id
+        person = offer.person
         if offer.role == "camera":
             if camera_id is None and grant.role == "camera":
                 camera_id = grant.camera_id  # a bound token streams as its camera
             if not grant.may_stream_as(camera_id):
                 raise Forbidden(f"a {grant.describe()} may not stream as {camera_id}")
+            if person is None and grant.role == "camera":
+                person = grant.person  # a link minted for a person ties its camera to them
+            if not grant.may_tie(person):
+                raise Forbidden(
+                    f"a {grant.describe()} may not tie its camera to {person}: ask for a "
+                    "camera link made for that person"
+                )
         else:
             assert camera_id is not None
             if not grant.may_see(camera_id):
@@ -127,28 +152,66 @@ class Signaling:
             if node is not None:
                 from .cluster_routing import forward
 
-                return await forward(request, node, body)
-        self._gate.enter()
+                return await forward(request, node, body, grant)
+        if offer.role == "camera" and offer.station is not None:
+            self._check_station_join(grant, offer.station, camera_id)
         from .cluster_routing import client_address
 
-        release = self._slots.acquire(client_address(request))
+        self._gate.enter()
         try:
+            address = client_address(request)
+            release = self._slots.acquire(address)
             if offer.role == "camera":
-                answer, camera_id = await self._camera_offer(
-                    offer.sdp, camera_id, release, grant, offer.person, offer.station
-                )
-            else:
-                assert camera_id is not None
-                answer, camera_id = await self._monitor_offer(offer.sdp, camera_id, release, grant)
-        except BaseException:
-            release()
-            raise
+                try:
+                    release = _both(release, self.camera_slots.acquire(address))
+                except BaseException:
+                    release()
+                    raise
+            try:
+                if offer.role == "camera":
+                    answer, camera_id = await self._camera_offer(
+                        offer.sdp, camera_id, release, grant, person, offer.station
+                    )
+                else:
+                    assert camera_id is not None
+                    answer, camera_id = await self._monitor_offer(
+                        offer.sdp, camera_id, release, grant
+                    )
+            except BaseException:
+                release()
+                self._refuse_if_revoked(grant, camera_id)  # closed under it: say why
+                raise
         finally:
             self._gate.leave()
+        self._refuse_if_revoked(grant, camera_id)
         nodes = None
         if cluster is not None and offer.role == "camera":
             nodes = cluster.node_urls()  # where to reconnect when this node and its entry die
         return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id, nodes).to_wire())
+
+    def _check_station_join(self, grant: Grant, station_id: str, camera_id: str | None) -> None:
+        """Naming a station in an offer needs a token made for it (a join link's), or a
+        monitor having listed this camera's id there: a stranger's camera never reads or
+        steers someone else's station."""
+        if grant.may_join_station(station_id):
+            return
+        if camera_id is not None and self.stations.lists(station_id, camera_id):
+            return
+        raise Forbidden(
+            f"a {grant.describe()} may not join station {station_id}: use the station's "
+            "join link, or have a monitor add this camera to it"
+        )
+
+    def _refuse_if_revoked(self, grant: Grant, camera_id: str | None) -> None:
+        """A token revoked while its offer was negotiating: its connection was closed (it
+        was registered before the answer); the client gets 401, not an answer."""
+        authority = self._authority
+        if authority is None:
+            return
+        ids = [i for i in (grant.token_id, grant.parent) if i is not None]
+        if any(authority.is_revoked(i) for i in ids):
+            logger.info("[%s] offer refused: its token was revoked while negotiating", camera_id)
+            raise Unauthorized("the access token was revoked")
 
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
@@ -157,8 +220,20 @@ class Signaling:
             raise InvalidRequest(f"invalid SDP offer: {type(exc).__name__}: {exc}") from None
 
     async def _answer(self, pc: RTCPeerConnection) -> RTCSessionDescription:
-        answer = await pc.createAnswer()
-        await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
+        """An offer that parse_offer and setRemoteDescription let through can still fail
+        here (aiortc checks the answer against the offer: ValueError "Media sections in
+        answer do not match offer"): that is the offer's fault, a 400, not a 500. A timeout
+        (gathering our own candidates) is not, and stays one."""
+        try:
+            answer = await pc.createAnswer()
+            await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
+        except TimeoutError:
+            raise
+        except Exception as exc:  # ValueError, KeyError, AttributeError, InvalidStateError
+            logger.warning("an offer could not be answered: %s: %s", type(exc).__name__, exc)
+            raise InvalidRequest(
+                f"invalid SDP offer: it cannot be answered: {type(exc).__name__}: {exc}"
+            ) from None
         return pc.localDescription
 
     async def _camera_offer(
@@ -179,6 +254,8 @@ class Signaling:
             raise
         pc = RTCPeerConnection(rtc_configuration(self._config))
         self._negotiating.add(pc)
+        # revoking the token now closes this peer; once the session exists, the session
+        self._live.add(grant, pc, lambda: close_peer_connection(pc))
         session: CameraSession | None = None
         try:
             video = pc.addTransceiver("video", direction="recvonly")
@@ -197,7 +274,7 @@ class Signaling:
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)
             session.attach_track(video.receiver.track)
-            self._bind_camera_channel(pc, session)
+            self._bind_camera_channel(pc, session, grant)
             answer = await self._answer(pc)
         except BaseException:
             self._registry.release(camera_id)
@@ -210,6 +287,7 @@ class Signaling:
             raise
         finally:
             self._negotiating.discard(pc)
+            self._live.remove(grant, pc)
         self._registry.add(session)
         logger.info("[%s] camera connected over WebRTC", camera_id)
         return answer, camera_id
@@ -303,23 +381,30 @@ class Signaling:
         session.add_close_listener(owner, _async(lambda: self.stations.camera_left(session)))
 
     def new_legacy_session(self, camera_id: str, grant: Grant) -> CameraSession:
+        """A /ws/camera camera (it names no person and no station: a monitor ties it)."""
         session = self._new_session(camera_id, "websocket")
         self._join_station(session, None)
         self.track_connection(session, grant, None)  # the WebSocket handler frees its slot
         self._registry.add(session)
         return session
 
-    def _bind_camera_channel(self, pc: RTCPeerConnection, session: CameraSession) -> None:
+    def _bind_camera_channel(
+        self, pc: RTCPeerConnection, session: CameraSession, grant: Grant
+    ) -> None:
+        """The camera's one `komi` channel: any other channel, or a second `komi`, is
+        closed at once (each would get its own copy of every result)."""
+        rate = MessageRate(self._config.max_messages_per_s, f"[{session.camera_id}] camera")
+        bound: list[DataChannelSink] = []
+
         @pc.on("datachannel")
         def on_datachannel(channel: Any) -> None:
-            sink = DataChannelSink(channel)
-            if channel.label != DATA_CHANNEL_LABEL:
-                logger.info("[%s] ignoring data channel %r", session.camera_id, channel.label)
+            if not accept_one_channel(channel, bound, f"[{session.camera_id}] camera"):
                 return
+            sink = DataChannelSink(channel)
+            bound.append(sink)
             session.attach_own_channel(sink)
             if session.person is not None:  # tied by the offer, before the channel was open
                 sink.send_text(encode(PersonSet(session.camera_id, session.person)))
-            rate = MessageRate(self._config.max_messages_per_s, f"[{session.camera_id}] camera")
 
             @channel.on("message")
             def on_message(raw: str | bytes) -> None:
@@ -327,7 +412,7 @@ class Signaling:
                     if rate.refused == 1:
                         sink.send_text(encode(ErrorMessage(rate.error)))
                     return
-                reply = handle_control_message(session, raw)
+                reply = handle_control_message(session, raw, grant)
                 if reply is not None:
                     sink.send_text(encode(reply))
 
@@ -350,9 +435,13 @@ class Signaling:
             session,
             pc,
             f"monitor_{next(_monitor_ids)}",
+            grant,
             on_closed=closed,
             rate=MessageRate(self._config.max_messages_per_s, f"[{camera_id}] monitor"),
+            connect_timeout_s=self._config.connect_timeout_s,
         )
+        # from now on revoking its token closes it, also while it is still negotiating
+        self._live.add(grant, monitor, monitor.close)
         try:
             await self._negotiate(pc, sdp)
             videos = [t for t in pc.getTransceivers() if t.kind == "video"]
@@ -363,7 +452,6 @@ class Signaling:
         except BaseException:
             await monitor.close()
             raise
-        self._live.add(grant, monitor, monitor.close)
         logger.info("[%s] %s connected (video %s)", camera_id, monitor.peer_id, video)
         return answer, camera_id
 
@@ -377,6 +465,14 @@ def _forwarded(request: web.Request) -> bool:
     from .cluster_routing import forwarded
 
     return forwarded(request)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def release() -> None:
+        first()
+        second()
+
+    return release
 
 
 def _async(callback: Callable[[], None]) -> Callable[[], Any]:

@@ -188,7 +188,8 @@ class Station:
         self.id = station_id
         self._catalog = catalog
         self.members: dict[str, Any] = {}  # camera_id -> CameraSession
-        self.wanted: list[str] = []  # ids named by REST, joined when they stream
+        self.wanted: list[str] = []  # ids named by REST or streaming here now
+        self.listed: set[str] = set()  # ids a monitor named by REST: their place is kept
         self.pairer = Pairer(self._on_group)
         self.fusion: StationFusion | None = None
         self.exercise: str | None = None
@@ -222,10 +223,14 @@ class Station:
         )
 
     def leave(self, session: Any) -> None:
+        """A camera that joined by its offer frees its place; one a monitor listed keeps
+        it, to join again when it streams (nobody else can plant an id here for later)."""
         camera_id: str = session.camera_id
         if self.members.get(camera_id) is session:
             del self.members[camera_id]
             setattr(session, "station", None)  # noqa: B010 (a session, typed Any here)
+            if camera_id not in self.listed and camera_id in self.wanted:
+                self.wanted.remove(camera_id)
             self.pairer.set_cameras(sorted(self.members))
             logger.info("[%s] left station %s", camera_id, self.id)
 
@@ -379,10 +384,15 @@ class StationRegistry:
         station.join(session)
         return station
 
+    def lists(self, station_id: str, camera_id: str) -> bool:
+        """A monitor named this camera in the station (it may join by naming the station)."""
+        station = self._stations.get(station_id)
+        return station is not None and camera_id in station.listed
+
     def camera_arrived(self, session: Any) -> None:
         """A camera that a station named by REST is waiting for."""
         for station in self._stations.values():
-            if session.camera_id in station.wanted and session.camera_id not in station.members:
+            if session.camera_id in station.listed and session.camera_id not in station.members:
                 station.join(session)
                 return
 
@@ -402,6 +412,7 @@ class StationRegistry:
             if camera_id not in cameras:
                 station.leave(station.members[camera_id])
         station.wanted = list(cameras)
+        station.listed = set(cameras)
         for camera_id in cameras:
             session = live.get(camera_id)
             if session is not None:
@@ -420,5 +431,6 @@ def validate_station_id(value: Any) -> str:
         return validate_camera_id(value)
     except InvalidRequest:
         raise InvalidRequest(
-            "a station id must be 1 to 64 characters of letters, digits, '_', '-' or '.'"
+            "a station id must be 1 to 64 characters of letters, digits, '_', '-' or '.', "
+            "not starting with '-' and not '.' or '..'"
         ) from None
