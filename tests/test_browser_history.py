@@ -233,3 +233,59 @@ async def test_camera_page_and_monitor_tile_tie_the_camera_to_a_person(server, b
     finally:
         await camera_context.close()
         await monitor_context.close()
+
+
+async def test_a_persons_own_link_shows_her_history_only_and_a_camera_link_ties_no_stranger(
+    server, browser
+):
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        monitor = await _post(http, f"{server.url}/tokens", {"role": "monitor"})
+    headers = {"Authorization": f"Bearer {monitor['token']}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for_cleo = await _post(
+            http,
+            f"{server.url}/tokens",
+            {"role": "camera", "camera_id": "cleo_cam", "person": "cleo"},
+        )
+        cleo_history = await _post(
+            http, f"{server.url}/tokens", {"role": "person", "person": "cleo"}
+        )
+        pairing = await _post(http, f"{server.url}/tokens", {"role": "camera"})
+    # a camera link made for cleo ties its camera to her with nothing typed; it shows no
+    # history link (a camera link reads no history)
+    cleo_context, cleo = await open_camera(browser, server.url, None, for_cleo["token"])
+    await cleo.wait_for_function("window.komiCamera.person === 'cleo'", timeout=10000)
+    assert await cleo.locator("#history-link").is_hidden()
+    spy_context = await browser.new_context(viewport={"width": 480, "height": 900})
+    spy = await spy_context.new_page()
+    history_context = await browser.new_context(locale="en-US")
+    try:
+        # a plain pairing link with her name in it: streams, tied to nobody, and the person
+        # field says why
+        await spy.goto(
+            page_link(server.url, "/camera", pairing["token"], autostart="1", person="cleo")
+        )
+        await spy.wait_for_function(
+            "window.komiCamera && window.komiCamera.results >= 3", timeout=30000
+        )
+        assert await spy.evaluate("window.komiCamera.person") is None
+        assert "cleo" in await spy.evaluate("document.querySelector('#person').validationMessage")
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+            await _post(http, f"{server.url}/cameras/cleo_cam/exercise", {"exercise": "squat"})
+            sets = await _poll_sets(http, server.url, "cleo", lambda s: len(s) >= 1, timeout=10)
+        assert [s["camera_id"] for s in sets] == ["cleo_cam"]
+        # her own link: her sets, no list of people
+        page = await history_context.new_page()
+        await page.goto(page_link(server.url, "/history", cleo_history["token"]))
+        await page.wait_for_function(
+            "() => window.komiHistory && window.komiHistory.person === 'cleo' && "
+            "window.komiHistory.sets >= 1",
+            timeout=15000,
+        )
+        assert await page.locator("nav.people").is_hidden()
+        assert await page.locator("#access").is_hidden()
+        assert await page.locator("#person-name").inner_text() == "cleo"
+    finally:
+        await history_context.close()
+        await spy_context.close()
+        await cleo_context.close()

@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import re
+import time
 from collections import Counter
 from typing import Any
 
@@ -26,6 +27,7 @@ from auth import ADMIN_TOKEN, AUTH_HEADERS
 from contract_client import PersonTrack, connect_camera, person_jpeg_base64
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_sdp_limits import second_application_section
 
 from komi_rtc.protocol import (
     KomiError,
@@ -35,7 +37,19 @@ from komi_rtc.protocol import (
     validate_camera_id,
 )
 from komi_rtc.protocol.messages import ErrorMessage, Pong, encode
-from komi_rtc.protocol.requests import _CAMERA_ID, CONTROL_TYPES, ROLES
+from komi_rtc.protocol.requests import (
+    _CAMERA_ID,
+    CONTROL_TYPES,
+    MAX_APPLICATION_SECTIONS,
+    MAX_CANDIDATES,
+    MAX_CANDIDATES_PER_SECTION,
+    MAX_CODECS_PER_SECTION,
+    MAX_FEEDBACK_LINES,
+    MAX_MEDIA_SECTIONS,
+    MAX_SDP_CHARS,
+    MAX_SDP_LINES,
+    ROLES,
+)
 
 PARSER_CASES = 2000
 PARSER_SETTINGS = settings(
@@ -585,6 +599,7 @@ async def test_mutated_sdp_offers_answer_200_or_a_json_4xx_and_the_server_stays_
             @settings(SERVER_SETTINGS, max_examples=SDP_CASES)
             @example(base.replace("a=mid:0", "a=mid:5", 1), "camera")  # BUNDLE names no one
             @example(base.replace("a=sendonly\r\n", ""), "monitor")  # no direction
+            @example(second_application_section(base), "camera")  # once a 500 (issue 22)
             @given(mutated_sdp(base), st.sampled_from(["camera", "camera", "monitor"]))
             def post_mutated_offer(sdp: str, role: str) -> None:
                 body = {"sdp": sdp, "type": "offer", "role": role, "token": ADMIN_TOKEN}
@@ -606,6 +621,155 @@ async def test_mutated_sdp_offers_answer_200_or_a_json_4xx_and_the_server_stays_
     assert sum(statuses.values()) >= SDP_CASES
     for role in ("camera", "monitor"):  # both negotiated and refused, each role
         assert statuses[role, 200] and statuses[role, 400], statuses
+    _assert_no_tracebacks(caplog)
+
+
+# Floods (issue 22): one offer with thousands of candidates held the server's event loop
+# for 27 s. Each flood is a run of one kind of line in one section, or copies of a section,
+# around each limit and far beyond it, sometimes split by the other line breaks aiortc
+# splits on, sometimes mutated as above.
+FLOOD_CASES = 200
+FLOOD_COUNTS = st.sampled_from([2, 31, 32, 33, 63, 64, 65, 255, 256, 257, 1000, 1025, 12_000])
+FLOOD_LINES = {
+    "candidate": lambda i: f"a=candidate:f{i} 1 udp 2130706431 127.0.0.1 {20000 + i} typ host",
+    "mdns candidate": lambda i: f"a=candidate:m{i} 1 udp 2130706431 {i}.local 9 typ host",
+    "rtpmap": lambda i: f"a=rtpmap:{96 + i % 32} VP8/90000",
+    "rtcp-fb": lambda i: "a=rtcp-fb:* nack",
+    "ssrc": lambda i: f"a=ssrc:{1000 + i} cname:x",
+    "filler": lambda i: f"a=x-filler:{i}",
+}
+FLOOD_KINDS = [*FLOOD_LINES, "video sections", "audio sections", "application sections"]
+
+
+@st.composite
+def flooded_sdp(draw: st.DrawFn, base: str) -> str:
+    lines = base.split("\r\n")
+    if lines[-1] == "":
+        lines.pop()
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    kind = draw(st.sampled_from(FLOOD_KINDS))
+    count = draw(FLOOD_COUNTS)
+    separator = draw(st.sampled_from(["\r\n", "\r\n", "\x85", "\x0b", "\u2028"]))
+    if kind in FLOOD_LINES:
+        where = draw(st.sampled_from(starts)) + 1
+        flood = separator.join(FLOOD_LINES[kind](i) for i in range(count))
+        lines.insert(where, flood)
+    else:
+        source = "m=application" if kind == "application sections" else "m=video"
+        start = next(i for i in starts if lines[i].startswith(source))
+        end = next((i for i in starts if i > start), len(lines))
+        section = lines[start:end]
+        if kind == "audio sections":
+            section = [line.replace("m=video", "m=audio", 1) for line in section]
+        copies = []
+        for i in range(min(count, 300)):  # 300 video sections: 600 kB, under the body limit
+            mid = f"x{i}"
+            copies += [f"a=mid:{mid}" if line.startswith("a=mid:") else line for line in section]
+            if draw(st.booleans()):
+                lines = [
+                    line + f" {mid}" if line.startswith("a=group:") else line for line in lines
+                ]
+        lines += copies
+    sdp = "\r\n".join(lines) + "\r\n"
+    if draw(st.integers(0, 3)) == 0:
+        sdp = draw(mutated_sdp(sdp))
+    return sdp
+
+
+def _assert_within_the_limits(sdp: str) -> None:
+    """What an accepted offer holds, counted apart from the check under test."""
+    assert len(sdp) <= MAX_SDP_CHARS
+    lines = sdp.splitlines()
+    assert len(lines) <= MAX_SDP_LINES
+    sections: list[list[str]] = []
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        if sections:
+            sections[-1].append(line)
+    assert len(sections) <= MAX_MEDIA_SECTIONS
+    assert sum(s[0].startswith("m=application") for s in sections) <= MAX_APPLICATION_SECTIONS
+    per_section = [sum(line.startswith("a=candidate") for line in s) for s in sections]
+    assert max(per_section, default=0) <= MAX_CANDIDATES_PER_SECTION
+    assert sum(per_section) <= MAX_CANDIDATES
+    for section in sections:
+        assert sum(line.startswith("a=rtpmap") for line in section) <= MAX_CODECS_PER_SECTION
+    assert sum(line.startswith("a=rtcp-fb") for line in lines) <= MAX_FEEDBACK_LINES
+
+
+def test_a_flooded_offer_is_refused_quickly_or_within_the_limits() -> None:
+    base = asyncio.run(_base_offer_sdp())
+
+    @settings(PARSER_SETTINGS, max_examples=PARSER_CASES // 4)
+    @given(flooded_sdp(base), st.sampled_from(["camera", "monitor"]))
+    def parse_flooded_offer(sdp: str, role: str) -> None:
+        body = json.dumps({"sdp": sdp, "type": "offer", "role": role, "camera_id": "c1"})
+        started = time.perf_counter()
+        _check_offer_body(body.encode())
+        assert time.perf_counter() - started < 0.5  # bounded whatever the SDP
+        try:
+            parse_offer(body.encode())
+        except KomiError:
+            return
+        _assert_within_the_limits(sdp)
+
+    parse_flooded_offer()
+
+
+async def test_sdp_floods_answer_200_or_a_json_4xx_and_the_server_stays_responsive(
+    start_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each flood is answered (never 500), and /healthz answers right after it: no offer
+    holds the event loop."""
+    caplog.set_level(logging.WARNING)
+    server = await _fuzz_server(start_server)
+    loop = asyncio.get_running_loop()
+    base = await _base_offer_sdp()
+    camera = await connect_camera(server.url, PersonTrack(fps=5))
+    statuses: Counter[int] = Counter()
+    slowest = {"offer": 0.0, "healthz": 0.0}
+    try:
+        await camera.next_message("frame_processed")
+        async with aiohttp.ClientSession() as http:
+
+            async def timed(request: Any) -> tuple[Any, float]:
+                started = time.perf_counter()
+                result = await request
+                return result, time.perf_counter() - started
+
+            async def healthz() -> int:
+                async with http.get(f"{server.url}/healthz") as response:
+                    return response.status
+
+            @settings(SERVER_SETTINGS, max_examples=FLOOD_CASES)
+            @example(second_application_section(base), "camera")
+            @given(flooded_sdp(base), st.sampled_from(["camera", "camera", "monitor"]))
+            def post_flooded_offer(sdp: str, role: str) -> None:
+                body = {"sdp": sdp, "type": "offer", "role": role, "token": ADMIN_TOKEN}
+                if role == "monitor":
+                    body["camera_id"] = camera.camera_id
+                raw = json.dumps(body).encode()
+                (status, text, answer), offer_s = _on_loop(
+                    loop, timed(_post_offer(http, server.url, raw, AUTH_HEADERS))
+                )
+                statuses[status] += 1
+                _check_offer_answer(status, text, answer)
+                health, healthz_s = _on_loop(loop, timed(healthz()))
+                assert health == 200
+                slowest["offer"] = max(slowest["offer"], offer_s)
+                slowest["healthz"] = max(slowest["healthz"], healthz_s)
+
+            await _run_hypothesis(post_flooded_offer)
+            await _check_server_still_serves(server.url, http)
+        await camera.next_message("frame_processed")  # still analysed
+        assert camera.pc.connectionState == "connected"
+    finally:
+        await camera.close()
+    await server.server.close()
+    print(f"\nflood cases: {dict(statuses)}; slowest: {slowest}")
+    assert sum(statuses.values()) >= FLOOD_CASES
+    assert statuses[200] and statuses[400], statuses
+    assert slowest["healthz"] < 0.5 and slowest["offer"] < 2.0, slowest
     _assert_no_tracebacks(caplog)
 
 

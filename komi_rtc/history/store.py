@@ -351,7 +351,9 @@ class HistoryStore:
 
     def csv(self, person: str) -> str:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        # RFC 4180's CRLF: a cell holding a CR is then quoted (with "\n" it stayed bare,
+        # and a reader ended the row there)
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for item in reversed(self.sets(person)):  # oldest first reads like a log
             for rep in item["reps_detail"]:

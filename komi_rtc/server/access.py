@@ -410,12 +410,11 @@ _OWN_NAMES = _own_names()
 def host_allowed(host: str, allowed_origins: tuple[str, ...]) -> bool:
     """The Host header names this server: an IP address, localhost, this machine's name, or
     a host of `--allow-origin`. Anything else is a DNS name someone pointed here (DNS
-    rebinding: a web page whose own name now resolves to this server)."""
-    name = host.lower()
-    if name.startswith("["):  # [v6]:port
-        name = name[1 : name.find("]")] if "]" in name else name
-    elif name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
+    rebinding: a web page whose own name now resolves to this server). A Host that is not
+    `name`, `name:port`, `[v6 address]` or `[v6 address]:port` is refused."""
+    name = _host_name(host.lower())
+    if name is None:
+        return False
     try:
         ipaddress.ip_address(name)
         return True
@@ -428,3 +427,27 @@ def host_allowed(host: str, allowed_origins: tuple[str, ...]) -> bool:
         if allowed and allowed.lower() == name:
             return True
     return False
+
+
+def _host_name(host: str) -> str | None:
+    """The name or address a Host header value names, without its port; None when it is
+    malformed: `[::1].evil.com`, `[::1]x`, `[::1]:80:80`, a port that is not 0 to 65535,
+    an IPv6 zone (`[fe80::1%eth0]`), or nothing at all."""
+    if host.startswith("["):
+        address, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not (rest[0] == ":" and _is_port(rest[1:]))):
+            return None
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return None
+        return None if "%" in address else address
+    if host.count(":") == 1:  # name:port; more colons: an IPv6 address without brackets
+        host, _, port = host.partition(":")
+        if not _is_port(port):
+            return None
+    return host or None
+
+
+def _is_port(text: str) -> bool:
+    return 1 <= len(text) <= 5 and text.isascii() and text.isdigit() and int(text) <= 65535

@@ -272,6 +272,15 @@ def configure_logging(debug: bool) -> None:
     log_safety.install(logging.getLogger().handlers)
 
 
+def keep_admin_token_out_of_logs(app: web.Application) -> None:
+    """The log filter (configure_logging) also hides the admin token wherever it appears;
+    it is known once the app is made (from the environment, a file, the state dir or
+    Redis)."""
+    authority = app.get(AUTHORITY)
+    if authority is not None:
+        log_safety.install(logging.getLogger().handlers, secrets=[authority.admin_token])
+
+
 def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     if not config.https:
         return None
@@ -405,9 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     except (CatalogError, ValueError, OSError, ClusterUnavailable) as exc:
         print(f"komi-rtc: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    authority = app.get(AUTHORITY)
-    if authority is not None:  # known only now (a file, the state dir or Redis)
-        log_safety.install(logging.getLogger().handlers, secrets=[authority.admin_token])
+    keep_admin_token_out_of_logs(app)
     links = Links(app.get(AUTHORITY), config.link_ttl_s)
 
     def announce(_: Any) -> None:

@@ -110,7 +110,7 @@ async def forward(
     url = URL(node.url + path, encoded=True)
     try:
         async with request.app[FORWARDER].request(
-            request.method, url, data=body, headers=headers, allow_redirects=False
+            request.method, url, data=body or None, headers=headers, allow_redirects=False
         ) as answer:
             data = await answer.read()
             kind = answer.headers.get("Content-Type", "application/octet-stream")

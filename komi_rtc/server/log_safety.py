@@ -26,7 +26,7 @@ _SECRETS = re.compile(
     r"|(authorization\s*[:=]\s*)[^\r\n'\"]*"
     r"|(\bbearer(?:\s|\\t|\\x09|%20|\+)+)[^\s'\",;&]+"
     r"|(\"token\"\s*:\s*\")[^\"]*"
-    r"|eyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*){0,2}"
+    r"|\beyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*){0,2}"
 )
 
 

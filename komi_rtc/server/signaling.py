@@ -223,7 +223,7 @@ class Signaling:
         """An offer that parse_offer and setRemoteDescription let through can still fail
         here (aiortc checks the answer against the offer: ValueError "Media sections in
         answer do not match offer"): that is the offer's fault, a 400, not a 500. A timeout
-        (gathering our own candidates) is not, and stays one."""
+        (gathering our own candidates) is not the offer's fault and stays a 500."""
         try:
             answer = await pc.createAnswer()
             await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
