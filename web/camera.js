@@ -37,7 +37,8 @@ let pingTimer = null;
 let wakeLock = null;
 let clock = new ServerClock();
 const rate = new RateMeter();
-const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
+// the camera-id rules (docs/protocol.md): not `.`, `..`, nor starting with `-`
+const PERSON_ID = /^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/;
 let readsHistory = null; // this page's link may read history (a monitor's or the admin's)
 let personSent = null; // { person, at }: set_person sent, no answer yet
 const STATION_FRESH_MS = 1500; // the station's analysis this recent is shown instead of this view's

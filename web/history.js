@@ -486,7 +486,7 @@ async function start() {
   }
   await loadPeople();
   const wanted = new URLSearchParams(location.search).get('person');
-  if (wanted && /^[A-Za-z0-9_.-]{1,64}$/.test(wanted)) choosePerson(wanted);
+  if (wanted && /^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/.test(wanted)) choosePerson(wanted);
 }
 
 start();

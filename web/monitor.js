@@ -29,7 +29,8 @@ let showOverlay = true;
 
 const KEEP_MESSAGES = 90;
 const NO_POSE_AFTER_MS = 5000; // a frame whose pose has not come by then was skipped by the server
-const PERSON_ID = /^[A-Za-z0-9_.-]{1,64}$/; // the camera-id rules (docs/protocol.md)
+// the camera-id rules (docs/protocol.md): not `.`, `..`, nor starting with `-`
+const PERSON_ID = /^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$/;
 const STATIONS_POLL_MS = 3000; // who is in which station: polled, and asked again on changes
 const KEEP_STATION_KEYS = 200;
 

@@ -174,16 +174,14 @@ def format_table(table: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--video" in argv:  # the same question asked of rendered video: bench/video.py
-        from .video import main as video_main
-
-        argv.remove("--video")
-        return video_main(argv)
+    if "--video" in argv:  # the same question asked of rendered video has its own module
+        print("the video benchmark is: python -m komi_rtc.bench.video", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m komi_rtc.bench.analysis",
         description=__doc__.splitlines()[0]
-        + " Add --video for the same sessions rendered as video through BlazePose "
-        "(see --video --help).",
+        + " The same sessions rendered as video through BlazePose: "
+        "python -m komi_rtc.bench.video.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--sessions", type=int, default=40, help="sessions per exercise and view")

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import psutil
 
-from .load import _free_port, _wait_ready
+from .server_process import free_port, wait_ready
 
 
 def real_bomb(side: int = 20000) -> bytes:
@@ -114,7 +114,7 @@ async def _attack(url: str, token: str, jpeg: bytes, bombs: int) -> list[str]:
 
 
 def run(repo: Path, bombs: int, jpeg: bytes, label: str) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
     env = dict(os.environ, KOMI_ADMIN_TOKEN=token, PYTHONUNBUFFERED="1", GLOG_minloglevel="2")
@@ -125,7 +125,7 @@ def run(repo: Path, bombs: int, jpeg: bytes, label: str) -> dict[str, Any]:
         command, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_ready(url + "/", server)
+        wait_ready(url + "/", server)
         sampler = PeakRss(server.pid)
         baseline = sampler.now()
         started = time.monotonic()

@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from ..server.cluster import HEARTBEAT_S
-from .load import TIMELY_MS, _free_port, _percentiles, _wait_ready
+from .server_process import TIMELY_MS, free_port, percentiles, wait_ready
 
 SAVED_REPORT = Path("docs/benchmarks/cluster_scaleout.json")
 PLACEMENT_TIMEOUT_S = 60.0  # peers import aiortc, render their loop and negotiate meanwhile
@@ -97,7 +97,7 @@ class _Fleet:
         """A private Redis: no persistence, loopback only, its own counters."""
         import redis
 
-        self.redis_port = _free_port()
+        self.redis_port = free_port()
         _, log = self._log("redis")
         self.redis = subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
@@ -127,7 +127,7 @@ class _Fleet:
         """Start every node at once (each loads its pose model), then wait for all."""
         for index in range(count):
             node_id = f"node_{index + 1}"
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}"
             log_path, log = self._log(node_id)
             process = subprocess.Popen(
@@ -142,7 +142,7 @@ class _Fleet:
             )
             self.nodes.append(_Node(node_id, url, process, log_path))
         for node in self.nodes:
-            _wait_ready(node.url + "/healthz", node.process)
+            wait_ready(node.url + "/healthz", node.process)
 
     def spawn_camera(
         self,
@@ -500,7 +500,7 @@ def _report(
         result = results.get(camera.id)
         entry = per_camera.setdefault(camera.id, {"node": None, "server_analysed_fps": 0.0})
         if result is None:
-            entry.update(analysed_fps=0.0, timely_analysed_fps=0.0, latency_ms=_percentiles([]))
+            entry.update(analysed_fps=0.0, timely_analysed_fps=0.0, latency_ms=percentiles([]))
             continue
         # the window on the peer's clock, which started after its imports (time.monotonic()
         # is the machine's, so its start says where)
@@ -512,7 +512,7 @@ def _report(
         entry.update(
             analysed_fps=round(len(rows) / window, 2),
             timely_analysed_fps=round(sum(1 for x in latencies if x <= TIMELY_MS) / window, 2),
-            latency_ms=_percentiles(latencies),
+            latency_ms=percentiles(latencies),
         )
     camera_fps = [c["analysed_fps"] for c in per_camera.values()]
     node_fps = [n["analysed_fps"] for n in per_node.values()]
@@ -534,7 +534,7 @@ def _report(
             "timely_analysed_fps": round(
                 sum(c["timely_analysed_fps"] for c in per_camera.values()), 2
             ),
-            "latency_ms": _percentiles(all_latencies),
+            "latency_ms": percentiles(all_latencies),
             "machine_cpu_percent": round(machine, 1),
             "machine_cpu_percent_capacity": 100 * (psutil.cpu_count() or 1),
         },

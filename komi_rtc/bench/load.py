@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,36 +23,9 @@ from typing import Any
 import numpy as np
 import psutil
 
+from .server_process import TIMELY_MS, free_port, percentiles, wait_ready
+
 WARMUP_S = 3.0
-TIMELY_MS = 500.0  # a result later than this is no use to a person exercising
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)  # polling a starting server
-    raise RuntimeError("server did not start")
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None}
-    array = np.asarray(values)
-    return {f"p{q}": round(float(np.percentile(array, q)), 1) for q in (50, 95, 99)}
 
 
 _WATCHED: dict[int, psutil.Process] = {}
@@ -96,7 +68,7 @@ def run_load(
     """One run: returns the report of one server design under one load. `komi-squat`:
     every camera's squats analysed; `komi-history`: also tied to its own person, so every
     rep is written to the history database as it happens."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # the server runs with access control on, as deployed; its peers present the admin token
     token = secrets.token_urlsafe(24)
@@ -131,7 +103,7 @@ def run_load(
     samples: list[dict[str, float]] = []
     stats: dict[str, Any] = {}
     try:
-        _wait_ready(url + "/", server)
+        wait_ready(url + "/", server)
         watched = psutil.Process(server.pid)
         _sample(watched, time.monotonic())  # prime cpu_percent
         started = time.monotonic()
@@ -227,7 +199,7 @@ def _report(
                 sum(1 for row in result["results"] if row[1] <= TIMELY_MS) / result["duration"], 2
             ),
             "frames_skipped_by_design": server.get("frames_skipped"),
-            "latency_ms": _percentiles(latencies),
+            "latency_ms": percentiles(latencies),
             "inference_ms_mean": round(float(np.mean(inference)), 1) if inference else None,
             "server_ms_mean": round(float(np.mean(server_ms)), 1) if server_ms else None,
             "latency_series": _series(result["results"]),
@@ -253,7 +225,7 @@ def _report(
         "analysed_share": round(analysed / sent, 3) if sent else 0.0,
         "analysed_fps": round(analysed / duration, 2),
         "timely_analysed_fps": round(sum(c["timely_analysed_fps"] for c in per_camera.values()), 2),
-        "latency_ms": _percentiles(all_latencies),
+        "latency_ms": percentiles(all_latencies),
         "fairness_spread": round((max(shares) - min(shares)) / max(1e-6, float(np.mean(shares))), 3)
         if shares
         else None,
@@ -286,8 +258,8 @@ def _report(
             for row in r["results"]
             if duration - 61 <= row[0] < duration - 1
         ]
-        total["p95_first_minute_ms"] = _percentiles(first)["p95"]
-        total["p95_last_minute_ms"] = _percentiles(last)["p95"]
+        total["p95_first_minute_ms"] = percentiles(first)["p95"]
+        total["p95_last_minute_ms"] = percentiles(last)["p95"]
         after_warmup = [s["rss_mb"] for s in steady if s["t"] >= 60]
         if after_warmup:
             total["memory_growth_after_first_minute"] = round(
@@ -403,11 +375,6 @@ def token_check_cost() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if any(a == "--nodes" or a.startswith("--nodes=") for a in arguments):
-        from .cluster import main as cluster_main
-
-        return cluster_main(arguments)
     parser = argparse.ArgumentParser(prog="python -m komi_rtc.bench", description=__doc__)
     parser.add_argument(
         "--nodes",

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..synthetic.exercise_video import ExercisingPersonSource
-from .load import _free_port, _wait_ready
+from .server_process import free_port, wait_ready
 
 FPS = 10.0
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=24.0, help="counting time per session")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
     rows = []
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(url + "/healthz", server)
+            wait_ready(url + "/healthz", server)
             print(
                 "| scenario | reps (true / station) | exact | reps both views saw | "
                 "pairs with both views | true sync ms p50 / p95 / max | server's clock error ms "

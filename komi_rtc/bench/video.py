@@ -1,5 +1,4 @@
-"""The analysis judged on video, through the real pose model (`python -m komi_rtc.bench.video`,
-or `python -m komi_rtc.bench.analysis --video`).
+"""The analysis judged on video, through the real pose model (`python -m komi_rtc.bench.video`).
 
 Each labelled session of the keypoint benchmark (random tempo, pauses, half reps, walking
 in and out, injected form errors, 10/15/30 fps, frames skipped as under load) is rendered
