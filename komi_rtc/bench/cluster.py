@@ -554,9 +554,9 @@ def _redis_report(
 ) -> dict[str, Any]:
     """Commands in the window by type, against the frames analysed and against what the
     heartbeats alone send: per node and beat one pipeline (SET record, SADD, SET NX of the
-    shared admin token, SMEMBERS, and per camera and station claim an EVAL that runs a GET
+    admin token's fingerprint, SMEMBERS, and per camera and station claim an EVAL that runs a GET
     and a SET, each counted by Redis), with other nodes one MGET of their records, and
-    every tenth beat an HGETALL of the revocations, a SET NX and GET of the signing key and
+    every tenth beat an HGETALL of the revocations, a GET of the fingerprint and
     a ZADD, ZREMRANGEBYSCORE and ZRANGE of the nodes' page origins."""
     calls = {
         name: end.redis.get(name, 0) - start.redis.get(name, 0)

@@ -108,6 +108,8 @@ class CameraSession:
         self.closed = asyncio.Event()
         self._latest_pose_data: dict[str, Any] = {"pose": [], "timestamp": None}
         self._pc: RTCPeerConnection | None = None
+        self._connected = asyncio.Event()  # the peer connection is up: the stall clock runs
+        self._connect_deadline: asyncio.TimerHandle | None = None
         self._video_tap: EncodedVideoTap | None = None  # encoded frames, forwarded to monitors
         self._analysis = LiveAnalysis(camera_id, catalog)
         self._recorder = recorder  # the tied person's sets, written as they happen
@@ -204,6 +206,8 @@ class CameraSession:
                 self._video_tap.close()
             for handle in self._delayed:
                 handle.cancel()
+            if self._connect_deadline is not None:
+                self._connect_deadline.cancel()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -232,8 +236,26 @@ class CameraSession:
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc.connectionState == "connected":
+                self._connected.set()
+                if self._connect_deadline is not None:
+                    self._connect_deadline.cancel()
             if pc.connectionState in ("failed", "closed"):
                 self.request_close(f"peer connection {pc.connectionState}")
+
+    def expect_connection(self, timeout_s: float) -> None:
+        """From its answer on, the camera has `timeout_s` to connect, or goes (its slots come
+        back). "No video" counts only once it is connected: ICE gathering that waits for an
+        unreachable STUN server must not count against the camera."""
+        if timeout_s <= 0 or self._connected.is_set():
+            return
+        self._connect_deadline = asyncio.get_running_loop().call_later(
+            timeout_s, self._not_connected, timeout_s
+        )
+
+    def _not_connected(self, timeout_s: float) -> None:
+        if not self._connected.is_set():
+            self.request_close(f"not connected within {timeout_s:g} s")
 
     def attach_track(self, track: MediaStreamTrack) -> None:
         self._spawn(self._read_track(track), "read")
@@ -342,6 +364,8 @@ class CameraSession:
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; a camera silent for too long is removed."""
+        if self._pc is not None:
+            await self._connected.wait()  # bounded by expect_connection
         while True:
             try:
                 frame = await asyncio.wait_for(track.recv(), self._stall_timeout_s)

@@ -172,7 +172,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         ("--max-cameras", "max_cameras", int, "cameras on this server"),
         ("--max-cameras-per-address", "max_cameras_per_address", int, "cameras of one address"),
         ("--max-monitors-per-camera", "max_monitors_per_camera", int, "monitors of one camera"),
-        ("--connect-timeout", "connect_timeout_s", float, "seconds a monitor may take to connect"),
+        ("--connect-timeout", "connect_timeout_s", float, "seconds a peer may take to connect"),
         ("--max-concurrent-offers", "max_concurrent_offers", int, "offers negotiating at once"),
         (
             "--max-connections-per-address",
@@ -274,8 +274,7 @@ def configure_logging(debug: bool) -> None:
 
 def keep_admin_token_out_of_logs(app: web.Application) -> None:
     """The log filter (configure_logging) also hides the admin token wherever it appears;
-    it is known once the app is made (from the environment, a file, the state dir or
-    Redis)."""
+    it is known once the app is made (from the environment, a file or the state dir)."""
     authority = app.get(AUTHORITY)
     if authority is not None:
         log_safety.install(logging.getLogger().handlers, secrets=[authority.admin_token])
@@ -309,12 +308,8 @@ class Links:
 
 
 def _admin_token_source(config: ServerConfig, authority: TokenAuthority | None = None) -> str:
-    if config.redis_url and authority is not None and not config.admin_token_file:
-        if config.admin_token:
-            return "admin token: the one in $KOMI_ADMIN_TOKEN (the cluster's)"
-        return (
-            f"admin token (the cluster's, kept in Redis; keep it secret): {authority.admin_token}"
-        )
+    if config.redis_url and authority is not None and config.admin_token:
+        return "admin token: the one in $KOMI_ADMIN_TOKEN (the cluster's)"
     if config.admin_token:
         return "admin token: the one in $KOMI_ADMIN_TOKEN"
     if config.admin_token_file:

@@ -60,7 +60,7 @@ class ServerConfig:
     max_cameras: int = 32
     max_cameras_per_address: int = 16  # one address (one pairing link) never holds them all
     max_monitors_per_camera: int = 16
-    connect_timeout_s: float = 10.0  # a monitor peer not connected by then is closed
+    connect_timeout_s: float = 10.0  # a peer not connected this long after its answer is closed
     max_concurrent_offers: int = 8
     max_connections_per_address: int = 64  # WebRTC peers + WebSockets from one address
     max_frame_side: int = 4096

@@ -289,6 +289,7 @@ class Signaling:
             self._negotiating.discard(pc)
             self._live.remove(grant, pc)
         self._registry.add(session)
+        session.expect_connection(self._config.connect_timeout_s)
         logger.info("[%s] camera connected over WebRTC", camera_id)
         return answer, camera_id
 
