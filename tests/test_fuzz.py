@@ -391,7 +391,9 @@ async def _fuzz_server(start_server: Any) -> Any:
     cameras, and control messages faster than a person sends them."""
     return await start_server(
         stall_timeout_s=1.0,
+        connect_timeout_s=1.0,  # a fuzzed offer's peer never connects: gone after a second
         max_cameras=0,
+        max_cameras_per_address=0,
         max_connections_per_address=0,
         max_messages_per_s=0,
         max_monitors_per_camera=0,
