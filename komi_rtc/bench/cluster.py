@@ -134,7 +134,8 @@ class _Fleet:
                 [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1"]
                 + ["--port", str(port), "--workers", "1", "--redis", redis_url]
                 + ["--public-url", url, "--node-id", node_id]
-                + ["--state-dir", str(self.workdir / f"state-{node_id}")],
+                + ["--state-dir", str(self.workdir / f"state-{node_id}")]
+                + ["--max-cameras-per-address", "0"],  # every camera comes from this machine
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env(),

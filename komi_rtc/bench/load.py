@@ -92,6 +92,7 @@ def run_load(
         if workers:
             command += ["--workers", str(workers)]
         command += ["--state-dir", str(workdir / f"state-{design}-{cameras}")]
+        command += ["--max-cameras-per-address", "0"]  # every camera comes from this machine
         command += server_args or []
         if design == "komi-open":
             command.append("--open")
