@@ -77,3 +77,45 @@ def test_short_video_benchmark_renders_counts_and_reports(tmp_path):
     row = report["dev"]["table"]["lateral_raise/front"]
     assert row["exact"] == 1.0 and row["sessions"] == 1
     assert "lateral_raise/front" in result.stdout
+
+
+def test_short_attack_benchmark_shows_issue_22_attacks_refused(tmp_path):
+    """The attack benchmark's issue-22 modes in short form against this checkout: a flooded
+    offer is refused at once while /healthz answers and a streaming camera stays, extra
+    `komi` channels are closed and leave no sink, and a camera link reads no one else's
+    history (the full run's figures, old code included, are in the README)."""
+    out = tmp_path / "attack.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.bench.attack", "--attack", "sdp-flood", "channels"]
+        + ["history", "--candidates", "1000", "--channels", "5", "--seconds", "2"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+
+    (flood,) = report["sdp-flood"]
+    assert flood["candidates"] == 1000
+    assert flood["offer_status"] == 400 and "invalid SDP offer" in flood["offer_error"]
+    assert flood["offer_s"] < 1.0
+    assert flood["healthz_requests"] > 0 and flood["healthz_failed"] == 0
+    assert flood["healthz_slowest_s"] < 1.0
+    assert not flood["camera_dropped"]
+
+    (channels,) = report["channels"]
+    assert channels["channels_opened"] == 5 and channels["channels_kept_open"] == 1
+    assert channels["channels_with_results"] == 1 and channels["results"] > 0
+    assert any("one 'komi' data channel" in error for error in channels["errors"])
+    assert channels["monitors_listed_after_close"] == 0
+
+    (history,) = report["history"]
+    assert history["admin_tie_status"] == 200
+    assert history["set_person_reply"]["type"] == "error"
+    assert "may not tie" in history["set_person_reply"]["error"]
+    assert set(history["reads"]) == {"sets", "sets.csv", "recommendation"}
+    for read in history["reads"].values():
+        assert read["status"] == 403 and "may not read p1's history" in read["error"]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert any("| 1,000 |" in row and "| 400 |" in row for row in rows)  # the table says it too
