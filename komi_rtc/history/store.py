@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, create_engine, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .schema import HoldSecond, Person, Rep, WorkoutSet
@@ -75,6 +76,45 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The history database cannot be used: one line a person can act on."""
+
+
+def check_database(url: str, timeout_s: float = 5.0) -> None:
+    """Connect once, before anything else starts (a bad `--db` is said in one line, not in
+    170 lines of driver tracebacks from a server half started). The password never shows."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any unparsable URL is the same one-line answer
+        raise DatabaseUnavailable(
+            "--db is not a database URL (e.g. postgresql://user:password@host/komi, or "
+            "sqlite:///path/history.sqlite3)"
+        ) from None
+    try:
+        if url.startswith("sqlite"):
+            engine = make_engine(url)
+        else:
+            engine = create_engine(url, connect_args=_connect_timeout(url, timeout_s))
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (ImportError, NoSuchModuleError):
+        raise DatabaseUnavailable(
+            f"{shown}: this kind of database is not supported (use postgresql:// or sqlite:///)"
+        ) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DatabaseUnavailable(
+            f"cannot open the history database {shown}: {reason[0] if reason else exc}"
+        ) from None
+
+
+def _connect_timeout(url: str, timeout_s: float) -> dict[str, Any]:
+    return {"connect_timeout": int(timeout_s)} if url.startswith("postgresql") else {}
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..analysis.catalog import CatalogError
+from ..history.store import DatabaseUnavailable, check_database, default_url
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority
 from .app import AUTHORITY, create_app
@@ -23,6 +24,7 @@ from .config import ServerConfig
 from .redis_connect import redacted
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
+logger = logging.getLogger(__name__)
 _DEFAULTS = ServerConfig()
 
 
@@ -192,6 +194,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     args = parser.parse_args(argv)
     if args.admin_token_file and not os.path.isfile(args.admin_token_file):
         parser.error(f"--admin-token-file: no such file: {args.admin_token_file}")
+    if args.admin_token_file and os.environ.get("KOMI_ADMIN_TOKEN"):
+        # the contract reads the environment first; a file given beside it would be ignored
+        # without a word, so neither wins: the person says which one they mean
+        parser.error(
+            "both $KOMI_ADMIN_TOKEN and --admin-token-file give an admin token: "
+            "unset KOMI_ADMIN_TOKEN or drop --admin-token-file"
+        )
     for origin in args.allow_origin:
         if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             parser.error(f"--allow-origin {origin!r}: give scheme://host[:port], no path")
@@ -404,6 +413,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"komi-rtc: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     context = _ssl_context(config)
+    try:  # before any worker starts: a bad --db is one line, not a half-started server
+        check_database(config.db_url or default_url(config.state_dir))
+    except DatabaseUnavailable as exc:
+        print(f"komi-rtc: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         app = create_app(config)
     except (CatalogError, ValueError, OSError, ClusterUnavailable) as exc:
@@ -415,4 +429,8 @@ def main(argv: list[str] | None = None) -> None:
     def announce(_: Any) -> None:
         print(_announce(config, links, app.get(AUTHORITY)), flush=True)
 
+    async def say_stopping(_: web.Application) -> None:
+        logger.info("stopping: closing cameras, monitors and pose workers")
+
+    app.on_shutdown.insert(0, say_stopping)
     web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)
