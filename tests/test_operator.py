@@ -113,3 +113,69 @@ def test_an_admin_token_from_both_the_environment_and_a_file_is_refused(tmp_path
     assert done.returncode == 2
     assert "KOMI_ADMIN_TOKEN" in done.stderr and "--admin-token-file" in done.stderr
     assert ADMIN_TOKEN not in done.stderr and "another-admin-token" not in done.stderr
+
+
+def test_options_come_from_the_command_line_then_the_environment_then_the_file(
+    tmp_path: Path,
+) -> None:
+    from komi_rtc.server.cli import parse_args
+
+    config_file = tmp_path / "komi.toml"
+    config_file.write_text(
+        "max-cameras = 5\nmax_monitors_per_camera = 3\nport = 8100\nhttps = true\n"
+        'allow-origin = ["https://gym.example"]\n'
+    )
+    environ = {"KOMI_PORT": "8200", "KOMI_MAX_CAMERAS": "6", "KOMI_CONFIG": str(config_file)}
+    config = parse_args(["--port", "8300"], environ)
+    assert config.port == 8300  # the command line wins
+    assert config.max_cameras == 6  # then the environment
+    assert config.max_monitors_per_camera == 3 and config.https  # then the file
+    assert "https://gym.example" in config.allow_origins
+    assert config.max_body_bytes == 1024 * 1024  # else the default
+    assert parse_args([], {"KOMI_OPEN": "yes"}).open_access
+    assert not parse_args([], {"KOMI_OPEN": "0"}).open_access
+
+
+def test_a_bad_option_value_from_a_file_or_the_environment_is_one_line(tmp_path: Path) -> None:
+    config_file = tmp_path / "komi.toml"
+    config_file.write_text("max-camras = 5\n")
+    done = _server(tmp_path, "--config", str(config_file), KOMI_ADMIN_TOKEN=ADMIN_TOKEN)
+    assert done.returncode == 2 and "max-camras" in done.stderr, done.stderr
+    done = _server(tmp_path, KOMI_ADMIN_TOKEN=ADMIN_TOKEN, KOMI_MAX_CAMERAS="many")
+    assert done.returncode == 2 and "KOMI_MAX_CAMERAS" in done.stderr, done.stderr
+
+
+def test_komi_rtc_config_prints_each_value_and_where_it_came_from_secrets_hidden(
+    tmp_path: Path,
+) -> None:
+    command = [sys.executable, "-m", "komi_rtc.server", "config", "--db"]
+    command += ["postgresql://komi:secret-pw@db.example/komi", "--port", "8123"]
+    done = subprocess.run(
+        command,
+        env=_env(KOMI_MAX_CAMERAS="9", KOMI_ADMIN_TOKEN=ADMIN_TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert "8123" in lines["port"] and "command line" in lines["port"]
+    assert "9" in lines["max-cameras"] and "KOMI_MAX_CAMERAS" in lines["max-cameras"]
+    assert "default" in lines["max-body-bytes"]
+    assert "secret-pw" not in done.stdout and "***" in lines["db"]
+    assert ADMIN_TOKEN not in done.stdout
+
+
+def test_every_command_says_its_version() -> None:
+    from komi_rtc import __version__
+
+    for module in ("komi_rtc.server", "komi_rtc.camera", "komi_rtc.analysis"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--version"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and __version__ in done.stdout, (module, done)

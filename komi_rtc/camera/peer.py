@@ -30,6 +30,7 @@ import jwt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from .. import __version__
 from ..media.aiortc_adapter import close_peer_connection
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from ..media.video_sources import FrameSource, SourceError, open_source
@@ -474,9 +475,23 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
         raise AccessRefusedExit
 
 
+def _token_values_joined(argv: list[str]) -> list[str]:
+    """`--token -abc...` as `--token=-abc...`: a token may start with "-" (an older admin token
+    did), which argparse would read as an option and answer "expected one argument"."""
+    joined: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--token":
+            value = next(items, None)
+            joined.append("--token" if value is None else f"--token={value}")
+        else:
+            joined.append(item)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m komi_rtc.camera",
+        prog="komi-rtc-camera",
         description="Stream webcams or video files to a KOMI RTC server.",
     )
     parser.add_argument(
@@ -529,7 +544,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--debug", action="store_true", help="verbose logging (aiortc and ICE included)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    args = parser.parse_args(_token_values_joined(sys.argv[1:] if argv is None else argv))
     if args.fps <= 0 or args.width < 16 or args.height < 16:
         parser.error("--fps must be positive and the size at least 16x16")
     if args.camera_id:
