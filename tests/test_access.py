@@ -402,7 +402,7 @@ def test_the_banner_links_carry_working_tokens(tmp_path):
     assert authority.check(monitor).role == "monitor"
     grant = authority.check(camera)
     assert grant.role == "camera" and grant.camera_id is None  # pairing: any phone, own id
-    assert f"admin token (keep it secret; it mints links with POST /tokens): {admin}" in banner
+    assert f"admin token (new; keep it secret; it mints links with POST /tokens): {admin}" in banner
 
 
 def test_the_admin_token_comes_from_the_environment_a_file_or_the_state_dir(tmp_path):

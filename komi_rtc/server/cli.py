@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -453,10 +454,22 @@ def _admin_token_source(config: ServerConfig, authority: TokenAuthority | None =
     if config.admin_token_file:
         return f"admin token: the one in {config.admin_token_file}"
     path = config.state_dir / ADMIN_TOKEN_FILE
-    return (
-        f"admin token (keep it secret; it mints links with POST /tokens): {_read(path)}\n"
-        f"    kept in {path}"
-    )
+    if _made_by_this_run(path):  # shown once, the start that made it; then where it is
+        return (
+            f"admin token (new; keep it secret; it mints links with POST /tokens): "
+            f"{_read(path)}\n    kept in {path}"
+        )
+    return f"admin token: kept in {path} (keep it secret; `komi-rtc links` prints new links)"
+
+
+_STARTED = time.time()
+
+
+def _made_by_this_run(path: Path) -> bool:
+    try:
+        return path.stat().st_mtime >= _STARTED - 1.0
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> str:
@@ -490,6 +503,10 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
     lines.append(f"  camera on this machine: {scheme}://localhost:{port}/camera{links.camera}")
     lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
     lan = [a for a in lan if a not in ("127.0.0.1", "localhost", "::1")]
+    if config.https and lan:
+        lines.append(
+            f"  monitor from another device: https://{lan[0]}:{port}/monitor{links.monitor}"
+        )
     if not config.https:
         # browsers give a page the camera only over HTTPS or on localhost, laptops included
         if lan:
