@@ -179,3 +179,66 @@ def test_every_command_says_its_version() -> None:
             timeout=60,
         )
         assert done.returncode == 0 and __version__ in done.stdout, (module, done)
+
+
+def test_komi_rtc_links_prints_fresh_links_the_running_server_lists(tmp_path: Path) -> None:
+    import json
+
+    port = _port()
+    options = ["--host", "127.0.0.1", "--port", str(port), "--state-dir", str(tmp_path / "s")]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "komi_rtc.server", *options, "--workers", "1"],
+        env=_env(KOMI_ADMIN_TOKEN=ADMIN_TOKEN),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # polling a starting server, deadline below
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        done = subprocess.run(
+            [sys.executable, "-m", "komi_rtc.server", "links", *options],
+            env=_env(KOMI_ADMIN_TOKEN=ADMIN_TOKEN),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        monitor = done.stdout.split("/monitor?token=")[1].split()[0]
+        camera = done.stdout.split("/camera?token=")[1].split()[0]
+        for token, role in ((monitor, "monitor"), (camera, "camera")):
+            request = urllib.request.Request(
+                f"{base}/whoami", headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert json.loads(response.read())["role"] == role
+        request = urllib.request.Request(
+            f"{base}/tokens", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            listed = json.loads(response.read())["tokens"]
+        # the start banner's two links, and these two
+        assert sorted(t["role"] for t in listed) == ["camera", "camera", "monitor", "monitor"]
+        assert monitor not in json.dumps(listed)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    # with no server there, one line and exit 2
+    done = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.server", "links", *options],
+        env=_env(KOMI_ADMIN_TOKEN=ADMIN_TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "no server answers" in done.stderr, done.stderr
