@@ -305,9 +305,10 @@ def print_links(argv: list[str], environ: Mapping[str, str] | None = None) -> in
         except OSError as exc:
             print(f"komi-rtc links: no server answers at {base} ({exc})", file=sys.stderr)
             return 2
-    shown = config.public_url or (
-        f"{scheme}://{lan_addresses()[0]}:{config.port}" if lan_addresses() else base
-    )
+    # the address people open: the node's public URL, else (listening on every address) the
+    # LAN one, else the one it listens on
+    lan = lan_addresses() if config.host in ("0.0.0.0", "::", "") else []
+    shown = config.public_url or (f"{scheme}://{lan[0]}:{config.port}" if lan else base)
     print(f"monitor: {shown}/monitor{links['monitor']}")
     print(f"camera:  {shown}/camera{links['camera']}")
     print(terminal_qr(f"{shown}/camera{links['camera']}"))
