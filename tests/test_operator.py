@@ -242,3 +242,62 @@ def test_komi_rtc_links_prints_fresh_links_the_running_server_lists(tmp_path: Pa
         timeout=60,
     )
     assert done.returncode == 2 and "no server answers" in done.stderr, done.stderr
+
+
+def test_the_cluster_demo_runs_two_nodes_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    import json
+    import re
+
+    first = _port()
+    while True:  # two ports in a row, and Redis's beside them
+        second = first + 1
+        try:
+            for port in (second, first + 5378):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            first = _port()
+    demo = subprocess.Popen(
+        ["bash", str(REPO / "scripts" / "cluster-demo.sh")],
+        cwd=REPO,
+        env=_env(PORT=str(first), TMPDIR=str(tmp_path)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # until it says the nodes are up (or it ends)
+            output.append(line)
+            if "two nodes up" in line:
+                break
+        text = "".join(output)
+        assert "two nodes up" in text, text
+        token = re.search(r"Bearer ([0-9a-f]{64})", "".join(output + [demo.stdout.readline()]))
+        assert token is not None, text
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{first}/cluster",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        )
+        deadline = time.monotonic() + 30
+        while True:  # polling until each node has seen the other's heartbeat
+            with urllib.request.urlopen(request, timeout=5) as response:
+                nodes = json.loads(response.read())["nodes"]
+            if len(nodes) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert {n["id"] for n in nodes} == {f"node{first}", f"node{second}"}, nodes
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert "cluster-demo: stopping" in rest, rest
+    assert "Traceback" not in rest
+    for port in (first, second):
+        with socket.socket() as probe:  # nothing listens there any more
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
