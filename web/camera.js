@@ -268,7 +268,7 @@ async function showBest() {
     const kind = await exerciseKind(stats.bestExercise);
     if (kind === 'hold') value = `${Number(best.hold_seconds || 0).toFixed(0)} ${t('seconds_unit')}`;
     else if (kind === 'range' && best.best_rom_deg !== null) value = `${Math.round(best.best_rom_deg)}°`;
-    else value = `${best.reps} ${t('reps_unit')}`;
+    else value = format('reps_count', { n: best.reps });
     element.title = best.mean_score !== null && best.mean_score !== undefined
       ? `${best.good_reps} ${t('good_reps')} · ${t('mean_score')} ${Math.round(best.mean_score)}` : '';
   }

@@ -14,11 +14,13 @@ import contextlib
 import fractions
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -107,7 +109,8 @@ class CapturedTrack(MediaStreamTrack):
 class CameraStatus:
     camera_id: str
     state: str = "starting"
-    problem: str | None = None  # why the last attempt failed, shown until the next succeeds
+    problem: str | None = None  # why the last attempt failed, kept until one succeeds
+    retry_at: float | None = None  # time.monotonic() of the next attempt, while waiting for it
     results: int = 0
     exercise: str | None = None  # what the server counts, and how far it got
     reps: int = 0
@@ -138,9 +141,12 @@ class CameraPeer:
         exercise: str | None = None,
         token: str | None = None,
         person: str | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         """`exercise`: asked of the server (`set_exercise`) each time the channel opens.
-        `token`: the access token (a camera token, or the admin token)."""
+        `token`: the access token (a camera token, or the admin token). `report`: gets a
+        line for each event a person watching wants to see (a failed attempt and when the
+        next one is); logged at INFO without it."""
         self.server = server.rstrip("/")
         self.token = token
         self.person = person  # whose sets the server records
@@ -156,6 +162,7 @@ class CameraPeer:
         self._pc: RTCPeerConnection | None = None
         self._last_heard = 0.0
         self.cluster_nodes: list[str] = []  # a cluster's live nodes, as the last answer said
+        self._report = report or (lambda line: logger.info("%s", line))
 
     def servers(self) -> list[str]:
         """Where to offer, in order: the entry node (`server`), then the other nodes of its
@@ -192,14 +199,20 @@ class CameraPeer:
                 self.status.problem = f"server refused access: {exc}"
                 logger.error("[%s] server refused access: %s", self.camera_id, exc)
                 await self._close_pc()
+                self.status.state = "refused"  # for good: no next attempt
                 raise
             except ServerRefused as exc:
                 self.status.problem = f"server refused the camera: {exc}"
                 logger.warning("[%s] server refused: %s", self.camera_id, exc)
             finally:
                 await self._close_pc()
-            self.status.problem += f"; retrying in {backoff:g} s"
-            await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            # said once per attempt; the status line counts down to the same moment
+            self._report(f"[{self.camera_id}] {self.status.problem}; retrying in {backoff:g} s")
+            self.status.retry_at = time.monotonic() + backoff
+            try:
+                await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            finally:
+                self.status.retry_at = None
             backoff = min(backoff * 2, 10.0)
 
     def make_track(self) -> CapturedTrack:
@@ -391,13 +404,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def status_line(peer: CameraPeer) -> str:
+    """The periodic line about one camera. While it is not connected, only when the next
+    attempt is: why the last one failed was said once, when it failed."""
     status = peer.status
-    if status.problem is not None:
+    if status.state == "refused":
         return f"[{peer.camera_id}] {status.problem}"
+    if status.problem is not None:
+        if status.retry_at is None:
+            return f"[{peer.camera_id}] not connected; trying again now"
+        wait = max(0, math.ceil(status.retry_at - time.monotonic()))
+        return f"[{peer.camera_id}] not connected; next try in {wait} s"
     p50, p95 = status.latency.percentile(50), status.latency.percentile(95)
     latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms" if p50 is not None else "latency -"
     if status.exercise:
-        latency += f"  {status.exercise}: {status.reps} reps"
+        latency += f"  {status.exercise}: {status.reps} rep{'' if status.reps == 1 else 's'}"
     return (
         f"[{peer.camera_id}] {status.state:<12} sent {peer.frames_sent():>6}  "
         f"results {status.results:>6}  analysed {status.analysed_fps():4.1f} fps  {latency}"
@@ -446,6 +466,7 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
                 exercise=exercise,
                 token=args.token,
                 person=args.person,
+                report=lambda line: print(line, flush=True),
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]

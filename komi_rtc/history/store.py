@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -390,6 +391,7 @@ class HistoryStore:
         }
 
     def csv(self, person: str) -> str:
+        """A person's reps, a line each (CSV_COLUMNS), oldest first; times in ISO 8601."""
         out = io.StringIO()
         # RFC 4180's CRLF: a cell holding a CR is then quoted (with "\n" it stayed bare,
         # and a reader ended the row there)
@@ -403,9 +405,9 @@ class HistoryStore:
                     item["exercise"],
                     item["profile"] or "",
                     item["camera_id"],
-                    item["started_at"],
+                    _local_time(item["started_at"]),
                     rep["index"],
-                    rep["ended_at"],
+                    _local_time(rep["ended_at"]),
                     _blank(rep["score"]),
                     _blank(rep["rom_deg"]),
                     _blank(rep["peak_angle_deg"]),
@@ -426,6 +428,15 @@ def _number(value: Any) -> float | None:
 
 def _blank(value: Any) -> Any:
     return "" if value is None else value
+
+
+def _local_time(seconds: float | None) -> str:
+    """Epoch seconds as ISO 8601 in the server's time zone, with its offset and to the
+    millisecond ("2026-05-28T18:04:05.120+09:00"): a person reads it, and a program (or a
+    spreadsheet's date parser) gets the exact instant."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, timezone.utc).astimezone().isoformat("T", "milliseconds")
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (CSV injection; the
