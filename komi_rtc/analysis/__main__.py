@@ -16,7 +16,7 @@ from .replay import RecordingError, analyse_recording
 _USAGE = """\
   komi-rtc-analysis --exercise squat session.jsonl   replay: JSON summary
   komi-rtc-analysis --list                           the exercise catalog
-  komi-rtc-analysis derive --id my_move reference.jsonl -o exercises/my_move.json
+  komi-rtc-analysis derive --id my_squat recordings/trainer.jsonl -o my_exercises/my_squat.json
                                                      a custom exercise
 A recording is what `komi-rtc-camera --record FILE.jsonl` writes while a server runs
 (`python -m komi_rtc.analysis` works the same)."""

@@ -585,7 +585,13 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    record = open(args.record, "a", encoding="utf-8", buffering=1) if args.record else None
+    record = None
+    if args.record:
+        try:  # a new folder for the recordings is made, as a person expects
+            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+            record = open(args.record, "a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            parser.error(f"--record {args.record}: {exc.strerror or exc}")
     try:
         asyncio.run(run_cameras(args, record))
     except (SourceError, ValueError) as exc:
