@@ -402,7 +402,7 @@ def test_the_banner_links_carry_working_tokens(tmp_path):
     assert authority.check(monitor).role == "monitor"
     grant = authority.check(camera)
     assert grant.role == "camera" and grant.camera_id is None  # pairing: any phone, own id
-    assert f"admin token (keep it secret; it mints links with POST /tokens): {admin}" in banner
+    assert f"admin token (new; keep it secret; it mints links with POST /tokens): {admin}" in banner
 
 
 def test_the_admin_token_comes_from_the_environment_a_file_or_the_state_dir(tmp_path):
@@ -424,7 +424,7 @@ def test_the_admin_token_comes_from_the_environment_a_file_or_the_state_dir(tmp_
 
 
 async def test_the_camera_peer_stops_with_a_clear_message_when_refused(server):
-    from komi_rtc.camera.peer import AccessRefused, CameraPeer
+    from komi_rtc.camera.peer import AccessRefused, CameraPeer, status_line
     from komi_rtc.media.video_sources import open_source
 
     peer = CameraPeer(server.url, "cam_x", open_source("demo", 320, 240, 5), fps=5, token=None)
@@ -432,6 +432,8 @@ async def test_the_camera_peer_stops_with_a_clear_message_when_refused(server):
         with pytest.raises(AccessRefused):
             await asyncio.wait_for(peer.run(), 30)
         assert "401" in peer.status.problem and "--token" in peer.status.problem
+        # its status line says why, not that it tries again: it does not
+        assert status_line(peer) == f"[cam_x] {peer.status.problem}"
     finally:
         await peer.close()
 

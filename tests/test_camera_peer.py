@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
+import sys
+import time
 
 from auth import ADMIN_TOKEN, AUTH_HEADERS
+from cluster_nodes import free_port
 
 from komi_rtc.camera.peer import CameraPeer, parse_camera_list
 from komi_rtc.media.video_sources import open_source
@@ -145,3 +150,64 @@ def test_video_file_and_image_sources_loop(tmp_path):
 
     with pytest.raises(SourceError):
         open_source(str(tmp_path / "missing.mp4"), 640, 480, 10)
+
+
+async def test_a_peer_whose_server_is_down_says_each_retry_once_with_its_real_delay():
+    """Against a server that is down, the camera peer says each failed attempt once, with
+    the delay it then waits (1, 2, 4, 8 s), and its status lines between them count down to
+    that moment instead of repeating the delay."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "komi_rtc.camera",
+        "--server",
+        f"http://127.0.0.1:{free_port()}",  # nobody listens: connection refused
+        "--source",
+        "demo",
+        "--camera-id",
+        "cam_down",
+        "--token",
+        "unused-the-server-is-down",
+        "--status-interval",
+        "0.5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    lines: list[tuple[float, str]] = []  # (when it arrived, the line)
+    try:
+        async with asyncio.timeout(60):
+            while not any("retrying in 8 s" in line for _, line in lines):
+                raw = await process.stdout.readline()
+                assert raw, "the peer ended:\n" + "\n".join(line for _, line in lines)
+                lines.append((time.monotonic(), raw.decode().rstrip()))
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            async with asyncio.timeout(20):
+                await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    output = "\n".join(line for _, line in lines)
+    retries = [(at, line) for at, line in lines if "retrying in" in line]
+    delays = [int(d) for _, line in retries for d in re.findall(r"retrying in (\d+) s$", line)]
+    assert delays == [1, 2, 4, 8], output
+    for _, line in retries:
+        assert line.startswith("[cam_down] cannot reach http://127.0.0.1:"), line
+        assert "connection refused (is the server running?" in line, line
+    # every other line is the first one or a status line, true to the countdown
+    assert lines[0][1].startswith("[cam_down] streaming rendered person"), output
+    countdown, announced_at, delay = 0, 0.0, 0
+    for at, line in lines[1:]:
+        if "retrying in" in line:
+            announced_at, delay = at, int(line.rsplit(" ", 2)[1])
+            continue
+        if not line.startswith("[cam_down] not connected; next try in "):
+            assert line == "[cam_down] not connected; trying again now", output
+            continue
+        left = int(line.rsplit(" ", 2)[1])
+        assert left <= delay and abs(left - (delay - (at - announced_at))) <= 1.5, output
+        countdown += 1
+    assert countdown >= 4, output  # the 2 and 4 s waits have status lines (every 0.5 s)

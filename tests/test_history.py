@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -145,6 +146,12 @@ async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(
                 assert float(row["score"]) == pytest.approx(rep["score"])
                 assert row["errors"] == ";".join(rep["errors"])
                 assert int(row["set_id"]) == item["id"]
+                # times a person reads, with the offset a program needs for the instant
+                started = datetime.fromisoformat(row["set_started_at"])
+                ended = datetime.fromisoformat(row["ended_at"])
+                assert started.utcoffset() is not None and ended.utcoffset() is not None
+                assert started.timestamp() == pytest.approx(item["started_at"], abs=0.001)
+                assert ended.timestamp() == pytest.approx(rep["ended_at"], abs=0.001)
             plan = await _get_json(http, f"{running.url}/people/anna/recommendation")
             assert any(i["exercise"] == "squat" for i in plan["items"]), plan
             progress = await _get_json(http, f"{running.url}/people/anna/progress")
@@ -434,3 +441,25 @@ def test_a_dead_node_s_sets_end_and_a_set_its_camera_began_on_another_node_stays
     assert sets[other_legacy.id]["ended_at"] is None  # no node: its camera is live
     for store in (node_a, node_b, legacy, restarted, node_c):
         store.close()
+
+
+def test_csv_times_are_iso_8601_in_the_server_s_time_zone(tmp_path):
+    """A person reading the export sees local wall-clock times; the offset keeps the instant."""
+    script = (
+        "import sys; from komi_rtc.history.store import HistoryStore, SetHandle\n"
+        "store = HistoryStore(sys.argv[1]); store.prepare(0.0); handle = SetHandle()\n"
+        "store.start_set(handle, 'ana', 'squat', 'standard', 'reps', 'cam', 1780000000.25)\n"
+        "store.add_rep(handle, 'ana', {'index': 1, 'score': 90.0, 'errors': []}, 1780000003.5)\n"
+        "print(store.csv('ana'), end=''); store.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, f"sqlite:///{tmp_path / 'tz.sqlite3'}"],
+        env={**os.environ, "TZ": "KST-9"},  # POSIX form: needs no tzdata
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [row] = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["set_started_at"] == "2026-05-29T05:26:40.250+09:00"
+    assert row["ended_at"] == "2026-05-29T05:26:43.500+09:00"

@@ -286,7 +286,7 @@ async def test_no_token_reaches_the_log_from_a_request_aiohttp_cannot_parse(serv
     noisy["aiohttp.access"] = logging.getLogger("aiohttp.access").level
     caplog.set_level(logging.DEBUG if debug else logging.INFO)
     try:
-        cli.configure_logging(debug)
+        cli.configure_logging("debug" if debug else "info")
         cli.keep_admin_token_out_of_logs(server.app)
         jwt = (await mint_token(server.url, role="monitor"))["token"]
         requests = malformed_requests(jwt)

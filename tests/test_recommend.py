@@ -127,6 +127,25 @@ def test_broken_form_regresses_and_recurring_depth_errors_get_glute_bridges():
     assert "30회 중 21회" in accessory["reason"]["ko"]
 
 
+def test_one_set_of_one_rep_reads_in_the_singular_with_the_right_korean_particles():
+    item = items_by_rule(recommend("ana", [served_set("push_up", 24, reps=1)], CATALOG, NOW))
+    keep, variety = item["keep"][0], item["variety"][0]
+    assert keep["reason"]["en"].startswith(
+        "1 of 1 rep good in your last 1 Push-up set (mean score 100): stay at 1 × 5 reps "
+    )
+    assert "5회 × 1세트를 유지한 뒤" in keep["reason"]["ko"]  # not "을(를)"
+    assert variety["reason"]["ko"].endswith("스쿼트를 추가하세요, 8회 × 3세트.")
+    plank = [served_set("plank", 24, reps=0, bad={"hips_sag": 1}, hold_seconds=25)]
+    plank[0]["mean_score"], plank[0]["reps_detail"] = None, []
+    keep = items_by_rule(recommend("ana", plank, CATALOG, NOW))["keep"][0]
+    assert keep["reason"]["en"] == (
+        "Your last 1 Plank hold averaged 25 s in good form with 1 form cue: stay at 1 × 25 s hold."
+    )
+    squat = [served_set("squat", 24, reps=1), served_set("push_up", 30, reps=1)]
+    variety = items_by_rule(recommend("ana", squat, CATALOG, NOW))["variety"][0]
+    assert "바이셉 컬을 추가하세요" in variety["reason"]["ko"]  # 컬: a final consonant
+
+
 def test_regression_at_beginner_lowers_the_reps():
     sets = [
         served_set("bicep_curl", 24 * d, reps=12, bad={"elbows_flare": 8}, profile="beginner")
@@ -221,6 +240,14 @@ def rules_data() -> dict:
         (
             lambda d: d["progression"]["reason"]["reps"].update(en="{bogus} sets"),
             "progression.reason.reps.en: unknown placeholder(s) ['bogus']",
+        ),
+        (
+            lambda d: d["variety"]["reason"].update(ko="{exercise:을/룰} 추가하세요"),
+            "variety.reason.ko: {exercise:을/룰}: unknown particle pair",
+        ),
+        (
+            lambda d: d["variety"]["reason"].update(en="add {exercise:rep}"),
+            "variety.reason.en: {exercise:rep}: unknown format",
         ),
         (lambda d: d["starter"].update(profile="heroic"), "starter.profile: must be one of"),
         (lambda d: d["accessories"]["map"][0].pop("why"), "accessories.map[0].why: missing"),

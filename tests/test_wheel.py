@@ -164,5 +164,5 @@ def test_installed_server_serves_pages_catalog_and_analyses_the_demo(installed, 
     output = log.read_text()
     assert code == 0, output
     assert "Traceback" not in output, output
-    assert f"admin token (keep it secret; it mints links with POST /tokens): {token}" in output
+    assert f"admin token (new; keep it secret; it mints links with POST /tokens): {token}" in output
     assert f"{base.replace('127.0.0.1', 'localhost')}/monitor?token=" in output

@@ -268,7 +268,7 @@ async function showBest() {
     const kind = await exerciseKind(stats.bestExercise);
     if (kind === 'hold') value = `${Number(best.hold_seconds || 0).toFixed(0)} ${t('seconds_unit')}`;
     else if (kind === 'range' && best.best_rom_deg !== null) value = `${Math.round(best.best_rom_deg)}°`;
-    else value = `${best.reps} ${t('reps_unit')}`;
+    else value = format('reps_count', { n: best.reps });
     element.title = best.mean_score !== null && best.mean_score !== undefined
       ? `${best.good_reps} ${t('good_reps')} · ${t('mean_score')} ${Math.round(best.mean_score)}` : '';
   }
@@ -510,8 +510,8 @@ for (const id of ['facing', 'resolution', 'fps-choice', 'device']) {
 document.addEventListener('visibilitychange', () => { if (wanted) keepAwake(); });
 window.addEventListener('online', () => { if (wanted && !peer) { clearTimeout(retryTimer); retryTimer = null; start(); } });
 
-// People already known, as suggestions (a monitor or admin link may list them; a camera
-// link may not, and types the name).
+// People already known, as suggestions (a monitor or admin link lists them; a camera link
+// is not asked, and types the name).
 async function listPeople() {
   const response = await fetchFromNodes('/people', { headers: authHeaders() }).catch(() => null);
   if (!response || !response.ok) return;
@@ -528,9 +528,12 @@ loadSettings();
 setState('idle');
 setInterval(refreshStatus, 500);
 // Ask first whether this page's link is good: without one it says so and starts nothing.
-fetchConfig().then((loaded) => {
+fetchConfig().then(async (loaded) => {
   config = loaded;
-  listPeople();
+  // only a link that reads history lists people (a camera link is not asked: no 403s logged)
+  readsHistory = await linkReadsHistory();
+  showHistoryLink();
+  if (readsHistory) listPeople();
   if (params.get('autostart') === '1') $('connect').click();
 }, (error) => {
   if (isRefusal(error.status)) refuse(error.status);

@@ -85,7 +85,7 @@ function shortDate(seconds) {
     .format(new Date(seconds * 1000));
 }
 
-const setsCount = (n) => (n === 1 ? t('one_set') : format('sets_count', { n }));
+const setsCount = (n) => format('sets_count', { n });
 const number = (value, digits = 0) => (value === null || value === undefined || Number.isNaN(value)
   ? '–' : Number(value).toFixed(digits));
 const seconds = (value) => `${number(value, value >= 100 ? 0 : 1)} ${t('seconds_unit')}`;

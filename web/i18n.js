@@ -1,4 +1,8 @@
-// UI text in Korean and English: follows the browser's language, with a switch.
+// UI text in Korean and English: follows the browser's language, with a switch. Texts with
+// {fields} are filled by format(), which also chooses English plurals and Korean particles
+// ({reps:# rep|# reps}, {cameras:을/를}: wording.js).
+
+import { fill } from './wording.js';
 
 const STRINGS = {
   en: {
@@ -41,17 +45,17 @@ const STRINGS = {
     person: 'Person', person_hint: 'Whose sets are recorded: 1 to 64 letters, digits, _ - or . ' +
       '(a new name starts a new history; empty: nobody)',
     person_invalid: 'A person is 1 to 64 letters, digits, _ - or .', nobody: 'nobody',
-    history: 'History', best: 'Best', best_first: 'first set', reps_unit: 'reps', seconds_unit: 's',
+    history: 'History', best: 'Best', best_first: 'first set', reps_count: '{n:# rep|# reps}', seconds_unit: 's',
     history_title: 'KOMI History', people: 'People', sets: 'Sets',
     no_people: 'No one has a history yet. Tie a camera to a person on the camera or monitor page.',
     choose_person: 'Choose a person to see their sets, progress and next workout.',
-    sets_count: '{n} sets', one_set: '1 set', last_seen: 'last seen {when}', no_sets: 'No sets yet.',
+    sets_count: '{n:# set|# sets}', last_seen: 'last seen {when}', no_sets: 'No sets yet.',
     progress: 'Progress', by_day: 'Days', by_week: 'Weeks', no_progress: 'No sets to chart yet.',
     export: 'Export', export_csv: 'CSV (a line per rep)', export_json: 'JSON (every set)',
     recommendation: 'Next workout', recommendation_unavailable: 'No recommendation right now: ' +
       'the server could not make one. Try again later.',
     recommendation_empty: 'Nothing to recommend yet.',
-    plan_reps: '{sets} × {reps} reps', plan_hold: '{sets} × {hold} s',
+    plan_reps: '{sets} × {reps:# rep|# reps}', plan_hold: '{sets} × {hold} s',
     when: 'When', half_reps: 'Half reps', mean_score: 'Mean score', errors: 'Most common errors',
     hold_rom: 'Hold / range', running: 'running', of_total: 'of {total} s',
     reps_per_set: 'Reps per set', best_set: 'Best set', hold_time: 'Hold (s)', best_hold: 'Best hold (s)',
@@ -129,11 +133,11 @@ const STRINGS = {
     person: '사람', person_hint: '누구의 세트를 기록할지: 영문자, 숫자, _ - . 1~64자 ' +
       '(새 이름이면 새 기록을 시작합니다; 비우면 아무도 아님)',
     person_invalid: '사람 이름은 영문자, 숫자, _ - . 1~64자입니다', nobody: '없음',
-    history: '기록', best: '최고 기록', best_first: '첫 세트', reps_unit: '회', seconds_unit: '초',
+    history: '기록', best: '최고 기록', best_first: '첫 세트', reps_count: '{n}회', seconds_unit: '초',
     history_title: 'KOMI 기록', people: '사람', sets: '세트',
     no_people: '아직 기록이 있는 사람이 없습니다. 카메라나 모니터 페이지에서 카메라에 사람을 지정하세요.',
     choose_person: '사람을 고르면 세트, 진행 상황, 다음 운동 추천을 볼 수 있습니다.',
-    sets_count: '{n}세트', one_set: '1세트', last_seen: '최근 {when}', no_sets: '아직 세트가 없습니다.',
+    sets_count: '{n}세트', last_seen: '최근 {when}', no_sets: '아직 세트가 없습니다.',
     progress: '진행 상황', by_day: '일별', by_week: '주별', no_progress: '아직 그래프로 볼 세트가 없습니다.',
     export: '내보내기', export_csv: 'CSV (반복마다 한 줄)', export_json: 'JSON (모든 세트)',
     recommendation: '다음 운동 추천', recommendation_unavailable: '지금은 추천을 만들 수 없습니다: ' +
@@ -156,7 +160,7 @@ const STRINGS = {
     station_reps: '스테이션 횟수', station_of: '스테이션 {station}', sync_error: '동기 오차',
     sync_hint: '짝지은 프레임들의 촬영 시각 차이 (평균; p95 {p95} ms).',
     sync_hint_short: '짝지은 프레임들의 촬영 시각 차이.',
-    counted_by: '{camera} 에서 셈', counts_here: '횟수 측정', station_waiting: '{cameras} 기다리는 중',
+    counted_by: '{camera} 에서 셈', counts_here: '횟수 측정', station_waiting: '{cameras:을/를} 기다리는 중',
     metric_reps: '횟수:', metric_depth: '깊이:', metric_hip_hinge: '엉덩이 접힘:',
     metric_symmetry: '좌우 균형:', metric_knee_tracking: '무릎 방향:',
     view_side: '측면', view_front: '정면',
@@ -187,9 +191,9 @@ export function t(key) {
   return (STRINGS[language] && STRINGS[language][key]) || STRINGS.en[key] || key;
 }
 
-// A text with {name} placeholders filled from `values`.
+// A text with {name} placeholders filled from `values`, plurals and particles chosen.
 export function format(key, values) {
-  return t(key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+  return fill(t(key), values);
 }
 
 // Fills every element with data-i18n="key" (its text) or data-i18n-title="key" (its tooltip)

@@ -9,28 +9,32 @@ import os
 import sys
 from pathlib import Path
 
+from .. import __version__
 from .catalog import PROFILES, Catalog, CatalogError
 from .replay import RecordingError, analyse_recording
 
 _USAGE = """\
-  python -m komi_rtc.analysis --exercise squat session.jsonl   replay: JSON summary
-  python -m komi_rtc.analysis --list                           the exercise catalog
-  python -m komi_rtc.analysis derive --id my_move reference.jsonl -o exercises/my_move.json
-                                                               a custom exercise
-A recording is what `python -m komi_rtc.camera --record FILE.jsonl` writes."""
+  komi-rtc-analysis --exercise squat session.jsonl   replay: JSON summary
+  komi-rtc-analysis --list                           the exercise catalog
+  komi-rtc-analysis derive --id my_squat recordings/trainer.jsonl -o my_exercises/my_squat.json
+                                                     a custom exercise
+A recording is what `komi-rtc-camera --record FILE.jsonl` writes while a server runs
+(`python -m komi_rtc.analysis` works the same)."""
 
 
 def _replay(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m komi_rtc.analysis",
+        prog="komi-rtc-analysis",
+        usage="%(prog)s [--version] [--list] [--exercise ID [--profile P] RECORDING] | derive ...",
         description="Analyse a recorded session (JSON Lines of frame_processed messages), "
         "list the exercise catalog, or derive a custom exercise ('derive --help').",
         epilog=_USAGE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recording", type=Path, help="a .jsonl recording")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("recording", type=Path, nargs="?", help="a .jsonl recording to replay")
     parser.add_argument("--list", action="store_true", help="print the exercise catalog and exit")
-    parser.add_argument("--exercise", required=True, help="exercise id (see --list)")
+    parser.add_argument("--exercise", help="exercise id to replay the recording as (see --list)")
     parser.add_argument(
         "--profile",
         default="standard",
@@ -44,6 +48,8 @@ def _replay(argv: list[str]) -> int:
         help="also load custom exercise definitions (*.json) from here",
     )
     args = parser.parse_args(argv)
+    if args.recording is None or args.exercise is None:
+        parser.error("a replay needs a recording and --exercise ID (or give --list, or derive)")
     if not args.recording.is_file():
         parser.error(f"no such recording: {args.recording}")
     if args.exercise_dir is not None and not args.exercise_dir.is_dir():
@@ -60,11 +66,11 @@ def _derive(argv: list[str]) -> int:
     from .derive import derive_exercise
 
     parser = argparse.ArgumentParser(
-        prog="python -m komi_rtc.analysis derive",
+        prog="komi-rtc-analysis derive",
         description="Derive a custom exercise from a recording of a few reference "
-        "repetitions (record one with `python -m komi_rtc.camera --record FILE.jsonl`). "
-        "Use it with `--exercise-dir DIR` here or on the server (`python -m "
-        "komi_rtc.server --exercise-dir DIR`).",
+        "repetitions (record one with `komi-rtc-camera --record FILE.jsonl` while a server "
+        "runs). Use it with `--exercise-dir DIR` here or on the server "
+        "(`komi-rtc --exercise-dir DIR`).",
     )
     parser.add_argument("recording", type=Path, help="the reference recording (.jsonl)")
     parser.add_argument("--id", required=True, help="the new exercise's id")

@@ -14,11 +14,13 @@ import contextlib
 import fractions
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +32,7 @@ import jwt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from .. import __version__
 from ..media.aiortc_adapter import close_peer_connection
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from ..media.video_sources import FrameSource, SourceError, open_source
@@ -106,7 +109,8 @@ class CapturedTrack(MediaStreamTrack):
 class CameraStatus:
     camera_id: str
     state: str = "starting"
-    problem: str | None = None  # why the last attempt failed, shown until the next succeeds
+    problem: str | None = None  # why the last attempt failed, kept until one succeeds
+    retry_at: float | None = None  # time.monotonic() of the next attempt, while waiting for it
     results: int = 0
     exercise: str | None = None  # what the server counts, and how far it got
     reps: int = 0
@@ -137,9 +141,12 @@ class CameraPeer:
         exercise: str | None = None,
         token: str | None = None,
         person: str | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         """`exercise`: asked of the server (`set_exercise`) each time the channel opens.
-        `token`: the access token (a camera token, or the admin token)."""
+        `token`: the access token (a camera token, or the admin token). `report`: gets a
+        line for each event a person watching wants to see (a failed attempt and when the
+        next one is); logged at INFO without it."""
         self.server = server.rstrip("/")
         self.token = token
         self.person = person  # whose sets the server records
@@ -155,6 +162,7 @@ class CameraPeer:
         self._pc: RTCPeerConnection | None = None
         self._last_heard = 0.0
         self.cluster_nodes: list[str] = []  # a cluster's live nodes, as the last answer said
+        self._report = report or (lambda line: logger.info("%s", line))
 
     def servers(self) -> list[str]:
         """Where to offer, in order: the entry node (`server`), then the other nodes of its
@@ -191,14 +199,20 @@ class CameraPeer:
                 self.status.problem = f"server refused access: {exc}"
                 logger.error("[%s] server refused access: %s", self.camera_id, exc)
                 await self._close_pc()
+                self.status.state = "refused"  # for good: no next attempt
                 raise
             except ServerRefused as exc:
                 self.status.problem = f"server refused the camera: {exc}"
                 logger.warning("[%s] server refused: %s", self.camera_id, exc)
             finally:
                 await self._close_pc()
-            self.status.problem += f"; retrying in {backoff:g} s"
-            await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            # said once per attempt; the status line counts down to the same moment
+            self._report(f"[{self.camera_id}] {self.status.problem}; retrying in {backoff:g} s")
+            self.status.retry_at = time.monotonic() + backoff
+            try:
+                await asyncio.sleep(backoff)  # reconnect delay, not synchronisation
+            finally:
+                self.status.retry_at = None
             backoff = min(backoff * 2, 10.0)
 
     def make_track(self) -> CapturedTrack:
@@ -390,13 +404,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def status_line(peer: CameraPeer) -> str:
+    """The periodic line about one camera. While it is not connected, only when the next
+    attempt is: why the last one failed was said once, when it failed."""
     status = peer.status
-    if status.problem is not None:
+    if status.state == "refused":
         return f"[{peer.camera_id}] {status.problem}"
+    if status.problem is not None:
+        if status.retry_at is None:
+            return f"[{peer.camera_id}] not connected; trying again now"
+        wait = max(0, math.ceil(status.retry_at - time.monotonic()))
+        return f"[{peer.camera_id}] not connected; next try in {wait} s"
     p50, p95 = status.latency.percentile(50), status.latency.percentile(95)
     latency = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms" if p50 is not None else "latency -"
     if status.exercise:
-        latency += f"  {status.exercise}: {status.reps} reps"
+        latency += f"  {status.exercise}: {status.reps} rep{'' if status.reps == 1 else 's'}"
     return (
         f"[{peer.camera_id}] {status.state:<12} sent {peer.frames_sent():>6}  "
         f"results {status.results:>6}  analysed {status.analysed_fps():4.1f} fps  {latency}"
@@ -445,6 +466,7 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
                 exercise=exercise,
                 token=args.token,
                 person=args.person,
+                report=lambda line: print(line, flush=True),
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
@@ -474,9 +496,23 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
         raise AccessRefusedExit
 
 
+def _token_values_joined(argv: list[str]) -> list[str]:
+    """`--token -abc...` as `--token=-abc...`: a token may start with "-" (an older admin token
+    did), which argparse would read as an option and answer "expected one argument"."""
+    joined: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--token":
+            value = next(items, None)
+            joined.append("--token" if value is None else f"--token={value}")
+        else:
+            joined.append(item)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m komi_rtc.camera",
+        prog="komi-rtc-camera",
         description="Stream webcams or video files to a KOMI RTC server.",
     )
     parser.add_argument(
@@ -529,7 +565,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--debug", action="store_true", help="verbose logging (aiortc and ICE included)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    args = parser.parse_args(_token_values_joined(sys.argv[1:] if argv is None else argv))
     if args.fps <= 0 or args.width < 16 or args.height < 16:
         parser.error("--fps must be positive and the size at least 16x16")
     if args.camera_id:
@@ -548,7 +585,13 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    record = open(args.record, "a", encoding="utf-8", buffering=1) if args.record else None
+    record = None
+    if args.record:
+        try:  # a new folder for the recordings is made, as a person expects
+            Path(args.record).parent.mkdir(parents=True, exist_ok=True)
+            record = open(args.record, "a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            parser.error(f"--record {args.record}: {exc.strerror or exc}")
     try:
         asyncio.run(run_cameras(args, record))
     except (SourceError, ValueError) as exc:

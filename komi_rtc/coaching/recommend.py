@@ -17,6 +17,7 @@ from typing import Any
 from ..analysis.catalog import PROFILES, Catalog
 from .evidence import ExerciseEvidence, SetRecord, read_history, recent_by_exercise
 from .rules import LANGUAGES, Accessory, PlanItem, Rules, Text, default_rules
+from .wording import fill
 
 DAY_S = 86400.0
 # When two rules give an item for one exercise the earlier rule here wins; items are listed
@@ -70,14 +71,15 @@ def recommend(
 
 
 def _fill(template: Text, **fields: Any) -> Text:
-    """Fill a message in every language; a field is one value or a per-language Text."""
+    """Fill a message in every language; a field is one value or a per-language Text. The
+    messages choose plurals and Korean particles by their fields (wording.py)."""
     out = {}
     for lang in LANGUAGES:
         values = {
             key: value.get(lang, value.get("en", "")) if isinstance(value, dict) else value
             for key, value in fields.items()
         }
-        out[lang] = template[lang].format(**values)
+        out[lang] = fill(template[lang], **values)
     return out
 
 

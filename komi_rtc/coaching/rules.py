@@ -2,7 +2,8 @@
 
 `load_rules` reads and validates a rules file into a frozen `Rules`; every problem raises
 `RulesError` naming the file and the field (a missing number, an unknown placeholder in a
-message, an accessory naming an exercise or error code the catalog does not have).
+message, a plural or Korean particle spec wording.py does not read, an accessory naming an
+exercise or error code the catalog does not have).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.catalog import KINDS, PROFILES, Catalog
+from .wording import spec_problem
 
 RULES_FILE = Path(__file__).with_name("rules.json")
 LANGUAGES = ("en", "ko")
@@ -157,13 +159,23 @@ class _Reader:
         ):
             raise self.fail(path, f"must be a message with non-empty {' and '.join(LANGUAGES)}")
         for lang in LANGUAGES:
-            used = {name for _, name, _, _ in string.Formatter().parse(value[lang]) if name}
+            try:
+                parsed = [
+                    (name, spec) for _, name, spec, _ in string.Formatter().parse(value[lang])
+                ]
+            except ValueError as exc:  # an unmatched brace
+                raise self.fail(f"{path}.{lang}", str(exc)) from None
+            used = {name for name, _ in parsed if name}
             unknown = used - fields
             if unknown:
                 raise self.fail(
                     f"{path}.{lang}",
                     f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(fields)}",
                 )
+            for name, spec in parsed:
+                problem = spec_problem(spec or "") if name else None
+                if problem:
+                    raise self.fail(f"{path}.{lang}", f"{{{name}:{spec}}}: {problem}")
         return {lang: value[lang] for lang in LANGUAGES}
 
     def texts(self, path: str, fields: set[str]) -> dict[str, Text]:

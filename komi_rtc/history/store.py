@@ -17,11 +17,13 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, create_engine, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .schema import HoldSecond, Person, Rep, WorkoutSet
@@ -75,6 +77,45 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The history database cannot be used: one line a person can act on."""
+
+
+def check_database(url: str, timeout_s: float = 5.0) -> None:
+    """Connect once, before anything else starts (a bad `--db` is said in one line, not in
+    170 lines of driver tracebacks from a server half started). The password never shows."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any unparsable URL is the same one-line answer
+        raise DatabaseUnavailable(
+            "--db is not a database URL (e.g. postgresql://user:password@host/komi, or "
+            "sqlite:///path/history.sqlite3)"
+        ) from None
+    try:
+        if url.startswith("sqlite"):
+            engine = make_engine(url)
+        else:
+            engine = create_engine(url, connect_args=_connect_timeout(url, timeout_s))
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (ImportError, NoSuchModuleError):
+        raise DatabaseUnavailable(
+            f"{shown}: this kind of database is not supported (use postgresql:// or sqlite:///)"
+        ) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DatabaseUnavailable(
+            f"cannot open the history database {shown}: {reason[0] if reason else exc}"
+        ) from None
+
+
+def _connect_timeout(url: str, timeout_s: float) -> dict[str, Any]:
+    return {"connect_timeout": int(timeout_s)} if url.startswith("postgresql") else {}
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -350,6 +391,7 @@ class HistoryStore:
         }
 
     def csv(self, person: str) -> str:
+        """A person's reps, a line each (CSV_COLUMNS), oldest first; times in ISO 8601."""
         out = io.StringIO()
         # RFC 4180's CRLF: a cell holding a CR is then quoted (with "\n" it stayed bare,
         # and a reader ended the row there)
@@ -363,9 +405,9 @@ class HistoryStore:
                     item["exercise"],
                     item["profile"] or "",
                     item["camera_id"],
-                    item["started_at"],
+                    _local_time(item["started_at"]),
                     rep["index"],
-                    rep["ended_at"],
+                    _local_time(rep["ended_at"]),
                     _blank(rep["score"]),
                     _blank(rep["rom_deg"]),
                     _blank(rep["peak_angle_deg"]),
@@ -386,6 +428,15 @@ def _number(value: Any) -> float | None:
 
 def _blank(value: Any) -> Any:
     return "" if value is None else value
+
+
+def _local_time(seconds: float | None) -> str:
+    """Epoch seconds as ISO 8601 in the server's time zone, with its offset and to the
+    millisecond ("2026-05-28T18:04:05.120+09:00"): a person reads it, and a program (or a
+    spreadsheet's date parser) gets the exact instant."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, timezone.utc).astimezone().isoformat("T", "milliseconds")
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (CSV injection; the

@@ -14,6 +14,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -51,7 +52,10 @@ def _frame_view(buffer: memoryview, fmt: str, width: int, height: int) -> np.nda
 
 
 def _worker_main(conn: Connection, model_path: str | None) -> None:
-    """Serve analyse requests until told to stop or the pipe closes."""
+    """Serve analyse requests until told to stop or the pipe closes. Ctrl-C in a terminal
+    signals the whole process group: a worker ignores it and is stopped by the server, in
+    order (a worker that died of it was restarted mid-shutdown, with a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2
 
     filter_native_stderr()

@@ -127,7 +127,7 @@ def load_admin_token(explicit: str | None, token_file: Path | None, state_dir: P
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     state_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)  # hex never starts with "-", read as an option by a shell
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")

@@ -9,26 +9,53 @@ import os
 import socket
 import ssl
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from .. import __version__
 from ..analysis.catalog import CatalogError
+from ..history.store import DatabaseUnavailable, check_database, default_url
 from . import log_safety
-from .access import ADMIN_TOKEN_FILE, TokenAuthority
+from .access import ADMIN_TOKEN_FILE, TokenAuthority, load_admin_token
 from .app import AUTHORITY, create_app
 from .cluster import ClusterUnavailable
 from .config import ServerConfig
+from .option_sources import (
+    OptionError,
+    OptionSource,
+    apply_sources,
+    config_path,
+    describe,
+    environ_of,
+    given_on_command_line,
+)
 from .redis_connect import redacted
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
+logger = logging.getLogger(__name__)
 _DEFAULTS = ServerConfig()
 
 
-def parse_args(argv: list[str] | None = None) -> ServerConfig:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="komi-rtc", description="KOMI RTC server: live pose analysis of WebRTC cameras."
+        prog="komi-rtc",
+        description="KOMI RTC server: live pose analysis of WebRTC cameras. Every option may "
+        "also come from $KOMI_<OPTION> (e.g. KOMI_MAX_CAMERAS=16) or a TOML file (--config); "
+        "the command line wins, then the environment, then the file. "
+        "`komi-rtc config [options]` prints the effective configuration; `komi-rtc links` "
+        "prints fresh monitor and camera links for a running server.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="read options from this TOML file (keys as the options without --, e.g. "
+        "max-cameras = 16); also $KOMI_CONFIG",
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
     parser.add_argument("--port", type=int, default=8000, help="port (8000)")
@@ -82,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument(
         "--state-dir",
         default=str(Path.home() / ".komi_rtc"),
-        help="where the generated certificate is kept (~/.komi_rtc)",
+        help="where the server keeps its state: the admin token, revoked and minted tokens, "
+        "the SQLite history and the generated certificate (~/.komi_rtc)",
     )
     parser.add_argument(
         "--demo",
@@ -185,13 +213,120 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         ("--max-url-chars", "max_url_chars", int, "characters of a request URL"),
     ):
         default = getattr(_DEFAULTS, field_name)
-        limits.add_argument(
-            flag, type=kind, default=default, help=f"{what} ({default:g}; 0: no limit)"
+        shown = f"{default:,}" if kind is int else f"{default:g}"
+        limits.add_argument(flag, type=kind, default=default, help=f"{what} ({shown}; 0: no limit)")
+    parser.add_argument("--debug", action="store_true", help="verbose logging (--log-level debug)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=LOG_LEVELS,
+        help="what the log says: debug, info (start, stop, connections: the default), "
+        "warning, error",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="log warnings and errors only (--log-level warning)"
+    )
+    return parser
+
+
+def _options(
+    argv: list[str] | None, environ: Mapping[str, str] | None = None
+) -> tuple[argparse.ArgumentParser, argparse.Namespace, dict[str, OptionSource]]:
+    """The options from the command line, the environment and the --config file."""
+    parser = _parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    env = environ_of(environ)
+    try:
+        sources = apply_sources(parser, env, config_path(arguments, env))
+    except OptionError as exc:
+        parser.error(str(exc))
+    return parser, parser.parse_args(arguments), sources
+
+
+def parse_args(
+    argv: list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    parser, args, _ = _options(argv, environ)
+    return _config(parser, args, environ_of(environ))
+
+
+def _redact(dest: str, value: Any) -> Any:
+    """Secrets never printed: a database's or Redis's password."""
+    if isinstance(value, str) and dest in ("db", "redis") and "@" in value:
+        return redacted(value)
+    return value
+
+
+def print_config(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
+    """`komi-rtc config [options]`: the effective configuration and where each value came
+    from (command line > environment > file > default), secrets hidden."""
+    parser, args, sources = _options(argv, environ)
+    _config(parser, args, environ_of(environ))  # the same checks as a start
+    named = given_on_command_line(parser, argv)
+    print(describe(args, sources, named, _redact))
+    return 0
+
+
+def print_links(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
+    """`komi-rtc links [options]`: fresh monitor and camera links (and the camera link's QR
+    code) from a running server, minted with the admin token through its POST /tokens, so
+    the server lists and can revoke them."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    parser, args, _ = _options(argv, environ)
+    config = _config(parser, args, environ_of(environ))
+    authority = None
+    if not config.open_access:
+        token = load_admin_token(config.admin_token, config.admin_token_file, config.state_dir)
+        authority = token
+    scheme = "https" if config.https else "http"
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    base = f"{scheme}://{host}:{config.port}"
+    links = {}
+    for role in ("monitor", "camera"):
+        if authority is None:
+            links[role] = ""
+            continue
+        body = json.dumps({"role": role, "ttl_s": config.link_ttl_s}).encode()
+        request = urllib.request.Request(
+            f"{base}/tokens",
+            data=body,
+            headers={"Authorization": f"Bearer {authority}", "Content-Type": "application/json"},
         )
-    parser.add_argument("--debug", action="store_true", help="verbose logging")
-    args = parser.parse_args(argv)
+        try:
+            context = ssl._create_unverified_context() if config.https else None  # our own cert
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                links[role] = "?token=" + json.loads(response.read())["token"]
+        except urllib.error.HTTPError as exc:
+            print(f"komi-rtc links: the server at {base} refused: {exc.code}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"komi-rtc links: no server answers at {base} ({exc})", file=sys.stderr)
+            return 2
+    # the address people open: the node's public URL, else (listening on every address) the
+    # LAN one, else the one it listens on
+    lan = lan_addresses() if config.host in ("0.0.0.0", "::", "") else []
+    shown = config.public_url or (f"{scheme}://{lan[0]}:{config.port}" if lan else base)
+    print(f"monitor: {shown}/monitor{links['monitor']}")
+    print(f"camera:  {shown}/camera{links['camera']}")
+    print(terminal_qr(f"{shown}/camera{links['camera']}"))
+    return 0
+
+
+def _config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, environ: Mapping[str, str]
+) -> ServerConfig:
     if args.admin_token_file and not os.path.isfile(args.admin_token_file):
         parser.error(f"--admin-token-file: no such file: {args.admin_token_file}")
+    if args.admin_token_file and environ.get("KOMI_ADMIN_TOKEN"):
+        # the contract reads the environment first; a file given beside it would be ignored
+        # without a word, so neither wins: the person says which one they mean
+        parser.error(
+            "both $KOMI_ADMIN_TOKEN and --admin-token-file give an admin token: "
+            "unset KOMI_ADMIN_TOKEN or drop --admin-token-file"
+        )
     for origin in args.allow_origin:
         if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             parser.error(f"--allow-origin {origin!r}: give scheme://host[:port], no path")
@@ -228,6 +363,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         ice_servers=tuple(args.ice_server),
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
+        log_level="debug" if args.debug else "warning" if args.quiet else args.log_level,
         demo_camera=args.demo,
         exercise_dir=Path(args.exercise_dir) if args.exercise_dir else None,
         early_frame_release=not args.stock_jitter_buffer,
@@ -237,7 +373,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         key_file=args.key,
         state_dir=Path(args.state_dir),
         db_url=args.db,
-        admin_token=os.environ.get("KOMI_ADMIN_TOKEN") or None,
+        admin_token=environ.get("KOMI_ADMIN_TOKEN") or None,
         admin_token_file=Path(args.admin_token_file) if args.admin_token_file else None,
         open_access=args.open,
         allow_origins=allow_origins,
@@ -261,9 +397,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
 
 
-def configure_logging(debug: bool) -> None:
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str) -> None:
+    debug = level == "debug"
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not debug:
@@ -315,10 +455,22 @@ def _admin_token_source(config: ServerConfig, authority: TokenAuthority | None =
     if config.admin_token_file:
         return f"admin token: the one in {config.admin_token_file}"
     path = config.state_dir / ADMIN_TOKEN_FILE
-    return (
-        f"admin token (keep it secret; it mints links with POST /tokens): {_read(path)}\n"
-        f"    kept in {path}"
-    )
+    if _made_by_this_run(path):  # shown once, the start that made it; then where it is
+        return (
+            f"admin token (new; keep it secret; it mints links with POST /tokens): "
+            f"{_read(path)}\n    kept in {path}"
+        )
+    return f"admin token: kept in {path} (keep it secret; `komi-rtc links` prints new links)"
+
+
+_STARTED = time.time()
+
+
+def _made_by_this_run(path: Path) -> bool:
+    try:
+        return path.stat().st_mtime >= _STARTED - 1.0
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> str:
@@ -352,6 +504,10 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
     lines.append(f"  camera on this machine: {scheme}://localhost:{port}/camera{links.camera}")
     lan = lan_addresses() if config.host in ("0.0.0.0", "::") else [config.host]
     lan = [a for a in lan if a not in ("127.0.0.1", "localhost", "::1")]
+    if config.https and lan:
+        lines.append(
+            f"  monitor from another device: https://{lan[0]}:{port}/monitor{links.monitor}"
+        )
     if not config.https:
         # browsers give a page the camera only over HTTPS or on localhost, laptops included
         if lan:
@@ -397,13 +553,23 @@ def _port_problem(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_args(argv)
-    configure_logging(config.debug)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["config"]:
+        raise SystemExit(print_config(arguments[1:]))
+    if arguments[:1] == ["links"]:
+        raise SystemExit(print_links(arguments[1:]))
+    config = parse_args(arguments)
+    configure_logging(config.log_level)
     problem = _port_problem(config.host, config.port)
     if problem:
         print(f"komi-rtc: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     context = _ssl_context(config)
+    try:  # before any worker starts: a bad --db is one line, not a half-started server
+        check_database(config.db_url or default_url(config.state_dir))
+    except DatabaseUnavailable as exc:
+        print(f"komi-rtc: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         app = create_app(config)
     except (CatalogError, ValueError, OSError, ClusterUnavailable) as exc:
@@ -415,4 +581,8 @@ def main(argv: list[str] | None = None) -> None:
     def announce(_: Any) -> None:
         print(_announce(config, links, app.get(AUTHORITY)), flush=True)
 
+    async def say_stopping(_: web.Application) -> None:
+        logger.info("stopping: closing cameras, monitors and pose workers")
+
+    app.on_shutdown.insert(0, say_stopping)
     web.run_app(app, host=config.host, port=config.port, ssl_context=context, print=announce)

@@ -30,6 +30,7 @@ class ServerConfig:
     web_root: Path = WEB_ROOT
     inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
     debug: bool = False
+    log_level: str = "info"  # debug, info, warning, error
     early_frame_release: bool = True  # release a frame at its RTP marker (jitterbuffer.py)
     forward_video: bool = True  # monitors get the camera's VP8 frames (video_forwarding.py)
     exercise_dir: Path | None = None  # custom exercises (*.json), beside the catalog
