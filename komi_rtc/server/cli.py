@@ -17,7 +17,8 @@ from aiohttp import web
 from ..analysis.catalog import CatalogError
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority
-from .app import AUTHORITY, create_app
+from .app import create_app
+from .app_keys import AUTHORITY
 from .cluster import ClusterUnavailable
 from .config import ServerConfig
 from .redis_connect import redacted

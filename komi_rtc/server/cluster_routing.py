@@ -18,12 +18,12 @@ from yarl import URL
 
 from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
 from .access import OPEN_GRANT, Forbidden, Grant, Unauthorized
-from .cluster import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER, NODE_GRANT, Cluster, NodeInfo
+from .app_keys import AUTHORITY, CLUSTER, FORWARDER, GRANT
+from .cluster import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER, NODE_GRANT, NodeInfo
+from .http_bodies import read_body
 
 logger = logging.getLogger(__name__)
 
-CLUSTER = web.AppKey("cluster", Cluster)  # absent without --redis
-FORWARDER = web.AppKey("forwarder", aiohttp.ClientSession)
 # set by access control: the node that can judge this request (a camera token's camera there)
 FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
@@ -87,7 +87,6 @@ async def forward(
     """Ask `node` the same question; its status and body are the answer. `grant`: what the
     client's token allows (by default what the access middleware found); it goes signed
     in place of the token, which is left out of the query and of a JSON body."""
-    from .app import AUTHORITY, GRANT, read_body
 
     cluster = request.app[CLUSTER]
     if body is None and request.can_read_body:
@@ -190,7 +189,6 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
 async def _check_body(request: web.Request) -> None:
     """A forwarded request's body is the one its signature covers (a captured signature
     serves no other body)."""
-    from .app import read_body
 
     body = await read_body(request) if request.can_read_body else b""
     if hashlib.sha256(body).hexdigest() != request.headers.get(BODY_HASH):

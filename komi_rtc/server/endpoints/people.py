@@ -1,6 +1,6 @@
 """People and their history over HTTP: `/people`, a person's sets (JSON and CSV), progress
-series, the recommendation, and tying a camera to a person (design.md, "People and
-history")."""
+series, the recommendation, and tying a camera to a person (docs/protocol.md,
+"People and history")."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..analysis.catalog import Catalog
-from ..history.store import History
-from ..protocol import InvalidRequest, validate_person_id
+from ...analysis.catalog import Catalog
+from ...protocol import InvalidRequest, validate_person_id
+from ..app_keys import HISTORY
 
-HISTORY = web.AppKey("history", History)
 _MAX_SETS = 1000
 
 
@@ -77,7 +76,7 @@ async def person_progress(request: web.Request) -> web.Response:
 
 
 def recommendation_for(person: str, sets: list[dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
-    from ..coaching.recommend import recommend
+    from ...coaching.recommend import recommend
 
     return recommend(person, sets, catalog, time.time())
 
