@@ -40,7 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Rule(enum.Enum):
-    """Who may call an endpoint (design.md, "Access control")."""
+    """Who may call an endpoint (docs/protocol.md, "Access control")."""
 
     PUBLIC = "public"  # no token: landing page, static files, /healthz
     ANY = "any"  # any valid token
