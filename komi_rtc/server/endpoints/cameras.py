@@ -8,7 +8,8 @@ import time
 
 from aiohttp import web
 
-from ...protocol import InvalidRequest, validate_camera_id, validate_person_id
+from ...protocol import validate_camera_id
+from ...protocol.rest import CameraListing, CameraStats, ServerStats, parse_person_request
 from ..access import (
     Forbidden,
 )
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 async def cameras(request: web.Request) -> web.Response:
     """Every camera of the cluster (of this server without --redis)."""
-    return web.json_response({"cameras": request.app[REGISTRY].listing()})
+    return web.json_response(CameraListing(request.app[REGISTRY].listing()).to_wire())
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -39,19 +40,19 @@ async def stats(request: web.Request) -> web.Response:
     for session in request.app[REGISTRY].sessions():
         s = session.stats
         session.rate.refresh(time.monotonic())
-        cameras[session.camera_id] = {
-            "kind": session.kind,
-            "exercise": session.exercise,
-            "frames_received": s.frames_received,
-            "frames_analysed": s.frames_analysed,
-            "frames_skipped": s.frames_skipped,
-            "analysis_failures": s.analysis_failures,
-            "received_fps": round(session.rate.received_fps, 1),
-            "analysed_fps": round(session.rate.analysed_fps, 1),
-            "overloaded": session.rate.overloaded,
-            "monitors": session.monitor_count,
-        }
-    return web.json_response({"cameras": cameras, "workers": request.app[POOL].size})
+        cameras[session.camera_id] = CameraStats(
+            kind=session.kind,
+            exercise=session.exercise,
+            frames_received=s.frames_received,
+            frames_analysed=s.frames_analysed,
+            frames_skipped=s.frames_skipped,
+            analysis_failures=s.analysis_failures,
+            received_fps=session.rate.received_fps,
+            analysed_fps=session.rate.analysed_fps,
+            overloaded=session.rate.overloaded,
+            monitors=session.monitor_count,
+        )
+    return web.json_response(ServerStats(cameras, request.app[POOL].size).to_wire())
 
 
 def _session(request: web.Request) -> CameraSession:
@@ -70,10 +71,7 @@ async def set_camera_exercise(request: web.Request) -> web.Response:
 async def set_camera_person(request: web.Request) -> web.Response:
     """`POST /cameras/{camera_id}/person` {"person": "anna"} (null unties)."""
     session = _session(request)
-    body = await json_object(request)
-    if "person" not in body:
-        raise InvalidRequest("'person' is required (an id, or null to untie)")
-    person = None if body["person"] is None else validate_person_id(body["person"])
+    person = parse_person_request(await json_object(request)).person
     grant = request_grant(request)
     if not grant.may_tie(person):
         raise Forbidden(

@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from ...protocol import KomiError, validate_camera_id
+from ...protocol.rest import CameraReleased, ClusterNodes
 from ..access import (
     Forbidden,
 )
@@ -26,8 +27,8 @@ async def cluster_nodes(request: web.Request) -> web.Response:
     """`GET /cluster` (**extension**): the nodes, their capacity left and their cameras."""
     cluster = request.app.get(CLUSTER)
     if cluster is None:
-        return web.json_response({"node": None, "nodes": []})
-    return web.json_response({"node": cluster.node_id, "nodes": cluster.nodes()})
+        return web.json_response(ClusterNodes(None, []).to_wire())
+    return web.json_response(ClusterNodes(cluster.node_id, cluster.nodes()).to_wire())
 
 
 async def release_camera(request: web.Request) -> web.Response:
@@ -48,7 +49,7 @@ async def release_camera(request: web.Request) -> web.Response:
         logger.warning("[%s] still mid-rep: moved to station %s anyway", camera_id, station_id)
     logger.info("[%s] moving to station %s on another node", camera_id, station_id)
     await session.close(f"moving to station {station_id}: reconnect")
-    return web.json_response({"camera_id": camera_id, "released": True})
+    return web.json_response(CameraReleased(camera_id).to_wire())
 
 
 class CameraStaysHere(KomiError):

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from ... import __version__
 from ...analysis.catalog import PROFILES
+from ...protocol import DATA_CHANNEL_LABEL
+from ...protocol.rest import ClientConfig, ExerciseListing, Health, ServiceStatus
 from ..app_keys import (
     CATALOG,
     CONFIG,
@@ -27,19 +29,13 @@ def _wants_json(request: web.Request) -> bool:
 async def index(request: web.Request) -> web.StreamResponse:
     """No data here: the landing page is public."""
     if _wants_json(request):
-        return web.json_response(
-            {
-                "status": "ok",
-                "service": "komi-rtc",
-                "version": __version__,
-                "access": "open" if request.app[CONFIG].open_access else "token",
-            }
-        )
+        access = "open" if request.app[CONFIG].open_access else "token"
+        return web.json_response(ServiceStatus(__version__, access).to_wire())
     return web.FileResponse(request.app[CONFIG].web_root / "index.html")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response(Health().to_wire())
 
 
 def page(name: str) -> Handler:
@@ -56,11 +52,9 @@ def page(name: str) -> Handler:
 async def client_config(request: web.Request) -> web.Response:
     """What the pages need: ICE servers (STUN/TURN) and the data channel label."""
     config = request.app[CONFIG]
-    return web.json_response(
-        {"ice_servers": [{"urls": url} for url in config.ice_servers], "data_channel": "komi"}
-    )
+    return web.json_response(ClientConfig(config.ice_servers, DATA_CHANNEL_LABEL).to_wire())
 
 
 async def exercises(request: web.Request) -> web.Response:
     catalog = request.app[CATALOG]
-    return web.json_response({"exercises": catalog.listing(), "profiles": list(PROFILES)})
+    return web.json_response(ExerciseListing(catalog.listing(), list(PROFILES)).to_wire())

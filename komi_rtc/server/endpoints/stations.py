@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ...protocol import InvalidRequest
+from ...protocol.rest import (
+    StationJoinLink,
+    StationListing,
+    parse_station_cameras,
+    require_exercise_field,
+)
 from ..app_keys import (
     AUTHORITY,
     CLUSTER,
@@ -22,7 +28,7 @@ from ..cluster_routing import ask_node, forward, forwarded
 from ..http_bodies import json_object, read_body
 from ..station_calibration import board_image as serve
 from ..station_calibration import calibrate, install
-from ..stations import validate_station_id
+from ..stations import MAX_CAMERAS, validate_station_id
 from ..tls import svg_qr
 from .tokens import log_minted
 
@@ -32,7 +38,8 @@ logger = logging.getLogger(__name__)
 async def stations(request: web.Request) -> web.Response:
     local = [s.summary() for s in request.app[SIGNALING].stations.all()]
     cluster = request.app.get(CLUSTER)
-    return web.json_response({"stations": cluster.all_stations(local) if cluster else local})
+    listed = cluster.all_stations(local) if cluster else local
+    return web.json_response(StationListing(listed).to_wire())
 
 
 def _station_id(request: web.Request) -> str:
@@ -43,10 +50,7 @@ async def set_station(request: web.Request) -> web.Response:
     """`POST /stations/{station_id}` {"cameras": [...]}: who belongs to the station; cameras
     not streaming yet join when they come. In a cluster, a new station starts on the node
     streaming most of its cameras, and the others are moved there (`moving`)."""
-    body = await json_object(request)
-    cameras = body.get("cameras")
-    if not isinstance(cameras, list):
-        raise InvalidRequest("'cameras' must be a list of camera ids")
+    cameras = parse_station_cameras(await json_object(request), MAX_CAMERAS).cameras
     station_id = _station_id(request)
     signaling = request.app[SIGNALING]
     cluster = request.app.get(CLUSTER)
@@ -55,7 +59,7 @@ async def set_station(request: web.Request) -> web.Response:
         if station_id not in known:  # (a station on another node was passed on there)
             here = set(request.app[REGISTRY].ids())
             counts: dict[str, int] = {}  # node -> how many of the cameras it streams
-            for camera_id in (c for c in cameras if isinstance(c, str)):
+            for camera_id in cameras:
                 host = cluster.node_of_camera(camera_id)
                 node = host.id if host else cluster.node_id if camera_id in here else None
                 if node is not None:
@@ -103,8 +107,6 @@ async def _pull_cameras(
 async def station_join(request: web.Request) -> web.Response:
     """`GET /stations/{id}/join` (**extension**): a camera link that joins this station,
     with a fresh camera pairing token, and its QR code (SVG) for phones to scan."""
-    from urllib.parse import urlencode
-
     station_id = _station_id(request)
     config = request.app[CONFIG]
     query = {"station": station_id}
@@ -125,22 +127,12 @@ async def station_join(request: web.Request) -> web.Response:
         log_minted(token_id, "camera", grant, station=station_id)
     url = f"{request.scheme}://{request.host}/camera?{urlencode(query)}"
     qr = await asyncio.get_running_loop().run_in_executor(None, svg_qr, url)
-    return web.json_response(
-        {
-            "station_id": station_id,
-            "url": url,
-            "qr_svg": qr,
-            "expires_at": expires_at,
-            "token_id": token_id,
-        }
-    )
+    return web.json_response(StationJoinLink(station_id, url, qr, expires_at, token_id).to_wire())
 
 
 async def set_station_exercise(request: web.Request) -> web.Response:
     station = request.app[SIGNALING].stations.get(_station_id(request))
-    body = await json_object(request)
-    if "exercise" not in body:
-        raise InvalidRequest("'exercise' is required (an id, or null to stop)")
+    body = require_exercise_field(await json_object(request))
     return web.json_response(station.set_exercise(body, "REST"))
 
 

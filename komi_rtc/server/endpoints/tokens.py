@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from ...protocol import InvalidRequest, KomiError
-from ...protocol.tokens import TokenListing, WhoAmI, parse_mint_request
+from ...protocol.tokens import TokenListing, TokenRevoked, WhoAmI, parse_mint_request
 from ..access import (
     DEFAULT_TTL_S,
     MAX_TTL_S,
@@ -109,9 +109,7 @@ async def revoke_token(request: web.Request) -> web.Response:
         f" and the {len(children)} it minted" if children else "",
         closed,
     )
-    return web.json_response(
-        {"revoked": token_id, "closed_connections": closed, "revoked_children": children}
-    )
+    return web.json_response(TokenRevoked(token_id, closed, children).to_wire())
 
 
 class ClusterBusy(KomiError):
