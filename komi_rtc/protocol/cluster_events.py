@@ -128,7 +128,12 @@ class CamerasChanged:
     cameras: tuple[str, ...]
 
     def to_wire(self) -> Json:
-        return {"type": self.type, "node": self.node, "url": self.url, "cameras": list(self.cameras)}
+        return {
+            "type": self.type,
+            "node": self.node,
+            "url": self.url,
+            "cameras": list(self.cameras),
+        }
 
     @classmethod
     def from_wire(cls, data: Json) -> CamerasChanged:

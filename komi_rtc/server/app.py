@@ -19,9 +19,13 @@ from .access import (
 )
 from .app_keys import AUTHORITY, CATALOG, CONFIG, LIVE, MONITOR_SOCKETS, REGISTRY, RULES, SLOTS
 from .camera_registry import CameraRegistry
-from .cluster import check_admin_token, check_node_id, check_redis
-from .cluster_bootstrap import default_public_url
-from .cluster_routing import cluster_routing
+from .cluster import (
+    check_admin_token,
+    check_node_id,
+    check_redis,
+    cluster_routing,
+    default_public_url,
+)
 from .config import ServerConfig
 from .endpoints.cameras import (
     cameras,

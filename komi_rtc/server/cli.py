@@ -19,9 +19,8 @@ from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority
 from .app import create_app
 from .app_keys import AUTHORITY
-from .cluster import ClusterUnavailable
+from .cluster import ClusterUnavailable, redacted
 from .config import ServerConfig
-from .redis_connect import redacted
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
 _DEFAULTS = ServerConfig()

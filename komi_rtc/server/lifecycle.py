@@ -28,7 +28,7 @@ from .app_keys import (
     UNDO_SIGTERM,
 )
 from .camera_registry import CameraRegistry
-from .cluster_bootstrap import cluster_state, join_cluster
+from .cluster import cluster_state, join_cluster
 from .config import ServerConfig
 from .demo_camera import demo_camera_id, start_demo_camera
 from .legacy_camera import JPEG_DECODES_AT_ONCE

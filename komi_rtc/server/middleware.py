@@ -1,6 +1,6 @@
 """What every request passes through, in order: CORS for allowed origins, JSON errors, URL
 length, access control (origin, host name, token and the route's `Rule`), and the cluster's
-routing (cluster_routing.py)."""
+routing (cluster/routing.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .app_keys import (
     PAGE_STATUS,
     RULES,
 )
-from .cluster_routing import forwarded_grant
+from .cluster import forwarded_grant
 from .config import ServerConfig
 
 logger = logging.getLogger(__name__)

@@ -42,8 +42,7 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
-from .cluster import Cluster
-from .cluster_routing import client_address, forward, forwarded, forwarded_grant
+from .cluster import Cluster, client_address, forward, forwarded, forwarded_grant
 from .config import ServerConfig
 from .control import accept_one_channel, handle_control_message
 from .http_bodies import read_body

@@ -16,7 +16,7 @@ from ..app_keys import (
     CLUSTER,
     REGISTRY,
 )
-from ..cluster_routing import forwarded
+from ..cluster import forwarded
 from ..http_bodies import json_object
 from ..stations import validate_station_id
 

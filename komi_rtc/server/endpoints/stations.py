@@ -23,8 +23,7 @@ from ..app_keys import (
     SIGNALING,
     request_grant,
 )
-from ..cluster import Cluster, NodeInfo
-from ..cluster_routing import ask_node, forward, forwarded
+from ..cluster import Cluster, NodeInfo, ask_node, forward, forwarded
 from ..http_bodies import json_object, read_body
 from ..station_calibration import board_image as serve
 from ..station_calibration import calibrate, install

@@ -16,11 +16,13 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
-from .access import OPEN_GRANT, Forbidden, Grant, Unauthorized
-from .app_keys import AUTHORITY, CLUSTER, FORWARDER, GRANT
-from .cluster import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER, NODE_GRANT, NodeInfo
-from .http_bodies import read_body
+from ...protocol import InvalidRequest, KomiError, load_json, validate_camera_id
+from ...protocol.cluster_events import NodeInfo
+from ..access import OPEN_GRANT, Forbidden, Grant, Unauthorized
+from ..app_keys import AUTHORITY, CLUSTER, FORWARDER, GRANT
+from ..http_bodies import read_body
+from ..stations import validate_station_id
+from .signing import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
 _VERIFIED = web.RequestKey("komi_forwarded_verified", bool)  # its signature checked out
+NODE_GRANT = Grant("admin")  # another request of a node's own (asking a camera to move)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,7 +43,8 @@ def forwarded(request: web.Request) -> bool:
     """Another node passed this request on: answer it here, never pass it again. Its
     signature must check out: a client posing as a node is refused (403), and two nodes
     that disagree on the key never pass a request back and forth. (The body's hash it
-    covers is compared with the body in `cluster_routing`, before any handler runs.)"""
+    covers is compared with the body by the `cluster_routing` middleware, before any
+    handler runs.)"""
     cluster = request.app.get(CLUSTER)
     value = request.headers.get(FORWARDED)
     if cluster is None or value is None:
@@ -176,8 +180,6 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
         elif "camera_id" in match:
             node = cluster.node_of_camera(validate_camera_id(match["camera_id"]))
         elif "station_id" in match and not request.path.endswith("/join"):
-            from .stations import validate_station_id
-
             node = cluster.node_of_station(validate_station_id(match["station_id"]))
     except InvalidRequest:
         node = None  # the handler answers 400

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
+from sqlalchemy.exc import SQLAlchemyError
 
-from .app_keys import (
+from ..app_keys import (
     AUTHORITY,
     CLUSTER,
     FORWARDER,
@@ -21,28 +24,29 @@ from .app_keys import (
     SIGNALING,
     UNDO_SIGTERM,
 )
-from .cluster import Cluster, drain
-from .cluster_routing import open_forwarder
-from .config import ServerConfig
+from ..config import ServerConfig
+from ..tls import lan_addresses
+from .drain import drain
+from .keys import CAMERA_KEYS, NODES_KEY, camera_of_key, node_key
+from .node import Cluster
+from .redis_clients import async_client
+from .routing import open_forwarder
 
 logger = logging.getLogger(__name__)
 
 
 async def cluster_state(redis_url: str, node_id: str) -> tuple[list[str], list[str]]:
     """The cameras other nodes host now (their claims in Redis), and the nodes beating."""
-    from .cluster import NODES_KEY, PREFIX, node_key
-    from .redis_connect import async_client
-
     client = async_client(redis_url, decode_responses=True, socket_connect_timeout=5)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{PREFIX}camera:*", count=500)]
+        keys = [k async for k in client.scan_iter(match=CAMERA_KEYS, count=500)]
         owners = await client.mget(keys) if keys else []
         nodes = sorted(await client.smembers(NODES_KEY))
         records = await client.mget([node_key(n) for n in nodes]) if nodes else []
     finally:
         await client.aclose()
     cameras = [
-        k.removeprefix(f"{PREFIX}camera:")
+        camera_of_key(k)
         for k, owner in zip(keys, owners, strict=True)
         if owner not in (None, node_id)
     ]
@@ -54,27 +58,8 @@ async def join_cluster(
 ) -> Cluster:
     """Join, take the cluster's revocations, and drain on SIGTERM."""
     signaling = app[SIGNALING]
-    registry = app[REGISTRY]
-    public_url = config.public_url or default_public_url(config)
-    cluster = Cluster(
-        config.redis_url or "",
-        public_url,
-        registry,
-        workers=app[POOL].size,
-        admin_token=admin,
-        stations=lambda: [s.summary() for s in signaling.stations.all()],
-        node_id=node_id,
-    )
-    app[FORWARDER] = await open_forwarder()
-    await cluster.start()
-    app[CLUSTER] = cluster
-    signaling.cluster = cluster
     authority = app.get(AUTHORITY)
     live = app[LIVE]
-    if authority is not None:
-        for token_id, expires_at in (await cluster.revoked_tokens()).items():
-            if expires_at > time.time() and not authority.is_revoked(token_id):
-                authority.revoke(token_id, expires_at)
 
     async def revoked(token_id: str, expires_at: float) -> None:
         if authority is not None:
@@ -83,8 +68,6 @@ async def join_cluster(
         logger.info("revoked token %s (on another node); closed %d here", token_id, closed)
 
     async def node_died(node: str, cameras: list[str], at: float) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-
         history = app[HISTORY]
         try:
             ended = await history.read(history.store.end_sets_of_node, node, cameras, at)
@@ -96,15 +79,30 @@ async def join_cluster(
         if ended:
             logger.info("history: ended %d set(s) of node %s, which died", ended, node)
 
-    cluster.on_revoked = revoked
-    cluster.on_node_died = node_died
+    cluster = Cluster(
+        config.redis_url or "",
+        config.public_url or default_public_url(config),
+        app[REGISTRY],
+        workers=app[POOL].size,
+        admin_token=admin,
+        stations=lambda: [s.summary() for s in signaling.stations.all()],
+        node_id=node_id,
+        on_revoked=revoked,
+        on_node_died=node_died,
+    )
+    app[FORWARDER] = await open_forwarder()
+    await cluster.start()
+    app[CLUSTER] = cluster
+    signaling.cluster = cluster
+    if authority is not None:
+        for token_id, expires_at in (await cluster.revoked_tokens()).items():
+            if expires_at > time.time() and not authority.is_revoked(token_id):
+                authority.revoke(token_id, expires_at)
     app[UNDO_SIGTERM] = drain_on_sigterm(cluster, config.drain_timeout_s)
     return cluster
 
 
 def default_public_url(config: ServerConfig) -> str:
-    from .tls import lan_addresses
-
     scheme = "https" if config.https else "http"
     host = config.host
     if host in ("0.0.0.0", "::", ""):
@@ -116,10 +114,6 @@ def default_public_url(config: ServerConfig) -> str:
 def drain_on_sigterm(cluster: Cluster, timeout_s: float) -> Callable[[], Awaitable[None]]:
     """SIGTERM moves this node's cameras off before the server stops (Ctrl-C stops at
     once, as without a cluster)."""
-    import signal
-
-    from aiohttp.web_runner import GracefulExit
-
     loop = asyncio.get_running_loop()
     started: list[asyncio.Task[None]] = []
 
