@@ -47,7 +47,7 @@ async def _pump_ws_monitor(
     request: web.Request, ws: web.WebSocketResponse
 ) -> web.WebSocketResponse:
     registry = request.app[REGISTRY]
-    # ?scope=node: another node's status relay (cluster.py), this node's cameras only
+    # ?scope=node: another node's status relay (cluster/relay.py), this node's cameras only
     queue = registry.watch(whole_cluster=request.query.get("scope") != "node")
     grant = request_grant(request)
     owner = object()
