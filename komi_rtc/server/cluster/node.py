@@ -51,6 +51,7 @@ from .signing import ClusterKeys, RequestSigner
 from .startup import NO_ADMIN_TOKEN, ClusterUnavailable
 
 logger = logging.getLogger(__name__)
+LEAVE_TIMEOUT_S = 3.0  # leaving Redis at stop: the others see the death later anyway
 
 REVOCATION_SYNC_BEATS = 10  # revocations and the fingerprint re-read this often
 
@@ -129,13 +130,19 @@ class Cluster:
         await self._relay.close()
         if not self._link.opened:
             return
-        try:
-            await self._membership.leave()
-            await self._events.send(NodeLeft(self.node_id))
+        try:  # a Redis that is gone (stopped first, or unreachable) must not hold the stop
+            await asyncio.wait_for(self._leave(), LEAVE_TIMEOUT_S)
         except Exception as exc:
-            logger.warning("cluster: could not leave cleanly (Redis: %s)", exc)
-        await self._link.close()
+            logger.warning("cluster: could not leave cleanly (Redis: %s)", exc or "no answer")
+        try:
+            await asyncio.wait_for(self._link.close(), LEAVE_TIMEOUT_S)
+        except Exception as exc:
+            logger.warning("cluster: Redis connections not closed cleanly (%s)", exc or "timeout")
         logger.info("cluster: node %s left", self.node_id)
+
+    async def _leave(self) -> None:
+        await self._membership.leave()
+        await self._events.send(NodeLeft(self.node_id))
 
     # ------------------------------------------------------------ heartbeat
 
