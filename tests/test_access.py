@@ -16,9 +16,10 @@ from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
 
 from komi_rtc.server.access import TokenAuthority, load_admin_token
-from komi_rtc.server.app import RULES, Rule
+from komi_rtc.server.app_keys import RULES
 from komi_rtc.server.cli import Links, _announce
 from komi_rtc.server.config import ServerConfig
+from komi_rtc.server.middleware import Rule
 
 FOREIGN = "http://evil.example"
 

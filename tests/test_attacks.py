@@ -347,7 +347,7 @@ async def test_a_rebound_dns_name_is_refused_even_in_open_mode(start_server):
 
 async def test_a_slow_body_without_a_token_is_not_waited_for_long(start_server):
     """A client that sends headers and then nothing gets 408 in time, not a held handler."""
-    import komi_rtc.server.app as app_module
+    import komi_rtc.server.http_bodies as app_module
 
     running = await start_server()
     host, port = running.url.split("//")[1].split(":")

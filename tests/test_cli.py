@@ -48,7 +48,7 @@ def test_a_bad_or_unreachable_redis_says_so_without_a_traceback(tmp_path):
 def test_sentinel_urls_name_the_sentinels_the_service_and_the_db():
     import pytest
 
-    from komi_rtc.server.redis_connect import SentinelAddress, parse_sentinel_url
+    from komi_rtc.server.cluster import SentinelAddress, parse_sentinel_url
 
     assert parse_sentinel_url("redis://10.0.0.5:6379/0") is None
     assert parse_sentinel_url(

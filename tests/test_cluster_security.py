@@ -32,7 +32,7 @@ from databases import redis_server
 from multidict import CIMultiDict
 
 from komi_rtc.server.cluster import NodeInfo
-from komi_rtc.server.cluster_signing import ClusterKeys
+from komi_rtc.server.cluster.signing import ClusterKeys
 
 OLD_SIGNING_KEY = "an-older-version-s-signing-key-0123"  # with the token, before the start
 BAD_SDP = "v=0\r\n"  # passes the offer's checks; refused after placement (no video)

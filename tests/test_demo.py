@@ -59,7 +59,7 @@ def test_demo_sources_name_their_exercise_and_refuse_unknown_ones():
 
 def test_each_cluster_node_streams_its_own_demo_camera():
     from komi_rtc.protocol import validate_camera_id
-    from komi_rtc.server.app import demo_camera_id
+    from komi_rtc.server.demo_camera import demo_camera_id
 
     assert demo_camera_id(None) == "demo_camera"
     assert demo_camera_id("node1") == "demo_node1"

@@ -29,8 +29,9 @@ from komi_rtc.history.store import HistoryStore, SetHandle
 from komi_rtc.protocol import InvalidRequest, validate_camera_id, validate_person_id
 from komi_rtc.server import cli
 from komi_rtc.server.access import host_allowed
+from komi_rtc.server.app_keys import HISTORY
+from komi_rtc.server.endpoints.people import validate_person
 from komi_rtc.server.log_safety import SafeLogFilter
-from komi_rtc.server.people import HISTORY, validate_person
 from komi_rtc.server.stations import validate_station_id
 
 # ---------------------------------------------------------------- ids

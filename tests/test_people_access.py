@@ -14,7 +14,7 @@ from auth import ADMIN_TOKEN, call, mint_token
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
 
-from komi_rtc.server.app import REGISTRY, SIGNALING
+from komi_rtc.server.app_keys import REGISTRY, SIGNALING
 
 
 async def _camera_with_person(url: str, camera_id: str, person: str, token: str = ADMIN_TOKEN):

@@ -26,7 +26,7 @@ from komi_rtc.protocol.requests import (
     MAX_SDP_CHARS,
     MAX_SDP_LINES,
 )
-from komi_rtc.server.app import SIGNALING
+from komi_rtc.server.app_keys import SIGNALING
 
 ATTACK_CANDIDATES = 12_000  # the attack run's offer: 715 kB, every candidate 127.0.0.1
 HEALTHY_S = 0.5  # /healthz, and an offer at the limits, answer well within this

@@ -19,7 +19,7 @@ from komi_rtc.media.video_forwarding import (
     RtpTimestampMapper,
     is_vp8_keyframe,
 )
-from komi_rtc.server.app import REGISTRY
+from komi_rtc.server.app_keys import REGISTRY
 
 
 def test_vp8_keyframe_bit():

@@ -1,6 +1,6 @@
 // The history page: the people KOMI has recorded, a person's sets newest first, progress
 // charts per exercise by day or by week (uPlot, vendored in /static/vendor), CSV and JSON
-// export, and the recommended next workout (design.md, "People and history").
+// export, and the recommended next workout (docs/protocol.md, "People and history").
 // Every request presents the page's token; when the server refuses it the page says why in
 // plain words and stops. `?person=ID` chooses a person on load.
 

@@ -56,10 +56,6 @@ def side_angle(
     return angle_at(a, vertex, b)
 
 
-def side_confidence(kp: np.ndarray, angle: str, side: str) -> float:
-    return float(min(kp[K[f"{side}_{part}"], 3] for part in ANGLES[angle]))
-
-
 def distance(p: np.ndarray | None, q: np.ndarray | None) -> float | None:
     if p is None or q is None:
         return None

@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
 from ..pose.estimator import create_estimator
+from ..protocol.messages import OfferAnswer
 
 
 class PoseTransformTrack(MediaStreamTrack):
@@ -79,7 +80,7 @@ def create_app() -> web.Application:
             pc.addTrack(relay.subscribe(source))
             await pc.setLocalDescription(await pc.createAnswer())
             return web.json_response(
-                {"sdp": pc.localDescription.sdp, "type": "answer", "camera_id": camera_id}
+                OfferAnswer(pc.localDescription.sdp, "answer", camera_id).to_wire()
             )
         holder: dict[str, Any] = {}
 
@@ -111,7 +112,7 @@ def create_app() -> web.Application:
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         return web.json_response(
-            {"sdp": pc.localDescription.sdp, "type": "answer", "camera_id": camera_id}
+            OfferAnswer(pc.localDescription.sdp, "answer", camera_id).to_wire()
         )
 
     async def index(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from ..camera.peer import CameraPeer, CapturedTrack
 from ..media.rtp_timestamps import RTP_CLOCK_RATE
 from ..media.video_sources import open_source
+from ..protocol import Offer
 
 
 class ReplayedLoop:
@@ -224,12 +225,7 @@ async def run_monitor(args: argparse.Namespace) -> dict[str, Any]:
         async with aiohttp.ClientSession(headers=headers) as http:
             async with http.post(
                 f"{args.server}/offer",
-                json={
-                    "sdp": candidate.localDescription.sdp,
-                    "type": "offer",
-                    "role": "monitor",
-                    "camera_id": args.camera_id,
-                },
+                json=Offer(candidate.localDescription.sdp, "monitor", args.camera_id).to_wire(),
             ) as response:
                 answer = await response.json()
         if response.status != 200:

@@ -25,6 +25,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from ..media.rtp_timestamps import lookup_pts
+from ..protocol import Offer
 from ..synthetic.exercise_video import ExercisingPersonSource
 
 _TIME_BASE = fractions.Fraction(1, 90000)
@@ -112,13 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 camera_reps += 1
 
     await pc.setLocalDescription(await pc.createOffer())
-    body = {
-        "sdp": pc.localDescription.sdp,
-        "type": "offer",
-        "role": "camera",
-        "camera_id": args.camera_id,
-        "station": args.station,
-    }
+    body = Offer(pc.localDescription.sdp, "camera", args.camera_id, station=args.station).to_wire()
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(f"{args.server}/offer", json=body) as response:

@@ -36,7 +36,7 @@ from .. import __version__
 from ..media.aiortc_adapter import close_peer_connection
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
 from ..media.video_sources import FrameSource, SourceError, open_source
-from ..protocol import DATA_CHANNEL_LABEL, validate_camera_id, validate_person_id
+from ..protocol import DATA_CHANNEL_LABEL, Offer, validate_camera_id, validate_person_id
 from .latency import LatencyWindow
 
 logger = logging.getLogger(__name__)
@@ -251,14 +251,9 @@ class CameraPeer:
                 channel.send(json.dumps({"type": "set_exercise", "exercise": exercise}))
 
         await pc.setLocalDescription(await pc.createOffer())
-        body = {
-            "sdp": pc.localDescription.sdp,
-            "type": "offer",
-            "role": "camera",
-            "camera_id": self.camera_id,
-        }
-        if self.person:
-            body["person"] = self.person
+        body = Offer(
+            pc.localDescription.sdp, "camera", self.camera_id, person=self.person or None
+        ).to_wire()
         headers = {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

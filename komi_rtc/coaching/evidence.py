@@ -1,7 +1,7 @@
 """What a person's stored sets say: each set read into a typed `SetRecord` (odd entries are
 skipped, never raised on), and the figures the rules judge, per exercise.
 
-Input is the JSON of `GET /people/{person}/sets` (design.md, "People and history"): times in
+Input is the JSON of `GET /people/{person}/sets` (docs/protocol.md, "People and history"): times in
 unix seconds, angles in degrees, `hold_seconds` the seconds held in good form.
 """
 

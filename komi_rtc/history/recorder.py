@@ -1,7 +1,7 @@
 """One camera's sets, recorded as they happen for the person tied to the camera.
 
 A set runs from a `set_exercise` to the next one, `"exercise": null`, the camera leaving,
-the person being untied, or 60 s without anyone in view (design.md, "People and
+the person being untied, or 60 s without anyone in view (docs/protocol.md, "People and
 history"). Every call here only queues a write on the history thread: the frame path
 never waits for the database.
 """

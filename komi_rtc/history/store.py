@@ -330,10 +330,6 @@ class HistoryStore:
                 for p in rows
             ]
 
-    def person_exists(self, person: str) -> bool:
-        with Session(self.engine) as db:
-            return db.get(Person, person) is not None
-
     def sets(self, person: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The API's set objects, newest first."""
         with Session(self.engine) as db:

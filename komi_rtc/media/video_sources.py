@@ -16,7 +16,6 @@ import numpy as np
 
 from ..synthetic import MOTIONS, ExercisingPersonSource
 
-DEMO_IMAGE = Path(__file__).resolve().parent.parent / "data" / "person.jpg"
 DEMO_EXERCISE, DEMO_VIEW = "squat", "side_left"  # found in every frame, counted exactly
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -2,7 +2,7 @@
 
 The default backend is MediaPipe BlazePose *full* as bundled with mediapipe 0.10.21, so it
 runs with no download. `--model FILE.task` selects MediaPipe's Tasks API (several people).
-An estimator keeps tracking state, so each camera gets its own (see design.md).
+An estimator keeps tracking state, so each camera gets its own.
 """
 
 from __future__ import annotations

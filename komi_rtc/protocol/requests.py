@@ -99,6 +99,16 @@ class Offer:
     person: str | None = None  # a camera tied to this person from the start
     station: str | None = None  # a camera joining this station
 
+    def to_wire(self) -> dict[str, Any]:
+        """The body a client posts (the camera peer, the benchmarks): optional fields left
+        out; the token goes in the Authorization header."""
+        body: dict[str, Any] = {"sdp": self.sdp, "type": "offer", "role": self.role}
+        for name in ("camera_id", "person", "station"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
+
 
 def parse_offer(body: bytes) -> Offer:
     """Validate an offer body; raises InvalidRequest with a message a person can act on."""

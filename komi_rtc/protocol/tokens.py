@@ -117,6 +117,22 @@ class TokenMinted:
 
 
 @dataclass(frozen=True)
+class TokenRevoked:
+    """`DELETE /tokens/{id}`: what was revoked and how many connections were closed."""
+
+    revoked: str
+    closed_connections: int
+    revoked_children: list[str]
+
+    def to_wire(self) -> Json:
+        return {
+            "revoked": self.revoked,
+            "closed_connections": self.closed_connections,
+            "revoked_children": self.revoked_children,
+        }
+
+
+@dataclass(frozen=True)
 class TokenListing:
     tokens: list[TokenRecord]
 

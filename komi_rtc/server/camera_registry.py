@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ..protocol import DuplicateCamera, UnknownCamera
 from ..protocol.messages import CamerasList, FrameProcessed, StatusUpdate, encode
@@ -17,6 +17,26 @@ logger = logging.getLogger(__name__)
 _WATCHER_QUEUE = 64
 
 
+class RegistryListener(Protocol):
+    """What a cluster (`server/cluster/`) hears from the registry, and adds to it."""
+
+    def cameras_changed(self) -> None:
+        """A camera was added here, or left."""
+
+    def camera_event(self, session: CameraSession, text: str) -> None:
+        """A rep or an exercise change of a camera here: `text` as sent to watchers."""
+
+    def watchers_changed(self) -> None:
+        """A `/ws/monitor` client of the whole cluster came or went."""
+
+    def cameras_elsewhere(self) -> list[str]:
+        """The cameras other nodes host (the cluster-wide camera list adds them)."""
+        ...
+
+    async def claim_camera(self, camera_id: str) -> None:
+        """Take a camera id cluster-wide (DuplicateCamera when another node has it)."""
+
+
 class CameraRegistry:
     def __init__(self, max_cameras: int = 0) -> None:
         self._max_cameras = max_cameras  # 0: no limit
@@ -24,18 +44,36 @@ class CameraRegistry:
         self._reserved: set[str] = set()
         self._watchers: set[asyncio.Queue[str]] = set()
         self._clients: set[asyncio.Queue[str]] = set()  # watchers of the whole cluster
-        # a cluster (cluster.py) lists every node's cameras and hears of local changes
-        self.listing: Callable[[], list[str]] = self.ids
-        self.changed: Callable[[], None] = lambda: None
-        self.event: Callable[[CameraSession, str], None] = lambda session, text: None
-        self.clients_changed: Callable[[], None] = lambda: None
-        self.claim: Callable[[str], Awaitable[None]] | None = None  # cluster-wide id claim
+        # a cluster lists every node's cameras and hears of local changes
+        self._listeners: list[RegistryListener] = []
         self.inference_ms = 20.0  # moving mean of one frame's inference
         self.inference_measured = False
         self._inference_samples = 0
 
+    def add_listener(self, listener: RegistryListener) -> None:
+        """A cluster this node joined (`Cluster.start`; it removes itself when it leaves)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: RegistryListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def ids(self) -> list[str]:
         return sorted(self._sessions)
+
+    def listing(self) -> list[str]:
+        """Every camera: this node's, and in a cluster every other node's too."""
+        if not self._listeners:
+            return self.ids()
+        cameras = set(self._sessions)
+        for listener in self._listeners:
+            cameras.update(listener.cameras_elsewhere())
+        return sorted(cameras)
+
+    async def claim(self, camera_id: str) -> None:
+        """Take a reserved id cluster-wide (nothing to do without a cluster)."""
+        for listener in self._listeners:
+            await listener.claim_camera(camera_id)
 
     def sessions(self) -> list[CameraSession]:
         return list(self._sessions.values())
@@ -87,15 +125,19 @@ class CameraRegistry:
             session.kind,
             len(self._sessions),
         )
-        self.changed()
+        self._changed()
         self.push_list()
 
     async def remove(self, session: CameraSession) -> None:
         if self._sessions.get(session.camera_id) is session:
             del self._sessions[session.camera_id]
             logger.info("[%s] camera removed; %d camera(s)", session.camera_id, len(self._sessions))
-            self.changed()
+            self._changed()
             self.push_list()
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener.cameras_changed()
 
     def push_list(self) -> None:
         """Tell every watcher the camera list (this node's, or the cluster's for clients)."""
@@ -115,23 +157,28 @@ class CameraRegistry:
         self._watchers.add(queue)
         if whole_cluster:
             self._clients.add(queue)
-            self.clients_changed()
+            self._watchers_changed()
         return queue
 
     def unwatch(self, queue: asyncio.Queue[str]) -> None:
         self._watchers.discard(queue)
         if queue in self._clients:
             self._clients.discard(queue)
-            self.clients_changed()
+            self._watchers_changed()
 
     @property
     def has_clients(self) -> bool:
         return bool(self._clients)
 
+    def _watchers_changed(self) -> None:
+        for listener in self._listeners:
+            listener.watchers_changed()
+
     def on_event(self, session: CameraSession, text: str) -> None:
         """A rep or an exercise change: every watcher hears it, and the cluster too."""
         self._push(text)
-        self.event(session, text)
+        for listener in self._listeners:
+            listener.camera_event(session, text)
 
     def push_remote(self, text: str, droppable: bool) -> None:
         """Another node's status update or event: for the clients watching the cluster."""
@@ -141,7 +188,7 @@ class CameraRegistry:
     def on_result(self, session: CameraSession, message: FrameProcessed) -> None:
         timing = message.timing
         if timing is not None and timing.inference_ms:
-            # what a frame costs a worker here, for the cluster's capacity (cluster.py)
+            # what a frame costs a worker here, for the cluster's capacity (cluster/membership.py)
             # a worker's first frames (model warm-up) take ten times longer: clipped
             sample = min(timing.inference_ms, 3.0 * self.inference_ms)
             self.inference_ms += 0.05 * (sample - self.inference_ms)

@@ -21,8 +21,9 @@ from ..analysis.catalog import CatalogError
 from ..history.store import DatabaseUnavailable, check_database, default_url
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority, load_admin_token
-from .app import AUTHORITY, create_app
-from .cluster import ClusterUnavailable
+from .app import create_app
+from .app_keys import AUTHORITY
+from .cluster import ClusterUnavailable, redacted
 from .config import ServerConfig
 from .option_sources import (
     OptionError,
@@ -33,7 +34,6 @@ from .option_sources import (
     environ_of,
     given_on_command_line,
 )
-from .redis_connect import redacted
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
 
 logger = logging.getLogger(__name__)

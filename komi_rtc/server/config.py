@@ -48,7 +48,7 @@ class ServerConfig:
     open_access: bool = False
     allow_origins: tuple[str, ...] = ()  # more origins allowed beside the server's own
     link_ttl_s: float = 7 * 24 * 3600  # the start banner's camera and monitor links
-    # a cluster (cluster.py): the Redis that joins the nodes, and how peers and other nodes
+    # a cluster (cluster/): the Redis that joins the nodes, and how peers and other nodes
     # reach this one (None: http(s)://<this machine's LAN address>:<port>)
     redis_url: str | None = None
     public_url: str | None = None

@@ -175,12 +175,11 @@ async def _serve_ws_camera(
     await ws.prepare(request)
     try:
         camera_id = registry.reserve(wanted)
-        if registry.claim is not None:  # a cluster: the id is this node's everywhere
-            try:
-                await registry.claim(camera_id)
-            except BaseException:
-                registry.release(camera_id)
-                raise
+        try:  # in a cluster, the id is this node's everywhere
+            await registry.claim(camera_id)
+        except BaseException:
+            registry.release(camera_id)
+            raise
     except KomiError as exc:
         logger.warning("/ws/camera refused: %s", exc)
         await ws.send_str(encode(ErrorMessage(str(exc))))

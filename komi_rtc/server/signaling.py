@@ -42,10 +42,10 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession, DataChannelSink
-from .cluster import Cluster
-from .cluster_routing import forwarded_grant
+from .cluster import Cluster, client_address, forward, forwarded, forwarded_grant
 from .config import ServerConfig
 from .control import accept_one_channel, handle_control_message
+from .http_bodies import read_body
 from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
 from .monitor_peer import MonitorPeer
 from .stations import StationRegistry
@@ -112,8 +112,6 @@ class Signaling:
         return grant
 
     async def handle_offer(self, request: web.Request) -> web.Response:
-        from .app import read_body
-
         if self._authority is not None and presented_token(request) is None:
             # the token can only be in the body: read it, but never wait long for it
             body = await read_body(request)
@@ -150,13 +148,9 @@ class Signaling:
                 assert camera_id is not None
                 node = cluster.node_of_camera(camera_id)
             if node is not None:
-                from .cluster_routing import forward
-
                 return await forward(request, node, body, grant)
         if offer.role == "camera" and offer.station is not None:
             self._check_station_join(grant, offer.station, camera_id)
-        from .cluster_routing import client_address
-
         self._gate.enter()
         try:
             address = client_address(request)
@@ -463,8 +457,6 @@ class Signaling:
 
 
 def _forwarded(request: web.Request) -> bool:
-    from .cluster_routing import forwarded
-
     return forwarded(request)
 
 

@@ -1,5 +1,5 @@
 """Stations: 2-4 cameras on one person, their frames paired by capture time and analysed as
-one (design.md, "Stations").
+one (docs/protocol.md, "Stations").
 
 Each camera keeps its own session, pose worker and analysis; a station only listens to
 their analysed frames. Frames are paired by capture time (media/capture_clock.py) within

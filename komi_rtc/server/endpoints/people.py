@@ -1,6 +1,6 @@
 """People and their history over HTTP: `/people`, a person's sets (JSON and CSV), progress
-series, the recommendation, and tying a camera to a person (design.md, "People and
-history")."""
+series, the recommendation, and tying a camera to a person (docs/protocol.md,
+"People and history")."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..analysis.catalog import Catalog
-from ..history.store import History
-from ..protocol import InvalidRequest, validate_person_id
+from ...analysis.catalog import Catalog
+from ...protocol import InvalidRequest, validate_person_id
+from ...protocol.rest import PeopleListing, PersonProgress, PersonSets
+from ..app_keys import HISTORY
 
-HISTORY = web.AppKey("history", History)
 _MAX_SETS = 1000
 
 
@@ -27,7 +27,7 @@ def _person(request: web.Request) -> str:
 
 async def people(request: web.Request) -> web.Response:
     history = request.app[HISTORY]
-    return web.json_response({"people": await history.read(history.store.people)})
+    return web.json_response(PeopleListing(await history.read(history.store.people)).to_wire())
 
 
 async def person_sets(request: web.Request) -> web.Response:
@@ -35,7 +35,7 @@ async def person_sets(request: web.Request) -> web.Response:
     history = request.app[HISTORY]
     limit = _limit(request)
     sets = await history.read(history.store.sets, person, limit)
-    return web.json_response({"person": person, "sets": sets})
+    return web.json_response(PersonSets(person, sets).to_wire())
 
 
 async def person_sets_csv(request: web.Request) -> web.Response:
@@ -73,11 +73,11 @@ async def person_progress(request: web.Request) -> web.Response:
                 )
             }
         )
-    return web.json_response({"person": person, "exercises": series})
+    return web.json_response(PersonProgress(person, series).to_wire())
 
 
 def recommendation_for(person: str, sets: list[dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
-    from ..coaching.recommend import recommend
+    from ...coaching.recommend import recommend
 
     return recommend(person, sets, catalog, time.time())
 

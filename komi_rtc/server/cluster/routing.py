@@ -16,18 +16,21 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ..protocol import InvalidRequest, KomiError, load_json, validate_camera_id
-from .access import OPEN_GRANT, Forbidden, Grant, Unauthorized
-from .cluster import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER, NODE_GRANT, Cluster, NodeInfo
+from ...protocol import InvalidRequest, KomiError, load_json, validate_camera_id
+from ...protocol.cluster_events import NodeInfo
+from ..access import OPEN_GRANT, Forbidden, Grant, Unauthorized
+from ..app_keys import AUTHORITY, CLUSTER, FORWARDER, GRANT
+from ..http_bodies import read_body
+from ..stations import validate_station_id
+from .signing import BODY_HASH, CLIENT, FORWARDED, GRANT_HEADER
 
 logger = logging.getLogger(__name__)
 
-CLUSTER = web.AppKey("cluster", Cluster)  # absent without --redis
-FORWARDER = web.AppKey("forwarder", aiohttp.ClientSession)
 # set by access control: the node that can judge this request (a camera token's camera there)
 FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
 _VERIFIED = web.RequestKey("komi_forwarded_verified", bool)  # its signature checked out
+NODE_GRANT = Grant("admin")  # another request of a node's own (asking a camera to move)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,7 +43,8 @@ def forwarded(request: web.Request) -> bool:
     """Another node passed this request on: answer it here, never pass it again. Its
     signature must check out: a client posing as a node is refused (403), and two nodes
     that disagree on the key never pass a request back and forth. (The body's hash it
-    covers is compared with the body in `cluster_routing`, before any handler runs.)"""
+    covers is compared with the body by the `cluster_routing` middleware, before any
+    handler runs.)"""
     cluster = request.app.get(CLUSTER)
     value = request.headers.get(FORWARDED)
     if cluster is None or value is None:
@@ -87,7 +91,6 @@ async def forward(
     """Ask `node` the same question; its status and body are the answer. `grant`: what the
     client's token allows (by default what the access middleware found); it goes signed
     in place of the token, which is left out of the query and of a JSON body."""
-    from .app import AUTHORITY, GRANT, read_body
 
     cluster = request.app[CLUSTER]
     if body is None and request.can_read_body:
@@ -177,8 +180,6 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
         elif "camera_id" in match:
             node = cluster.node_of_camera(validate_camera_id(match["camera_id"]))
         elif "station_id" in match and not request.path.endswith("/join"):
-            from .stations import validate_station_id
-
             node = cluster.node_of_station(validate_station_id(match["station_id"]))
     except InvalidRequest:
         node = None  # the handler answers 400
@@ -190,7 +191,6 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
 async def _check_body(request: web.Request) -> None:
     """A forwarded request's body is the one its signature covers (a captured signature
     serves no other body)."""
-    from .app import read_body
 
     body = await read_body(request) if request.can_read_body else b""
     if hashlib.sha256(body).hexdigest() != request.headers.get(BODY_HASH):

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import redis
+import redis.asyncio
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.sentinel import Sentinel
+
 SENTINEL_SCHEME = "redis+sentinel"
 
 
@@ -62,9 +67,6 @@ def redacted(url: str) -> str:
 
 def sync_client(url: str, **options: Any) -> Any:
     """A blocking client (start-up checks), for a plain or a Sentinel URL."""
-    import redis
-    from redis.sentinel import Sentinel
-
     address = parse_sentinel_url(url)
     if address is None:
         return redis.Redis.from_url(url, **options)
@@ -79,14 +81,11 @@ def sync_client(url: str, **options: Any) -> Any:
 def async_client(url: str, **options: Any) -> Any:
     """An asyncio client, for a plain or a Sentinel URL (the master is looked up again on
     each new connection, so a failover is followed)."""
-    import redis.asyncio as redis
-    from redis.asyncio.sentinel import Sentinel
-
     address = parse_sentinel_url(url)
     if address is None:
-        return redis.Redis.from_url(url, **options)
+        return redis.asyncio.Redis.from_url(url, **options)
     timeout = options.get("socket_connect_timeout", 5)
-    sentinel = Sentinel(
+    sentinel = AsyncSentinel(
         address.sentinels,
         sentinel_kwargs={"socket_connect_timeout": timeout, "socket_timeout": timeout},
     )

@@ -5,24 +5,33 @@ Redis is shared routing state, not a trusted party: someone who can write to it 
 able to redirect cameras, revoke tokens or speak to monitors. So every node record, pub/sub
 event and revocation a node writes is sealed (HMAC-SHA256 with the record key, over what it
 is and its content, with the time it was written), and every request one node passes to
-another is signed (with the request key, over the method, path, client, the grant the first
-node checked and the body's hash). Redis holds only a fingerprint of the admin token (an
-HMAC of a fixed label), so a node given another token refuses to start; it reveals neither
-the token nor the keys.
+another is signed (`RequestSigner`: with the request key, over the method, path, client, the
+grant the first node checked and the body's hash). Redis holds only a fingerprint of the
+admin token (an HMAC of a fixed label), so a node given another token refuses to start; it
+reveals neither the token nor the keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from typing import Any
+
+from ..access import Grant
 
 MIN_ADMIN_TOKEN_CHARS = 16  # as TokenAuthority asks
 _FINGERPRINT_LABEL = b"komi-rtc cluster admin token fingerprint v1"
 _REQUEST_LABEL = b"komi-rtc cluster request signing v1"
 _RECORD_LABEL = b"komi-rtc cluster record signing v1"
+FORWARD_MAX_AGE_S = 10.0  # a signed request is good this long after it was signed, once
+FORWARDED = "X-Komi-Forwarded"  # set on a request one node passes to another
+CLIENT = "X-Komi-Client"  # ... with the address of the client it came from
+GRANT_HEADER = "X-Komi-Grant"  # ... what the client's token allows, as that node found (JSON)
+BODY_HASH = "X-Komi-Body-SHA256"  # ... and the body's hash: the signature covers all four
 COMPLAINT_INTERVAL_S = 60.0  # a forged record or event is logged once a minute per source
 _COMPLAINT_SOURCES = 1000  # beyond this many, every source counts as one (no log flood)
 
@@ -107,6 +116,53 @@ class ClusterKeys:
         and request lines cannot), so the joined message is unambiguous."""
         message = "\n".join(("komi-rtc request v2", stamp, *fields)).encode()
         return hmac.new(self._requests, message, hashlib.sha256).hexdigest()
+
+
+class RequestSigner:
+    """Signs the requests this node passes to another, and checks those passed to it."""
+
+    def __init__(self, node_id: str, keys: ClusterKeys) -> None:
+        self._node_id = node_id
+        self._keys = keys
+        self._requests_seen = ReplayGuard(FORWARD_MAX_AGE_S)
+
+    def sign(self, method: str, path: str, client: str, grant: str, body_hash: str) -> str:
+        """`X-Komi-Forwarded` for a request this node passes on: which node, when, a nonce,
+        and an HMAC with the cluster's request key over them and the method, path with
+        query, client address, grant (JSON) and body hash, so a client cannot pose as a
+        node, and a captured signature serves no other request, nor this one twice."""
+        stamp = f"{self._node_id}:{int(time.time())}:{secrets.token_hex(8)}"
+        return f"{stamp}:{self._keys.request_mac(stamp, method, path, client, grant, body_hash)}"
+
+    def verify(
+        self, value: str, method: str, path: str, client: str, grant: str, body_hash: str
+    ) -> bool:
+        """A signature a node made for this very request, within FORWARD_MAX_AGE_S, and not
+        seen before."""
+        stamp, _, mac = value.rpartition(":")
+        node, _, rest = stamp.partition(":")
+        when, _, nonce = rest.partition(":")
+        if not (node and when.isdigit() and nonce and mac):
+            return False
+        now = time.time()
+        if abs(now - int(when)) > FORWARD_MAX_AGE_S:
+            return False
+        expected = self._keys.request_mac(stamp, method, path, client, grant, body_hash)
+        return hmac.compare_digest(mac, expected) and self._requests_seen.first_use(mac, now)
+
+    def signed_headers(
+        self, method: str, path: str, client: str, grant: Grant, body: bytes
+    ) -> dict[str, str]:
+        """The headers of a request to another node: the signature, the client's address,
+        the grant this node found for it (so no token crosses), the body's hash."""
+        grant_json = json.dumps(dataclasses.asdict(grant), separators=(",", ":"))
+        body_hash = hashlib.sha256(body).hexdigest()
+        return {
+            FORWARDED: self.sign(method, path, client, grant_json, body_hash),
+            CLIENT: client,
+            GRANT_HEADER: grant_json,
+            BODY_HASH: body_hash,
+        }
 
 
 class ReplayGuard:

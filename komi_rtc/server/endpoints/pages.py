@@ -1,0 +1,60 @@
+"""The landing page, the browser pages and what they read first: `/healthz`, `/config.json`,
+`/exercises`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ... import __version__
+from ...analysis.catalog import PROFILES
+from ...protocol import DATA_CHANNEL_LABEL
+from ...protocol.rest import ClientConfig, ExerciseListing, Health, ServiceStatus
+from ..app_keys import (
+    CATALOG,
+    CONFIG,
+    PAGE_STATUS,
+)
+from ..middleware import Handler
+
+logger = logging.getLogger(__name__)
+
+
+def _wants_json(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """No data here: the landing page is public."""
+    if _wants_json(request):
+        access = "open" if request.app[CONFIG].open_access else "token"
+        return web.json_response(ServiceStatus(__version__, access).to_wire())
+    return web.FileResponse(request.app[CONFIG].web_root / "index.html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(Health().to_wire())
+
+
+def page(name: str) -> Handler:
+    async def page(request: web.Request) -> web.StreamResponse:
+        status = request.get(PAGE_STATUS, 200)
+        response = web.FileResponse(request.app[CONFIG].web_root / name, status=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"  # the token may be in the URL
+        return response
+
+    return page
+
+
+async def client_config(request: web.Request) -> web.Response:
+    """What the pages need: ICE servers (STUN/TURN) and the data channel label."""
+    config = request.app[CONFIG]
+    return web.json_response(ClientConfig(config.ice_servers, DATA_CHANNEL_LABEL).to_wire())
+
+
+async def exercises(request: web.Request) -> web.Response:
+    catalog = request.app[CATALOG]
+    return web.json_response(ExerciseListing(catalog.listing(), list(PROFILES)).to_wire())
