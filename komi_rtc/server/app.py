@@ -70,6 +70,7 @@ from .people import (
     validate_person,
 )
 from .signaling import Signaling
+from .whip import EXPOSED_HEADERS, WhipEndpoints
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +189,8 @@ def allowed_origins(request: web.Request) -> tuple[str, ...]:
     return config.allow_origins + tuple(sorted(cluster.origins()))
 
 
-CORS_METHODS = "GET, POST, PUT, DELETE"
-CORS_HEADERS = "Authorization, Content-Type"
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"  # PATCH, OPTIONS: WHIP (whip.py)
+CORS_HEADERS = "Authorization, Content-Type, If-Match, ETag"  # ETag: a WHIP client's PATCH
 CORS_MAX_AGE_S = 600
 
 
@@ -230,6 +231,7 @@ async def cross_origin(request: web.Request, handler: Handler) -> web.StreamResp
             response.headers["Vary"] = f"{vary}, Origin"
         if allowed:
             response.headers["Access-Control-Allow-Origin"] = origin or ""
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     return response
 
 
@@ -1097,6 +1099,13 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)
+    whip = WhipEndpoints(config, lambda: app[SIGNALING], read_body)  # WHIP in, WHEP out
+    route("OPTIONS", "/whip/{camera_id}", whip.options, Rule.ANY)
+    route("POST", "/whip/{camera_id}", whip.ingest, Rule.ANY)  # the handler: stream as it?
+    route("POST", "/whep/{camera_id}", whip.egress, Rule.SEE)
+    for kind in ("whip", "whep"):  # a session: its client's token (the handler checks)
+        route("PATCH", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.update, Rule.ANY)
+        route("DELETE", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.end, Rule.ANY)
     route("POST", "/cluster/cameras/{camera}/release", release_camera, Rule.ADMIN)
     route("GET", "/ws/monitor", ws_monitor, Rule.WATCH)
     route("GET", "/ws/camera", ws_camera, Rule.ANY)  # which id: settled in the handler

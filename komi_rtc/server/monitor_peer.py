@@ -133,6 +133,10 @@ class MonitorPeer:
             if pc.connectionState in ("failed", "closed"):
                 session.spawn_closer(self.close(), f"monitor {peer_id} close")
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def prepare_video(self, tap: EncodedVideoTap | None) -> Any:
         """Before the monitor's offer is read: the transceiver its first video section will
         use, offering the camera's own codec first when it can be forwarded (a browser
