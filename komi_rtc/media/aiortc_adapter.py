@@ -14,7 +14,14 @@ aiortc has no public API for what the media path needs, so this module reaches i
 - aiortc's codec table (`aiortc.codecs.CODECS`), to which the H.264 profiles aiortc leaves
   out (Main, High, High 4:4:4) are added: OBS, GStreamer's x264enc and IP cameras send
   High, and browsers decode it (`register_h264_profiles`);
-- trickled ICE candidates (`aiortc.sdp.candidate_from_sdp`), for WHIP's PATCH.
+- the dynamic payload types (`aiortc.rtp.DYNAMIC_PAYLOAD_TYPES`, 96 to 127): Chromium numbers
+  its later codecs 35 to 63 (RFC 5761 allows them with rtcp-mux), and aiortc answers such a
+  codec with its own number, which may be one the browser gave another codec: Chromium then
+  refuses the whole answer ("Duplicate payload type with conflicting codec name");
+- trickled ICE candidates (`aiortc.sdp.candidate_from_sdp`), for WHIP's PATCH;
+- the DTLS context (`RTCCertificate._create_ssl_context`), whose cipher list is widened to
+  the ECDHE-RSA suites: aiortc, the DTLS client of every answer, offers ECDSA suites only,
+  and a peer whose certificate is RSA (GStreamer's webrtcbin) answers "no shared cipher".
 tests/test_aiortc_adapter.py fails loudly when an aiortc release renames any of them; the
 pin in pyproject.toml holds aiortc to the versions those tests passed on. When a name is
 missing at run time, the caller falls back (stock jitter buffer, re-encoded monitors,
@@ -79,6 +86,11 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
+        if frame is not None and not frame.data:
+            # padding-only packets (Chromium probes bandwidth with them) make an empty
+            # frame, which FFmpeg's H.264 decoder takes as end of stream: it decodes nothing
+            # after it, ever
+            return pli_flag, None
         if frame is not None and self._admit is not None and not self._admit(frame, packet):
             return False, None  # refused before the decoder or any monitor sees it
         if frame is not None and self.on_frame is not None:
@@ -197,6 +209,56 @@ def register_h264_profiles() -> bool:
         )
         payload_type += 2
     _registered_h264 = True
+    return True
+
+
+# payload types an offer may number its codecs with (RFC 3551: 96-127; with rtcp-mux, RFC
+# 5761 section 4 frees 35-63, which Chromium uses once 96-127 are taken)
+DYNAMIC_PAYLOAD_TYPES = (*range(35, 64), *range(96, 128))
+
+
+def accept_low_dynamic_payload_types() -> bool:
+    """Answer a codec numbered 35 to 63 with the offer's number, as one numbered 96 to 127
+    (for every peer connection of the process). False when aiortc changed."""
+    from aiortc import rtp
+
+    current = getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None)
+    if current is None or 96 not in current:
+        logger.warning("aiortc's payload types changed: codecs numbered 35-63 may clash")
+        return False
+    rtp.DYNAMIC_PAYLOAD_TYPES = DYNAMIC_PAYLOAD_TYPES  # type: ignore[assignment]
+    return True
+
+
+# aiortc's own suites (its certificates are ECDSA), then the same with RSA certificates
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
+    b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+_DTLS_CONTEXT = "_create_ssl_context"
+
+
+def accept_rsa_dtls_peers() -> bool:
+    """Let our DTLS handshakes (every peer connection of the process) agree on an ECDHE-RSA
+    suite with a peer whose certificate is RSA. False when aiortc changed (such peers then
+    fail at DTLS, after ICE)."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    create = getattr(RTCCertificate, _DTLS_CONTEXT, None)
+    if not callable(create):
+        logger.warning("aiortc's DTLS changed: peers with RSA certificates cannot connect")
+        return False
+    if getattr(create, "komi_rsa_suites", False):
+        return True
+
+    def create_with_rsa_suites(certificate: Any, srtp_profiles: Any) -> Any:
+        context = create(certificate, srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHERS)
+        return context
+
+    create_with_rsa_suites.komi_rsa_suites = True  # type: ignore[attr-defined]
+    setattr(RTCCertificate, _DTLS_CONTEXT, create_with_rsa_suites)
     return True
 
 

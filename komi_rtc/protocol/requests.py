@@ -284,8 +284,11 @@ def parse_trickle_fragment(body: bytes, content_type: str) -> TrickleFragment:
         elif line.startswith("a=mid:"):
             mid = line[len("a=mid:") :].strip()
         elif line.startswith("a=candidate:"):
-            candidate = line[2:].strip()
-            _check_candidate(candidate.split())
+            fields = line[2:].split()
+            _check_candidate(fields)
+            if fields[1] == "0":  # @eyevinn/whip-web-client 1.1 writes RTP's component as 0
+                fields[1] = "1"
+            candidate = " ".join(fields)
             if candidate not in seen:  # a client repeats it under every mid of the bundle
                 seen.add(candidate)
                 candidates.append((mid, candidate))
@@ -308,7 +311,7 @@ def _check_candidate(fields: list[str]) -> None:
         component, priority, port = int(fields[1]), int(fields[3]), int(fields[5])
     except ValueError:
         raise InvalidRequest("a=candidate: component, priority and port must be numbers") from None
-    if not (1 <= component <= 256 and 0 <= priority < 2**32 and 0 <= port <= 65535):
+    if not (0 <= component <= 256 and 0 <= priority < 2**32 and 0 <= port <= 65535):
         raise InvalidRequest("a=candidate: component, priority or port out of range")
 
 

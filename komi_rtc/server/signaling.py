@@ -24,6 +24,8 @@ from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
 from ..history.store import History
 from ..media.aiortc_adapter import (
+    accept_low_dynamic_payload_types,
+    accept_rsa_dtls_peers,
     close_peer_connection,
     install_marker_release,
     negotiated_codecs,
@@ -123,6 +125,8 @@ class Signaling:
         self.cluster: Cluster | None = None  # set by the app with --redis
         self.stations = StationRegistry(catalog)
         register_h264_profiles()  # OBS, GStreamer and IP cameras send H.264 High
+        accept_low_dynamic_payload_types()  # Chromium numbers High 4:4:4 (f4001f) 35-63
+        accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
 
     def grant(self, request: web.Request, body: bytes = b"") -> Grant:
         """What the request's token allows: the header's (or `?token=`), else a JSON
