@@ -269,7 +269,6 @@ class Signaling:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except OperationError as exc:  # no codec in common in some section
             kinds = [k for k in ("audio", "video") if k in str(exc)]
-            logger.warning("an offer has no %s codec we take", " or ".join(kinds) or "")
             raise InvalidRequest(
                 f"the offer has no {' or '.join(kinds) or 'media'} codec KOMI can take"
                 + (f": {_describe_codecs(sdp, kinds[0])}" if kinds else "")
