@@ -13,6 +13,8 @@ import pytest
 from auth import AUTH_HEADERS, mint_token
 from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whip_client import (
     ice_fragment,
     post_sdp,
@@ -22,7 +24,22 @@ from whip_client import (
     without_candidates,
 )
 
+from komi_rtc.protocol import KomiError
+from komi_rtc.protocol.requests import parse_sdp_offer, parse_trickle_fragment
 from komi_rtc.server.app import REGISTRY
+
+TRICKLE_LINES = [
+    "a=ice-ufrag:abcd",
+    "a=ice-pwd:0123456789abcdefghijkl",
+    "m=audio 9 RTP/AVP 0",
+    "a=mid:0",
+    "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+    "a=candidate:1 0 udp 2130706431 192.0.2.1 5000 typ host",  # whip-web-client's component
+    "a=candidate:2 1 tcp 1 192.0.2.1 99999 typ host",
+    "a=candidate:3 1 udp x 192.0.2.1 9 typ host",
+    "a=candidate:4 1 udp 1 192.0.2.1 9 host",
+    "a=end-of-candidates",
+]
 
 
 async def _offer_sdp(codec: str = "video/H264") -> str:
@@ -289,3 +306,38 @@ def test_trickle_fragment_helpers_round_trip():
     assert "candidate" not in stripped and len(candidates) == 1
     fragment = ice_fragment(offer, candidates)
     assert "a=mid:0" in fragment and fragment.endswith("a=end-of-candidates\r\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=3000) | st.text(max_size=3000).map(str.encode),
+    st.sampled_from(["application/sdp", "application/trickle-ice-sdpfrag", "text/plain", ""]),
+    st.dictionaries(st.sampled_from(["person", "station", "token", "x"]), st.text(max_size=70)),
+)
+def test_whip_bodies_are_parsed_or_refused_with_a_4xx(
+    body: bytes, content_type: str, query: dict[str, str]
+) -> None:
+    """Whatever comes in a WHIP or WHEP request: a typed value or a KomiError (4xx)."""
+    for parse in (
+        lambda: parse_sdp_offer(body, content_type, "camera", "cam", query),
+        lambda: parse_sdp_offer(body, content_type, "monitor", "cam", query),
+        lambda: parse_trickle_fragment(body, content_type),
+    ):
+        try:
+            parse()
+        except KomiError as exc:
+            assert 400 <= exc.status < 500 and str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(TRICKLE_LINES) | st.text(max_size=80), max_size=40))
+def test_trickle_fragments_near_valid_are_parsed_or_refused(lines: list[str]) -> None:
+    body = "\r\n".join(lines).encode()
+    try:
+        fragment = parse_trickle_fragment(body, "application/trickle-ice-sdpfrag")
+    except KomiError as exc:
+        assert exc.status == 400
+        return
+    for _, candidate in fragment.candidates:
+        fields = candidate.split()
+        assert len(fields) >= 8 and 0 <= int(fields[5]) <= 65535 and fields[1] != "0"

@@ -189,6 +189,11 @@ async def test_eyevinn_whip_web_client_streams_from_chromium_and_is_analysed(
         try:
             page = await context.new_page()
             errors = _server_errors(page, running.url)
+            patches: list[int] = []
+            page.on(
+                "response",
+                lambda r: r.request.method == "PATCH" and patches.append(r.status),
+            )
             await page.goto(f"{site.origin}/whip.html")
             resource = await page.evaluate(
                 "([e, t, c]) => ingest(e, t, c)",
@@ -201,6 +206,7 @@ async def test_eyevinn_whip_web_client_streams_from_chromium_and_is_analysed(
             session = running.app[REGISTRY].get(camera_id)
             assert session.video_tap is not None and session.video_tap.codec == codec
             assert await page.evaluate("whipPeer.connectionState") == "connected"
+            assert patches and set(patches) == {204}, patches  # it trickled its candidates
             await page.evaluate("whipClient.destroy()")  # its DELETE ends the camera
             await wait_for(lambda: camera_id not in running.app[REGISTRY].ids(), timeout=10)
             assert not errors, errors
