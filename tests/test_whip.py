@@ -146,6 +146,24 @@ async def test_a_whep_player_gets_the_cameras_own_h264_and_delete_ends_only_it(s
         await camera.close()
 
 
+async def test_a_player_without_h264_gets_an_h264_camera_re_encoded(server, caplog):
+    caplog.set_level(logging.INFO, logger="komi_rtc.server")
+    camera = await whip_camera(server.url, "h264_to_vp8", PersonTrack(fps=15), "video/H264")
+    try:
+        await _status_updates(server.url, "h264_to_vp8", 1)
+        player = await whep_player(server.url, "h264_to_vp8", codec="video/VP8")
+        try:
+            await wait_for(lambda: player.frame_count >= 10, timeout=15)
+            assert 40 < _mean_grey(player) < 200
+            assert any(
+                "connected (video re-encoded) in VP8" in r.getMessage() for r in caplog.records
+            )
+        finally:
+            await player.close()
+    finally:
+        await camera.close()
+
+
 async def test_trickled_candidates_arrive_by_patch(server):
     camera = await whip_camera(server.url, "whip_trickle", PersonTrack(fps=10), trickle=True)
     try:

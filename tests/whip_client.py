@@ -128,11 +128,15 @@ async def whip_camera(
     return session
 
 
-async def whep_player(base_url: str, camera_id: str, token: str = ADMIN_TOKEN) -> WhipSession:
+async def whep_player(
+    base_url: str, camera_id: str, token: str = ADMIN_TOKEN, codec: str | None = None
+) -> WhipSession:
     """A player that POSTs a recvonly video and audio offer to `/whep/{camera_id}` and
-    keeps the frames it decodes."""
+    keeps the frames it decodes; with `codec`, it takes that video codec only."""
     pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
+    video = pc.addTransceiver("video", direction="recvonly")
+    if codec is not None:
+        prefer_codec(video, codec)
     pc.addTransceiver("audio", direction="recvonly")
     session: WhipSession | None = None
 

@@ -394,10 +394,10 @@ class Signaling:
         config = self._config
         codecs = {c.payloadType: c.mimeType for c in negotiated_codecs(transceiver)}
 
-        def refuse(reason: str) -> bool:
+        def refuse(reason: str, why: str = "video above the size limit") -> bool:
             logger.warning("[%s] %s; closing the camera", session.camera_id, reason)
             session.send_own(encode(ErrorMessage(reason)))
-            session.request_close("video above the size limit")
+            session.request_close(why)
             return False
 
         def admit(frame: Any, packet: Any) -> bool:
@@ -420,7 +420,10 @@ class Signaling:
                 return True  # nothing else is negotiated for a camera
             for size in sizes:
                 if size is None:
-                    return refuse("video: an H.264 sequence parameter set that cannot be read")
+                    return refuse(
+                        "video: an H.264 sequence parameter set that cannot be read",
+                        "an unreadable H.264 SPS",
+                    )
                 width, height, coded_width, coded_height = size
                 try:
                     check_frame_size(
