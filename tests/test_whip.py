@@ -25,7 +25,7 @@ from whip_client import (
 )
 
 from komi_rtc.protocol import KomiError
-from komi_rtc.protocol.requests import parse_sdp_offer, parse_trickle_fragment
+from komi_rtc.protocol.sdp_requests import parse_sdp_offer, parse_trickle_fragment
 from komi_rtc.server.app import REGISTRY
 
 TRICKLE_LINES = [

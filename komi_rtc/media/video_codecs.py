@@ -15,7 +15,7 @@ from __future__ import annotations
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import H264Profile, parse_h264_profile_level_id
 
-from ..protocol.requests import SdpCodec
+from ..protocol.sdp_requests import SdpCodec
 
 VP8 = "video/VP8"
 H264 = "video/H264"

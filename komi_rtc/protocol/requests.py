@@ -11,11 +11,10 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequest, UnsupportedMediaType
+from .errors import InvalidRequest
 
 DATA_CHANNEL_LABEL = "komi"
 ROLES = ("camera", "monitor")
@@ -70,7 +69,7 @@ def load_json(text: str | bytes) -> Any:
     return data
 
 
-def _excerpt(value: str) -> str:
+def excerpt(value: str) -> str:
     """Peer text quoted in an error message and a log line: short, and on one line."""
     value = value[:64]
     return value if value.isprintable() else ascii(value)
@@ -116,7 +115,7 @@ def parse_offer(body: bytes) -> Offer:
         raise InvalidRequest("'type' must be 'offer'")
     if not sdp.lstrip().startswith("v=0"):
         raise InvalidRequest("'sdp' is not an SDP description (it must start with 'v=0')")
-    _check_sdp(sdp)
+    check_sdp(sdp)
     role = data.get("role", "camera")
     if role not in ROLES:
         raise InvalidRequest("'role' must be 'camera' or 'monitor'")
@@ -134,185 +133,14 @@ def parse_offer(body: bytes) -> Offer:
     if station is not None:
         if role != "camera":
             raise InvalidRequest("only a camera offer names a 'station'")
-        station = _validate_station(station)
+        station = validate_station_id(station)
     return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person, station=station)
 
 
-def _validate_station(value: object) -> str:
+def validate_station_id(value: object) -> str:
     if not isinstance(value, str) or not _CAMERA_ID.match(value):
         raise InvalidRequest(f"'station' must be {_ID_RULE}")
     return value
-
-
-SDP_CONTENT_TYPE = "application/sdp"
-TRICKLE_CONTENT_TYPE = "application/trickle-ice-sdpfrag"
-_WHIP_QUERY = ("person", "station", "token")
-
-
-def _sdp_text(body: bytes, content_type: str, expected: str, what: str) -> str:
-    if content_type.split(";", 1)[0].strip().lower() != expected:
-        raise UnsupportedMediaType(
-            f"{what} must be sent as Content-Type: {expected}, not {_excerpt(content_type)!r}"
-        )
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest(f"{what} is not UTF-8 text") from None
-
-
-def parse_sdp_offer(
-    body: bytes,
-    content_type: str,
-    role: str,
-    camera_id: str,
-    query: Mapping[str, str],
-) -> Offer:
-    """A WHIP (role camera) or WHEP (role monitor) request: the offer is the body itself
-    (`application/sdp`), the camera id is the URL's, a camera's `person` and `station` come
-    as query parameters. Checked against the same SDP limits as `POST /offer`; raises
-    InvalidRequest, or UnsupportedMediaType (415) for another Content-Type."""
-    sdp = _sdp_text(body, content_type, SDP_CONTENT_TYPE, "the offer")
-    if not sdp.lstrip().startswith("v=0"):
-        raise InvalidRequest("the body is not an SDP offer (it must start with 'v=0')")
-    _check_sdp(sdp)
-    camera_id = validate_camera_id(camera_id)
-    unknown = sorted(set(query) - set(_WHIP_QUERY))
-    if unknown:
-        raise InvalidRequest(
-            f"unknown query parameter {_excerpt(unknown[0])!r}: only 'person' and 'station'"
-        )
-    person = query.get("person")
-    station = query.get("station")
-    if role != "camera" and (person is not None or station is not None):
-        raise InvalidRequest("only a camera names a 'person' or a 'station'")
-    return Offer(
-        sdp=sdp,
-        role=role,
-        camera_id=camera_id,
-        person=None if person is None else validate_person_id(person),
-        station=None if station is None else _validate_station(station),
-    )
-
-
-@dataclass(frozen=True)
-class SdpCodec:
-    """A codec as an offer's media section lists it (`a=rtpmap`, `a=fmtp`)."""
-
-    mime_type: str  # "video/H264"
-    parameters: dict[str, str] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        name = self.mime_type.partition("/")[2]
-        if name.upper() != "H264":
-            return name
-        mode = self.parameters.get("packetization-mode", "0")
-        profile = self.parameters.get("profile-level-id", "42e01f")
-        return f"{name} (profile-level-id={profile}, packetization-mode={mode})"
-
-
-def offered_codecs(sdp: str, kind: str = "video") -> list[SdpCodec]:
-    """The codecs of the offer's first `m=<kind>` section, in its order of preference
-    (RTX, RED and FEC left out: they carry no picture of their own)."""
-    names: dict[str, str] = {}
-    parameters: dict[str, dict[str, str]] = {}
-    order: list[str] = []
-    section = None
-    for line in sdp.splitlines():
-        if line.startswith("m="):
-            if section == kind:
-                break
-            fields = line[2:].split()
-            section = fields[0] if fields else ""
-            if section == kind:
-                order = fields[3:]
-        elif section == kind and line.startswith("a=rtpmap:"):
-            payload_type, _, rest = line[len("a=rtpmap:") :].partition(" ")
-            names[payload_type] = rest.split("/", 1)[0]
-        elif section == kind and line.startswith("a=fmtp:"):
-            payload_type, _, rest = line[len("a=fmtp:") :].partition(" ")
-            pairs = (item.partition("=") for item in rest.split(";"))
-            parameters[payload_type] = {k.strip().lower(): v.strip() for k, _, v in pairs}
-    codecs = []
-    for payload_type in order:
-        name = names.get(payload_type)
-        if name is None or name.lower() in ("rtx", "red", "ulpfec", "flexfec-03"):
-            continue
-        codecs.append(SdpCodec(f"{kind}/{name}", parameters.get(payload_type, {})))
-    return codecs
-
-
-def ice_credentials(sdp: str) -> tuple[str | None, str | None]:
-    """The first `a=ice-ufrag` and `a=ice-pwd` of an SDP or SDP fragment."""
-    ufrag = password = None
-    for line in sdp.splitlines():
-        if ufrag is None and line.startswith("a=ice-ufrag:"):
-            ufrag = line[len("a=ice-ufrag:") :].strip()
-        elif password is None and line.startswith("a=ice-pwd:"):
-            password = line[len("a=ice-pwd:") :].strip()
-    return ufrag, password
-
-
-@dataclass(frozen=True)
-class TrickleFragment:
-    """A WHIP `PATCH` body (`application/trickle-ice-sdpfrag`, RFC 8840): candidates, each
-    with the `a=mid` of its section, and whether the client's candidates are all sent."""
-
-    ice_ufrag: str | None
-    ice_pwd: str | None
-    candidates: tuple[tuple[str | None, str], ...]  # (mid, "candidate:...")
-    end_of_candidates: bool
-
-
-def parse_trickle_fragment(body: bytes, content_type: str) -> TrickleFragment:
-    """Validate a trickle-ICE fragment; raises InvalidRequest (400) for a malformed one or
-    one beyond the offer limits (MAX_SDP_CHARS, MAX_SDP_LINES, MAX_CANDIDATES), and
-    UnsupportedMediaType (415) for another Content-Type."""
-    text = _sdp_text(body, content_type, TRICKLE_CONTENT_TYPE, "a trickle-ICE PATCH")
-    if len(text) > MAX_SDP_CHARS:
-        raise InvalidRequest(f"the fragment has more than {MAX_SDP_CHARS} characters")
-    lines = text.splitlines()
-    if len(lines) > MAX_SDP_LINES:
-        raise InvalidRequest(f"the fragment has more than {MAX_SDP_LINES} lines")
-    ufrag, password = ice_credentials(text)
-    mid: str | None = None
-    seen: set[str] = set()
-    candidates: list[tuple[str | None, str]] = []
-    end = False
-    for line in lines:
-        if line.startswith("m="):
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[len("a=mid:") :].strip()
-        elif line.startswith("a=candidate:"):
-            fields = line[2:].split()
-            _check_candidate(fields)
-            if fields[1] == "0":  # @eyevinn/whip-web-client 1.1 writes RTP's component as 0
-                fields[1] = "1"
-            candidate = " ".join(fields)
-            if candidate not in seen:  # a client repeats it under every mid of the bundle
-                seen.add(candidate)
-                candidates.append((mid, candidate))
-        elif line.strip() == "a=end-of-candidates":
-            end = True
-    if len(candidates) > MAX_CANDIDATES:
-        raise InvalidRequest(
-            f"{len(candidates)} ICE candidates, more than the {MAX_CANDIDATES} accepted"
-        )
-    return TrickleFragment(ufrag, password, tuple(candidates), end)
-
-
-def _check_candidate(fields: list[str]) -> None:
-    """`candidate:foundation component transport priority address port typ type ...`."""
-    if len(fields) < 8 or fields[6] != "typ":
-        raise InvalidRequest(
-            "a=candidate is not 'foundation component transport priority address port typ type'"
-        )
-    try:
-        component, priority, port = int(fields[1]), int(fields[3]), int(fields[5])
-    except ValueError:
-        raise InvalidRequest("a=candidate: component, priority and port must be numbers") from None
-    if not (0 <= component <= 256 and 0 <= priority < 2**32 and 0 <= port <= 65535):
-        raise InvalidRequest("a=candidate: component, priority or port out of range")
 
 
 _MEDIA_KINDS = ("audio", "video", "application")
@@ -339,7 +167,7 @@ MAX_CODECS_PER_SECTION = 64  # a=rtpmap lines
 MAX_FEEDBACK_LINES = 256  # a=rtcp-fb lines in the whole offer
 
 
-def _check_sdp(sdp: str) -> None:
+def check_sdp(sdp: str) -> None:
     """Refuse an offer beyond the limits above (MAX_SDP_CHARS ...), checked before aiortc
     sees it, and what aiortc (1.x) accepts but then fails on, later and with no clear
     answer:
@@ -374,7 +202,7 @@ def _check_sdp(sdp: str) -> None:
             kind = line[2:].split(" ", 1)[0]
             if kind not in _MEDIA_KINDS:
                 raise InvalidRequest(
-                    f"invalid SDP offer: m={_excerpt(kind)} is not audio, video or application"
+                    f"invalid SDP offer: m={excerpt(kind)} is not audio, video or application"
                 )
             sections.append((kind, []))
         elif line.startswith("a=") and sections:
@@ -382,9 +210,7 @@ def _check_sdp(sdp: str) -> None:
             name, _, value = line[2:].partition(":")
             if name == "mid":
                 if "mid" in names or value in kinds:
-                    raise InvalidRequest(
-                        f"invalid SDP offer: a=mid:{_excerpt(value)} is not unique"
-                    )
+                    raise InvalidRequest(f"invalid SDP offer: a=mid:{excerpt(value)} is not unique")
                 kinds[value] = kind
             elif name == "candidate":
                 _check_candidate_port(value.split())
@@ -404,7 +230,7 @@ def _check_sdp(sdp: str) -> None:
         for mid in mids:
             if mid not in kinds:
                 raise InvalidRequest(
-                    f"invalid SDP offer: a=group:BUNDLE names mid {_excerpt(mid)}, "
+                    f"invalid SDP offer: a=group:BUNDLE names mid {excerpt(mid)}, "
                     "which no m= section has"
                 )
 
@@ -461,7 +287,7 @@ def _check_candidate_port(fields: list[str]) -> None:
         return
     if not 0 <= port <= 65535:
         raise InvalidRequest(
-            f"invalid SDP offer: ICE candidate port {_excerpt(fields[5])} is not 0 to 65535"
+            f"invalid SDP offer: ICE candidate port {excerpt(fields[5])} is not 0 to 65535"
         )
 
 
@@ -489,7 +315,7 @@ def parse_control_message(raw: str | bytes) -> ControlMessage:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidRequest("message must be a JSON object with a string 'type'")
     if data["type"] not in CONTROL_TYPES:
-        raise InvalidRequest(f"unknown message type: {_excerpt(data['type'])}")
+        raise InvalidRequest(f"unknown message type: {excerpt(data['type'])}")
     if data["type"] == "set_person":
         if "person" not in data:
             raise InvalidRequest("'person' is required (an id, or null to untie)")
@@ -515,7 +341,7 @@ def parse_legacy_frame(raw: str) -> LegacyFrame:
     if not isinstance(data, dict):
         raise InvalidRequest("message must be a JSON object")
     if data.get("type") != "frame":
-        raise InvalidRequest(f"unknown message type: {_excerpt(str(data.get('type')))}")
+        raise InvalidRequest(f"unknown message type: {excerpt(str(data.get('type')))}")
     image_data = data.get("image_data")
     if not isinstance(image_data, str) or not image_data:
         raise InvalidRequest("'image_data' must be a base64 JPEG string")

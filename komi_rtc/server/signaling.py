@@ -44,7 +44,7 @@ from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import InvalidRequest, KomiError, Offer, load_json, parse_offer
 from ..protocol.image_headers import h264_access_unit_sizes, vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
-from ..protocol.requests import offered_codecs
+from ..protocol.sdp_requests import offered_codecs
 from .access import (
     OPEN_GRANT,
     Forbidden,

@@ -31,8 +31,8 @@ from aiortc import RTCPeerConnection
 
 from ..media.aiortc_adapter import add_ice_candidate, end_of_candidates
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
-from ..protocol.requests import (
-    MAX_CANDIDATES,
+from ..protocol.requests import MAX_CANDIDATES
+from ..protocol.sdp_requests import (
     SDP_CONTENT_TYPE,
     TRICKLE_CONTENT_TYPE,
     ice_credentials,
