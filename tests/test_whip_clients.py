@@ -27,6 +27,7 @@ from auth import ADMIN_TOKEN, AUTH_HEADERS
 from browser import (
     BROWSER_TESTS,
     browser_fixture,  # noqa: F401 - the fixture
+    mean_brightness,
     open_monitor,
     person_y4m_fixture,  # noqa: F401 - the fixture
     tile_is_live,
@@ -294,18 +295,12 @@ async def test_eyevinn_webrtc_player_plays_whep_in_chromium(
                 "connected (video forwarded) in H264" in r.getMessage() for r in caplog.records
             ), "Chromium gets the camera's own H.264"
             png = await page.locator("#player").screenshot()
-            assert 40 < _mean_brightness(png) < 200, "the person, not a black frame"
+            assert 40 < mean_brightness(png) < 200, "the person, not a black frame"
             assert not errors, errors
         finally:
             await context.close()
             await camera.close()
             await running.server.close()
-
-
-def _mean_brightness(png: bytes) -> float:
-    from browser import mean_brightness
-
-    return mean_brightness(png)
 
 
 async def test_aiortcs_example_page_streams_h264_to_offer(server, browser, caplog):

@@ -33,6 +33,7 @@ class WhipSession:
     frames: list[av.VideoFrame] = field(default_factory=list)
     frame_count: int = 0
     reader: asyncio.Task[None] | None = None
+    channel: Any = None  # the `komi` data channel, when the camera opened one
 
     @property
     def location(self) -> str:
@@ -116,8 +117,7 @@ async def whip_camera(
         await pc.close()
         raise AssertionError(f"WHIP offer refused: {status} {text}")
     await pc.setRemoteDescription(RTCSessionDescription(text, "answer"))
-    session = WhipSession(pc, status, headers, text, base_url, token)
-    session.channel = channel  # type: ignore[attr-defined]
+    session = WhipSession(pc, status, headers, text, base_url, token, channel=channel)
     if trickle:
         patched = await session.request(
             "PATCH",
