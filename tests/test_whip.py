@@ -268,6 +268,11 @@ async def test_options_lists_the_ice_servers(start_server):
                 ]
                 assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
                 assert response.headers["Accept-Post"] == "application/sdp"
+            async with http.options(f"{running.url}/whep/any_cam") as response:
+                assert response.status == 204 and len(response.headers.getall("Link")) == 1
+            async with aiohttp.ClientSession() as anonymous:
+                async with anonymous.options(f"{running.url}/whip/any_cam") as response:
+                    assert response.status == 401  # the ICE servers are for token holders
     finally:
         await running.server.close()
 

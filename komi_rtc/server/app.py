@@ -1100,10 +1100,10 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)
     whip = WhipEndpoints(config, lambda: app[SIGNALING], read_body)  # WHIP in, WHEP out
-    route("OPTIONS", "/whip/{camera_id}", whip.options, Rule.ANY)
     route("POST", "/whip/{camera_id}", whip.ingest, Rule.ANY)  # the handler: stream as it?
     route("POST", "/whep/{camera_id}", whip.egress, Rule.SEE)
     for kind in ("whip", "whep"):  # a session: its client's token (the handler checks)
+        route("OPTIONS", f"/{kind}/{{camera_id}}", whip.options, Rule.ANY)
         route("PATCH", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.update, Rule.ANY)
         route("DELETE", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.end, Rule.ANY)
     route("POST", "/cluster/cameras/{camera}/release", release_camera, Rule.ADMIN)
