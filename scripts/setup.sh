@@ -79,3 +79,19 @@ if [ $want_test = 1 ] && { [ ! -d tests/js/node_modules ] ||
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error </dev/null
   touch tests/js/node_modules
 fi
+# aiortc's own example page (examples/server, BSD-3-Clause), unmodified, for the H264 test
+# (tests/test_whip_clients.py): taken from aiortc's source package on PyPI at the installed
+# version, into a cache outside the repository (nothing of it is committed)
+example=".cache/aiortc-example"
+if [ $want_test = 1 ] && [ ! -f "$example/client.js" ]; then
+  version=$(.venv/bin/python -c "import aiortc; print(aiortc.__version__)")
+  echo "setup: fetching aiortc $version's example page (PyPI source package)"
+  rm -rf .cache/aiortc-sdist && mkdir -p .cache/aiortc-sdist "$example"
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d .cache/aiortc-sdist \
+    "aiortc==$version" 2> >(grep -v "^WARNING: Location" >&2)
+  tar -xzf .cache/aiortc-sdist/aiortc-"$version".tar.gz -C "$example" --strip-components=3 \
+    "aiortc-$version/examples/server/index.html" "aiortc-$version/examples/server/client.js"
+  tar -xzf .cache/aiortc-sdist/aiortc-"$version".tar.gz -C "$example" --strip-components=1 \
+    "aiortc-$version/LICENSE"
+  rm -rf .cache/aiortc-sdist
+fi

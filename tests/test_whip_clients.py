@@ -42,7 +42,8 @@ pytestmark = BROWSER_TESTS
 
 TESTS = Path(__file__).resolve().parent
 JS = TESTS / "js"
-AIORTC_EXAMPLE = TESTS / "vendor" / "aiortc_example"
+# aiortc's examples/server page, unmodified, from its PyPI source package (scripts/setup.sh)
+AIORTC_EXAMPLE = TESTS.parent / ".cache" / "aiortc-example"
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with GStreamer's bindings (python3-gst-1.0)
 
 WHIP_PAGE = """<!doctype html><meta charset="utf-8"><title>WHIP client</title>
@@ -304,7 +305,7 @@ async def test_eyevinn_webrtc_player_plays_whep_in_chromium(
 
 
 async def test_aiortcs_example_page_streams_h264_to_offer(server, browser, caplog):
-    """aiortc's examples/server page, unmodified (tests/vendor/aiortc_example), served
+    """aiortc's examples/server page, unmodified (.cache/aiortc-example, from PyPI), served
     at our origin with H264 selected and the token in an Authorization header."""
     caplog.set_level(logging.INFO, logger="komi_rtc.server")
     context = await browser.new_context(extra_http_headers=AUTH_HEADERS)
