@@ -33,6 +33,20 @@ fi
 if [ $want_test = 1 ] && ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
   missing+=(redis-server)
 fi
+# the WHIP/WHEP tests (tests/test_whip_clients.py): GStreamer's webrtcbin with x264enc and its
+# Python bindings (run by Debian's python3, not the venv), and node/npm for the npm clients
+if [ $want_test = 1 ]; then
+  have_gst_element() {
+    [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import gi; gi.require_version('Gst', '1.0')
+from gi.repository import Gst; Gst.init(None); raise SystemExit(Gst.ElementFactory.find('$1') is None)" \
+      2>/dev/null
+  }
+  have_gst_element webrtcbin && have_gst_element nicesrc && have_gst_element y4mdec ||
+    missing+=(python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-bad gstreamer1.0-nice)
+  have_gst_element x264enc || missing+=(gstreamer1.0-plugins-ugly)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq </dev/null
@@ -56,4 +70,28 @@ if ! fresh "$stamp" && ! { [ $want_test = 0 ] && fresh .venv/.komi-installed-1; 
     -e "^ *!!$" -e "^ *\*\*\*" -e "Please be careful with folders" -e "name as your package" \
     -e "with strategy, WheelFile" -e "^ *$" >&2)
   touch "$stamp"
+fi
+
+# the WHIP/WHEP clients nobody here wrote, at the versions tests/js/package-lock.json pins
+if [ $want_test = 1 ] && { [ ! -d tests/js/node_modules ] ||
+  [ tests/js/package-lock.json -nt tests/js/node_modules ]; }; then
+  echo "setup: installing the npm test clients (tests/js)"
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error </dev/null
+  touch tests/js/node_modules
+fi
+# aiortc's own example page (examples/server, BSD-3-Clause), unmodified, for the H264 test
+# (tests/test_whip_clients.py): taken from aiortc's source package on PyPI at the installed
+# version, into a cache outside the repository (nothing of it is committed)
+example=".cache/aiortc-example"
+if [ $want_test = 1 ] && [ ! -f "$example/client.js" ]; then
+  version=$(.venv/bin/python -c "import aiortc; print(aiortc.__version__)")
+  echo "setup: fetching aiortc $version's example page (PyPI source package)"
+  rm -rf .cache/aiortc-sdist && mkdir -p .cache/aiortc-sdist "$example"
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d .cache/aiortc-sdist \
+    "aiortc==$version" 2> >(grep -v "^WARNING: Location" >&2)
+  tar -xzf .cache/aiortc-sdist/aiortc-"$version".tar.gz -C "$example" --strip-components=3 \
+    "aiortc-$version/examples/server/index.html" "aiortc-$version/examples/server/client.js"
+  tar -xzf .cache/aiortc-sdist/aiortc-"$version".tar.gz -C "$example" --strip-components=1 \
+    "aiortc-$version/LICENSE"
+  rm -rf .cache/aiortc-sdist
 fi

@@ -179,3 +179,66 @@ def test_a_changed_aiortc_falls_back_instead_of_failing():
     assert sender_rtp_timestamp(Changed()) is None
     assert not install_marker_release(Changed())
     assert not tap_sender_reports(Changed(), lambda wall, rtp: None)
+
+
+def test_h264_profiles_beyond_aiortcs_own_are_negotiated():
+    from aiortc.codecs import CODECS
+
+    assert aiortc_adapter.register_h264_profiles()
+    assert aiortc_adapter.register_h264_profiles()  # once only
+    profiles = [c.parameters.get("profile-level-id") for c in CODECS["video"] if c.name == "H264"]
+    assert profiles == ["42001f", "42e01f", *aiortc_adapter.EXTRA_H264_PROFILES]
+    payload_types = [c.payloadType for c in CODECS["video"]]
+    assert len(payload_types) == len(set(payload_types))
+
+
+def test_codecs_numbered_35_to_63_keep_their_numbers():
+    from aiortc import rtp
+    from aiortc.rtcpeerconnection import find_common_codecs
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    assert aiortc_adapter.accept_low_dynamic_payload_types()
+    assert 41 in rtp.DYNAMIC_PAYLOAD_TYPES and 96 in rtp.DYNAMIC_PAYLOAD_TYPES
+    local = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=109)]
+    remote = [RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=41)]
+    assert find_common_codecs(local, remote)[0].payloadType == 41
+
+
+def test_dtls_offers_rsa_suites_too():
+    from aiortc.rtcdtlstransport import SRTP_AES128_CM_SHA1_80, RTCCertificate
+    from OpenSSL import SSL
+
+    assert callable(getattr(RTCCertificate, "_create_ssl_context", None))
+    assert aiortc_adapter.accept_rsa_dtls_peers()
+    assert aiortc_adapter.accept_rsa_dtls_peers()  # wrapped once
+    context = RTCCertificate.generateCertificate()._create_ssl_context([SRTP_AES128_CM_SHA1_80])
+    suites = SSL.Connection(context).get_cipher_list()
+    assert "ECDHE-RSA-AES128-GCM-SHA256" in suites and "ECDHE-ECDSA-AES128-GCM-SHA256" in suites
+
+
+def test_an_empty_frame_of_padding_packets_is_not_released():
+    """FFmpeg's H.264 decoder takes an empty packet for the end of the stream."""
+    buffer = MarkerReleaseJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_packet(400, 9000, True, b""))[1] is None
+    frame = buffer.add(_packet(401, 12000, True, b"x"))[1]
+    assert frame is not None and frame.data == b"x"
+
+
+async def test_trickled_candidates_reach_the_ice_transport():
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    offer_pc = RTCPeerConnection()
+    offer_pc.addTransceiver("video", direction="sendonly")
+    await offer_pc.setLocalDescription(await offer_pc.createOffer())
+    from aiortc import RTCSessionDescription
+
+    await pc.setRemoteDescription(RTCSessionDescription(offer_pc.localDescription.sdp, "offer"))
+    mid = pc.getTransceivers()[0].mid
+    await aiortc_adapter.add_ice_candidate(
+        pc, mid, "candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host"
+    )
+    with pytest.raises(ValueError):
+        await aiortc_adapter.add_ice_candidate(pc, mid, "candidate:1 1 udp")
+    await aiortc_adapter.end_of_candidates(pc)
+    await pc.close()
+    await offer_pc.close()

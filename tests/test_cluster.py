@@ -21,8 +21,9 @@ import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
 from cluster_nodes import Cluster, Node, free_port, placed, placement, until, wait_joined
-from contract_client import connect_camera, connect_monitor
+from contract_client import PersonTrack, connect_camera, connect_monitor
 from databases import fresh_database, redis_server
+from whip_client import whep_player, whip_camera
 
 from komi_rtc.camera.peer import CameraPeer, CapturedTrack
 from komi_rtc.media.video_sources import open_source
@@ -183,6 +184,50 @@ async def test_a_monitor_on_one_node_watches_a_camera_on_another(
 
 async def _frames(monitor: Any, count: int) -> bool:
     return monitor.frame_count >= count
+
+
+async def test_whip_cameras_are_placed_and_their_sessions_answer_through_any_node(
+    cluster: Cluster,
+) -> None:
+    """A WHIP camera is placed as an offer's camera (here: with its station's first camera,
+    on another node than the one asked); the 201's Location and ETag come back through the
+    node asked, and the session answers PATCH/DELETE there; WHEP works through any node."""
+    a = cluster["node_a"]
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        first = await whip_camera(a.url, "whip_c1", PersonTrack(fps=8), query="?station=whip_st")
+        try:
+            host = (await placed(http, a, "whip_c1"))["whip_c1"]
+            other = next(n for n in cluster.nodes.values() if n.id != host)
+            second = await whip_camera(
+                other.url, "whip_c2", PersonTrack(fps=8), query="?station=whip_st"
+            )
+            try:
+                assert second.headers["X-Komi-Node"] == host  # passed on to the station's node
+                assert second.location.startswith("/whip/whip_c2/") and second.headers["ETag"]
+                assert (await placed(http, other, "whip_c2"))["whip_c2"] == host
+                player = await whep_player(other.url, "whip_c2")
+                try:
+                    assert player.headers["X-Komi-Node"] == host
+                    await until(lambda: _frames(player, 5), 20, "WHEP video through another node")
+                    assert (await player.request("DELETE"))[0] == 200
+                finally:
+                    await player.close()
+                status, _, _ = await second.request(
+                    "PATCH",
+                    "a=end-of-candidates\r\n",
+                    **{"Content-Type": "application/trickle-ice-sdpfrag"},
+                )
+                assert status == 204
+                assert (await second.request("DELETE"))[0] == 200  # through `other`
+
+                async def gone() -> bool:
+                    return "whip_c2" not in await placement(http, other)
+
+                await until(gone, 10, "whip_c2 gone from the cluster")
+            finally:
+                await second.close()
+        finally:
+            await first.close()
 
 
 async def test_tokens_minted_on_one_node_work_and_are_revoked_on_every_node(

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz import SERVER_SETTINGS, _on_loop, _run_hypothesis
 
-from komi_rtc.server.app import REGISTRY
+from komi_rtc.server.app_keys import REGISTRY
 
 CHANNEL_SETS = 6  # each case is a real peer connection (about a second)
 # (not beyond ASCII: aiortc itself, the client here, writes such a label's length wrong)

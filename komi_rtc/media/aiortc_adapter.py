@@ -10,7 +10,18 @@ aiortc has no public API for what the media path needs, so this module reaches i
 - the RTP timestamp a sender adds to every pts (`_RTCRtpSender__rtp_timestamp`,
   `_RTCRtpSender__packet_count`);
 - a receiver's RTCP handler (`_handle_rtcp_packet`), tapped for sender reports: they map
-  the camera's RTP timestamps to its own wall clock (capture-time sync of stations).
+  the camera's RTP timestamps to its own wall clock (capture-time sync of stations);
+- aiortc's codec table (`aiortc.codecs.CODECS`), to which the H.264 profiles aiortc leaves
+  out (Main, High, High 4:4:4) are added: OBS, GStreamer's x264enc and IP cameras send
+  High, and browsers decode it (`register_h264_profiles`);
+- the dynamic payload types (`aiortc.rtp.DYNAMIC_PAYLOAD_TYPES`, 96 to 127): Chromium numbers
+  its later codecs 35 to 63 (RFC 5761 allows them with rtcp-mux), and aiortc answers such a
+  codec with its own number, which may be one the browser gave another codec: Chromium then
+  refuses the whole answer ("Duplicate payload type with conflicting codec name");
+- trickled ICE candidates (`aiortc.sdp.candidate_from_sdp`), for WHIP's PATCH;
+- the DTLS context (`RTCCertificate._create_ssl_context`), whose cipher list is widened to
+  the ECDHE-RSA suites: aiortc, the DTLS client of every answer, offers ECDSA suites only,
+  and a peer whose certificate is RSA (GStreamer's webrtcbin) answers "no shared cipher".
 tests/test_aiortc_adapter.py fails loudly when an aiortc release renames any of them; the
 pin in pyproject.toml holds aiortc to the versions those tests passed on. When a name is
 missing at run time, the caller falls back (stock jitter buffer, re-encoded monitors,
@@ -53,8 +64,9 @@ NTP_EPOCH_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
 
 # (encoded frame, the packet that completed it): called for every frame the buffer releases
 FrameTap = Callable[[JitterFrame, RtpPacket], None]
-# False: drop the frame (e.g. a keyframe larger than the server accepts)
-FrameCheck = Callable[[JitterFrame], bool]
+# False: drop the frame (e.g. a keyframe larger than the server accepts); the packet that
+# completed it says its payload type, so its codec
+FrameCheck = Callable[[JitterFrame, RtpPacket], bool]
 
 
 class MarkerReleaseJitterBuffer(JitterBuffer):
@@ -74,7 +86,12 @@ class MarkerReleaseJitterBuffer(JitterBuffer):
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
-        if frame is not None and self._admit is not None and not self._admit(frame):
+        if frame is not None and not frame.data:
+            # padding-only packets (Chromium probes bandwidth with them) make an empty
+            # frame, which FFmpeg's H.264 decoder takes as end of stream: it decodes nothing
+            # after it, ever
+            return pli_flag, None
+        if frame is not None and self._admit is not None and not self._admit(frame, packet):
             return False, None  # refused before the decoder or any monitor sees it
         if frame is not None and self.on_frame is not None:
             self.on_frame(frame, packet)
@@ -133,6 +150,136 @@ def install_marker_release(
 
 
 # ------------------------------------------------------------ codecs, keyframes, RTP state
+
+# profile-level-id of the H.264 profiles added to aiortc's own two (42001f Baseline and
+# 42e01f Constrained Baseline), at level 3.1 as aiortc's: Main (4d001f, Chromium sends
+# it), High (64001f: OBS, x264enc, IP cameras), Constrained High (640c1f, what browsers
+# call High) and High 4:4:4 Predictive (f4001f: what Chromium lists to receive High).
+# aiortc matches profiles, not levels; its H264 decoder (FFmpeg's) decodes them all.
+EXTRA_H264_PROFILES = ("4d001f", "64001f", "640c1f", "f4001f")
+_registered_h264 = False
+
+
+def register_h264_profiles() -> bool:
+    """Add EXTRA_H264_PROFILES, packetization-mode 1, to aiortc's codec table (once, for
+    every peer connection of the process: aiortc negotiates from that table). False when
+    aiortc changed (only its own H.264 profiles are then negotiated)."""
+    global _registered_h264
+    if _registered_h264:
+        return True
+    try:
+        from aiortc.codecs import CODECS
+        from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+    except ImportError:
+        logger.warning("aiortc's codec table moved: only its own H.264 profiles are taken")
+        return False
+    video = CODECS.get("video")
+    if not isinstance(video, list) or not video:
+        logger.warning("aiortc's codec table changed: only its own H.264 profiles are taken")
+        return False
+    present = {str(c.parameters.get("profile-level-id", "")).lower() for c in video}
+    payload_type = max(c.payloadType or 0 for c in video) + 1
+    for profile_level_id in EXTRA_H264_PROFILES:
+        if profile_level_id in present:
+            continue
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/H264",
+                clockRate=90000,
+                payloadType=payload_type,
+                rtcpFeedback=[
+                    RTCRtcpFeedback(type="nack"),
+                    RTCRtcpFeedback(type="nack", parameter="pli"),
+                    RTCRtcpFeedback(type="goog-remb"),
+                ],
+                parameters={
+                    "level-asymmetry-allowed": "1",
+                    "packetization-mode": "1",
+                    "profile-level-id": profile_level_id,
+                },
+            )
+        )
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/rtx",
+                clockRate=90000,
+                payloadType=payload_type + 1,
+                parameters={"apt": payload_type},
+            )
+        )
+        payload_type += 2
+    _registered_h264 = True
+    return True
+
+
+# payload types an offer may number its codecs with (RFC 3551: 96-127; with rtcp-mux, RFC
+# 5761 section 4 frees 35-63, which Chromium uses once 96-127 are taken)
+DYNAMIC_PAYLOAD_TYPES = (*range(35, 64), *range(96, 128))
+
+
+def accept_low_dynamic_payload_types() -> bool:
+    """Answer a codec numbered 35 to 63 with the offer's number, as one numbered 96 to 127
+    (for every peer connection of the process). False when aiortc changed."""
+    from aiortc import rtp
+
+    current = getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None)
+    if current is None or 96 not in current:
+        logger.warning("aiortc's payload types changed: codecs numbered 35-63 may clash")
+        return False
+    rtp.DYNAMIC_PAYLOAD_TYPES = DYNAMIC_PAYLOAD_TYPES  # type: ignore[assignment]
+    return True
+
+
+# aiortc's own suites (its certificates are ECDSA), then the same with RSA certificates
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
+    b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+_DTLS_CONTEXT = "_create_ssl_context"
+
+
+def accept_rsa_dtls_peers() -> bool:
+    """Let our DTLS handshakes (every peer connection of the process) agree on an ECDHE-RSA
+    suite with a peer whose certificate is RSA. False when aiortc changed (such peers then
+    fail at DTLS, after ICE)."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    create = getattr(RTCCertificate, _DTLS_CONTEXT, None)
+    if not callable(create):
+        logger.warning("aiortc's DTLS changed: peers with RSA certificates cannot connect")
+        return False
+    if getattr(create, "komi_rsa_suites", False):
+        return True
+
+    def create_with_rsa_suites(certificate: Any, srtp_profiles: Any) -> Any:
+        context = create(certificate, srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHERS)
+        return context
+
+    create_with_rsa_suites.komi_rsa_suites = True  # type: ignore[attr-defined]
+    setattr(RTCCertificate, _DTLS_CONTEXT, create_with_rsa_suites)
+    return True
+
+
+async def add_ice_candidate(pc: Any, mid: str | None, candidate_line: str) -> None:
+    """A trickled remote candidate (`candidate:...`, the text of an `a=candidate:` line)
+    for the media section `mid`; ValueError for one that aiortc cannot parse or take
+    (e.g. after the end of candidates)."""
+    from aiortc.sdp import candidate_from_sdp
+
+    try:
+        candidate = candidate_from_sdp(candidate_line.removeprefix("candidate:"))
+    except (ValueError, IndexError, AssertionError) as exc:  # it asserts 8 fields
+        raise ValueError(f"not an ICE candidate: {exc!r}") from None
+    candidate.sdpMid = mid
+    candidate.sdpMLineIndex = 0 if mid is None else None
+    await pc.addIceCandidate(candidate)
+
+
+async def end_of_candidates(pc: Any) -> None:
+    """The remote peer has trickled all its candidates (`a=end-of-candidates`)."""
+    await pc.addIceCandidate(None)
 
 
 def negotiated_codecs(transceiver: Any) -> list[Any]:

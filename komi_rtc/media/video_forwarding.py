@@ -1,4 +1,4 @@
-"""Monitors get the camera's own encoded VP8 frames: no re-encoding per monitor.
+"""Monitors get the camera's own encoded VP8 or H.264 frames: no re-encoding per monitor.
 
 Re-encoding the decoded video for every monitor costs about 5% of a core per monitor at
 640x480 and 15 fps, and blurs the picture once more. The camera's jitter buffer already
@@ -7,8 +7,16 @@ which aiortc's sender packetizes as it is (`Encoder.pack`). A monitor starts at 
 joining, or losing a picture (its PLI), asks the camera for one. The frame's pts is the one
 the decoded frame and `frame_pts` carry, so `video_timing` and the overlay work unchanged.
 
-Used only when the camera sends VP8 and the monitor takes VP8 first; otherwise, and for
-/ws/camera cameras, monitors get the decoded frames re-encoded (`monitor_peer.py`).
+H.264 goes the same way: the jitter buffer holds an access unit in Annex B (aiortc's
+depacketizer writes start codes), which aiortc's H264 packetizer splits into NAL units and
+sends as FU-A and STAP-A packets again. A monitor starts at an IDR picture; one that comes
+without its SPS and PPS (some encoders send them once) gets the camera's last ones in front.
+A monitor is offered the camera's codec first when its offer lists it with a profile that
+decodes the camera's (`video_codecs.monitor_codec_preferences`).
+
+Used only when the monitor answers with a codec that shows the camera's stream as it is
+(`video_codecs.can_show`); otherwise, and for /ws/camera cameras, monitors get the decoded
+frames re-encoded (`monitor_peer.py`).
 """
 
 from __future__ import annotations
@@ -22,17 +30,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
+from ..protocol.image_headers import H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS, h264_nal_units
 from .aiortc_adapter import can_request_keyframe, request_keyframe
 from .rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
+from .video_codecs import FORWARDED_CODECS, H264
+from .video_codecs import VP8 as VP8
 
 logger = logging.getLogger(__name__)
 
-VP8 = "video/VP8"
+_START_CODE = b"\x00\x00\x00\x01"
 _TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
 _KEYFRAME_REQUEST_INTERVAL_S = 0.3  # PLIs closer than this are one request
 _KEYFRAME_RETRY_S = 1.0  # a monitor still without a keyframe this long asks again
@@ -61,6 +72,34 @@ def is_vp8_keyframe(data: bytes) -> bool:
     return bool(data) and not data[0] & 0x01
 
 
+class H264ParameterSets:
+    """The camera's last SPS and PPS, put in front of an IDR access unit that lacks them,
+    so a monitor starting there can decode it."""
+
+    def __init__(self) -> None:
+        self._sps: bytes | None = None
+        self._pps: bytes | None = None
+
+    def keyframe(self, data: bytes) -> tuple[bytes, bool]:
+        """(the access unit as a monitor gets it, whether it is an IDR picture)."""
+        types = set()
+        for unit in h264_nal_units(data):
+            kind = unit[0] & 0x1F
+            types.add(kind)
+            if kind == H264_NAL_SPS:
+                self._sps = unit
+            elif kind == H264_NAL_PPS:
+                self._pps = unit
+        if H264_NAL_IDR not in types:
+            return data, False
+        missing = b""
+        if H264_NAL_SPS not in types and self._sps is not None:
+            missing += _START_CODE + self._sps
+        if H264_NAL_PPS not in types and self._pps is not None:
+            missing += _START_CODE + self._pps
+        return missing + data, True
+
+
 class EncodedVideoTap:
     """One per WebRTC camera: fed by its jitter buffer, feeds its monitors' tracks."""
 
@@ -72,7 +111,9 @@ class EncodedVideoTap:
         spawn: Callable[[Awaitable[None], str], None],
     ) -> None:
         self.camera_id = camera_id
+        self.codec_parameters: RTCRtpCodecParameters | None = codecs[0] if codecs else None
         self.codec = codecs[0].mimeType if codecs else None
+        self._h264 = H264ParameterSets()
         self._payload_types = {c.payloadType: c.mimeType for c in codecs}
         self._receiver = receiver
         self._spawn = spawn
@@ -88,29 +129,36 @@ class EncodedVideoTap:
 
     @property
     def usable(self) -> bool:
-        return self.codec == VP8 and can_request_keyframe(self._receiver)
+        return self.codec in FORWARDED_CODECS and can_request_keyframe(self._receiver)
 
     def on_frame(self, frame: JitterFrame, packet: RtpPacket) -> None:
         """Called by the jitter buffer for every completed frame, in order."""
         pts = self._mapper.map(frame.timestamp)
         self._ssrc = packet.ssrc
-        if self._payload_types.get(packet.payload_type) != VP8:
+        if self.codec not in FORWARDED_CODECS:
+            return
+        if self._payload_types.get(packet.payload_type) != self.codec:
             if not self._warned_codec:
                 self._warned_codec = True
                 logger.warning(
-                    "[%s] camera sends payload type %d, not VP8: monitors get no forwarded video",
+                    "[%s] camera sends payload type %d, not %s: monitors get no forwarded video",
                     self.camera_id,
                     packet.payload_type,
+                    self.codec,
                 )
             return
         self.frames += 1
-        keyframe = is_vp8_keyframe(frame.data)
+        data = frame.data
+        if self.codec == H264:
+            data, keyframe = self._h264.keyframe(data)
+        else:
+            keyframe = is_vp8_keyframe(data)
         if keyframe:
             self.keyframes += 1
             self._keyframe_wanted = False  # every track waiting for one gets this one
         waiting = False
         for track in self._tracks:  # offer() never adds or removes tracks
-            track.offer(frame.data, pts, keyframe)
+            track.offer(data, pts, keyframe)
             waiting = waiting or track.waiting_for_keyframe
         if self._keyframe_wanted or (
             waiting and time.monotonic() - self._last_request > _KEYFRAME_RETRY_S

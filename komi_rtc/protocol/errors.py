@@ -28,3 +28,9 @@ class DuplicateCamera(KomiError):
     def __init__(self, camera_id: str) -> None:
         super().__init__(f"camera id already streaming: {camera_id}")
         self.camera_id = camera_id
+
+
+class UnsupportedMediaType(KomiError):
+    """A body in a format the endpoint does not read (WHIP takes `application/sdp`)."""
+
+    status = 415

@@ -69,7 +69,7 @@ def load_json(text: str | bytes) -> Any:
     return data
 
 
-def _excerpt(value: str) -> str:
+def excerpt(value: str) -> str:
     """Peer text quoted in an error message and a log line: short, and on one line."""
     value = value[:64]
     return value if value.isprintable() else ascii(value)
@@ -125,7 +125,7 @@ def parse_offer(body: bytes) -> Offer:
         raise InvalidRequest("'type' must be 'offer'")
     if not sdp.lstrip().startswith("v=0"):
         raise InvalidRequest("'sdp' is not an SDP description (it must start with 'v=0')")
-    _check_sdp(sdp)
+    check_sdp(sdp)
     role = data.get("role", "camera")
     if role not in ROLES:
         raise InvalidRequest("'role' must be 'camera' or 'monitor'")
@@ -143,9 +143,14 @@ def parse_offer(body: bytes) -> Offer:
     if station is not None:
         if role != "camera":
             raise InvalidRequest("only a camera offer names a 'station'")
-        if not isinstance(station, str) or not _CAMERA_ID.match(station):
-            raise InvalidRequest(f"'station' must be {_ID_RULE}")
+        station = validate_station_id(station)
     return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person, station=station)
+
+
+def validate_station_id(value: object) -> str:
+    if not isinstance(value, str) or not _CAMERA_ID.match(value):
+        raise InvalidRequest(f"'station' must be {_ID_RULE}")
+    return value
 
 
 _MEDIA_KINDS = ("audio", "video", "application")
@@ -172,7 +177,7 @@ MAX_CODECS_PER_SECTION = 64  # a=rtpmap lines
 MAX_FEEDBACK_LINES = 256  # a=rtcp-fb lines in the whole offer
 
 
-def _check_sdp(sdp: str) -> None:
+def check_sdp(sdp: str) -> None:
     """Refuse an offer beyond the limits above (MAX_SDP_CHARS ...), checked before aiortc
     sees it, and what aiortc (1.x) accepts but then fails on, later and with no clear
     answer:
@@ -207,7 +212,7 @@ def _check_sdp(sdp: str) -> None:
             kind = line[2:].split(" ", 1)[0]
             if kind not in _MEDIA_KINDS:
                 raise InvalidRequest(
-                    f"invalid SDP offer: m={_excerpt(kind)} is not audio, video or application"
+                    f"invalid SDP offer: m={excerpt(kind)} is not audio, video or application"
                 )
             sections.append((kind, []))
         elif line.startswith("a=") and sections:
@@ -215,9 +220,7 @@ def _check_sdp(sdp: str) -> None:
             name, _, value = line[2:].partition(":")
             if name == "mid":
                 if "mid" in names or value in kinds:
-                    raise InvalidRequest(
-                        f"invalid SDP offer: a=mid:{_excerpt(value)} is not unique"
-                    )
+                    raise InvalidRequest(f"invalid SDP offer: a=mid:{excerpt(value)} is not unique")
                 kinds[value] = kind
             elif name == "candidate":
                 _check_candidate_port(value.split())
@@ -237,7 +240,7 @@ def _check_sdp(sdp: str) -> None:
         for mid in mids:
             if mid not in kinds:
                 raise InvalidRequest(
-                    f"invalid SDP offer: a=group:BUNDLE names mid {_excerpt(mid)}, "
+                    f"invalid SDP offer: a=group:BUNDLE names mid {excerpt(mid)}, "
                     "which no m= section has"
                 )
 
@@ -294,7 +297,7 @@ def _check_candidate_port(fields: list[str]) -> None:
         return
     if not 0 <= port <= 65535:
         raise InvalidRequest(
-            f"invalid SDP offer: ICE candidate port {_excerpt(fields[5])} is not 0 to 65535"
+            f"invalid SDP offer: ICE candidate port {excerpt(fields[5])} is not 0 to 65535"
         )
 
 
@@ -322,7 +325,7 @@ def parse_control_message(raw: str | bytes) -> ControlMessage:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise InvalidRequest("message must be a JSON object with a string 'type'")
     if data["type"] not in CONTROL_TYPES:
-        raise InvalidRequest(f"unknown message type: {_excerpt(data['type'])}")
+        raise InvalidRequest(f"unknown message type: {excerpt(data['type'])}")
     if data["type"] == "set_person":
         if "person" not in data:
             raise InvalidRequest("'person' is required (an id, or null to untie)")
@@ -348,7 +351,7 @@ def parse_legacy_frame(raw: str) -> LegacyFrame:
     if not isinstance(data, dict):
         raise InvalidRequest("message must be a JSON object")
     if data.get("type") != "frame":
-        raise InvalidRequest(f"unknown message type: {_excerpt(str(data.get('type')))}")
+        raise InvalidRequest(f"unknown message type: {excerpt(str(data.get('type')))}")
     image_data = data.get("image_data")
     if not isinstance(image_data, str) or not image_data:
         raise InvalidRequest("'image_data' must be a base64 JPEG string")

@@ -17,7 +17,17 @@ from .access import (
     TokenAuthority,
     load_admin_token,
 )
-from .app_keys import AUTHORITY, CATALOG, CONFIG, LIVE, MONITOR_SOCKETS, REGISTRY, RULES, SLOTS
+from .app_keys import (
+    AUTHORITY,
+    CATALOG,
+    CONFIG,
+    LIVE,
+    MONITOR_SOCKETS,
+    REGISTRY,
+    RULES,
+    SIGNALING,
+    SLOTS,
+)
 from .camera_registry import CameraRegistry
 from .cluster import (
     check_admin_token,
@@ -55,7 +65,9 @@ from .endpoints.stations import (
     stations,
 )
 from .endpoints.tokens import list_tokens, mint_token, revoke_token, whoami
+from .endpoints.whip import WhipEndpoints
 from .frame_images import FrameImages
+from .http_bodies import read_body
 from .lifecycle import close_connections, server_lifecycle
 from .limits import AddressSlots
 from .middleware import Handler, Rule, access_control, bounded_urls, cross_origin, json_errors
@@ -149,6 +161,13 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)
     route("POST", "/offer", offer, Rule.OFFER)
+    whip = WhipEndpoints(config, lambda: app[SIGNALING], read_body)  # WHIP in, WHEP out
+    route("POST", "/whip/{camera_id}", whip.ingest, Rule.ANY)  # the handler: stream as it?
+    route("POST", "/whep/{camera_id}", whip.egress, Rule.SEE)
+    for kind in ("whip", "whep"):  # a session: its client's token (the handler checks)
+        route("OPTIONS", f"/{kind}/{{camera_id}}", whip.options, Rule.ANY)
+        route("PATCH", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.update, Rule.ANY)
+        route("DELETE", f"/{kind}/{{camera_id}}/{{resource_id}}", whip.end, Rule.ANY)
     route("POST", "/cluster/cameras/{camera}/release", release_camera, Rule.ADMIN)
     route("GET", "/ws/monitor", ws_monitor, Rule.WATCH)
     route("GET", "/ws/camera", ws_camera, Rule.ANY)  # which id: settled in the handler

@@ -119,11 +119,11 @@ def allowed_origins(request: web.Request) -> tuple[str, ...]:
     return config.allow_origins + tuple(sorted(cluster.origins()))
 
 
-CORS_METHODS = "GET, POST, PUT, DELETE"
-
-CORS_HEADERS = "Authorization, Content-Type"
-
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"  # PATCH, OPTIONS: endpoints/whip.py
+CORS_HEADERS = "Authorization, Content-Type, If-Match, ETag"  # ETag: a WHIP client's PATCH
 CORS_MAX_AGE_S = 600
+# what a page on another origin may read of our answers (WHIP/WHEP's headers)
+EXPOSED_HEADERS = "Location, ETag, Link, Accept-Patch, Accept-Post, Access-Control-Allow-Methods"
 
 
 @web.middleware
@@ -163,6 +163,7 @@ async def cross_origin(request: web.Request, handler: Handler) -> web.StreamResp
             response.headers["Vary"] = f"{vary}, Origin"
         if allowed:
             response.headers["Access-Control-Allow-Origin"] = origin or ""
+            response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     return response
 
 

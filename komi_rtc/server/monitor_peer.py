@@ -1,7 +1,8 @@
 """A monitor's peer connection: the camera's video relayed plus the camera's messages.
 
-A WebRTC camera's encoded VP8 frames are forwarded as they are (`video_forwarding.py`).
-Otherwise (a /ws/camera camera, another codec, `--reencode-monitors`) the monitor track
+A WebRTC camera's encoded VP8 or H.264 frames are forwarded as they are
+(`video_forwarding.py`) when the monitor takes that codec. Otherwise (a /ws/camera camera, a
+monitor without the camera's codec, `--reencode-monitors`) the monitor track
 hands out the camera session's newest decoded frame, re-encoded per monitor: a camera is
 still decoded once however many monitors watch it, and a slow monitor skips frames
 instead of queueing them.
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
 from ..media.aiortc_adapter import (
@@ -24,7 +25,8 @@ from ..media.aiortc_adapter import (
     redirect_keyframe_requests,
 )
 from ..media.rtp_timestamps import RTP_CLOCK_RATE, SenderTimestampOrigin
-from ..media.video_forwarding import VP8, EncodedVideoTap, ForwardedVideoTrack
+from ..media.video_codecs import can_show, monitor_codec_preferences
+from ..media.video_forwarding import EncodedVideoTap, ForwardedVideoTrack
 from ..protocol.messages import (
     CameraDisconnected,
     ErrorMessage,
@@ -131,11 +133,29 @@ class MonitorPeer:
             if pc.connectionState in ("failed", "closed"):
                 session.spawn_closer(self.close(), f"monitor {peer_id} close")
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def prepare_video(self, tap: EncodedVideoTap | None) -> Any:
+        """Before the monitor's offer is read: the transceiver its first video section will
+        use, offering the camera's own codec first when it can be forwarded (a browser
+        lists VP8 before H.264: an H.264 camera is still forwarded to it)."""
+        transceiver = self.pc.addTransceiver("video", direction="sendonly")
+        capabilities = RTCRtpSender.getCapabilities("video")
+        if tap is not None and tap.usable and capabilities is not None:
+            transceiver.setCodecPreferences(
+                monitor_codec_preferences(tap.codec_parameters, capabilities.codecs)
+            )
+        return transceiver
+
     def add_video(self, transceiver: Any, tap: EncodedVideoTap | None) -> str:
         """Send the camera's video on the offer's video transceiver: forwarded when the tap
-        can (VP8 both ways), else re-encoded. Returns which, for the log."""
+        can and the monitor answered with a codec that shows it (`can_show`), else
+        re-encoded. Returns which, for the log."""
         codecs = negotiated_codecs(transceiver)
-        if tap is not None and tap.usable and codecs and codecs[0].mimeType == VP8:
+        camera = tap.codec_parameters if tap is not None else None
+        if tap is not None and tap.usable and camera and codecs and can_show(camera, codecs[0]):
             self.track = ForwardedVideoTrack(tap, self.announce_timing)
         else:
             self.track = MonitorTrack(self.session, self.announce_timing)

@@ -1,4 +1,5 @@
-"""`POST /offer`: validate, negotiate, and hand the peer connection to its owner."""
+"""`POST /offer` (and WHIP and WHEP, `whip.py`): validate, negotiate, and hand the peer
+connection to its owner."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,21 +18,33 @@ from aiortc import (
     RTCRtpReceiver,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 
 from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
 from ..history.store import History
 from ..media.aiortc_adapter import (
+    accept_low_dynamic_payload_types,
+    accept_rsa_dtls_peers,
     close_peer_connection,
     install_marker_release,
     negotiated_codecs,
+    register_h264_profiles,
     tap_sender_reports,
+)
+from ..media.video_codecs import (
+    ACCEPTED_CODECS,
+    H264,
+    VP8,
+    camera_codec_preferences,
+    camera_may_send,
 )
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import InvalidRequest, KomiError, load_json, parse_offer
-from ..protocol.image_headers import vp8_keyframe_dimensions
+from ..protocol import InvalidRequest, KomiError, Offer, load_json, parse_offer
+from ..protocol.image_headers import h264_access_unit_sizes, vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
+from ..protocol.sdp_requests import offered_codecs
 from .access import (
     OPEN_GRANT,
     Forbidden,
@@ -60,9 +74,19 @@ def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in config.ice_servers])
 
 
-# Cameras send VP8: every browser has it, monitors get it forwarded as it is, and a VP8
-# keyframe states its size in a header read before the decoder allocates anything.
-_CAMERA_CODECS = ("video/vp8", "video/rtx")
+class UnsupportedCodec(InvalidRequest):
+    """A camera offer with no video codec KOMI takes (400, naming those it takes)."""
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """An offer answered here: the camera's session or the monitor's peer owns `pc`."""
+
+    answer: RTCSessionDescription
+    camera_id: str
+    pc: RTCPeerConnection
+    peer: CameraSession | MonitorPeer
+    nodes: list[str] | None = None  # in a cluster, a camera's: where to reconnect
 
 
 def _body_token(body: bytes) -> str | None:
@@ -100,6 +124,14 @@ class Signaling:
         self.history: History | None = None  # set by the app once the database is ready
         self.cluster: Cluster | None = None  # set by the app with --redis
         self.stations = StationRegistry(catalog)
+        register_h264_profiles()  # OBS, GStreamer and IP cameras send H.264 High
+        accept_low_dynamic_payload_types()  # Chromium numbers High 4:4:4 (f4001f) 35-63
+        accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
+
+    def grant(self, request: web.Request, body: bytes = b"") -> Grant:
+        """What the request's token allows: the header's (or `?token=`), else a JSON
+        body's `token`; another node's signed grant for a forwarded request."""
+        return self._grant(request, body)
 
     def _grant(self, request: web.Request, body: bytes) -> Grant:
         if self._authority is None:
@@ -120,6 +152,20 @@ class Signaling:
             body = await read_body(request)
         grant = self._grant(request, body)  # 401 before anything else is said
         offer = parse_offer(body)
+        outcome = await self.negotiate(request, offer, grant, body)
+        if isinstance(outcome, web.Response):
+            return outcome  # answered by the node hosting it
+        answer = outcome.answer
+        return web.json_response(
+            OfferAnswer(answer.sdp, answer.type, outcome.camera_id, outcome.nodes).to_wire()
+        )
+
+    async def negotiate(
+        self, request: web.Request, offer: Offer, grant: Grant, body: bytes
+    ) -> web.Response | Negotiated:
+        """Check what `grant` may do with `offer`, place it (in a cluster, another node's
+        answer comes back as a response), then answer it here. `POST /offer`, WHIP and WHEP
+        share it: the same rights, limits and placement whatever the signaling."""
         camera_id = offer.camera_id
         person = offer.person
         if offer.role == "camera":
@@ -162,26 +208,31 @@ class Signaling:
                     release()
                     raise
             try:
+                negotiated: Negotiated
                 if offer.role == "camera":
-                    answer, camera_id = await self._camera_offer(
+                    negotiated = await self._camera_offer(
                         offer.sdp, camera_id, release, grant, person, offer.station
                     )
                 else:
                     assert camera_id is not None
-                    answer, camera_id = await self._monitor_offer(
-                        offer.sdp, camera_id, release, grant
-                    )
+                    negotiated = await self._monitor_offer(offer.sdp, camera_id, release, grant)
             except BaseException:
                 release()
                 self._refuse_if_revoked(grant, camera_id)  # closed under it: say why
                 raise
         finally:
             self._gate.leave()
-        self._refuse_if_revoked(grant, camera_id)
-        nodes = None
+        self._refuse_if_revoked(grant, negotiated.camera_id)
         if cluster is not None and offer.role == "camera":
-            nodes = cluster.node_urls()  # where to reconnect when this node and its entry die
-        return web.json_response(OfferAnswer(answer.sdp, answer.type, camera_id, nodes).to_wire())
+            # where to reconnect when this node and its entry die
+            return Negotiated(
+                negotiated.answer,
+                negotiated.camera_id,
+                negotiated.pc,
+                negotiated.peer,
+                cluster.node_urls(),
+            )
+        return negotiated
 
     def _check_station_join(self, grant: Grant, station_id: str, camera_id: str | None) -> None:
         """Naming a station in an offer needs a token made for it (a join link's), or a
@@ -210,6 +261,12 @@ class Signaling:
     async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except OperationError as exc:  # no codec in common in some section
+            kinds = [k for k in ("audio", "video") if k in str(exc)]
+            raise InvalidRequest(
+                f"the offer has no {' or '.join(kinds) or 'media'} codec KOMI can take"
+                + (f": {_describe_codecs(sdp, kinds[0])}" if kinds else "")
+            ) from None
         except Exception as exc:  # aiortc raises ValueError, KeyError, ... on bad SDP
             raise InvalidRequest(f"invalid SDP offer: {type(exc).__name__}: {exc}") from None
 
@@ -238,7 +295,13 @@ class Signaling:
         grant: Grant,
         person: str | None = None,
         station: str | None = None,
-    ) -> tuple[RTCSessionDescription, str]:
+    ) -> Negotiated:
+        offered = offered_codecs(sdp)
+        if offered and not any(camera_may_send(c) for c in offered):
+            raise UnsupportedCodec(
+                f"the camera offers no video codec KOMI takes (it offers "
+                f"{', '.join(c.describe() for c in offered)}): a camera sends {ACCEPTED_CODECS}"
+            )
         camera_id = self._registry.reserve(requested_id)
         try:
             if self.cluster is not None:
@@ -255,10 +318,15 @@ class Signaling:
             video = pc.addTransceiver("video", direction="recvonly")
             capabilities = RTCRtpReceiver.getCapabilities("video")
             codecs = capabilities.codecs if capabilities is not None else []
-            video.setCodecPreferences([c for c in codecs if c.mimeType.lower() in _CAMERA_CODECS])
+            video.setCodecPreferences(camera_codec_preferences(codecs, offered))
             await self._negotiate(pc, sdp)
+            for other in pc.getTransceivers():
+                if other is not video:
+                    # audio (OBS, Larix and the aiortc example send it) and any further video
+                    # are declined: nobody reads them, and aiortc would queue them unread
+                    other.direction = "inactive"
             if video.mid is None or video.receiver.track is None:
-                raise InvalidRequest("a camera offer must send one VP8 video track")
+                raise InvalidRequest(f"a camera offer must send one video track: {ACCEPTED_CODECS}")
             session = self._new_session(camera_id, "webrtc")
             self.track_connection(session, grant, release)
             if person is not None:
@@ -284,8 +352,13 @@ class Signaling:
             self._live.remove(grant, pc)
         self._registry.add(session)
         session.expect_connection(self._config.connect_timeout_s)
-        logger.info("[%s] camera connected over WebRTC", camera_id)
-        return answer, camera_id
+        sent = negotiated_codecs(video)
+        logger.info(
+            "[%s] camera connected over WebRTC, sending %s",
+            camera_id,
+            sent[0].mimeType.partition("/")[2] if sent else "no codec",
+        )
+        return Negotiated(answer, camera_id, pc, session)
 
     def _install_jitter_buffer(self, session: CameraSession, transceiver: Any) -> None:
         """Our jitter buffer releases frames at their marker and taps them for monitors."""
@@ -300,30 +373,65 @@ class Signaling:
             receiver,
             release_on_marker=config.early_frame_release,
             on_frame=tap.on_frame if tap is not None else None,
-            admit=self._frame_size_guard(session),
+            admit=self._frame_size_guard(session, transceiver),
         )
         if installed and tap is not None:
             session.attach_video_tap(tap)
 
-    def _frame_size_guard(self, session: CameraSession) -> Callable[[Any], bool]:
-        """Refuse a VP8 keyframe above the size caps before it reaches the decoder, and end
-        that camera with an error it can read."""
+    def _frame_size_guard(
+        self, session: CameraSession, transceiver: Any
+    ) -> Callable[[Any, Any], bool]:
+        """Refuse a VP8 keyframe or an H.264 sequence parameter set stating a picture above
+        the size caps before it reaches the decoder, and end that camera with an error it
+        can read. An SPS that cannot be read is refused the same way (the decoder would
+        allocate whatever it states)."""
         config = self._config
+        codecs = {c.payloadType: c.mimeType for c in negotiated_codecs(transceiver)}
 
-        def admit(frame: Any) -> bool:
+        def refuse(reason: str, why: str = "video above the size limit") -> bool:
+            logger.warning("[%s] %s; closing the camera", session.camera_id, reason)
+            session.send_own(encode(ErrorMessage(reason)))
+            session.request_close(why)
+            return False
+
+        def admit(frame: Any, packet: Any) -> bool:
             if session.capture_clock.rtp_origin is None:
                 # aiortc hands the decoder's frames pts = RTP timestamp - the first one's
                 session.capture_clock.rtp_origin = frame.timestamp
-            size = vp8_keyframe_dimensions(frame.data)
-            if size is None or session.closing:
-                return not session.closing
-            try:
-                check_frame_size(*size, config.max_frame_side, config.max_frame_pixels, "video")
-            except KomiError as exc:
-                logger.warning("[%s] %s; closing the camera", session.camera_id, exc)
-                session.send_own(encode(ErrorMessage(str(exc))))
-                session.request_close("video above the size limit")
+            if session.closing:
                 return False
+            codec = codecs.get(packet.payload_type)
+            sizes: list[tuple[int, int, int, int] | None]
+            if codec == H264:
+                sizes = [
+                    (s.width, s.height, s.coded_width, s.coded_height) if s else None
+                    for s in h264_access_unit_sizes(frame.data)
+                ]
+            elif codec == VP8:
+                vp8 = vp8_keyframe_dimensions(frame.data)
+                sizes = [] if vp8 is None else [(*vp8, *vp8)]
+            else:
+                return True  # nothing else is negotiated for a camera
+            for size in sizes:
+                if size is None:
+                    return refuse(
+                        "video: an H.264 sequence parameter set that cannot be read",
+                        "an unreadable H.264 SPS",
+                    )
+                width, height, coded_width, coded_height = size
+                try:
+                    check_frame_size(
+                        width, height, config.max_frame_side, config.max_frame_pixels, "video"
+                    )
+                    check_frame_size(
+                        coded_width,
+                        coded_height,
+                        config.max_frame_side,
+                        config.max_frame_pixels,
+                        "video as coded (whole 16x16 macroblocks)",
+                    )
+                except KomiError as exc:
+                    return refuse(str(exc))
             return True
 
         return admit
@@ -413,7 +521,7 @@ class Signaling:
 
     async def _monitor_offer(
         self, sdp: str, camera_id: str, release: Callable[[], None], grant: Grant
-    ) -> tuple[RTCSessionDescription, str]:
+    ) -> Negotiated:
         session = self._registry.get(camera_id)
         limit = self._config.max_monitors_per_camera
         if limit and len(session.monitor_peers) >= limit:
@@ -438,22 +546,37 @@ class Signaling:
         # from now on revoking its token closes it, also while it is still negotiating
         self._live.add(grant, monitor, monitor.close)
         try:
+            transceiver = monitor.prepare_video(session.video_tap)
             await self._negotiate(pc, sdp)
-            videos = [t for t in pc.getTransceivers() if t.kind == "video"]
-            if not videos:
+            if transceiver.mid is None:
                 raise InvalidRequest("a monitor offer must receive one video track")
-            video = monitor.add_video(videos[0], session.video_tap)
+            video = monitor.add_video(transceiver, session.video_tap)
             answer = await self._answer(pc)
         except BaseException:
             await monitor.close()
             raise
-        logger.info("[%s] %s connected (video %s)", camera_id, monitor.peer_id, video)
-        return answer, camera_id
+        sent = negotiated_codecs(transceiver)
+        logger.info(
+            "[%s] %s connected (video %s) in %s",
+            camera_id,
+            monitor.peer_id,
+            video,
+            sent[0].mimeType.partition("/")[2] if sent else "no codec",
+        )
+        return Negotiated(answer, camera_id, pc, monitor)
 
     async def close(self) -> None:
         for pc in list(self._negotiating):
             await close_peer_connection(pc)
         self.stations.close()
+
+
+def _describe_codecs(sdp: str, kind: str) -> str:
+    offered = offered_codecs(sdp, kind)
+    listed = ", ".join(c.describe() for c in offered) or "none"
+    if kind == "video":
+        return f"it offers {listed}; KOMI takes {ACCEPTED_CODECS}"
+    return f"it offers {listed}"
 
 
 def _forwarded(request: web.Request) -> bool:

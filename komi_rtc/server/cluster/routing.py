@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 # set by access control: the node that can judge this request (a camera token's camera there)
 FORWARD_TO = "komi_forward_to"
 FORWARD_TIMEOUT_S = 30.0  # an offer's answer waits for the far node's ICE gathering
+_PASSED_BACK = ("Location", "ETag", "Link", "Accept-Patch")  # WHIP/WHEP answers' headers
 _VERIFIED = web.RequestKey("komi_forwarded_verified", bool)  # its signature checked out
 NODE_GRANT = Grant("admin")  # another request of a node's own (asking a camera to move)
 
@@ -118,14 +119,19 @@ async def forward(
             data = await answer.read()
             kind = answer.headers.get("Content-Type", "application/octet-stream")
             status = answer.status
+            # a WHIP/WHEP session's (whip.py): where it lives and how to change it
+            kept = [(n, v) for n in _PASSED_BACK for v in answer.headers.getall(n, [])]
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         logger.warning(
             "%s %s: node %s did not answer: %s", request.method, request.path, node.id, exc
         )
         raise NodeUnreachable(f"node {node.id} ({node.url}) did not answer: {exc}") from None
-    return web.Response(
+    response = web.Response(
         body=data, status=status, headers={"Content-Type": kind, "X-Komi-Node": node.id}
     )
+    for name, value in kept:
+        response.headers.add(name, value)
+    return response
 
 
 def _without_token(body: bytes) -> bytes:
