@@ -221,6 +221,7 @@ class FlatFilming:
             "sleeve_is_shirt": look.sleeve == look.shirt,
             "short_sleeves": look.short_sleeves,
             "far_arm_drawn": look.far_arm,
+            "face_drawn": look.face,
             "shutter_s": round(self.exposure.shutter_s, 4),
         }
 
@@ -262,6 +263,7 @@ def flat_filming(
         light=float(rng.uniform(0.35, 0.55) if dark else rng.uniform(0.6, 1.0)),
         noise=float(rng.uniform(3.0, 7.0) if dark else rng.uniform(1.0, 3.0)),
         far_arm=bool(view != "side" or rng.random() < 0.5),
+        face=bool(rng.random() < 0.5),
     )
     yaw = 0.0 if view == "front" else (90.0 if rng.random() < 0.5 else -90.0)
     yaw += float(rng.uniform(-12.0, 12.0))
@@ -293,7 +295,7 @@ def flat_filming(
         size[0], size[1], camera.roll_deg,
     )  # fmt: skip
     shutter = float(rng.uniform(1 / 60, 1 / 15) if dark else rng.uniform(1 / 250, 1 / 30))
-    exposure = _Exposure(shutter, 3 if shutter > 1 / 100 else 1)
+    exposure = _Exposure(shutter, min(6, max(1, round(shutter * 150))))
     return FlatFilming(FlatScene(look, camera, rng), exposure, yaw)
 
 

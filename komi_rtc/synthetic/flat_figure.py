@@ -52,6 +52,7 @@ class FlatLook:
     light: float = 1.0  # the room's light: every colour is scaled by it (0.35 a dim room)
     noise: float = 2.0  # sensor noise, grey levels (standard deviation)
     far_arm: bool = True  # drawn at all when the person is seen in profile
+    face: bool = True  # eyes, mouth and nose drawn (else the head is a plain disc and hair)
 
 
 @dataclass(frozen=True)
@@ -411,6 +412,8 @@ class FlatFigure:
             return  # the back of the head: hair only
         face = centre[:2] + (centre[:2] - hair_centre[:2]) * 0.6
         canvas.disc(face, r * 0.9, look.skin)
+        if not look.face:
+            return
         dark = (25, 20, 20)
         eye_r = max(1.0, r * 0.09)
         if toward > 0.5:
