@@ -221,7 +221,6 @@ class FlatFilming:
             "sleeve_is_shirt": look.sleeve == look.shirt,
             "short_sleeves": look.short_sleeves,
             "far_arm_drawn": look.far_arm,
-            "face_drawn": look.face,
             "shutter_s": round(self.exposure.shutter_s, 4),
         }
 
@@ -263,7 +262,6 @@ def flat_filming(
         light=float(rng.uniform(0.35, 0.55) if dark else rng.uniform(0.6, 1.0)),
         noise=float(rng.uniform(3.0, 7.0) if dark else rng.uniform(1.0, 3.0)),
         far_arm=bool(view != "side" or rng.random() < 0.5),
-        face=bool(rng.random() < 0.5),
     )
     yaw = 0.0 if view == "front" else (90.0 if rng.random() < 0.5 else -90.0)
     yaw += float(rng.uniform(-12.0, 12.0))

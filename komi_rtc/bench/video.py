@@ -65,20 +65,26 @@ def _truth_pose(xy: np.ndarray) -> dict[str, Any]:
     }
 
 
-# What the stored poses of a session depend on: a change to any of these files films
-# sessions differently, and their stored poses are made again.
-_FILMING_SOURCES = [
-    *sorted((Path(__file__).parent.parent / "synthetic").glob("*.py")),
-    Path(__file__).with_name("appearances.py"),
-    Path(__file__).with_name("sessions.py"),
-    Path(__file__).parent.parent / "pose" / "estimator.py",
+# What the stored poses of a session depend on, per appearance: a change to any of these
+# files films sessions differently, and their stored poses are made again. (The shaded
+# figure's looks are drawn in appearances.py too, unchanged since it moved there.)
+_COMMON_SOURCES = [
+    "synthetic/skeleton.py",
+    "synthetic/motions.py",
+    "bench/sessions.py",
+    "pose/estimator.py",
 ]
+_FILMING_SOURCES = {
+    "shaded": [*_COMMON_SOURCES, "synthetic/renderer.py"],
+    "flat": [*_COMMON_SOURCES, "synthetic/flat_figure.py", "bench/appearances.py"],
+}
 
 
-def _filming_key() -> str:
+def _filming_key(split: str) -> str:
     digest = hashlib.sha256()
-    for path in _FILMING_SOURCES:
-        digest.update(path.read_bytes())
+    package = Path(__file__).parent.parent
+    for name in _FILMING_SOURCES["flat" if split == "flat" else "shaded"]:
+        digest.update((package / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -135,7 +141,7 @@ def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
     """The session filmed, from `store` when it holds this case filmed by the same code."""
     path = None
     if store is not None:
-        key = _filming_key()
+        key = _filming_key(case.split)
         path = store / f"{case.split}-{case.exercise}-{case.view}-{case.index}-{case.seed}.npz"
         if path.exists():
             with np.load(path) as data:

@@ -16,6 +16,7 @@ floor is y = 0 and the hip centre stands above the origin.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -52,7 +53,6 @@ class FlatLook:
     light: float = 1.0  # the room's light: every colour is scaled by it (0.35 a dim room)
     noise: float = 2.0  # sensor noise, grey levels (standard deviation)
     far_arm: bool = True  # drawn at all when the person is seen in profile
-    face: bool = True  # eyes, mouth and nose drawn (else the head is a plain disc and hair)
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,8 @@ class FlatFigure:
     def __init__(self, world: np.ndarray, look: FlatLook, camera: PhoneCamera) -> None:
         self.world, self.look, self.camera = world, look, camera
         self.keypoints = camera.project(world)
-        self._parts: list[tuple[float, int, object]] = []
+        # (depth to paint at, order among equals, how to paint it)
+        self._parts: list[tuple[float, int, Callable[[_Canvas], None]]] = []
         scale = look.stature_m / 1.72
         self.girth = look.girth * scale
         camera_depth = camera.to_camera(world)[:, 2]
@@ -257,7 +258,7 @@ class FlatFigure:
     ) -> None:
         pa, pb = self.camera.project(np.array([a, b]))
         depth = float(self.camera.paint_depth(np.array([(a + b) / 2]))[0])
-        self._parts.append((depth, order, ("capsule", pa, pb, ra, rb, colour)))
+        self._parts.append((depth, order, lambda canvas: canvas.capsule(pa, pb, ra, rb, colour)))
 
     def build(self) -> None:
         look, g, loose = self.look, self.girth, self.look.loose_m
@@ -345,7 +346,12 @@ class FlatFigure:
         trunk = [K["left_hip"], K["right_hip"], K["left_shoulder"], K["right_shoulder"]]
         # a little behind its joints: arms hanging beside the trunk are painted over it
         depth = float(self.camera.paint_depth(self.world[trunk]).mean()) + 0.03
-        self._parts.append((depth, 0, ("hulls", hulls)))
+
+        def paint(canvas: _Canvas) -> None:
+            for hull, colour in hulls:
+                canvas.polygon(hull, colour)
+
+        self._parts.append((depth, 0, paint))
 
     def _head(self) -> None:
         look, scale = self.look, self.look.stature_m / 1.72
@@ -379,22 +385,16 @@ class FlatFigure:
             )
         )
         depth = float(self.camera.paint_depth(np.array([centre]))[0]) - 0.08
-        self._parts.append((depth, 7, ("head", c, h, radius, toward, features)))
+        self._parts.append(
+            (depth, 7, lambda canvas: self._paint_head(canvas, c, h, radius, toward, features))
+        )
 
     # ---------------------------------------------------------------- paint
 
     def paint(self, image: np.ndarray) -> None:
         canvas = _Canvas(image, self.camera, self.look.light)
-        for _, _, part in sorted(self._parts, key=lambda p: (-p[0], p[1])):
-            kind = part[0]  # type: ignore[index]
-            if kind == "capsule":
-                _, a, b, ra, rb, colour = part  # type: ignore[misc]
-                canvas.capsule(a, b, ra, rb, colour)
-            elif kind == "hulls":
-                for hull, colour in part[1]:  # type: ignore[index]
-                    canvas.polygon(hull, colour)
-            else:
-                self._paint_head(canvas, *part[1:])  # type: ignore[index]
+        for _, _, draw in sorted(self._parts, key=lambda p: (-p[0], p[1])):
+            draw(canvas)
 
     def _paint_head(
         self,
@@ -412,28 +412,40 @@ class FlatFigure:
             return  # the back of the head: hair only
         face = centre[:2] + (centre[:2] - hair_centre[:2]) * 0.6
         canvas.disc(face, r * 0.9, look.skin)
-        if not look.face:
-            return
-        dark = (25, 20, 20)
+        dark, lips = (25, 20, 20), (150, 70, 70)
         eye_r = max(1.0, r * 0.09)
+        mouth = features[2]
         if toward > 0.5:
-            canvas.disc(features[0, :2], eye_r, dark)
-            canvas.disc(features[1, :2], eye_r, dark)
-            mouth = features[2, :2]
-            half = np.array([r * 0.18, 0.0])
-            canvas.capsule(
-                np.array([*(mouth - half), centre[2]]),
-                np.array([*(mouth + half), centre[2]]),
-                0.006,
-                0.006,
-                (150, 70, 70),
-            )
+            for eye in features[:2]:
+                canvas.disc(eye[:2], eye_r, dark)
+                brow = eye.copy()
+                brow[1] -= r * 0.22
+                self._stroke(canvas, brow, r * 0.12, dark)
+            self._stroke(canvas, mouth, r * 0.18, lips)
         else:
             near_eye = features[0] if self.near == "left" else features[1]
             canvas.disc(near_eye[:2], eye_r, dark)
             tip = features[3, :2]
             base = face + (tip - face) * 0.55
             canvas.disc(base + (tip - base) * 0.5, r * 0.16, look.skin)
+            ear = features[4] if self.near == "left" else features[5]
+            canvas.disc(ear[:2], r * 0.14, _darker(look.skin))
+            forward = (tip - face) / max(1e-6, float(np.linalg.norm(tip - face)))
+            lip = mouth.copy()
+            lip[:2] = mouth[:2] + forward * r * 0.06
+            canvas.capsule(mouth, lip, 0.006, 0.006, lips)
+
+    @staticmethod
+    def _stroke(canvas: _Canvas, centre: np.ndarray, half_px: float, colour: RGB) -> None:
+        """A short horizontal line (a mouth, a brow) centred on a projected point."""
+        a, b = centre.copy(), centre.copy()
+        a[0] -= half_px
+        b[0] += half_px
+        canvas.capsule(a, b, 0.006, 0.006, colour)
+
+
+def _darker(colour: RGB) -> RGB:
+    return (int(colour[0] * 0.85), int(colour[1] * 0.85), int(colour[2] * 0.85))
 
 
 def render_room(look: FlatLook, camera: PhoneCamera) -> np.ndarray:
