@@ -98,6 +98,7 @@ class _Filmed:
     truth: np.ndarray
     look: dict[str, Any]
     seconds: float
+    world: np.ndarray | None = None  # 33 x 3 metres per frame (BlazePose's), NaN without
 
 
 def _film(case: VideoCase, session: Session) -> _Filmed:
@@ -108,7 +109,7 @@ def _film(case: VideoCase, session: Session) -> _Filmed:
     bodies = [j for _, j in session.frames if j is not None]
     filming = filming_for(case.split, case.exercise, case.view, bodies, look_rng)
     kept = {round(m["timestamp"], 6) for m in session.messages}
-    times, poses, truth = [], [], []
+    times, poses, truth, world = [], [], [], []
     estimator = BlazePoseFull()
     started = time.perf_counter()
     try:
@@ -124,6 +125,8 @@ def _film(case: VideoCase, session: Session) -> _Filmed:
             found = estimator.estimate(rgb, int(t * 1000))
             times.append(t)
             poses.append(found[0].keypoints if found else np.full((33, 4), np.nan, np.float32))
+            seen = found[0].world if found and found[0].world is not None else None
+            world.append(seen if seen is not None else np.full((33, 3), np.nan, np.float32))
             truth.append(xy if xy is not None else np.full((33, 2), np.nan))
     finally:
         estimator.close()
@@ -134,6 +137,7 @@ def _film(case: VideoCase, session: Session) -> _Filmed:
         np.array(truth, np.float64),
         look,
         round(time.perf_counter() - started, 1),
+        np.array(world, np.float32),
     )
 
 
@@ -152,6 +156,7 @@ def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
                         data["truth"],
                         json.loads(str(data["look"])),
                         float(data["seconds"]),
+                        data["world"] if "world" in data.files else None,
                     )
     filmed = _film(case, session)
     if path is not None:
@@ -165,6 +170,7 @@ def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
             truth=filmed.truth,
             look=json.dumps(filmed.look),
             seconds=filmed.seconds,
+            **({"world": filmed.world} if filmed.world is not None else {}),
         )
         partial.replace(path)
     return filmed
