@@ -17,12 +17,12 @@ import numpy as np
 from . import geometry as g
 from .catalog import Exercise, Profile, Signal
 from .filters import OneEuroFilter
+from .limbs import LimbReader
 from .similarity import similarity_score
 
 START_HOLD_S = 0.5  # the rest posture, held this long, starts the set
 START_TOLERANCE = 0.15  # share of rest->peak that still counts as holding the start posture
 FIDGET_S = 0.4  # a shorter excursion (under PARTIAL) does not restart the start hold
-SIDE_SWITCH_FRAMES = 5  # the other side must be better seen this many frames in a row
 # A foreshortening segment's full length is the longest it has looked lately; that memory
 # fades this much a second, so a person who steps back is measured right within seconds.
 SEGMENT_MEMORY_FADE = 0.05
@@ -67,9 +67,8 @@ class ExerciseAnalyser:
         self.best_angle: float | None = None
         self.view: str | None = None
         self._view_candidate: tuple[str | None, int] = (None, 0)
-        self._side = "left" if exercise.side != "right" else "right"
-        self._side_challenges = 0
-        self._floors: dict[str, float] = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
+        self._side = "left" if exercise.side != "right" else "right"  # the side read last
+        self._limbs = LimbReader()
         self._fidget_since: float | None = None
         self._full_length: dict[str, tuple[float, float]] = {}  # what -> (pixels, when)
         self._rest_since: float | None = None
@@ -103,45 +102,22 @@ class ExerciseAnalyser:
         elif self.view is None and seen is not None:
             self.view = seen
 
-    def _sides(self, kp: np.ndarray, signal: Signal | None) -> list[str]:
-        """The sides this frame is read from, and the confidence each needs (`_floors`).
-
-        Seen in profile, the far side is hidden: an exercise that reads both sides reads
-        the near (better-seen) one, and one that names a side accepts it at the far side's
-        lower visibility. Seen from the front, both sides count."""
+    def _sides(self) -> list[str]:
+        """The sides this frame is read from: a named side; both, seen from the front, for
+        an exercise of both sides; else both as candidates, of which `_measure` reads the
+        one further into the movement. In profile BlazePose's labels do not say which limb
+        is near, and a far limb it guessed moves less than the near one it hides."""
         side = self.exercise.side
-        profile = self.view == "side"
-        floor = g.FAR_SIDE_CONFIDENCE if profile else g.MIN_CONFIDENCE
-        self._floors = {"left": floor, "right": floor}
         if side in ("left", "right"):
             return [side]
-        if side == "deepest":
-            return ["left", "right"]
-        self._floors = {"left": g.MIN_CONFIDENCE, "right": g.MIN_CONFIDENCE}
-        if side == "both" and not profile:
-            return ["left", "right"]
-        # the better-seen side, sticky so a few noisy frames do not switch it
-        if signal is not None and signal.angle:
-            joints: tuple[str, ...] = g.ANGLES[signal.angle]
-        else:
-            joints = self.exercise.needs
+        return ["left", "right"]
 
-        def confidence(s: str) -> float:
-            return float(min(kp[g.K[f"{s}_{j}"], 3] for j in joints))
-
-        other = "right" if self._side == "left" else "left"
-        if confidence(other) > confidence(self._side) + 0.1:
-            self._side_challenges += 1
-            if self._side_challenges >= SIDE_SWITCH_FRAMES:
-                self._side, self._side_challenges = other, 0
-                for key in [k for k in self._filters if k in ("left", "right")]:
-                    self._filters[key].reset()
-        else:
-            self._side_challenges = 0
-        return [self._side]
+    def _reads_both(self) -> bool:
+        """Whether the value is the mean of both sides (else the side further along)."""
+        return self.exercise.side == "both" and self.view != "side"
 
     def _side_value(self, kp: np.ndarray, signal: Signal, side: str, t: float) -> float | None:
-        floor = self._floors[side]
+        floor = g.MIN_CONFIDENCE
         if signal.angle:
             return g.side_angle(kp, signal.angle, side, floor)
         if signal.lowered:
@@ -169,9 +145,22 @@ class ExerciseAnalyser:
         self._full_length[key] = (now, t)
         return now
 
-    def _needed_points(self, sides: list[str]) -> list[tuple[str, float]]:
-        """The keypoints this exercise uses on the sides it reads, with their confidence."""
-        return [(f"{s}_{part}", self._floors[s]) for s in sides for part in self.exercise.needs]
+    def _better_seen(self, kp: np.ndarray, sides: list[str]) -> str:
+        """Of two sides, the one whose least-seen needed keypoint is seen better (a plausible
+        joint counts as seen: `LimbReader`); a tie goes to the side read last."""
+
+        def seen(side: str) -> tuple[float, bool]:
+            least = min(kp[g.K[f"{side}_{p}"], 3] for p in self.exercise.needs)
+            return float(least), side == self._side
+
+        return max(sides, key=seen)
+
+    def _needed_points(self, kp: np.ndarray, sides: list[str]) -> list[tuple[str, float]]:
+        """The keypoints this exercise uses, with their confidence: on every side it reads,
+        or, choosing between sides, on the better-seen one (the other may be hidden)."""
+        if not self._reads_both() and len(sides) > 1:
+            sides = [self._better_seen(kp, sides)]
+        return [(f"{s}_{part}", g.MIN_CONFIDENCE) for s in sides for part in self.exercise.needs]
 
     # ------------------------------------------------------------ per frame
 
@@ -185,13 +174,14 @@ class ExerciseAnalyser:
         self._last_t = t
         if kp is not None:
             self._update_view(kp)
+            kp = self._limbs.read(kp, self.view == "side", t)
         signal = (
             self.profile.apply(self.exercise.signal_for(self.view))
             if self.exercise.kind != "hold"
             else None
         )
-        sides = self._sides(kp, signal) if kp is not None else [self._side]
-        framed = kp is not None and g.in_frame(kp, self._needed_points(sides), width, height)
+        sides = self._sides()
+        framed = kp is not None and g.in_frame(kp, self._needed_points(kp, sides), width, height)
         self._check_framing(kp is not None, framed, t)
         if self.exercise.kind == "hold":
             self._update_hold(kp if framed else None, sides, t, dt)
@@ -212,21 +202,30 @@ class ExerciseAnalyser:
         self, kp: np.ndarray | None, signal: Signal, sides: list[str], t: float
     ) -> float | None:
         assert kp is not None
-        values = []
+        values: dict[str, float] = {}
         self._angles = {}
+        name = signal.angle or signal.foreshortened or f"{signal.lowered}_lowered"
         for side in sides:
             value = self._smooth(side, self._side_value(kp, signal, side, t), t)
             if value is not None:
-                values.append(value)
-                name = signal.angle or signal.foreshortened or f"{signal.lowered}_lowered"
-                self._angles[f"{side}_{name}"] = round(value, 1)
+                values[side] = value
         if not values:
             return None
+        if self._reads_both() or len(values) == 1:
+            for side, value in values.items():
+                self._angles[f"{side}_{name}"] = round(value, 1)
+            if len(values) == 1:
+                self._side = next(iter(values))
+            return float(sum(values.values()) / len(values))
+        # the side further into the movement: a lunge's front (deeper) leg, whatever its
+        # label; in profile the near limb rather than a guessed far one
+        further = max(values, key=lambda side: self._progress(values[side], signal))
         if self.exercise.side == "deepest":
-            # the more bent of the two: in profile BlazePose may swap a lunge's legs, and
-            # the deeper knee is the front one either way
-            return float(min(values) if signal.peak < signal.rest else max(values))
-        return float(sum(values) / len(values))
+            self._angles = {f"{side}_{name}": round(v, 1) for side, v in values.items()}
+        else:
+            self._angles = {f"{further}_{name}": round(values[further], 1)}
+        self._side = further
+        return values[further]
 
     def _progress(self, value: float, signal: Signal) -> float:
         """0 at the rest threshold, 1 at the peak threshold, whichever way the joint moves."""
@@ -292,7 +291,9 @@ class ExerciseAnalyser:
             trace.add_metric("knee_width_ratio", g.knee_width_ratio(kp))
         best = self._side
         trace.add_metric("hip_sag", g.hip_sag(kp, best))
-        shoulders = [g.side_angle(kp, "shoulder", s) for s in ("left", "right")]
+        # in profile only the limb being read: the other may be a guess
+        judged = [best] if self.view == "side" else ["left", "right"]
+        shoulders = [g.side_angle(kp, "shoulder", s) for s in judged]
         known = [s for s in shoulders if s is not None]
         trace.add_metric("shoulder_angle", max(known) if known else None)
 
@@ -366,7 +367,8 @@ class ExerciseAnalyser:
         if kp is None:
             self.phase = "setup"
             return
-        side = sides[0]
+        side = self._better_seen(kp, sides)
+        self._side = side
         s, a = g.point(kp, f"{side}_shoulder"), g.point(kp, f"{side}_ankle")
         line = g.side_angle(kp, "body_line", side)
         posture = self.exercise.posture

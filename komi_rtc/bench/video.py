@@ -18,6 +18,8 @@ range of motion within 5 degrees.
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import math
 import multiprocessing
@@ -27,47 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..analysis.live import LiveAnalysis
+from ..pose.estimator import Pose
 from ..pose.native_log import filter_native_stderr
-from ..synthetic import (
-    MOTIONS,
-    Look,
-    ViewPoint,
-    fit_look,
-    forward_kinematics,
-    image_keypoints,
-    render_frame,
-    render_room,
-)
+from ..synthetic import MOTIONS
 from .analysis import FRAMING_CUES, error_figures, errors_cell, errors_meet, match_errors
+from .appearances import filming_for
 from .sessions import Session, TrueRep, make_session
 
 TARGETS = {"exact": 0.9, "obo": 1.0, "precision": 0.9, "recall": 0.9, "rom_deg": 5.0}
-SPLITS = {"dev": 1, "test": 1001}
-WIDTH, HEIGHT = 640, 480
-
-# Two palettes of looks, so the held-out split also differs in appearance.
-_PALETTES: dict[str, dict[str, list[tuple[int, int, int]]]] = {
-    "dev": {
-        "shirt": [(36, 98, 178), (190, 40, 40), (40, 140, 70), (230, 200, 60), (240, 240, 240)],
-        "pants": [(46, 50, 62), (30, 30, 30), (70, 90, 140), (120, 110, 100)],
-        "skin": [(226, 170, 138), (190, 130, 95), (140, 95, 65), (245, 205, 180)],
-        "hair": [(150, 104, 58), (40, 30, 25), (200, 170, 110)],
-        "wall": [(206, 200, 190), (180, 195, 210), (225, 215, 200)],
-        "floor": [(140, 112, 84), (110, 110, 110), (170, 140, 100)],
-    },
-    "test": {
-        "shirt": [(120, 60, 160), (250, 130, 40), (30, 160, 170), (60, 60, 60), (200, 90, 130)],
-        "pants": [(20, 40, 90), (90, 60, 40), (60, 70, 60), (160, 160, 170)],
-        "skin": [(210, 150, 115), (160, 110, 80), (235, 190, 160), (120, 80, 55)],
-        "hair": [(20, 15, 10), (110, 70, 40), (230, 220, 200)],
-        "wall": [(195, 210, 190), (235, 228, 215), (160, 170, 185)],
-        "floor": [(95, 75, 60), (150, 150, 140), (185, 160, 120)],
-    },
-}
+SPLITS = {"dev": 1, "test": 1001, "flat": 2001}
+SPLIT_GROUPS = {"both": ["dev", "test"], "all": ["dev", "test", "flat"]}
 
 
 @dataclass(frozen=True)
@@ -81,42 +55,8 @@ class VideoCase:
     seed: int
 
 
-def _random_look(rng: np.random.Generator, split: str, lying: bool) -> Look:
-    """A standing person spans from a third of the frame's height to nearly all of it. A
-    person on the floor is framed so their body spans at least half the frame's width:
-    smaller, BlazePose's detector does not find someone lying down (measured: a plank at a
-    third of the frame height was found in 0-63% of frames)."""
-    palette = _PALETTES[split]
-
-    def pick(key: str) -> tuple[int, int, int]:
-        return palette[key][int(rng.integers(len(palette[key])))]
-
-    return Look(
-        shirt=pick("shirt"),
-        pants=pick("pants"),
-        skin=pick("skin"),
-        hair=pick("hair"),
-        wall=pick("wall"),
-        floor=pick("floor"),
-        short_sleeves=bool(rng.random() < 0.5),
-        body_height=float(rng.uniform(0.7, 0.95) if lying else rng.uniform(0.36, 0.9)),
-        centre_x=float(rng.uniform(0.38, 0.62)),
-    )
-
-
-def _tilt(rgb: np.ndarray, degrees: float) -> np.ndarray:
-    if not degrees:
-        return rgb
-    matrix = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), degrees, 1.0)
-    return cv2.warpAffine(rgb, matrix, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REPLICATE)
-
-
-def _truth_pose(keypoints: np.ndarray, degrees: float) -> dict[str, Any]:
-    """The rendered truth as a wire pose (every keypoint fully seen), tilted like the frame."""
-    xy = keypoints[:, :2]
-    if degrees:
-        matrix = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), degrees, 1.0)
-        xy = xy @ matrix[:, :2].T + matrix[:, 2]
+def _truth_pose(xy: np.ndarray) -> dict[str, Any]:
+    """The rendered truth as a wire pose, every keypoint fully seen."""
     return {
         "keypoints": [
             {"id": i, "x": float(x), "y": float(y), "z": 0.0, "confidence": 1.0}
@@ -125,59 +65,145 @@ def _truth_pose(keypoints: np.ndarray, degrees: float) -> dict[str, Any]:
     }
 
 
-def run_case(case: VideoCase) -> dict[str, Any]:
-    """Render one session, analyse it through BlazePose and the live analysis."""
+# What the stored poses of a session depend on, per appearance: a change to any of these
+# files films sessions differently, and their stored poses are made again. (The shaded
+# figure's looks are drawn in appearances.py too, unchanged since it moved there.)
+_COMMON_SOURCES = [
+    "synthetic/skeleton.py",
+    "synthetic/motions.py",
+    "bench/sessions.py",
+    "pose/estimator.py",
+]
+_FILMING_SOURCES = {
+    "shaded": [*_COMMON_SOURCES, "synthetic/renderer.py"],
+    "flat": [*_COMMON_SOURCES, "synthetic/flat_figure.py", "bench/appearances.py"],
+}
+
+
+def _filming_key(split: str) -> str:
+    digest = hashlib.sha256()
+    package = Path(__file__).parent.parent
+    for name in _FILMING_SOURCES["flat" if split == "flat" else "shaded"]:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _Filmed:
+    """What BlazePose saw in one session: per analysed frame its time, the pose it found
+    (33 x 4, NaN without a person) and the truth (33 x 2 pixels, NaN without a person)."""
+
+    times: np.ndarray
+    poses: np.ndarray
+    truth: np.ndarray
+    look: dict[str, Any]
+    seconds: float
+    world: np.ndarray | None = None  # 33 x 3 metres per frame (BlazePose's), NaN without
+
+
+def _film(case: VideoCase, session: Session) -> _Filmed:
+    """Render the session's analysed frames and run BlazePose (tracking mode) on them."""
     from ..pose.estimator import BlazePoseFull  # per process: MediaPipe keeps its graph
 
+    look_rng = np.random.default_rng(case.seed + 7_000_000)
+    bodies = [j for _, j in session.frames if j is not None]
+    filming = filming_for(case.split, case.exercise, case.view, bodies, look_rng)
+    kept = {round(m["timestamp"], 6) for m in session.messages}
+    times, poses, truth, world = [], [], [], []
+    estimator = BlazePoseFull()
+    started = time.perf_counter()
+    try:
+        for index, (t, joints) in enumerate(session.frames):
+            if round(t, 6) not in kept:
+                continue  # skipped, as a busy server skips frames: the model never sees it
+            before = session.frames[index - 1] if index > 0 else None
+            after = session.frames[index + 1] if index + 1 < len(session.frames) else None
+            dt = after[0] - t if after is not None else (t - before[0] if before else 0.0)
+            rgb, xy = filming.frame(
+                joints, before[1] if before else None, after[1] if after else None, dt
+            )
+            found = estimator.estimate(rgb, int(t * 1000))
+            times.append(t)
+            poses.append(found[0].keypoints if found else np.full((33, 4), np.nan, np.float32))
+            seen = found[0].world if found and found[0].world is not None else None
+            world.append(seen if seen is not None else np.full((33, 3), np.nan, np.float32))
+            truth.append(xy if xy is not None else np.full((33, 2), np.nan))
+    finally:
+        estimator.close()
+    look = {**filming.describe(), "width": filming.width, "height": filming.height}
+    return _Filmed(
+        np.array(times),
+        np.array(poses, np.float32),
+        np.array(truth, np.float64),
+        look,
+        round(time.perf_counter() - started, 1),
+        np.array(world, np.float32),
+    )
+
+
+def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
+    """The session filmed, from `store` when it holds this case filmed by the same code."""
+    path = None
+    if store is not None:
+        key = _filming_key(case.split)
+        path = store / f"{case.split}-{case.exercise}-{case.view}-{case.index}-{case.seed}.npz"
+        if path.exists():
+            with np.load(path) as data:
+                if str(data["key"]) == key:
+                    return _Filmed(
+                        data["times"],
+                        data["poses"],
+                        data["truth"],
+                        json.loads(str(data["look"])),
+                        float(data["seconds"]),
+                        data["world"] if "world" in data.files else None,
+                    )
+    filmed = _film(case, session)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez_compressed(
+            partial,
+            key=key,
+            times=filmed.times,
+            poses=filmed.poses,
+            truth=filmed.truth,
+            look=json.dumps(filmed.look),
+            seconds=filmed.seconds,
+            **({"world": filmed.world} if filmed.world is not None else {}),
+        )
+        partial.replace(path)
+    return filmed
+
+
+def run_case(case: VideoCase, store: Path | None = None) -> dict[str, Any]:
+    """Render one session, analyse it through BlazePose and the live analysis (BlazePose's
+    poses come from `store` when it already holds them)."""
     rng = np.random.default_rng(case.seed)
     session: Session = make_session(case.exercise, case.view, rng)
-    look_rng = np.random.default_rng(case.seed + 7_000_000)
-    lying = "body_pitch" in MOTIONS[case.exercise].get("fixed", {})
-    look = _random_look(look_rng, case.split, lying)
-    if case.view == "front":
-        viewpoint = ViewPoint.named("front")
-    else:
-        viewpoint = ViewPoint.named("side_left" if look_rng.random() < 0.5 else "side_right")
-    tilt = float(look_rng.uniform(-4.0, 4.0))
-    bodies = [forward_kinematics(j) for _, j in session.frames if j is not None]
-    look = fit_look(look, bodies[:: max(1, len(bodies) // 40)], viewpoint, WIDTH, HEIGHT)
-    kept = {round(m["timestamp"], 6) for m in session.messages}
-
+    filmed = _filmed(case, session, store)
+    width, height = int(filmed.look["width"]), int(filmed.look["height"])
     live = LiveAnalysis("video")
     live.set_exercise(case.exercise)
     truth = LiveAnalysis("truth")
     truth.set_exercise(case.exercise)
-    estimator = BlazePoseFull()
-    frames = found = 0
-    started = time.perf_counter()
-    try:
-        for t, joints in session.frames:
-            if round(t, 6) not in kept:
-                continue  # skipped, as a busy server skips frames: the model never sees it
-            frames += 1
-            if joints is None:
-                rgb, true_people = render_room(look, WIDTH, HEIGHT), []
-            else:
-                points = forward_kinematics(joints)
-                rgb = render_frame(points, viewpoint, look, WIDTH, HEIGHT)
-                keypoints = image_keypoints(points, viewpoint, look, WIDTH, HEIGHT)
-                true_people = [_truth_pose(keypoints, tilt)]
-            poses = estimator.estimate(_tilt(rgb, tilt), int(t * 1000))
-            found += int(bool(poses) and joints is not None)
-            live.analyse([p.to_json() for p in poses], WIDTH, HEIGHT, t)
-            truth.analyse(true_people, WIDTH, HEIGHT, t)
-    finally:
-        estimator.close()
+    by_time = {round(t, 6): j for t, j in session.frames}
+    found = present = 0
+    for t, keypoints, xy in zip(filmed.times, filmed.poses, filmed.truth, strict=True):
+        person = by_time[round(float(t), 6)] is not None
+        seen = not np.isnan(keypoints[0, 0])
+        found += int(seen and person)
+        present += int(person)
+        poses = [Pose(keypoints).to_json()] if seen else []
+        live.analyse(poses, width, height, float(t))
+        truth.analyse([_truth_pose(xy)] if person else [], width, height, float(t))
     assert live.analyser is not None and truth.analyser is not None
-    present = sum(1 for t, j in session.frames if j is not None and round(t, 6) in kept)
     return {
         "case": case.__dict__,
-        "facing": viewpoint.yaw,
-        "tilt_deg": round(tilt, 1),
-        "body_height": round(look.body_height, 2),
-        "frames": frames,
+        **filmed.look,
+        "frames": len(filmed.times),
         "person_found": round(found / max(1, present), 3),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": filmed.seconds,
         "true_count": session.true_count,
         "true_reps": [
             {"start": r.start, "end": r.end, "errors": sorted(r.errors), "full": r.full}
@@ -293,13 +319,15 @@ def format_table(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(split: str, per_view: int, workers: int, only: list[str] | None) -> list[dict[str, Any]]:
+def run(
+    split: str, per_view: int, workers: int, only: list[str] | None, store: Path | None = None
+) -> list[dict[str, Any]]:
     todo = cases(split, per_view, only)
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=filter_native_stderr) as pool:
-        for result in pool.imap_unordered(run_case, todo):
+        for result in pool.imap_unordered(functools.partial(run_case, store=store), todo):
             results.append(result)
             case = result["case"]
             got, want = result["summary"]["reps"], result["true_count"]
@@ -320,7 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sessions", type=int, default=10, help="sessions per exercise and view (10)"
     )
     parser.add_argument(
-        "--split", choices=[*SPLITS, "both"], default="both", help="dev, test or both (both)"
+        "--split",
+        choices=[*SPLITS, *SPLIT_GROUPS],
+        default="both",
+        help="dev, test (the shaded figure, two palettes), flat (the second appearance, held "
+        "out), both (dev and test; the default) or all (the three)",
     )
     parser.add_argument(
         "--exercise", action="append", default=None, help="only this exercise (repeatable)"
@@ -329,13 +361,20 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=max(1, (multiprocessing.cpu_count() or 1)), help="processes"
     )
     parser.add_argument("--output", type=Path, default=Path("artifacts/video_benchmark.json"))
+    parser.add_argument(
+        "--poses",
+        type=Path,
+        default=None,
+        help="keep what BlazePose found per session in this directory and reuse it when the "
+        "filming code is unchanged: a re-run then measures only the analysis (seconds)",
+    )
     args = parser.parse_args(argv)
-    splits = list(SPLITS) if args.split == "both" else [args.split]
+    splits = SPLIT_GROUPS.get(args.split, [args.split])
     report: dict[str, Any] = {"sessions_per_view": args.sessions, "targets": TARGETS}
     ok = True
     for split in splits:
         started = time.perf_counter()
-        results = run(split, args.sessions, args.workers, args.exercise)
+        results = run(split, args.sessions, args.workers, args.exercise, args.poses)
         table = score(results)
         ok &= all(row["meets_targets"] for row in table.values())
         print(f"\n{split} split (seed {SPLITS[split]}), {time.perf_counter() - started:.0f} s:")

@@ -20,9 +20,13 @@ KEYPOINT_COUNT = len(KEYPOINT_NAMES)
 
 @dataclass(frozen=True)
 class Pose:
-    """One person: `keypoints` is a (33, 4) float32 array of x, y (pixels), z, confidence."""
+    """One person: `keypoints` is a (33, 4) float32 array of x, y (pixels), z, confidence.
+    `world`, when the model gives it, is (33, 3) metres about the hip centre (x right, y
+    down, z away from the camera): BlazePose's own 3-D guess. It is not on the wire; the
+    video benchmark measures what it would change."""
 
     keypoints: np.ndarray
+    world: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: pixels to 0.1, z to 1e-4, confidence to 1e-3 (rounded in numpy,
@@ -76,7 +80,12 @@ class BlazePoseFull:
         if result.pose_landmarks is None:
             return []
         height, width = rgb.shape[:2]
-        return [Pose(_landmarks_to_array(result.pose_landmarks.landmark, width, height))]
+        world = None
+        if result.pose_world_landmarks is not None:
+            world = np.array(
+                [(lm.x, lm.y, lm.z) for lm in result.pose_world_landmarks.landmark], np.float32
+            )
+        return [Pose(_landmarks_to_array(result.pose_landmarks.landmark, width, height), world)]
 
     def close(self) -> None:
         self._pose.close()

@@ -38,6 +38,21 @@ def rot_z(deg: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
 
 
+@dataclass(frozen=True)
+class Build:
+    """A body's proportions as multiples of the average one (segment lengths above): longer
+    legs, a longer trunk, broader shoulders. Widths of flesh and clothes are the renderer's."""
+
+    legs: float = 1.0
+    arms: float = 1.0
+    torso: float = 1.0
+    shoulders: float = 1.0
+    hips: float = 1.0
+
+
+AVERAGE_BUILD = Build()
+
+
 @dataclass
 class Joints:
     """Joint angles in degrees; per side where it matters."""
@@ -55,26 +70,28 @@ class Joints:
     body_pitch: float = 0.0  # whole body: -90 face-down horizontal, +90 lying on the back
 
 
-def forward_kinematics(j: Joints) -> np.ndarray:
-    """(33, 3) keypoints in body-height units, hip centre at the origin."""
+def forward_kinematics(j: Joints, build: Build = AVERAGE_BUILD) -> np.ndarray:
+    """(33, 3) keypoints in body-height units (of the average build), hip centre at the
+    origin."""
     p = np.zeros((33, 3))
     hip_c = np.zeros(3)
     torso_dir = rot_x(-j.torso_pitch) @ UP
-    shoulder_c = hip_c + TORSO * torso_dir
+    shoulder_c = hip_c + TORSO * build.torso * torso_dir
+    hip_half, shoulder_half = HIP_HALF * build.hips, SHOULDER_HALF * build.shoulders
     for side, sign in (("left", 1.0), ("right", -1.0)):
         lateral = np.array([sign, 0.0, 0.0])
-        hip = hip_c + HIP_HALF * lateral
+        hip = hip_c + hip_half * lateral
         thigh = rot_x(j.hip_flex[side]) @ rot_z(sign * j.hip_abd[side]) @ DOWN
-        knee = hip + THIGH * thigh
+        knee = hip + THIGH * build.legs * thigh
         shin = rot_x(j.hip_flex[side] - j.knee_flex[side]) @ rot_z(sign * j.hip_abd[side]) @ DOWN
-        ankle = knee + SHIN * shin
-        knee = knee - lateral * j.knee_in * HIP_HALF * 2
+        ankle = knee + SHIN * build.legs * shin
+        knee = knee - lateral * j.knee_in * hip_half * 2
         foot_fwd = rot_x(j.hip_flex[side] - j.knee_flex[side]) @ np.array([0.0, 0.0, 1.0])
         heel = ankle + 0.03 * DOWN - 0.04 * foot_fwd
         toe = ankle + 0.04 * DOWN + 0.10 * foot_fwd
-        shoulder = shoulder_c + SHOULDER_HALF * lateral
+        shoulder = shoulder_c + shoulder_half * lateral
         upper = rot_x(j.shoulder_flex[side]) @ rot_z(sign * j.shoulder_abd[side]) @ DOWN
-        elbow = shoulder + UPPER_ARM * upper
+        elbow = shoulder + UPPER_ARM * build.arms * upper
         if j.elbow_plane == "sagittal":
             fore = (
                 rot_x(j.shoulder_flex[side] + j.elbow_flex[side])
@@ -87,8 +104,8 @@ def forward_kinematics(j: Joints) -> np.ndarray:
                 @ rot_z(sign * (j.shoulder_abd[side] + j.elbow_flex[side]))
                 @ DOWN
             )
-        wrist = elbow + FOREARM * fore
-        hand = wrist + HAND * fore
+        wrist = elbow + FOREARM * build.arms * fore
+        hand = wrist + HAND * build.arms * fore
         for name, value in (
             ("hip", hip),
             ("knee", knee),
@@ -118,7 +135,7 @@ def forward_kinematics(j: Joints) -> np.ndarray:
         p = p @ rot_x(j.body_pitch).T
     # sagging hips drop toward the floor, whatever the body's orientation
     for name in ("left_hip", "right_hip"):
-        p[K[name]] += DOWN * j.hip_drop * TORSO
+        p[K[name]] += DOWN * j.hip_drop * TORSO * build.torso
     return p
 
 
@@ -155,3 +172,26 @@ def project(
                 confidence[i] = 0.75
     out[:, 3] = np.clip(confidence + rng.normal(0.0, 0.01, 33), 0.0, 1.0)
     return out
+
+
+def interpolate_joints(a: Joints, b: Joints, share: float) -> Joints:
+    """The joints `share` of the way from `a` to `b` (0 is a), angle by angle: the instants
+    between two frames, for motion blur. Non-numeric fields come from the nearer one."""
+    nearer = a if share < 0.5 else b
+
+    def mix(x: float, y: float) -> float:
+        return x + (y - x) * share
+
+    return Joints(
+        torso_pitch=mix(a.torso_pitch, b.torso_pitch),
+        hip_flex={s: mix(a.hip_flex[s], b.hip_flex[s]) for s in ("left", "right")},
+        hip_abd={s: mix(a.hip_abd[s], b.hip_abd[s]) for s in ("left", "right")},
+        knee_flex={s: mix(a.knee_flex[s], b.knee_flex[s]) for s in ("left", "right")},
+        shoulder_flex={s: mix(a.shoulder_flex[s], b.shoulder_flex[s]) for s in ("left", "right")},
+        shoulder_abd={s: mix(a.shoulder_abd[s], b.shoulder_abd[s]) for s in ("left", "right")},
+        elbow_flex={s: mix(a.elbow_flex[s], b.elbow_flex[s]) for s in ("left", "right")},
+        elbow_plane=nearer.elbow_plane,
+        knee_in=mix(a.knee_in, b.knee_in),
+        hip_drop=mix(a.hip_drop, b.hip_drop),
+        body_pitch=mix(a.body_pitch, b.body_pitch),
+    )
