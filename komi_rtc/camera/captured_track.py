@@ -82,7 +82,8 @@ class CapturedTrack(MediaStreamTrack):
                 if isinstance(source, RecordedSource):
                     start = self._timeline.start_s
                     start = instant_s if start is None else start  # (set by paced())
-                    index = math.floor((instant_s - start) * source.frame_rate + 1e-6)
+                    since_start_s = (self._instant or 0) * self._timeline.interval_s
+                    index = math.floor(since_start_s * source.frame_rate + 1e-6)
                     if self._recorded_index is not None and index <= self._recorded_index:
                         continue  # the recording has no newer frame at this instant
                     self._recorded_index = index
