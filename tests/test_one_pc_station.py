@@ -152,6 +152,7 @@ async def test_one_peer_process_streams_two_synchronised_files_into_a_station_th
                     elif message["type"] == "station_processed":
                         groups.append(message)
             counted_until = time.time() - start_at
+            analysed = await _analysed_of_received(http, running.url)
     finally:
         if monitor is not None:
             await monitor.close()
@@ -172,11 +173,24 @@ async def test_one_peer_process_streams_two_synchronised_files_into_a_station_th
     print(
         f"{len(one_instant)} of {len(known)} groups with both views hold one instant "
         f"({100 * share:.1f}%), of {len(groups)} groups; the server's capture times of a "
-        f"group: p50 {server_ms[len(server_ms) // 2]:.1f} ms, p95 {server_p95:.1f} ms apart"
+        f"group: p50 {server_ms[len(server_ms) // 2]:.1f} ms, p95 {server_p95:.1f} ms apart; "
+        f"frames analysed of those received: {analysed}"
     )
     assert len(known) >= 30, (len(known), len(groups))
-    assert share >= 0.99, sorted(round(1000 * (max(t) - min(t))) for t in known)
+    # a server too busy to analyse every frame analyses each camera's newest, so its
+    # groups can pair neighbouring instants (the pairing's own limit, not the cameras')
+    assert share >= 0.99, (analysed, sorted(round(1000 * (max(t) - min(t))) for t in known))
     assert server_p95 < 10.0, server_ms
+
+
+async def _analysed_of_received(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    """Per camera, how many of the frames it received the server analysed (/stats)."""
+    async with http.get(f"{url}/stats") as response:
+        cameras = (await response.json())["cameras"]
+    return {
+        camera_id: f"{stats['frames_analysed']} / {stats['frames_received']}"
+        for camera_id, stats in cameras.items()
+    }
 
 
 def instants_of(
@@ -299,12 +313,7 @@ async def test_synchronised_real_videos_pair_one_instant_per_group(
                     message = await monitor.messages.get()
                     if message["type"] == "station_processed":
                         groups.append(message)
-            async with http.get(f"{running.url}/stats") as response:
-                stats = (await response.json())["cameras"]
-            analysed = {
-                camera_id: f"{s['frames_analysed']} / {s['frames_received']}"
-                for camera_id, s in stats.items()
-            }
+            analysed = await _analysed_of_received(http, running.url)
     finally:
         if monitor is not None:
             await monitor.close()
