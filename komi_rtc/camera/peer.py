@@ -314,7 +314,8 @@ class CameraPeer:
 
     async def close(self) -> None:
         await self._close_pc()
-        self.source.close()
+        # a webcam's close waits for its reading thread: not on the event loop
+        await asyncio.get_running_loop().run_in_executor(None, self.source.close)
 
 
 class ServerRefused(Exception):
