@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,8 +36,10 @@ class WebcamSource:
     """A webcam index (or any OpenCV capture target) read on its own thread; `close()` stops
     the thread and releases the device."""
 
-    def __init__(self, target: int | str, width: int, height: int) -> None:
-        self._capture = cv2.VideoCapture(target)
+    def __init__(self, target: int | str, width: int, height: int, device: Any = None) -> None:
+        """`device`: an opened capture to read instead of opening `target` (anything with
+        OpenCV's isOpened/grab/retrieve/get/set/release: a test paces a file like a camera)."""
+        self._capture = device if device is not None else cv2.VideoCapture(target)
         if not self._capture.isOpened():
             raise SourceError(f"cannot open video source {target!r}")
         if isinstance(target, int):
