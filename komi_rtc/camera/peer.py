@@ -622,7 +622,8 @@ def main(argv: list[str] | None = None) -> None:
         "--record",
         default=None,
         metavar="FILE.jsonl",
-        help="append every frame_processed message to this file",
+        help="append every frame_processed message to this file, with when its frame was "
+        "captured (captured_at, unix s)",
     )
     parser.add_argument(
         "--insecure",
