@@ -21,6 +21,7 @@ from komi_rtc.media.aiortc_adapter import (
     negotiated_codecs,
     redirect_keyframe_requests,
     sender_rtp_timestamp,
+    stamp_sender_reports,
     tap_sender_reports,
 )
 
@@ -142,6 +143,11 @@ async def test_sender_rtp_state_names_exist(negotiated_pair):
     for name in (aiortc_adapter._SENDER_LAST_RTP_TIMESTAMP, aiortc_adapter._SENDER_PACKET_COUNT):
         assert hasattr(sender, name), f"aiortc's RTCRtpSender has no {name} any more"
     assert sender_rtp_timestamp(sender) is None  # nothing sent yet
+    # restamping sender reports: aiortc sends its RTCP through this method of the instance,
+    # after noting the report's NTP time for its round-trip estimate
+    assert callable(getattr(sender, aiortc_adapter._SENDER_SEND_RTCP))
+    assert hasattr(sender, aiortc_adapter._SENDER_LAST_SR)
+    assert "await self._send_rtcp(packets)" in inspect.getsource(RTCRtpSender._run_rtcp)
     setattr(sender, aiortc_adapter._SENDER_PACKET_COUNT, 1)
     setattr(sender, aiortc_adapter._SENDER_LAST_RTP_TIMESTAMP, 1234)
     assert sender_rtp_timestamp(sender) == 1234
@@ -179,6 +185,7 @@ def test_a_changed_aiortc_falls_back_instead_of_failing():
     assert sender_rtp_timestamp(Changed()) is None
     assert not install_marker_release(Changed())
     assert not tap_sender_reports(Changed(), lambda wall, rtp: None)
+    assert not stamp_sender_reports(Changed(), lambda rtp: None)
 
 
 def test_h264_profiles_beyond_aiortcs_own_are_negotiated():
@@ -242,3 +249,87 @@ async def test_trickled_candidates_reach_the_ice_transport():
     await aiortc_adapter.end_of_candidates(pc)
     await pc.close()
     await offer_pc.close()
+
+
+async def test_sender_reports_map_rtp_timestamps_to_capture_time_not_send_time():
+    """A camera whose frames reach the encoder 250 ms after capture: aiortc would stamp its
+    sender reports with the send time; the camera peer's track restamps them, so the RTP
+    timestamp of every frame the receiver gets maps to the moment it was captured."""
+    import asyncio
+    import time
+
+    import numpy as np
+
+    from komi_rtc.camera.captured_track import CapturedTrack
+    from komi_rtc.media.capture_timeline import CaptureTimeline
+
+    pipeline_delay_s = 0.25
+
+    class LateCamera:
+        """A live source whose frames were captured 250 ms before they are handed out."""
+
+        description = "late camera"
+
+        def __init__(self) -> None:
+            self.captured: list[float] = []  # monotonic s, in the order handed out
+
+        def read_captured(self) -> tuple[np.ndarray, float]:
+            captured = time.monotonic() - pipeline_delay_s
+            self.captured.append(captured)
+            shade = (len(self.captured) * 7) % 256
+            return np.full((120, 160, 3), shade, np.uint8), captured
+
+        def read(self) -> np.ndarray:
+            return self.read_captured()[0]
+
+        def close(self) -> None:
+            pass
+
+    camera = LateCamera()
+    timeline = CaptureTimeline(fps=10)
+    track = CapturedTrack(camera, 10, timeline)
+    sender_pc, receiver_pc = RTCPeerConnection(), RTCPeerConnection()
+    received_rtp: list[int] = []  # RTP timestamp of each frame the receiver completed
+    reports: list[tuple[float, int, float]] = []  # (sender's wall s, its RTP ts, arrival)
+    reading: asyncio.Task | None = None
+
+    @receiver_pc.on("track")
+    def on_track(remote) -> None:
+        nonlocal reading
+        receiver = next(t.receiver for t in receiver_pc.getTransceivers() if t.receiver.track)
+        assert install_marker_release(
+            receiver, on_frame=lambda frame, packet: received_rtp.append(frame.timestamp)
+        )
+        assert tap_sender_reports(
+            receiver, lambda wall, rtp: reports.append((wall, rtp, time.time()))
+        )
+
+        async def drain() -> None:
+            while True:
+                await remote.recv()
+
+        reading = asyncio.create_task(drain())
+
+    try:
+        track.attach(sender_pc.addTrack(track))
+        await sender_pc.setLocalDescription(await sender_pc.createOffer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        await receiver_pc.setLocalDescription(await receiver_pc.createAnswer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        async with asyncio.timeout(20):
+            while len(reports) < 3 or len(received_rtp) < 20:
+                await asyncio.sleep(0.05)  # polling for the reports, with a deadline
+    finally:
+        if reading is not None:
+            reading.cancel()
+        await sender_pc.close()
+        await receiver_pc.close()
+    truth = [timeline.clock.wall_of_monotonic(m) for m in camera.captured]
+    for wall, rtp_at_report, arrived in reports:
+        # the send time would be within a few ms of the arrival; capture is 250 ms earlier
+        assert arrived - wall >= pipeline_delay_s - 0.01, (arrived, wall)
+        errors_ms = [
+            abs(wall + ((rtp - rtp_at_report + 2**31) % 2**32 - 2**31) / 90000 - truth[i]) * 1000
+            for i, rtp in enumerate(received_rtp)
+        ]
+        assert max(errors_ms) < 0.1, errors_ms  # 90 kHz ticks and NTP rounding only

@@ -12,7 +12,7 @@ import time
 from auth import ADMIN_TOKEN, AUTH_HEADERS
 from cluster_nodes import free_port
 
-from komi_rtc.camera.peer import CameraPeer, parse_camera_list
+from komi_rtc.camera.peer import CameraPeer, CameraSpec, parse_camera_list
 from komi_rtc.media.video_sources import open_source
 
 
@@ -89,13 +89,19 @@ async def _wait_results(peer: CameraPeer, count: int, timeout: float = 15) -> No
 
 def test_camera_list_parsing():
     assert parse_camera_list("camera_12345:0,camera_67890:1") == [
-        ("camera_12345", "0"),
-        ("camera_67890", "1"),
+        CameraSpec("camera_12345", "0"),
+        CameraSpec("camera_67890", "1"),
+    ]
+    # a station per camera; a demo's own colons and a path's "@" stay in the source
+    assert parse_camera_list("side:demo:squat:side_left@gym1,f:clips/me@home.mp4@gym1") == [
+        CameraSpec("side", "demo:squat:side_left", "gym1"),
+        CameraSpec("f", "clips/me@home.mp4", "gym1"),
     ]
     import pytest
 
-    with pytest.raises(ValueError):
-        parse_camera_list("camera_1")
+    for bad in ("camera_1", "camera_1:0@", "camera_1:@gym1", "camera_1:0@-gym"):
+        with pytest.raises(ValueError):
+            parse_camera_list(bad)
 
 
 async def test_analysis_fps_cap_analyses_fewer_frames(start_server):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import json
 import logging
 import math
@@ -19,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,82 +26,18 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
-import av
 import jwt
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .. import __version__
 from ..media.aiortc_adapter import close_peer_connection
-from ..media.rtp_timestamps import RTP_CLOCK_RATE, lookup_pts
-from ..media.video_sources import FrameSource, SourceError, open_source
+from ..media.capture_timeline import CaptureTimeline
+from ..media.video_sources import FrameSource, RecordedSource, SourceError, open_source
 from ..protocol import DATA_CHANNEL_LABEL, Offer, validate_camera_id, validate_person_id
+from .captured_track import CapturedTrack
 from .latency import LatencyWindow
 
 logger = logging.getLogger(__name__)
-
-_TIME_BASE = fractions.Fraction(1, RTP_CLOCK_RATE)
-_SENT_FRAMES_KEPT = 600
-
-
-class CapturedTrack(MediaStreamTrack):
-    """Paces a FrameSource at `fps` and remembers when each frame was captured."""
-
-    kind = "video"
-
-    def __init__(self, source: FrameSource, fps: float) -> None:
-        super().__init__()
-        self._source = source
-        self._interval = 1.0 / fps
-        self._next_at: float | None = None
-        self._t0 = time.monotonic()
-        self.first_pts: int | None = None
-        self.captured_at: OrderedDict[int, float] = OrderedDict()  # pts -> monotonic s
-        self.frames_sent = 0
-
-    async def recv(self) -> av.VideoFrame:
-        await self.paced()
-        try:
-            rgb = await asyncio.get_running_loop().run_in_executor(None, self._source.read)
-        except SourceError as exc:
-            logger.error("%s", exc)
-            self.stop()
-            raise MediaStreamError from None
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = self.stamp()
-        frame.time_base = _TIME_BASE
-        return frame
-
-    async def paced(self) -> None:
-        """Wait for the next frame's turn at `fps`, never bursting to catch up."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._next_at is None:
-            self._next_at = now
-        elif self._next_at > now:
-            await asyncio.sleep(self._next_at - now)
-        else:
-            self._next_at = max(self._next_at, now - self._interval)
-        self._next_at += self._interval
-
-    def stamp(self) -> int:
-        """The pts of a frame captured now, remembered for the latency of its result."""
-        captured = time.monotonic()
-        pts = int((captured - self._t0) * RTP_CLOCK_RATE)
-        self.captured_at[pts] = captured
-        if len(self.captured_at) > _SENT_FRAMES_KEPT:
-            self.captured_at.popitem(last=False)
-        if self.first_pts is None:
-            self.first_pts = pts
-        self.frames_sent += 1
-        return pts
-
-    def capture_time_of(self, frame_pts: int) -> float | None:
-        """When the frame the server calls `frame_pts` was captured (monotonic seconds)."""
-        if self.first_pts is None:
-            return None
-        return lookup_pts(self.captured_at, self.first_pts + frame_pts)
 
 
 @dataclass
@@ -142,14 +77,19 @@ class CameraPeer:
         token: str | None = None,
         person: str | None = None,
         report: Callable[[str], None] | None = None,
+        station: str | None = None,
+        timeline: CaptureTimeline | None = None,
     ) -> None:
         """`exercise`: asked of the server (`set_exercise`) each time the channel opens.
         `token`: the access token (a camera token, or the admin token). `report`: gets a
         line for each event a person watching wants to see (a failed attempt and when the
-        next one is); logged at INFO without it."""
+        next one is, a refusal); logged at INFO without it. `station`: join it. `timeline`:
+        the instants to capture at, shared by the cameras of one process (else its own)."""
         self.server = server.rstrip("/")
         self.token = token
         self.person = person  # whose sets the server records
+        self.station = station
+        self.timeline = timeline or CaptureTimeline(fps)
         self.camera_id = camera_id
         self.source = source
         self.fps = fps
@@ -195,9 +135,9 @@ class CameraPeer:
                     )
                     continue  # (the connection is closed below, as after every attempt)
             except AccessRefused as exc:
-                # retrying cannot help: a new token is needed
-                self.status.problem = f"server refused access: {exc}"
-                logger.error("[%s] server refused access: %s", self.camera_id, exc)
+                # retrying cannot help: a new token is needed (said once, not retried)
+                self.status.problem = str(exc)
+                self._report(f"[{self.camera_id}] {exc}")
                 await self._close_pc()
                 self.status.state = "refused"  # for good: no next attempt
                 raise
@@ -217,7 +157,7 @@ class CameraPeer:
 
     def make_track(self) -> CapturedTrack:
         """The track of one connection (the benchmark's replay of pre-encoded video too)."""
-        return CapturedTrack(self.source, self.fps)
+        return CapturedTrack(self.source, self.fps, self.timeline)
 
     async def connect_once(self, server: str | None = None) -> None:
         """Connect (to `server`, else the entry node), stream until the connection ends,
@@ -225,7 +165,7 @@ class CameraPeer:
         server = server or self.server
         pc = self._pc = RTCPeerConnection()
         track = self.track = self.make_track()
-        pc.addTrack(track)
+        track.attach(pc.addTrack(track))
         channel = pc.createDataChannel(DATA_CHANNEL_LABEL)
         ended = asyncio.Event()
 
@@ -252,7 +192,11 @@ class CameraPeer:
 
         await pc.setLocalDescription(await pc.createOffer())
         body = Offer(
-            pc.localDescription.sdp, "camera", self.camera_id, person=self.person or None
+            pc.localDescription.sdp,
+            "camera",
+            self.camera_id,
+            person=self.person or None,
+            station=self.station or None,
         ).to_wire()
         headers = {}
         if self.token:
@@ -267,8 +211,7 @@ class CameraPeer:
             ) as response:
                 answer = await response.json(content_type=None)
                 if response.status in (401, 403):
-                    hint = "" if self.token else " (no token given: use --token or KOMI_TOKEN)"
-                    raise AccessRefused(f"{response.status} {answer.get('error')}{hint}")
+                    raise self._refusal(response.status, answer.get("error"))
                 if response.status != 200:
                     raise ServerRefused(f"{response.status} {answer.get('error')}")
         nodes = answer.get("nodes")
@@ -278,6 +221,26 @@ class CameraPeer:
         self.status.state = "connecting"
         self.status.problem = None
         await self._until_ended_or_silent(channel, ended)
+
+    def _refusal(self, status: int, error: object) -> AccessRefused:
+        """What a 401/403 to the offer means, in one line with what to do."""
+        said = f"{status} {error}"
+        if not self.token:
+            return AccessRefused(
+                f"server refused access: {said} (no token given: use --token or KOMI_TOKEN)"
+            )
+        claims = token_claims(self.token)
+        if (
+            status == 403
+            and self.station is not None
+            and claims.get("role") == "camera"
+            and claims.get("station") != self.station
+        ):  # a camera token that does not name the station: that is what was refused
+            return AccessRefused(
+                f"server refused to let {self.camera_id} join station {self.station}: {said}",
+                station=self.station,
+            )
+        return AccessRefused(f"server refused access: {said}")
 
     async def _until_ended_or_silent(self, channel: Any, ended: asyncio.Event) -> None:
         """A server that dies without closing (killed, unplugged) is noticed only after ICE
@@ -328,6 +291,9 @@ class CameraPeer:
                 latency_ms = (now - captured) * 1000.0
                 self.status.latency.add(latency_ms)
                 message["latency_ms"] = round(latency_ms, 1)
+            captured_at = track.captured_unix_of(message["frame_pts"])
+            if captured_at is not None:
+                message["captured_at"] = round(captured_at, 4)
         if self.record is not None:
             self.record.write(json.dumps(message, separators=(",", ":")) + "\n")
 
@@ -345,7 +311,8 @@ class CameraPeer:
 
     async def close(self) -> None:
         await self._close_pc()
-        self.source.close()
+        # a webcam's close waits for its reading thread: not on the event loop
+        await asyncio.get_running_loop().run_in_executor(None, self.source.close)
 
 
 class ServerRefused(Exception):
@@ -353,11 +320,20 @@ class ServerRefused(Exception):
 
 
 class AccessRefusedExit(Exception):
-    pass
+    """Every camera was refused; `station`: each for joining this station."""
+
+    def __init__(self, station: str | None) -> None:
+        super().__init__(station)
+        self.station = station
 
 
 class AccessRefused(ServerRefused):
-    """401 or 403: the token is missing, expired, revoked or lacks the right."""
+    """401 or 403: the token is missing, expired, revoked or lacks the right (`station`:
+    the right to join that station)."""
+
+    def __init__(self, message: str, station: str | None = None) -> None:
+        super().__init__(message)
+        self.station = station
 
 
 def local_admin_token(server: str, state_dir: Path | None = None) -> str | None:
@@ -376,16 +352,28 @@ def local_admin_token(server: str, state_dir: Path | None = None) -> str | None:
     return token or None
 
 
-def token_camera_id(token: str | None) -> str | None:
-    """The camera id a bound camera token carries (read, not verified: the server checks)."""
+def token_claims(token: str | None) -> dict[str, Any]:
+    """What a minted token says (read, not verified: the server checks); {} for the admin
+    token (not a JWT) or anything unreadable."""
     if not token or token.count(".") != 2:
-        return None
+        return {}
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return None
-    camera_id = claims.get("camera_id") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_camera_id(token: str | None) -> str | None:
+    """The camera id a bound camera token carries."""
+    camera_id = token_claims(token).get("camera_id")
     return camera_id if isinstance(camera_id, str) else None
+
+
+def token_station(token: str | None) -> str | None:
+    """The station a camera token names (a join link's): the one it may join."""
+    station = token_claims(token).get("station")
+    return station if isinstance(station, str) else None
 
 
 def _reason(exc: BaseException) -> str:
@@ -419,41 +407,105 @@ def status_line(peer: CameraPeer) -> str:
     )
 
 
-def parse_camera_list(text: str) -> list[tuple[str, str]]:
-    """`camera_12345:0,camera_67890:1` -> [(id, source)]."""
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera of the process: its id, source (a webcam index, file, image or demo) and
+    the station it joins."""
+
+    camera_id: str
+    source: str | int | None
+    station: str | None = None
+
+
+def parse_camera_list(text: str) -> list[CameraSpec]:
+    """`camera_1:0@gym1,camera_2:1@gym1` -> CameraSpecs; `@STATION` is optional (a source
+    with an `@` of its own: add the station, the last `@` starts it)."""
     cameras = []
     for item in text.split(","):
         camera_id, sep, source = item.strip().partition(":")
         if not sep or not source:
-            raise ValueError(f"expected CAMERA_ID:SOURCE, got {item!r}")
-        cameras.append((validate_camera_id(camera_id), source))
+            raise ValueError(f"expected CAMERA_ID:SOURCE[@STATION], got {item!r}")
+        station = None
+        if "@" in source:
+            source, _, station = source.rpartition("@")
+            station = validate_station(station)
+            if not source:
+                raise ValueError(f"expected CAMERA_ID:SOURCE@STATION, got {item!r}")
+        cameras.append(CameraSpec(validate_camera_id(camera_id), source, station))
     return cameras
 
 
-async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
-    specs: list[tuple[str, Any]]
+def validate_station(station: str) -> str:
+    try:
+        return validate_camera_id(station)
+    except Exception:
+        raise ValueError(
+            f"station {station!r}: 1 to 64 of A-Z a-z 0-9 _ - . (not starting with -)"
+        ) from None
+
+
+def camera_specs(args: argparse.Namespace) -> list[CameraSpec]:
+    """The cameras the command line asks for; each joins its own `@STATION`, else
+    `--station`, else the station the token names (a join link's)."""
+    default_station = args.station or token_station(args.token)
     if args.cameras:
         specs = parse_camera_list(args.cameras)
     else:
         source = args.source if args.source is not None else args.camera
         camera_id = args.camera_id or token_camera_id(args.token)
-        specs = [(camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
+        specs = [CameraSpec(camera_id or f"camera_{int(time.time()) % 100000:05d}", source)]
+    return [
+        CameraSpec(spec.camera_id, spec.source, spec.station or default_station) for spec in specs
+    ]
 
+
+async def open_sources(
+    specs: list[CameraSpec], width: int, height: int, fps: float
+) -> list[FrameSource]:
+    """Every camera's source, or none: one that fails closes those already open."""
+    loop = asyncio.get_running_loop()
+    sources: list[FrameSource] = []
+    try:
+        for spec in specs:
+            sources.append(
+                await loop.run_in_executor(None, open_source, spec.source, width, height, fps)
+            )
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return sources
+
+
+async def run_cameras(
+    args: argparse.Namespace, specs: list[CameraSpec], record: TextIO | None
+) -> None:
+    sources = await open_sources(specs, args.width, args.height, args.fps)
+    # one timeline for every camera of the process: they capture at the same instants, and
+    # files of one recording replay in step (from --start-at, else when the first streams)
+    timeline = CaptureTimeline(args.fps, start_s=args.start_at)
     peers = []
-    for camera_id, spec in specs:
-        source = await asyncio.get_running_loop().run_in_executor(
-            None, open_source, spec, args.width, args.height, args.fps
-        )
+    for spec, source in zip(specs, sources, strict=True):
+        joins = f", joining station {spec.station}" if spec.station else ""
         print(
-            f"[{camera_id}] streaming {source.description} at {args.fps:g} fps to {args.server}",
+            f"[{spec.camera_id}] streaming {source.description} at {args.fps:g} fps to "
+            f"{args.server}{joins}",
             flush=True,
         )
+        if isinstance(source, RecordedSource) and args.start_at is not None:
+            wait = args.start_at - timeline.clock.now()
+            when = time.strftime("%H:%M:%S", time.localtime(args.start_at))
+            print(
+                f"[{spec.camera_id}] its first frame is at {when}"
+                + (f" (in {wait:.0f} s)" if wait > 0 else f" ({-wait:.0f} s ago)"),
+                flush=True,
+            )
         # the demo person's own exercise, unless another is asked for
         exercise = args.exercise or getattr(source, "exercise", None)
         peers.append(
             CameraPeer(
                 args.server,
-                camera_id,
+                spec.camera_id,
                 source,
                 args.fps,
                 record,
@@ -462,6 +514,8 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
                 token=args.token,
                 person=args.person,
                 report=lambda line: print(line, flush=True),
+                station=spec.station,
+                timeline=timeline,
             )
         )
     tasks = [asyncio.create_task(peer.run(), name=peer.camera_id) for peer in peers]
@@ -470,25 +524,28 @@ async def run_cameras(args: argparse.Namespace, record: TextIO | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    refused = False
+    refusals: list[AccessRefused] = []
     try:
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.status_interval)
             for peer in peers:
-                print(status_line(peer), flush=True)
+                if peer.status.state != "refused":  # a refusal was said once, when it came
+                    print(status_line(peer), flush=True)
             if all(task.done() for task in tasks):
-                refused = True  # every camera was refused access: retrying cannot help
-                break
+                break  # every camera was refused access: retrying cannot help
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, AccessRefused):
+                refusals.append(outcome)
         for peer in peers:
             await peer.close()
         print("stopped", flush=True)
-    if refused:
-        raise AccessRefusedExit
+    if refusals and len(refusals) == len(peers):
+        stations = {refusal.station for refusal in refusals}
+        raise AccessRefusedExit(stations.pop() if len(stations) == 1 else None)
 
 
 def _token_values_joined(argv: list[str]) -> list[str]:
@@ -513,7 +570,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--server", default="http://localhost:8000", help="server URL (http://localhost:8000)"
     )
-    parser.add_argument("--cameras", help="several cameras: camera_12345:0,camera_67890:1")
+    parser.add_argument(
+        "--cameras",
+        help="several cameras: camera_12345:0,camera_67890:1 (each ID:SOURCE may end in "
+        "@STATION: camera_1:0@gym1)",
+    )
+    parser.add_argument(
+        "--station",
+        default=None,
+        metavar="ID",
+        help="every camera of this process joins station ID (the token must name it, or a "
+        "monitor must have listed the cameras; a token naming one joins it by default)",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        metavar="EPOCH",
+        help="video files: their first frame is at this unix time (looping), so files of one "
+        "synchronised recording replay in step across processes; default: when the first "
+        "camera of this process streams",
+    )
     parser.add_argument(
         "--camera", type=int, default=None, help="webcam index (default: the first that opens)"
     )
@@ -542,7 +619,8 @@ def main(argv: list[str] | None = None) -> None:
         "--record",
         default=None,
         metavar="FILE.jsonl",
-        help="append every frame_processed message to this file",
+        help="append every frame_processed message to this file, with when its frame was "
+        "captured (captured_at, unix s)",
     )
     parser.add_argument(
         "--insecure",
@@ -574,8 +652,16 @@ def main(argv: list[str] | None = None) -> None:
             validate_person_id(args.person)
         except Exception as exc:
             parser.error(str(exc))
+    if args.start_at is not None and not (math.isfinite(args.start_at) and args.start_at > 0):
+        parser.error("--start-at must be a unix time in seconds (date +%s)")
     if not args.token:
         args.token = local_admin_token(args.server)
+    try:
+        if args.station:
+            validate_station(args.station)
+        specs = camera_specs(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -588,16 +674,26 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as exc:
             parser.error(f"--record {args.record}: {exc.strerror or exc}")
     try:
-        asyncio.run(run_cameras(args, record))
+        asyncio.run(run_cameras(args, specs, record))
     except (SourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except AccessRefusedExit:
-        print(
-            "error: the server refused access; ask for a camera token (or a camera link) and "
-            "pass it with --token or KOMI_TOKEN",
-            file=sys.stderr,
-        )
+    except AccessRefusedExit as refused:
+        if refused.station is not None:
+            print(
+                f"error: the server refused to let the cameras join station "
+                f"{refused.station}; pass a token that names it with --token or KOMI_TOKEN "
+                f"(the station's join link, or POST /tokens "
+                f'{{"role": "camera", "station": "{refused.station}"}} by a monitor), or have '
+                f"a monitor list the cameras with POST /stations/{refused.station}",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "error: the server refused access; ask for a camera token (or a camera link) "
+                "and pass it with --token or KOMI_TOKEN",
+                file=sys.stderr,
+            )
         raise SystemExit(3) from None
     except KeyboardInterrupt:
         pass

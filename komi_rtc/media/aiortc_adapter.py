@@ -22,6 +22,9 @@ aiortc has no public API for what the media path needs, so this module reaches i
 - the DTLS context (`RTCCertificate._create_ssl_context`), whose cipher list is widened to
   the ECDHE-RSA suites: aiortc, the DTLS client of every answer, offers ECDSA suites only,
   and a peer whose certificate is RSA (GStreamer's webrtcbin) answers "no shared cipher".
+- a sender's RTCP output (`_send_rtcp`, and `_RTCRtpSender__lsr`, what its round-trip
+  estimate compares receiver reports with): the camera peer's sender reports are
+  restamped with capture time (aiortc stamps the moment its last packet was sent).
 tests/test_aiortc_adapter.py fails loudly when an aiortc release renames any of them; the
 pin in pyproject.toml holds aiortc to the versions those tests passed on. When a name is
 missing at run time, the caller falls back (stock jitter buffer, re-encoded monitors,
@@ -44,12 +47,13 @@ camera's encoded video can be forwarded to monitors without re-encoding
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ _SENDER_SEND_KEYFRAME = "_send_keyframe"
 _SENDER_LAST_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
 _SENDER_PACKET_COUNT = "_RTCRtpSender__packet_count"
 _RECEIVER_HANDLE_RTCP = "_handle_rtcp_packet"
+_SENDER_SEND_RTCP = "_send_rtcp"
+_SENDER_LAST_SR = "_RTCRtpSender__lsr"
 NTP_EPOCH_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
 
 # (encoded frame, the packet that completed it): called for every frame the buffer releases
@@ -325,8 +331,6 @@ def tap_sender_reports(receiver: Any, on_report: SenderReportTap) -> bool:
     """Call `on_report(wall_s, rtp_timestamp)` for every RTCP sender report the camera
     behind `receiver` sends, after aiortc has handled it. False when aiortc changed (sync
     then falls back to arrival times)."""
-    from aiortc.rtp import RtcpSrPacket
-
     handle = getattr(receiver, _RECEIVER_HANDLE_RTCP, None)
     if not callable(handle):
         logger.warning("aiortc's receiver changed: no sender reports, frames synced on arrival")
@@ -341,6 +345,56 @@ def tap_sender_reports(receiver: Any, on_report: SenderReportTap) -> bool:
 
     setattr(receiver, _RECEIVER_HANDLE_RTCP, tapped)
     return True
+
+
+# an RTP timestamp of the sender's stream -> when that frame was captured (unix seconds,
+# the sender's clock), or None while the sender cannot tell yet
+CaptureTimeOfRtp = Callable[[int], float | None]
+
+
+def stamp_sender_reports(sender: Any, capture_time_of: CaptureTimeOfRtp) -> bool:
+    """Make the RTCP sender reports of `sender` map their RTP timestamp to the capture time
+    of that frame (`capture_time_of`) instead of the moment aiortc sent its last packet
+    (which adds the encoding and sending delay, different per camera). A report that
+    `capture_time_of` cannot map yet is held back (the receiver places frames at their
+    arrival until the first report). False when aiortc changed: its reports then keep the
+    send time."""
+    send = getattr(sender, _SENDER_SEND_RTCP, None)
+    if not callable(send) or not _has_sender_rtp_state(sender):
+        logger.warning("aiortc's sender changed: sender reports keep the send time")
+        return False
+
+    async def stamped(packets: list[Any]) -> None:
+        restamped = []
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                captured = capture_time_of(packet.sender_info.rtp_timestamp)
+                if captured is None:
+                    return  # held back: a report of the wrong time would mislead the server
+                ntp = ntp_timestamp(captured)
+                info = dataclasses.replace(packet.sender_info, ntp_timestamp=ntp)
+                packet = dataclasses.replace(packet, sender_info=info)
+                # what the remote's receiver reports echo, for aiortc's round-trip time
+                setattr(sender, _SENDER_LAST_SR, (ntp >> 16) & 0xFFFFFFFF)
+            restamped.append(packet)
+        await send(restamped)
+
+    setattr(sender, _SENDER_SEND_RTCP, stamped)
+    return True
+
+
+def _has_sender_rtp_state(sender: Any) -> bool:
+    """The sender state restamping relies on: its last RTP timestamp and packet count (how
+    the camera learns its RTP origin, `sender_rtp_timestamp`) and its last report."""
+    return all(
+        isinstance(getattr(sender, name, None), int)
+        for name in (_SENDER_PACKET_COUNT, _SENDER_LAST_RTP_TIMESTAMP)
+    ) and hasattr(sender, _SENDER_LAST_SR)
+
+
+def ntp_timestamp(unix_s: float) -> int:
+    """Unix seconds as a 64-bit NTP timestamp (32.32 fixed point from 1900)."""
+    return int((unix_s + NTP_EPOCH_OFFSET_S) * 2**32) & 0xFFFFFFFFFFFFFFFF
 
 
 async def close_peer_connection(pc: Any) -> None:

@@ -1,5 +1,6 @@
-"""Where a camera peer's frames come from: a webcam, a video or image file, or the demo
-(a rendered person exercising, `komi_rtc.synthetic`).
+"""Where a camera peer's frames come from: a webcam (`webcam.py`), a video file
+(`video_file.py`), an image, or the demo (a rendered person exercising,
+`komi_rtc.synthetic`); `open_source` picks one from what a person typed.
 
 Every source returns RGB uint8 frames of the requested size; `read()` blocks (run it in a
 thread). Files loop forever, so a machine without a webcam can stream indefinitely.
@@ -9,29 +10,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from ..synthetic import MOTIONS, ExercisingPersonSource
+from .frame_source import FrameSource, LiveSource, RecordedSource, SourceError
+from .video_file import VideoFileSource
+from .webcam import WebcamSource, first_working_camera
+
+__all__ = [  # the source types live in frame_source.py; named here for the callers
+    "FrameSource",
+    "LiveSource",
+    "MovingPersonSource",
+    "RecordedSource",
+    "SourceError",
+    "VideoFileSource",
+    "WebcamSource",
+    "demo_source",
+    "open_source",
+    "render_moving_person",
+]
 
 DEMO_EXERCISE, DEMO_VIEW = "squat", "side_left"  # found in every frame, counted exactly
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-class FrameSource(Protocol):
-    description: str
-
-    def read(self) -> np.ndarray:
-        """The next RGB frame (H, W, 3); raises SourceError when the source fails."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class SourceError(RuntimeError):
-    pass
 
 
 class MovingPersonSource:
@@ -67,46 +69,6 @@ def render_moving_person(rgb: np.ndarray, width: int, height: int, t: float) -> 
     return canvas
 
 
-class CaptureSource:
-    """A webcam index or a video file through OpenCV; files rewind at their end."""
-
-    def __init__(self, target: int | str, width: int, height: int) -> None:
-        self._capture = cv2.VideoCapture(target)
-        if not self._capture.isOpened():
-            raise SourceError(f"cannot open video source {target!r}")
-        self._is_file = isinstance(target, str)
-        if not self._is_file:
-            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
-        self._size = (width, height)
-        self.description = f"camera {target}" if not self._is_file else f"file {target}"
-
-    def read(self) -> np.ndarray:
-        ok, frame = self._capture.read()
-        if not ok and self._is_file:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._capture.read()
-        if not ok or frame is None:
-            raise SourceError(f"{self.description}: no frame")
-        if (frame.shape[1], frame.shape[0]) != self._size:
-            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-    def close(self) -> None:
-        self._capture.release()
-
-
-def first_working_camera(limit: int = 8) -> int:
-    for index in range(limit):
-        capture = cv2.VideoCapture(index)
-        try:
-            if capture.isOpened() and capture.read()[0]:
-                return index
-        finally:
-            capture.release()
-    raise SourceError("no webcam found; use --source FILE or --source demo")
-
-
 def demo_source(spec: str, width: int, height: int, fps: float) -> ExercisingPersonSource:
     """`demo`, `demo:EXERCISE` or `demo:EXERCISE:VIEW` (front, side_left, side_right): a
     rendered person doing reps of a catalog exercise; raises SourceError for a bad spec."""
@@ -126,17 +88,17 @@ def demo_source(spec: str, width: int, height: int, fps: float) -> ExercisingPer
 
 
 def open_source(spec: str | int | None, width: int, height: int, fps: float) -> FrameSource:
-    """`demo[:EXERCISE[:VIEW]]`, an image (animated), a video file, a webcam index, or None:
-    the first webcam."""
+    """`demo[:EXERCISE[:VIEW]]`, an image (animated), a video file (a recording: its own
+    frame rate, else `fps`), a webcam index, or None: the first webcam."""
     if isinstance(spec, str) and (spec == "demo" or spec.startswith("demo:")):
         return demo_source(spec, width, height, fps)
     if spec is None:
-        return CaptureSource(first_working_camera(), width, height)
+        return WebcamSource(first_working_camera(), width, height)
     if isinstance(spec, int) or str(spec).isdigit():
-        return CaptureSource(int(spec), width, height)
+        return WebcamSource(int(spec), width, height)
     path = Path(spec)
     if not path.exists():
         raise SourceError(f"no such file: {path}")
     if path.suffix.lower() in _IMAGE_SUFFIXES:
         return MovingPersonSource(path, width, height, fps)
-    return CaptureSource(str(path), width, height)
+    return VideoFileSource(str(path), width, height, fps)
