@@ -1,4 +1,5 @@
-"""The demo camera shows the product's point: a person whose reps are counted."""
+"""The demo camera shows the product's point: a person whose reps are counted, and whose
+history fills (issue 28)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool, t
                     reps = analysis["reps"]
                     feedback |= {f["code"] for f in analysis["feedback"]}
                 assert "step_back" not in feedback and "turn_sideways" not in feedback
+            # the demo person's history fills as the demo runs (its set, with those reps)
+            async with http.get(f"http://127.0.0.1:{port}/people/demo/sets") as response:
+                assert response.status == 200
+                sets = (await response.json())["sets"]
+            assert sets and sets[0]["camera_id"] == "demo_camera" and sets[0]["reps"] >= 1
     finally:
         await server.close()
 

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 DEMO_CAMERA = "demo_camera"
+DEMO_PERSON = "demo"  # whose history the demo fills (its sets, a chart, a plan)
 
 
 def demo_camera_id(node_id: str | None) -> str:
@@ -42,6 +43,7 @@ def start_demo_camera(
         verify_tls=False,  # our own certificate, on loopback
         exercise=source.exercise,
         token=token,
+        person=DEMO_PERSON,
     )
     task = asyncio.ensure_future(peer.run())
     task.set_name(camera_id)

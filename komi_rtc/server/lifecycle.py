@@ -30,7 +30,7 @@ from .app_keys import (
 from .camera_registry import CameraRegistry
 from .cluster import cluster_state, join_cluster
 from .config import ServerConfig
-from .demo_camera import demo_camera_id, start_demo_camera
+from .demo_camera import DEMO_PERSON, demo_camera_id, start_demo_camera
 from .legacy_camera import JPEG_DECODES_AT_ONCE
 from .limits import AddressSlots
 from .signaling import Signaling
@@ -103,7 +103,10 @@ def server_lifecycle(
             camera_id = demo_camera_id(node_id if cluster is not None else None)
             token = None
             if authority is not None:
-                token = authority.mint("camera", camera_id, 365 * 24 * 3600)["token"]
+                # tied to the demo person, so /history fills as the demo runs
+                token = authority.mint("camera", camera_id, 365 * 24 * 3600, person=DEMO_PERSON)[
+                    "token"
+                ]
             demo = start_demo_camera(config, token, camera_id)
         yield
         if demo is not None:

@@ -202,7 +202,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except KomiError as exc:
-        logger.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc)
+        # a page asking whether its link may do something gets 401/403 on purpose: not a
+        # warning; everything else a client got wrong is
+        level = logging.INFO if exc.status in (401, 403) else logging.WARNING
+        logger.log(level, "%s %s -> %d: %s", request.method, request.path, exc.status, exc)
         return web.json_response(ErrorBody(str(exc)).to_wire(), status=exc.status)
     except web.HTTPException as exc:
         if exc.status < 400:
