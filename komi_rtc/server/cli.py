@@ -22,7 +22,7 @@ from ..history.store import DatabaseUnavailable, check_database, default_url
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority, load_admin_token
 from .app import create_app
-from .app_keys import AUTHORITY
+from .app_keys import AUTHORITY, POOL
 from .cluster import ClusterUnavailable, redacted
 from .config import ServerConfig
 from .option_sources import (
@@ -536,6 +536,15 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
     return "\n".join(lines)
 
 
+def _started(config: ServerConfig, workers: int) -> list[str]:
+    model = config.model_path or "BlazePose full (bundled)"
+    database = redacted(config.db_url) if config.db_url else "SQLite in the state dir"
+    return [
+        f"  pose: {workers} worker process(es), {model}",
+        f"  history: {database}; state: {config.state_dir}",
+    ]
+
+
 def _port_problem(host: str, port: int) -> str | None:
     """Why the server cannot listen there, checked before anything starts."""
     try:
@@ -579,7 +588,10 @@ def main(argv: list[str] | None = None) -> None:
     links = Links(app.get(AUTHORITY), config.link_ttl_s)
 
     def announce(_: Any) -> None:
-        print(_announce(config, links, app.get(AUTHORITY)), flush=True)
+        banner = _announce(config, links, app.get(AUTHORITY)).split("\n")
+        # what started, in one short block under the first line
+        banner[1:1] = _started(config, app[POOL].size)
+        print("\n".join(banner), flush=True)
 
     async def say_stopping(_: web.Application) -> None:
         logger.info("stopping: closing cameras, monitors and pose workers")
