@@ -1,8 +1,8 @@
 """Real headless Chromium, driven by Playwright, with a fake camera playing a Y4M file.
 
-For the browser test modules: the `browser` fixture (a module imports `browser_fixture` and
-`person_y4m_fixture` to have it) and helpers that open the pages with an access link
-(`?token=`, the admin token unless told)."""
+For the browser test modules (their `browser` fixture is in conftest.py: one Chromium for
+the run, each test's pages closed after it): the marks, the video, and helpers that open
+the pages with an access link (`?token=`, the admin token unless told)."""
 
 from __future__ import annotations
 
@@ -56,24 +56,6 @@ def chromium_args(y4m: Path) -> list[str]:
         "--autoplay-policy=no-user-gesture-required",
         "--ignore-certificate-errors",
     ]
-
-
-@pytest.fixture(scope="session", name="person_y4m")
-def person_y4m_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_person_y4m(tmp_path_factory.mktemp("video") / "person.y4m")
-
-
-@pytest.fixture(name="browser")
-async def browser_fixture(person_y4m: Path) -> Any:
-    """Headless Chromium whose fake camera plays the moving person."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
-        )
-        yield chromium
-        await chromium.close()
 
 
 def page_link(url: str, path: str, token: str | None = ADMIN_TOKEN, **params: str) -> str:

@@ -1,15 +1,19 @@
-"""Shared fixtures: one pose worker pool for the whole run, a real server per test."""
+"""Shared fixtures: one pose worker pool, one Chromium and one PostgreSQL for the whole run
+(each started when a test first needs it); real servers in-process (`server`,
+`start_server`, `restartable_server`) or as their own processes (`server_process`), each
+stopped after its test. Plain helpers are in harness.py, browser helpers in browser.py."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 from auth import ADMIN_TOKEN
+from harness import ServerProcess, free_port
 
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.server import create_app
@@ -50,37 +54,41 @@ class RunningServer:
 
 
 @pytest.fixture
-def start_server(pose_pool: PoseWorkerPool, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Start real servers (on real ports) with a given config; all stopped at the end."""
+async def start_server(
+    pose_pool: PoseWorkerPool, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """Start real servers (on real ports: any free one unless `port` is given) with a given
+    config; each closed at the end (its app's shutdown and cleanup run), unless the test
+    closed it already."""
+    started: list[RunningServer] = []
 
-    async def start(ssl_context: Any = None, **overrides: Any) -> RunningServer:
+    async def start(ssl_context: Any = None, port: int = 0, **overrides: Any) -> RunningServer:
         overrides.setdefault("admin_token", ADMIN_TOKEN)
         overrides.setdefault("state_dir", tmp_path_factory.mktemp("state"))
-        config = ServerConfig(host="127.0.0.1", port=0, **overrides)
+        config = ServerConfig(host="127.0.0.1", port=port, **overrides)
         app = create_app(config, pool=pose_pool)
-        server = TestServer(app, host="127.0.0.1")
+        server = TestServer(app, host="127.0.0.1", port=port)
         await server.start_server(ssl=ssl_context)
-        return RunningServer(server, app)
+        started.append(RunningServer(server, app))
+        return started[-1]
 
-    return start
+    yield start
+    for running in reversed(started):
+        await running.server.close()  # idempotent: nothing happens for one closed already
 
 
 @pytest.fixture
-async def server(start_server: Any) -> AsyncIterator[RunningServer]:
-    running = await start_server()
-    yield running
-    await running.server.close()
+async def server(start_server: Any) -> RunningServer:
+    """A real server with the default config, closed at the end by `start_server`."""
+    running: RunningServer = await start_server()
+    return running
 
 
 class RestartableServer:
     """A real server on a fixed port that a test stops and starts again (reconnection)."""
 
     def __init__(self, pool: PoseWorkerPool, state_dir: Any) -> None:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._pool = pool
         self._state_dir = state_dir
@@ -116,14 +124,58 @@ def artifacts_dir() -> str:
     return ARTIFACTS
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
-    """Poll a condition until it holds; fails the test with a timeout otherwise."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start the server as its own process, as a person does: `server_process(*args)` with
+    the command line's options after --host/--port, once /healthz answers (`ready=False`:
+    right away). Its log is `tmp_path/server.log` unless `log` is given; all are stopped
+    with SIGINT at the end. Other keywords go to `ServerProcess`."""
+    started: list[ServerProcess] = []
+
+    def start(
+        *args: str, ready: bool = True, log: Path | None = None, **options: Any
+    ) -> ServerProcess:
+        process = ServerProcess(args, log or tmp_path / "server.log", **options)
+        started.append(process)
+        if ready:
+            process.wait_healthy()
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def person_y4m(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The moving person as a Y4M video, for Chromium's fake camera."""
+    from browser import write_person_y4m
+
+    return write_person_y4m(tmp_path_factory.mktemp("video") / "person.y4m")
+
+
+@pytest.fixture(scope="session")
+async def chromium(person_y4m: Path) -> AsyncIterator[Any]:
+    """Headless Chromium whose fake camera plays the moving person: one for the run
+    (starting Playwright and Chromium took 1-4 s a test)."""
+    from browser import CHROMIUM, chromium_args
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def browser(chromium: Any) -> AsyncIterator[Any]:
+    """The run's Chromium, for one test: the pages it leaves open (a failed test's camera
+    page still streaming) are closed after it, so the next test starts from none."""
+    yield chromium
+    for context in chromium.contexts:
+        await context.close()
 
 
 @pytest.fixture(scope="session")

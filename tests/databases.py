@@ -10,18 +10,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from harness import free_port, wait_for_blocking
 
 
 def postgres_bin(name: str) -> str | None:
@@ -41,7 +35,7 @@ def postgres_server() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(workdir, "postgres", "postgres")
     data = os.path.join(workdir, "data")
-    port = _free_port()
+    port = free_port()
     run = lambda *args: subprocess.run(  # noqa: E731
         [*as_user, *args], check=True, capture_output=True, text=True, timeout=120
     )
@@ -87,7 +81,7 @@ def redis_server() -> Iterator[str]:
     if not os.path.exists(binary):
         raise RuntimeError("redis-server is not installed (scripts/setup.sh --test installs it)")
     workdir = tempfile.mkdtemp(prefix="komi-redis-")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -111,14 +105,15 @@ def redis_server() -> Iterator[str]:
         import redis
 
         client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-        for _ in range(200):  # until it listens (a few ms); bounded
+
+        def answers() -> bool:  # it listens within a few milliseconds
+            assert process.poll() is None, "redis-server exited at start"
             try:
-                client.ping()
-                break
+                return bool(client.ping())
             except redis.ConnectionError:
-                if process.poll() is not None:
-                    raise RuntimeError("redis-server exited at start") from None
-                time.sleep(0.025)
+                return False
+
+        wait_for_blocking(answers, timeout=10, interval=0.025, what="redis-server answering")
         client.close()
         yield f"redis://127.0.0.1:{port}/0"
     finally:

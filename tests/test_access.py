@@ -12,8 +12,8 @@ import os
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
+from harness import wait_for
 
 from komi_rtc.server.access import TokenAuthority, load_admin_token
 from komi_rtc.server.app_keys import RULES
@@ -327,15 +327,11 @@ async def test_tokens_expire_and_revoked_tokens_stay_revoked_across_a_restart(
     assert status == 401 and "revoked" in body["error"]
     expired: list[tuple[int, dict]] = []
 
-    async def probe() -> None:
+    async def refused() -> bool:  # the token's clock is whole seconds
         expired.append(await status_with(running.url, short["token"]))
+        return expired[-1][0] != 200
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not expired or expired[-1][0] == 200:
-        assert loop.time() < deadline
-        await probe()
-        await asyncio.sleep(0.2)  # polling: the token's clock, not a race
+    await wait_for(refused, interval=0.2, what="the short token refused")
     assert expired[-1][0] == 401 and "expired" in expired[-1][1]["error"]
     await running.server.close()
     again = await start_server(state_dir=tmp_path)

@@ -11,8 +11,8 @@ import aiohttp
 import numpy as np
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, person_jpeg_base64
+from harness import wait_for
 
 from komi_rtc.analysis.catalog import Catalog, default_catalog, load_exercise_file
 from komi_rtc.analysis.derive import derive_exercise
@@ -228,7 +228,7 @@ async def test_replay_gives_the_live_numbers_for_a_recording(start_server, tmp_p
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             status = 0
 
-            async def set_exercise() -> bool:
+            async def exercise_set() -> bool:  # 404 until the camera is listed
                 nonlocal status
                 async with http.post(
                     f"{running.url}/cameras/cam_replay/exercise",
@@ -237,10 +237,7 @@ async def test_replay_gives_the_live_numbers_for_a_recording(start_server, tmp_p
                     status = response.status
                 return status == 200
 
-            deadline = asyncio.get_running_loop().time() + 15
-            while not await set_exercise():  # 404 until the camera is listed
-                assert asyncio.get_running_loop().time() < deadline, f"REST answered {status}"
-                await asyncio.sleep(0.05)
+            await wait_for(exercise_set, timeout=15, what=lambda: f"REST answered {status}")
         await wait_for(lambda: peer.status.results >= 60, timeout=30)
     finally:
         task.cancel()

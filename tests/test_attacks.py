@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -19,8 +13,7 @@ import cv2
 import numpy as np
 import psutil
 import pytest
-from auth import ADMIN_TOKEN, AUTH_HEADERS
-from conftest import wait_for
+from auth import AUTH_HEADERS
 from contract_client import (
     PersonTrack,
     connect_camera,
@@ -28,6 +21,7 @@ from contract_client import (
     person_jpeg_base64,
     post_offer,
 )
+from harness import wait_for
 
 from komi_rtc.protocol.image_headers import jpeg_dimensions, vp8_keyframe_dimensions
 
@@ -261,12 +255,6 @@ async def test_an_id_already_streaming_cannot_be_squatted(server):
         await owner.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
@@ -276,50 +264,24 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, s
         return exc.code, exc.read(), exc.headers.get("Content-Type", "")
 
 
-def test_forged_log_lines_and_huge_urls_leave_one_clean_line_each(tmp_path):
+def test_forged_log_lines_and_huge_urls_leave_one_clean_line_each(server_process, tmp_path):
     """The real server, its real log: a %0a in a URL cannot start a line of its own, and a
     10,000- or 100,000-character URL is refused without a traceback."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    env = {**os.environ, "KOMI_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--workers", "1", "--state-dir", str(tmp_path)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if _get(base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)  # polling a starting process; the deadline fails the test
-        forged = "2026-01-01 00:00:00,000 CRITICAL komi_rtc: FORGED admin logged in"
-        quoted = urllib.request.quote(forged)
-        status, body, kind = _get(f"{base}/get-image/x%0a{quoted}", AUTH_HEADERS)
-        assert status == 400 and kind.startswith("application/json")
-        status, body, kind = _get(f"{base}/cameras%0d%0a{quoted}", AUTH_HEADERS)
-        assert status in (401, 404) and kind.startswith("application/json")
-        status, body, kind = _get(f"{base}/cameras?" + "a" * 10_000, AUTH_HEADERS)
-        assert status == 414 and b"longer than" in body and kind.startswith("application/json")
-        status, _, _ = _get(f"{base}/cameras?" + "a" * 100_000, AUTH_HEADERS)
-        assert status == 400
-        assert _get(base + "/healthz")[0] == 200
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    text = log.read_text()
+    server = server_process("--workers", "1", "--state-dir", str(tmp_path))
+    base = server.url
+    forged = "2026-01-01 00:00:00,000 CRITICAL komi_rtc: FORGED admin logged in"
+    quoted = urllib.request.quote(forged)
+    status, body, kind = _get(f"{base}/get-image/x%0a{quoted}", AUTH_HEADERS)
+    assert status == 400 and kind.startswith("application/json")
+    status, body, kind = _get(f"{base}/cameras%0d%0a{quoted}", AUTH_HEADERS)
+    assert status in (401, 404) and kind.startswith("application/json")
+    status, body, kind = _get(f"{base}/cameras?" + "a" * 10_000, AUTH_HEADERS)
+    assert status == 414 and b"longer than" in body and kind.startswith("application/json")
+    status, _, _ = _get(f"{base}/cameras?" + "a" * 100_000, AUTH_HEADERS)
+    assert status == 400
+    assert _get(base + "/healthz")[0] == 200
+    server.stop()
+    text = server.log_text()
     assert "Traceback" not in text, text
     lines = text.splitlines()
     assert not any(line.startswith("2026-01-01") for line in lines), text

@@ -3,22 +3,20 @@ present it on every request, and say in plain words when they have none or it is
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
 import aiohttp
 import pytest
 from auth import AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_camera,
     open_monitor,
     page_link,
-    person_y4m_fixture,
     tile_is_live,
 )
+from harness import wait_for
 
 pytestmark = BROWSER_TESTS
 
@@ -54,9 +52,11 @@ async def _status(url: str, path: str, token: str) -> int:
 
 async def _until_refused(url: str, token: str, timeout: float = 10.0) -> None:
     """Wait until the server itself refuses `token` (its expiry is whole seconds)."""
-    async with asyncio.timeout(timeout):
-        while await _status(url, "/config.json", token) != 401:
-            await asyncio.sleep(0.1)
+
+    async def refused() -> bool:
+        return await _status(url, "/config.json", token) == 401
+
+    await wait_for(refused, timeout, interval=0.1, what="the token refused")
 
 
 async def _cameras(url: str) -> list[str]:

@@ -13,18 +13,17 @@ from typing import Any
 import aiohttp
 import pytest
 from auth import AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_camera,
     open_monitor,
-    person_y4m_fixture,
     tile_is_live,
 )
-from cluster_nodes import Node, placement, until, wait_joined
+from cluster_nodes import Node, placement, wait_joined
 from databases import redis_server
+from harness import wait_for
 
-pytestmark = BROWSER_TESTS
+pytestmark = [*BROWSER_TESTS, pytest.mark.databases]  # a Redis for the nodes
 
 CAMERA = "cam_page_failover"
 
@@ -95,7 +94,7 @@ async def test_pages_whose_node_dies_go_on_through_a_live_node(two_nodes, browse
             async def on_second() -> bool:
                 return (await placement(http, second)).get(CAMERA) == second.id
 
-            await until(on_second, 10, f"{CAMERA} listed on {second.id}")
+            await wait_for(on_second, 10, f"{CAMERA} listed on {second.id}")
             # the monitor lists the cameras through the live node and watches the camera
             # there: a new tile, playing and drawn
             await monitor.wait_for_function(

@@ -15,16 +15,14 @@ import aiohttp
 import cv2
 import numpy as np
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_camera,
     open_monitor,
     page_link,
-    person_y4m_fixture,
     tile_is_live,
 )
-from conftest import wait_for
+from harness import wait_for
 
 from komi_rtc.camera.peer import CameraPeer
 from komi_rtc.media.video_sources import open_source
@@ -49,12 +47,12 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict) -> dict:
 
 async def _poll_sets(http: aiohttp.ClientSession, url: str, person: str, done, timeout: float):
     """The person's sets once `done(sets)` holds (polled, with a timeout)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            sets = (await _get_json(http, f"{url}/people/{person}/sets"))["sets"]
-            if done(sets):
-                return sets
-            await asyncio.sleep(0.25)
+
+    async def sets_done() -> list | None:
+        sets = (await _get_json(http, f"{url}/people/{person}/sets"))["sets"]
+        return sets if done(sets) else None
+
+    return await wait_for(sets_done, timeout, interval=0.25, what=f"{person}'s sets")
 
 
 async def _record_squat_set(url: str, person: str, camera_id: str) -> dict:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_camera,
     open_monitor,
-    person_y4m_fixture,
     tile_is_live,
 )
 

@@ -8,12 +8,10 @@ import re
 
 import aiohttp
 from auth import AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_camera,
     open_monitor,
-    person_y4m_fixture,
     tile_is_live,
 )
 

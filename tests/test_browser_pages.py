@@ -9,13 +9,11 @@ import ssl
 
 import aiohttp
 from auth import AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     mean_brightness,
     open_camera,
     open_monitor,
-    person_y4m_fixture,
     skeleton_pixels,
     tile_is_live,
 )

@@ -5,7 +5,6 @@ the 3-D skeleton)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
@@ -13,13 +12,12 @@ import aiohttp
 import cv2
 import numpy as np
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from browser import (  # noqa: F401 (fixtures, used by name)
+from browser import (
     BROWSER_TESTS,
-    browser_fixture,
     open_monitor,
     page_link,
-    person_y4m_fixture,
 )
+from harness import wait_for
 
 from komi_rtc.multiview.cameras import CameraModel, StationCalibration, intrinsics_guess, look_at
 
@@ -57,13 +55,16 @@ async def _post(url: str, path: str, body: dict[str, Any]) -> tuple[int, dict[st
 
 async def _both_streaming(url: str, timeout: float = 30.0) -> dict[str, Any]:
     """The station as GET /stations shows it, once both cameras stream in it."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        for station in await _stations(url):
+    seen: list[dict[str, Any]] = []
+
+    async def both_streaming() -> dict[str, Any] | None:
+        seen[:] = await _stations(url)
+        for station in seen:
             if station["id"] == STATION and set(station["streaming"]) == set(CAMERAS):
                 return station
-        assert asyncio.get_running_loop().time() < deadline, await _stations(url)
-        await asyncio.sleep(0.2)  # polling the server's state, with a deadline
+        return None
+
+    return await wait_for(both_streaming, timeout, interval=0.2, what=lambda: str(seen))
 
 
 def _toe_in_calibration() -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sys
 import time
 
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from cluster_nodes import free_port
+from harness import free_port, wait_for
 
 from komi_rtc.camera.peer import CameraPeer, CameraSpec, parse_camera_list
 from komi_rtc.media.video_sources import open_source
@@ -22,11 +22,11 @@ async def _median_latency(url: str, results: int = 25) -> float:
     )
     task = asyncio.create_task(peer.run())
     try:
-        for _ in range(600):
-            if peer.status.latency.count >= results:
-                break
-            await asyncio.sleep(0.05)
-        assert peer.status.latency.count >= results, peer.status.state
+        await wait_for(
+            lambda: peer.status.latency.count >= results,
+            timeout=30,
+            what=lambda: f"{results} latencies ({peer.status.state})",
+        )
         return peer.status.latency.percentile(50) or 0.0
     finally:
         task.cancel()
@@ -80,11 +80,11 @@ async def test_camera_peer_records_and_reconnects_after_a_server_restart(
 
 
 async def _wait_results(peer: CameraPeer, count: int, timeout: float = 15) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if peer.status.results >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {peer.status.results} results ({peer.status.state})")
+    await wait_for(
+        lambda: peer.status.results >= count,
+        timeout,
+        what=lambda: f"{count} results, {peer.status.results} so far ({peer.status.state})",
+    )
 
 
 def test_camera_list_parsing():
@@ -115,13 +115,13 @@ async def test_analysis_fps_cap_analyses_fewer_frames(start_server):
     task = asyncio.create_task(peer.run())
     try:
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-            for _ in range(400):
+
+            async def forty_frames_received() -> dict | None:
                 async with http.get(f"{running.url}/stats") as response:
                     stats = (await response.json())["cameras"].get("cam_capped")
-                if stats and stats["frames_received"] >= 40:
-                    break
-                await asyncio.sleep(0.05)
-        assert stats is not None and stats["frames_received"] >= 40
+                return stats if stats and stats["frames_received"] >= 40 else None
+
+            stats = await wait_for(forty_frames_received, timeout=20, what="40 frames received")
         assert stats["frames_analysed"] <= 0.5 * stats["frames_received"]
         assert stats["frames_skipped"] >= 0.4 * stats["frames_received"]
     finally:

@@ -20,13 +20,16 @@ from typing import Any
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from cluster_nodes import Cluster, Node, free_port, placed, placement, until, wait_joined
+from cluster_nodes import Cluster, Node, placed, placement, wait_joined
 from contract_client import PersonTrack, connect_camera, connect_monitor
 from databases import fresh_database, redis_server
+from harness import free_port, wait_for, wait_for_blocking
 from whip_client import whep_player, whip_camera
 
 from komi_rtc.camera.peer import CameraPeer, CapturedTrack
 from komi_rtc.media.video_sources import open_source
+
+pytestmark = pytest.mark.databases  # PostgreSQL and Redis
 
 NODES = ("node_a", "node_b", "node_c")
 
@@ -91,15 +94,15 @@ async def test_cameras_go_to_the_node_with_most_capacity_left_and_any_node_lists
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         # one camera sending 24 fps, then light ones at 4 fps, all through node_a
         heavy = cameras(entry, "cam_heavy", fps=24)
-        await until(lambda: _has(placement(http, entry), "cam_heavy"), 30, "cam_heavy placed")
+        await wait_for(lambda: _has(placement(http, entry), "cam_heavy"), 30, "cam_heavy placed")
         heavy_node = (await placement(http, entry))["cam_heavy"]
-        await until(lambda: _measured(heavy.peer, 40), 30, "cam_heavy streaming")
+        await wait_for(lambda: _measured(heavy.peer, 40), 30, "cam_heavy streaming")
         for i in range(3):
             light = cameras(entry, f"cam_light{i}", fps=4)
-            await until(
+            await wait_for(
                 lambda i=i: _has(placement(http, entry), f"cam_light{i}"), 30, "light placed"
             )
-            await until(lambda light=light: _measured(light.peer, 8), 30, "light streaming")
+            await wait_for(lambda light=light: _measured(light.peer, 8), 30, "light streaming")
         where = await placement(http, entry)
         # by capacity left, not by count: the heavy camera's node takes no light one while
         # the others have room, though after three it hosts fewer cameras than one of them
@@ -137,7 +140,7 @@ async def test_a_monitor_on_one_node_watches_a_camera_on_another(
     a, c = cluster["node_a"], cluster["node_c"]
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         camera = cameras(c, "cam_watched", fps=8, exercise="squat")
-        await until(lambda: _measured(camera.peer, 5), 30, "cam_watched streaming")
+        await wait_for(lambda: _measured(camera.peer, 5), 30, "cam_watched streaming")
         host = (await placed(http, a, "cam_watched"))["cam_watched"]
         far = next(n for n in cluster.nodes.values() if n.id != host)
         # the monitor's offer goes to `far`; its answer comes from the camera's node
@@ -145,7 +148,7 @@ async def test_a_monitor_on_one_node_watches_a_camera_on_another(
         try:
             message = await monitor.next_message("frame_processed", timeout=20)
             assert message["camera_id"] == "cam_watched"
-            await until(lambda: _frames(monitor, 3), 20, "forwarded video")
+            await wait_for(lambda: _frames(monitor, 3), 20, "forwarded video")
             # REST about the camera works on any node (passed to its node)
             async with http.get(f"{far.url}/get-image/cam_watched") as response:
                 assert response.status == 200 and response.content_type == "image/jpeg"
@@ -208,7 +211,9 @@ async def test_whip_cameras_are_placed_and_their_sessions_answer_through_any_nod
                 player = await whep_player(other.url, "whip_c2")
                 try:
                     assert player.headers["X-Komi-Node"] == host
-                    await until(lambda: _frames(player, 5), 20, "WHEP video through another node")
+                    await wait_for(
+                        lambda: _frames(player, 5), 20, "WHEP video through another node"
+                    )
                     assert (await player.request("DELETE"))[0] == 200
                 finally:
                     await player.close()
@@ -223,7 +228,7 @@ async def test_whip_cameras_are_placed_and_their_sessions_answer_through_any_nod
                 async def gone() -> bool:
                     return "whip_c2" not in await placement(http, other)
 
-                await until(gone, 10, "whip_c2 gone from the cluster")
+                await wait_for(gone, 10, "whip_c2 gone from the cluster")
             finally:
                 await second.close()
         finally:
@@ -246,7 +251,7 @@ async def test_tokens_minted_on_one_node_work_and_are_revoked_on_every_node(
         async with http.post(f"{b.url}/tokens", json={"role": "camera"}) as response:
             camera_token = (await response.json())["token"]
         camera = cameras(a, "cam_token", fps=5, token=camera_token)
-        await until(lambda: _measured(camera.peer, 3), 30, "camera with a minted token")
+        await wait_for(lambda: _measured(camera.peer, 3), 30, "camera with a minted token")
         async with aiohttp.ClientSession() as anonymous:
             headers = {"Authorization": f"Bearer {token}"}
             async with anonymous.ws_connect(f"{c.url}/ws/monitor", headers=headers) as ws:
@@ -292,7 +297,7 @@ async def test_cameras_of_a_new_station_offered_at_once_through_two_nodes_share_
                     for s in listed
                 )
 
-            await until(both_in_station, 15, "one station streaming both cameras")
+            await wait_for(both_in_station, 15, "one station streaming both cameras")
     finally:
         for peer in peers:
             await peer.close()
@@ -311,7 +316,7 @@ async def test_a_persons_links_work_through_any_node(cluster: Cluster, cameras: 
             assert r.status == 200, await r.text()
             lee = (await r.json())["token"]
         camera = cameras(a, "cam_bound", fps=5, token=token)
-        await until(lambda: _measured(camera.peer, 3), 30, "bound camera streaming")
+        await wait_for(lambda: _measured(camera.peer, 3), 30, "bound camera streaming")
         host = (await placed(http, a, "cam_bound"))["cam_bound"]
         async with http.post(f"{a.url}/cameras/cam_bound/exercise", json={"exercise": "squat"}):
             pass
@@ -325,7 +330,7 @@ async def test_a_persons_links_work_through_any_node(cluster: Cluster, cameras: 
                         "cam_bound"
                     ]
 
-            await until(recorded, 15, f"lee's set seen through {node.id}")
+            await wait_for(recorded, 15, f"lee's set seen through {node.id}")
             async with own.get(f"{node.url}/people/someone_else/sets") as response:
                 assert response.status == 403, (node.id, host)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as bound:
@@ -344,9 +349,9 @@ async def test_a_station_named_by_rest_gathers_its_cameras_from_other_nodes(
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         # the second camera goes to a node without one (spares alike: fewest cameras wins)
         first = cameras(b, "cam_pull_1", fps=8, size=(160, 120))
-        await until(lambda: _measured(first.peer, 3), 30, "cam_pull_1 streaming")
+        await wait_for(lambda: _measured(first.peer, 3), 30, "cam_pull_1 streaming")
         second = cameras(c, "cam_pull_2", fps=8, size=(160, 120))
-        await until(lambda: _measured(second.peer, 3), 30, "cam_pull_2 streaming")
+        await wait_for(lambda: _measured(second.peer, 3), 30, "cam_pull_2 streaming")
         where = await placed(http, a, "cam_pull_1", "cam_pull_2")
         assert where["cam_pull_1"] != where["cam_pull_2"], f"need two nodes to begin: {where}"
         host = where["cam_pull_1"]
@@ -368,16 +373,16 @@ async def test_a_station_named_by_rest_gathers_its_cameras_from_other_nodes(
                 for s in listed
             )
 
-        await until(gathered, 30, "station st_pull streaming both cameras on one node")
+        await wait_for(gathered, 30, "station st_pull streaming both cameras on one node")
 
         async def both_on_host() -> dict[str, str] | None:
             # node a hears of the move with the station's node's next heartbeat
             where = await placement(http, a)
             return where if where.get("cam_pull_1") == where.get("cam_pull_2") == host else None
 
-        await until(both_on_host, 10, f"{a.id} placing both cameras on {host}")
+        await wait_for(both_on_host, 10, f"{a.id} placing both cameras on {host}")
         # the moved camera streams on through the station's node
-        await until(
+        await wait_for(
             lambda n=second.peer.status.results: _measured(second.peer, n + 5), 20, "results"
         )
         # only a node may ask another to let a camera go
@@ -408,7 +413,7 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
             for i in range(2)
         ]
         for camera in moved:
-            await until(lambda camera=camera: _measured(camera.peer, 3), 30, "streaming")
+            await wait_for(lambda camera=camera: _measured(camera.peer, 3), 30, "streaming")
         where = await placed(http, entry, "cam_kill0", "cam_kill1")
         victim = cluster[where["cam_kill0"]]
         survivor = next(n for n in cluster.nodes.values() if n.alive and n is not victim)
@@ -419,12 +424,12 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
         assert sorted(moved[0].peer.cluster_nodes) == sorted(n.url for n in cluster.nodes.values())
         on_victim = [c.peer for c in moved if where[c.peer.camera_id] == victim.id]
         # a rep of a camera on the victim recorded before it dies
-        await until(lambda: _reps_recorded(http, survivor, "kim0", 1), 60, "a rep recorded")
+        await wait_for(lambda: _reps_recorded(http, survivor, "kim0", 1), 60, "a rep recorded")
         before = {p: await _rep_total(http, survivor, p) for p in ("kim0", "kim1")}
         killed_wall, killed_at = time.time(), time.monotonic()
         victim.process.kill()
         victim.process.wait()
-        await until(
+        await wait_for(
             lambda: _all_on(http, survivor, ["cam_kill0", "cam_kill1"], _live(cluster)),
             30,
             "cameras back on live nodes",
@@ -433,7 +438,7 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
             f"the killed node's cameras were placed again after {time.monotonic() - killed_at:.1f} s"
         )
         for peer in on_victim:
-            await until(
+            await wait_for(
                 lambda peer=peer, n=peer.status.results: _measured(peer, n + 5), 20, "results"
             )
         async with http.get(f"{survivor.url}/cluster") as response:
@@ -443,7 +448,7 @@ async def test_a_killed_node_s_cameras_move_to_live_nodes_and_keep_their_reps(
         for person, reps in before.items():
             assert await _rep_total(http, survivor, person) >= reps
         for peer in on_victim:
-            await until(
+            await wait_for(
                 lambda peer=peer: _old_sets_ended(http, survivor, peer.person, killed_wall),
                 15,
                 "the dead node's sets ended",
@@ -485,7 +490,7 @@ async def test_a_drained_node_moves_its_cameras_without_losing_a_rep(
         camera = cameras(
             live[0], "cam_drain", fps=10, size=(640, 480), exercise="squat", person="dana"
         )
-        await until(lambda: _measured(camera.peer, 3), 30, "cam_drain streaming")
+        await wait_for(lambda: _measured(camera.peer, 3), 30, "cam_drain streaming")
         drained = cluster[(await placed(http, live[0], "cam_drain"))["cam_drain"]]
         entry = next(n for n in live if n is not drained)
         camera.peer.server = entry.url
@@ -498,18 +503,18 @@ async def test_a_drained_node_moves_its_cameras_without_losing_a_rep(
                     seen_reps += 1
             return seen_reps >= at_least
 
-        await until(lambda: reps_seen(2), 60, "reps before draining")
+        await wait_for(lambda: reps_seen(2), 60, "reps before draining")
         drained.process.send_signal(signal.SIGTERM)
-        await until(
+        await wait_for(
             lambda: _all_on(http, entry, ["cam_drain"], {entry.id}), 30, "moved to a live node"
         )
         moved_at = seen_reps
-        await until(lambda: reps_seen(moved_at + 2), 60, "reps after the move")
+        await wait_for(lambda: reps_seen(moved_at + 2), 60, "reps after the move")
         assert drained.process.wait(timeout=30) == 0, cluster.logs()
         assert "draining: moving 1 camera(s)" in drained.log.read_text()
         # every rep the camera was told of is recorded, across both nodes' sets; the set on
         # the drained node was ended by the move, not left open
-        await until(lambda: _reps_recorded(http, entry, "dana", seen_reps), 15, "reps recorded")
+        await wait_for(lambda: _reps_recorded(http, entry, "dana", seen_reps), 15, "reps recorded")
         sets = await _sets(http, entry, "dana")
         assert {s["camera_id"] for s in sets} == {"cam_drain"} and len(sets) >= 2
         first = sets[-1]  # newest first: the set on the drained node is the last
@@ -531,18 +536,19 @@ def _start_redis(args: list[str], port: int, workdir: Path) -> subprocess.Popen[
         stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+
+    def answers() -> bool:
+        assert process.poll() is None, f"redis-server {args} exited at start"
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return process
-            except redis.ConnectionError:
-                assert process.poll() is None, f"redis-server {args} exited at start"
-                assert time.monotonic() < deadline, f"redis-server {args} not answering"
-                time.sleep(0.05)  # polling a starting server (no event loop in a fixture)
+        wait_for_blocking(answers, 10, f"redis-server {args} answering")
     finally:
         client.close()
+    return process
 
 
 @pytest.fixture
@@ -573,13 +579,14 @@ def sentinel_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Node], dict[str
     nodes: dict[str, Node] = {}
     try:
         sentinel = redis.Redis(host="127.0.0.1", port=ports["sentinel"], decode_responses=True)
-        deadline = time.monotonic() + 30
-        while not any(  # the Sentinel knows the replica it would promote
-            r.get("flags") == "slave" and r.get("master-link-status") == "ok"
-            for r in sentinel.sentinel_slaves("komi")
-        ):
-            assert time.monotonic() < deadline, "the Sentinel never saw the replica"
-            time.sleep(0.2)  # polling Redis's own discovery
+
+        def replica_known() -> bool:  # the Sentinel knows the replica it would promote
+            return any(
+                r.get("flags") == "slave" and r.get("master-link-status") == "ok"
+                for r in sentinel.sentinel_slaves("komi")
+            )
+
+        wait_for_blocking(replica_known, 30, "the Sentinel seeing the replica", interval=0.2)
         sentinel.close()
         url = f"redis+sentinel://127.0.0.1:{ports['sentinel']}/komi"
         for node_id in ("node_s1", "node_s2"):
@@ -608,7 +615,7 @@ async def test_the_nodes_follow_a_sentinel_failover_of_redis(
     one, two = nodes["node_s1"], nodes["node_s2"]
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         first = cameras(one, "cam_sen_1", fps=5, size=(160, 120))
-        await until(lambda: _measured(first.peer, 3), 30, "cam_sen_1 streaming")
+        await wait_for(lambda: _measured(first.peer, 3), 30, "cam_sen_1 streaming")
         await placed(http, two, "cam_sen_1")
 
         processes["master"].kill()
@@ -620,14 +627,14 @@ async def test_the_nodes_follow_a_sentinel_failover_of_redis(
                 address = await sentinel.sentinel_get_master_addr_by_name("komi")
                 return bool(address) and int(address[1]) == ports["replica"]
 
-            await until(promoted, 30, "the Sentinel promoting the replica")
+            await wait_for(promoted, 30, "the Sentinel promoting the replica")
         finally:
             await sentinel.aclose()
 
         # after the failover: a new camera is placed and claimed in the new master, an id
         # streaming on one node is refused on the other, and the first camera streams on
         second = cameras(two, "cam_sen_2", fps=5, size=(160, 120))
-        await until(lambda: _measured(second.peer, 3), 30, "cam_sen_2 streaming")
+        await wait_for(lambda: _measured(second.peer, 3), 30, "cam_sen_2 streaming")
         for node in (one, two):
             await placed(http, node, "cam_sen_1", "cam_sen_2", timeout=15)
         new_master = redis.Redis(host="127.0.0.1", port=ports["replica"], decode_responses=True)
@@ -641,7 +648,9 @@ async def test_the_nodes_follow_a_sentinel_failover_of_redis(
                 other.url, CapturedTrack(open_source("demo", 160, 120, 5), 5), "cam_sen_1"
             )
             await peer.close()
-        await until(lambda n=first.peer.status.results: _measured(first.peer, n + 5), 20, "results")
+        await wait_for(
+            lambda n=first.peer.status.results: _measured(first.peer, n + 5), 20, "results"
+        )
 
 
 def test_a_second_node_with_a_live_node_s_id_refuses_to_start(

@@ -27,12 +27,15 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from auth import ADMIN_TOKEN, AUTH_HEADERS, call, mint_token
-from cluster_nodes import Cluster, Node, free_port, until, wait_joined
+from cluster_nodes import Cluster, Node, wait_joined
 from databases import redis_server
+from harness import free_port, wait_for
 from multidict import CIMultiDict
 
 from komi_rtc.server.cluster import NodeInfo
 from komi_rtc.server.cluster.signing import ClusterKeys
+
+pytestmark = pytest.mark.databases  # Redis
 
 OLD_SIGNING_KEY = "an-older-version-s-signing-key-0123"  # with the token, before the start
 BAD_SDP = "v=0\r\n"  # passes the offer's checks; refused after placement (no video)
@@ -127,7 +130,7 @@ async def _beats(store: aioredis.Redis, node: Node, beats: int) -> None:
         left = now
         return renewed >= beats
 
-    await until(beaten, 15, f"{node.id} beating {beats} times")
+    await wait_for(beaten, 15, f"{node.id} beating {beats} times")
 
 
 async def _listed_nodes(http: aiohttp.ClientSession, node: Node) -> set[str]:
@@ -293,7 +296,7 @@ async def _revoke_and_wait(by: Node, other: Node, minted: dict[str, Any]) -> Non
         status, _ = await call(f"{other.url}/cameras", token=minted["token"])
         return status == 401
 
-    await until(refused, 10, f"{other.id} taking the revocation")
+    await wait_for(refused, 10, f"{other.id} taking the revocation")
 
 
 class _SignedNode:
@@ -345,7 +348,7 @@ async def test_a_forwarded_request_carries_a_signed_grant_and_no_token(
             async def trusted() -> bool:
                 return "node_far" in await _listed_nodes(http, a)
 
-            await until(trusted, 10, "node_a trusting the signed record")
+            await wait_for(trusted, 10, "node_a trusting the signed record")
             watcher = await http.ws_connect(f"{a.url}/ws/monitor")  # opens a relay there
             offers = [
                 await _offer(a, "cam_far_1", body={"token": token}),
@@ -357,7 +360,7 @@ async def test_a_forwarded_request_carries_a_signed_grant_and_no_token(
             async def relayed() -> bool:
                 return any(r.path == "/ws/monitor?scope=node" for r in far.requests)
 
-            await until(relayed, 10, "node_a's status relay reaching node_far")
+            await wait_for(relayed, 10, "node_a's status relay reaching node_far")
             await watcher.close()
         offered = [r for r in far.requests if r.path.startswith("/offer")]
         assert len(offered) == 3

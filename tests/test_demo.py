@@ -3,53 +3,37 @@ history fills (issue 28)."""
 
 from __future__ import annotations
 
-import socket
-
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from auth import ADMIN_TOKEN, AUTH_HEADERS
+from auth import AUTH_HEADERS
+from harness import free_port
 
 from komi_rtc.media.video_sources import SourceError, open_source
-from komi_rtc.server import ServerConfig, create_app
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def test_the_demo_camera_counts_squats_from_the_first_seconds(pose_pool, tmp_path):
-    port = _free_port()
-    config = ServerConfig(
-        host="127.0.0.1", port=port, demo_camera=True, admin_token=ADMIN_TOKEN, state_dir=tmp_path
-    )
-    server = TestServer(create_app(config, pool=pose_pool), host="127.0.0.1", port=port)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-            async with http.ws_connect(f"http://127.0.0.1:{port}/ws/monitor") as ws:
-                reps, feedback = 0, set()
-                while reps < 2:  # ws.receive_json's timeout fails the test if they stop
-                    message = await ws.receive_json(timeout=30)
-                    if message["type"] != "status_update":
-                        continue
-                    assert message["camera_id"] == "demo_camera"
-                    analysis = message.get("analysis")
-                    if analysis is None:
-                        continue
-                    assert analysis["exercise"] == "squat" and analysis["view"] == "side"
-                    reps = analysis["reps"]
-                    feedback |= {f["code"] for f in analysis["feedback"]}
-                assert "step_back" not in feedback and "turn_sideways" not in feedback
-            # the demo person's history fills as the demo runs (its set, with those reps)
-            async with http.get(f"http://127.0.0.1:{port}/people/demo/sets") as response:
-                assert response.status == 200
-                sets = (await response.json())["sets"]
-            assert sets and sets[0]["camera_id"] == "demo_camera" and sets[0]["reps"] >= 1
-    finally:
-        await server.close()
+async def test_the_demo_camera_counts_squats_from_the_first_seconds(start_server):
+    # a fixed port: the demo camera streams to the server's own address
+    running = await start_server(port=free_port(), demo_camera=True)
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+        async with http.ws_connect(f"{running.url}/ws/monitor") as ws:
+            reps, feedback = 0, set()
+            while reps < 2:  # ws.receive_json's timeout fails the test if they stop
+                message = await ws.receive_json(timeout=30)
+                if message["type"] != "status_update":
+                    continue
+                assert message["camera_id"] == "demo_camera"
+                analysis = message.get("analysis")
+                if analysis is None:
+                    continue
+                assert analysis["exercise"] == "squat" and analysis["view"] == "side"
+                reps = analysis["reps"]
+                feedback |= {f["code"] for f in analysis["feedback"]}
+            assert "step_back" not in feedback and "turn_sideways" not in feedback
+        # the demo person's history fills as the demo runs (its set, with those reps)
+        async with http.get(f"{running.url}/people/demo/sets") as response:
+            assert response.status == 200
+            sets = (await response.json())["sets"]
+        assert sets and sets[0]["camera_id"] == "demo_camera" and sets[0]["reps"] >= 1
 
 
 def test_demo_sources_name_their_exercise_and_refuse_unknown_ones():

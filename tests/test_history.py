@@ -8,8 +8,6 @@ import csv
 import io
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,8 +18,8 @@ from datetime import datetime
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS
-from conftest import wait_for
 from databases import fresh_database
+from harness import wait_for
 from sqlalchemy import inspect, text
 
 from komi_rtc.analysis.catalog import default_catalog
@@ -30,6 +28,8 @@ from komi_rtc.history.recorder import SetRecorder
 from komi_rtc.history.store import History, HistoryStore, SetHandle, migrate, schema_revision
 from komi_rtc.media.video_sources import open_source
 
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.databases)]
+
 
 async def _get_json(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(url) as response:
@@ -37,7 +37,7 @@ async def _get_json(http: aiohttp.ClientSession, url: str) -> dict:
         return await response.json()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(
     tmp_path, backend, request
 ):
@@ -79,7 +79,7 @@ def test_migrations_run_from_an_empty_database_and_from_the_previous_schema(
     old.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_set_streamed_over_webrtc_is_recorded_with_its_reps(
     start_server, tmp_path, backend, request
 ):
@@ -217,12 +217,6 @@ def test_the_recorder_ends_a_set_after_60_s_out_of_view_and_starts_again(tmp_pat
     asyncio.run(run())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _request(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -235,80 +229,37 @@ def _request(url: str, method: str = "GET", body: dict | None = None) -> tuple[i
         return exc.code, {}
 
 
-def _start(state_dir, port: int, log) -> subprocess.Popen:
-    env = {**os.environ, "KOMI_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "1", "--demo", "--state-dir", str(state_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+def test_a_server_killed_mid_set_keeps_every_completed_rep(server_process, tmp_path):
+    options = ("--workers", "1", "--demo", "--state-dir", str(tmp_path))
+    server = server_process(*options)
+    base = server.url
 
+    def tied() -> bool:  # 404 until the demo camera is up
+        person = {"person": "kim"}
+        return _request(f"{base}/cameras/demo_camera/person", "POST", person)[0] == 200
 
-def _poll(predicate, server: subprocess.Popen, log_path, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        assert server.poll() is None, log_path.read_text()
-        result = predicate()
-        if result:
-            return result
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.3)  # polling a separate process; the deadline fails the test
+    server.wait_until(tied, what="the demo camera tied to kim")
+    _request(f"{base}/cameras/demo_camera/exercise", "POST", {"exercise": "squat"})
 
+    def reps_recorded() -> int:
+        sets = _request(f"{base}/people/kim/sets")[1].get("sets", [])
+        return sets[0]["reps"] if sets and sets[0]["reps"] >= 3 else 0
 
-def test_a_server_killed_mid_set_keeps_every_completed_rep(tmp_path):
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "server.log"
-    with open(log_path, "ab") as log:
-        server = _start(tmp_path, port, log)
-    try:
+    recorded = server.wait_until(reps_recorded, what="three reps recorded")
+    server.kill()  # mid-set: no shutdown, no flush
+    again = server_process(*options, port=server.port)  # its log goes on in the same file
 
-        def tied() -> bool:
-            try:
-                return (
-                    _request(f"{base}/cameras/demo_camera/person", "POST", {"person": "kim"})[0]
-                    == 200
-                )
-            except OSError:
-                return False
+    def sets_after_restart() -> list:
+        status, body = _request(f"{base}/people/kim/sets")
+        return body["sets"] if status == 200 else []
 
-        _poll(tied, server, log_path)
-        _request(f"{base}/cameras/demo_camera/exercise", "POST", {"exercise": "squat"})
-
-        def reps_recorded() -> int:
-            sets = _request(f"{base}/people/kim/sets")[1].get("sets", [])
-            return sets[0]["reps"] if sets and sets[0]["reps"] >= 3 else 0
-
-        recorded = _poll(reps_recorded, server, log_path)
-    finally:
-        server.send_signal(signal.SIGKILL)  # mid-set: no shutdown, no flush
-        server.wait(10)
-    assert recorded >= 3
-    with open(log_path, "ab") as log:
-        again = _start(tmp_path, port, log)
-    try:
-
-        def sets_after_restart() -> list:
-            try:
-                status, body = _request(f"{base}/people/kim/sets")
-            except OSError:
-                return []
-            return body["sets"] if status == 200 else []
-
-        sets = _poll(sets_after_restart, again, log_path)
-        first = sets[-1]
-        assert first["reps"] >= recorded  # every rep seen before the kill, maybe one more
-        assert first["ended_at"] is not None and first["end_reason"] == "server stopped"
-        assert len(first["reps_detail"]) == first["reps"]
-    finally:
-        again.send_signal(signal.SIGINT)
-        try:
-            again.wait(30)
-        except subprocess.TimeoutExpired:
-            again.kill()
-    assert "Traceback" not in log_path.read_text()
+    sets = again.wait_until(sets_after_restart, what="kim's sets after the restart")
+    first = sets[-1]
+    assert first["reps"] >= recorded  # every rep seen before the kill, maybe one more
+    assert first["ended_at"] is not None and first["end_reason"] == "server stopped"
+    assert len(first["reps_detail"]) == first["reps"]
+    again.stop()
+    assert "Traceback" not in again.log_text()
 
 
 async def test_a_person_is_tied_by_offer_or_control_message_and_everyone_learns_it(server):

@@ -9,21 +9,15 @@ import csv
 import io
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from typing import Any
 
 import aiohttp
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS, mint_token
-from cluster_nodes import free_port
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, post_offer
+from harness import wait_for
 
 from komi_rtc.history.store import HistoryStore, SetHandle
 from komi_rtc.protocol import InvalidRequest, validate_camera_id, validate_person_id
@@ -329,48 +323,28 @@ def _http(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
         return response.status, json.loads(response.read())
 
 
-def test_the_real_server_s_log_holds_no_token_from_requests_it_cannot_parse(tmp_path):
+def test_the_real_server_s_log_holds_no_token_from_requests_it_cannot_parse(
+    server_process, tmp_path
+):
     """`python -m komi_rtc.server --debug` as a person starts it; its log is its stderr."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "KOMI_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
-    stderr_path, stdout_path = tmp_path / "stderr.log", tmp_path / "stdout.log"
-    with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--workers", "1", "--state-dir", str(tmp_path), "--debug"],
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, stderr_path.read_text()
-            assert time.monotonic() < deadline, stderr_path.read_text()
-            try:
-                if _http(base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)  # polling a starting process; the deadline fails the test
-        jwt = _http(base + "/tokens", "POST", {"role": "monitor"})[1]["token"]
+    server = server_process(
+        *("--workers", "1", "--state-dir", str(tmp_path), "--debug"),
+        log=tmp_path / "stdout.log",
+        stderr_log=tmp_path / "stderr.log",
+    )
+    base = server.url
+    jwt = _http(base + "/tokens", "POST", {"role": "monitor"})[1]["token"]
 
-        async def send_all() -> None:
-            for name, raw in malformed_requests(jwt).items():
-                head = await send_raw(base, raw)
-                assert re.match(rb"HTTP/1\.[01] 4\d\d ", head), (name, head)
-            await send_raw(base, f"GET /cameras?token={ADMIN_TOKEN} HTTP/1.1\r\n\r\n".encode())
+    async def send_all() -> None:
+        for name, raw in malformed_requests(jwt).items():
+            head = await send_raw(base, raw)
+            assert re.match(rb"HTTP/1\.[01] 4\d\d ", head), (name, head)
+        await send_raw(base, f"GET /cameras?token={ADMIN_TOKEN} HTTP/1.1\r\n\r\n".encode())
 
-        asyncio.run(send_all())
-        assert _http(base + "/healthz")[0] == 200
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    log = stderr_path.read_text()
+    asyncio.run(send_all())
+    assert _http(base + "/healthz")[0] == 200
+    server.stop()
+    log = server.log_text()
     refused = [line for line in log.splitlines() if "unparseable HTTP request" in line]
     assert len(refused) >= len(malformed_requests(jwt)), log
     assert any("token=<redacted>" in line for line in refused), log

@@ -10,8 +10,8 @@ import aiohttp
 import psutil
 from aiortc import RTCPeerConnection
 from auth import AUTH_HEADERS
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
+from harness import wait_for
 
 from komi_rtc.pose.worker_pool import SLOT_PREFIX
 
@@ -76,8 +76,7 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server, requ
 
 
 async def _wait_until_empty(cameras) -> None:
-    for _ in range(200):
-        if await cameras() == []:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("cameras still listed")
+    async def empty() -> bool:
+        return await cameras() == []
+
+    await wait_for(empty, what="no camera listed")

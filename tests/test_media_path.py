@@ -11,7 +11,6 @@ import aiohttp
 import cv2
 import numpy as np
 from auth import AUTH_HEADERS
-from conftest import wait_for
 from contract_client import (
     PersonTrack,
     connect_camera,
@@ -19,6 +18,7 @@ from contract_client import (
     nose_on_face,
     person_jpeg_base64,
 )
+from harness import wait_for
 
 
 async def test_camera_receives_pose_with_nose_on_face(server):
@@ -114,12 +114,11 @@ async def test_silent_camera_is_removed_after_the_stall_timeout(start_server):
                 async with http.get(f"{running.url}/cameras") as response:
                     return (await response.json())["cameras"]
 
+            async def none_listed() -> bool:
+                return await listed() == []
+
             assert await listed() == ["cam_frozen"]
-            for _ in range(100):
-                if await listed() == []:
-                    break
-                await asyncio.sleep(0.1)
-            assert await listed() == []
+            await wait_for(none_listed, interval=0.1, what="the silent camera removed")
     finally:
         await camera.close()
         await running.server.close()

@@ -18,8 +18,8 @@ import aiohttp
 import cv2
 import pytest
 from auth import ADMIN_TOKEN, AUTH_HEADERS, mint_token
-from cluster_nodes import until
 from contract_client import connect_monitor
+from harness import wait_for
 
 from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
 
@@ -135,7 +135,7 @@ async def test_one_peer_process_streams_two_synchronised_files_into_a_station_th
                 return streaming == ["usb_front", "usb_side"] and station["groups"] > 5
 
             try:
-                await until(both_paired, 60, "both cameras of the process paired in usb_st")
+                await wait_for(both_paired, 60, "both cameras of the process paired in usb_st")
             except AssertionError:
                 raise AssertionError(peer.output()) from None
             monitor = await connect_monitor(running.url, "usb_side")
@@ -256,7 +256,7 @@ async def test_a_camera_refused_a_station_says_so_in_one_line_and_a_token_naming
                 return station.get("streaming") == ["usb_y"]
 
             try:
-                await until(streaming, 30, "usb_y streaming in gym_x")
+                await wait_for(streaming, 30, "usb_y streaming in gym_x")
             except AssertionError:
                 raise AssertionError(joined.output()) from None
     finally:
@@ -304,7 +304,7 @@ async def test_synchronised_real_videos_pair_one_instant_per_group(
                 return len(station.get("streaming", [])) == cameras and station["groups"] > 5
 
             try:
-                await until(all_paired, 90, "every camera of the process paired in p2s")
+                await wait_for(all_paired, 90, "every camera of the process paired in p2s")
             except AssertionError:
                 raise AssertionError(peer.output()) from None
             monitor = await connect_monitor(running.url, f"p2s_{videos[0].stem}")

@@ -11,8 +11,8 @@ import socket
 
 import pytest
 from auth import ADMIN_TOKEN, call, mint_token
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
+from harness import wait_for
 
 from komi_rtc.server.app_keys import REGISTRY, SIGNALING
 
@@ -74,9 +74,7 @@ async def wait_for_sets(url: str, person: str, count: int) -> list[dict]:
         found[:] = await _sets(url, person)
         return len(found) >= count
 
-    async with asyncio.timeout(10):
-        while not await enough():
-            await asyncio.sleep(0.1)  # polling, deadline above
+    await wait_for(enough, interval=0.1, what=lambda: f"{count} sets of {person}: {found}")
     return found
 
 

@@ -294,6 +294,7 @@ SHORT_RUN_FLOORS = {"overtrainer": 0.75}
 DEFAULT_FLOOR = 0.9
 
 
+@pytest.mark.bench
 def test_persona_bench_short_run_meets_the_floors(tmp_path):
     out = tmp_path / "recommend.json"
     result = subprocess.run(

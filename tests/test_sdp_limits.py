@@ -15,6 +15,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from auth import AUTH_HEADERS
 from contract_client import PersonTrack, connect_camera, post_offer
+from harness import wait_for
 
 from komi_rtc.protocol import InvalidRequest, parse_offer
 from komi_rtc.protocol.requests import (
@@ -133,10 +134,8 @@ class HealthProbe:
                 await asyncio.sleep(0.02)  # pacing the probe, not synchronisation
 
     async def answered(self, at_least: int) -> None:
-        async with asyncio.timeout(10):
-            start = self.answers
-            while self.answers < start + at_least:
-                await asyncio.sleep(0.01)  # polling the counter, within the timeout
+        wanted = self.answers + at_least
+        await wait_for(lambda: self.answers >= wanted, interval=0.01, what="/healthz answers")
 
 
 async def timed_offer(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:

@@ -9,8 +9,8 @@ import numpy as np
 from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor
+from harness import wait_for
 
 from komi_rtc.media.video_forwarding import (
     VP8,

@@ -8,13 +8,9 @@ user touches: the console scripts, the pages, the catalog, and the demo camera a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -24,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_FILES = ("komi_rtc", "web", "pyproject.toml", "README.md", "LICENSE")
+
+pytestmark = pytest.mark.wheel
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +68,6 @@ def _check_wheel_contents(wheel: Path) -> None:
         assert relative in names, f"the wheel lacks {relative}: add it to pyproject.toml"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -108,60 +100,43 @@ def test_console_scripts_work_from_another_directory(installed, tmp_path):
         assert done.returncode == 0 and "usage:" in done.stdout, (script, done.stderr)
 
 
-def test_installed_server_serves_pages_catalog_and_analyses_the_demo(installed, tmp_path):
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [str(installed / "komi-rtc"), "--host", "127.0.0.1", "--port", str(port)]
-            + ["--workers", "1", "--demo", "--state-dir", str(tmp_path / "state")],
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        deadline = time.monotonic() + 120
-        analysed = 0
-        token_file = tmp_path / "state" / "admin_token"  # generated on first start
-        while analysed < 5:
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"demo not analysed in time:\n{log.read_text()}"
-            token = token_file.read_text().strip() if token_file.is_file() else None
-            try:
-                status, body = _get(f"{base}/stats", token)
-            except OSError:
-                status, body = 0, b""
-            if status == 200:
-                cameras = json.loads(body)["cameras"]
-                analysed = cameras.get("demo_camera", {}).get("frames_analysed", 0)
-            time.sleep(0.5)  # polling a separate process; the deadline above fails the test
-        assert _get(f"{base}/stats")[0] == 401  # no token
-        for page in (
-            "/",
-            "/camera",
-            "/monitor",
-            "/history",
-            "/static/monitor.js",
-            "/static/style.css",
-            "/static/vendor/uPlot.iife.min.js",
-            "/calibration/board.png",
-            "/people/nobody/recommendation",  # the coaching rules ship too
-        ):
-            status, body = _get(base + page, token)
-            assert status == 200 and body, page
-        status, body = _get(f"{base}/exercises", token)
-        assert status == 200
-        assert "squat" in {e["id"] for e in json.loads(body)["exercises"]}
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
-    output = log.read_text()
+def test_installed_server_serves_pages_catalog_and_analyses_the_demo(
+    installed, server_process, tmp_path
+):
+    server = server_process(
+        *("--workers", "1", "--demo", "--state-dir", str(tmp_path / "state")),
+        command=[str(installed / "komi-rtc")],
+        admin_token=None,  # the server makes one on first start, as for a person
+        cwd=tmp_path,
+    )
+    base = server.url
+    token = (tmp_path / "state" / "admin_token").read_text().strip()
+
+    def demo_analysed() -> bool:
+        status, body = _get(f"{base}/stats", token)
+        cameras = json.loads(body)["cameras"] if status == 200 else {}
+        return cameras.get("demo_camera", {}).get("frames_analysed", 0) >= 5
+
+    server.wait_until(demo_analysed, timeout=120, what="the demo camera analysed")
+    assert _get(f"{base}/stats")[0] == 401  # no token
+    for page in (
+        "/",
+        "/camera",
+        "/monitor",
+        "/history",
+        "/static/monitor.js",
+        "/static/style.css",
+        "/static/vendor/uPlot.iife.min.js",
+        "/calibration/board.png",
+        "/people/nobody/recommendation",  # the coaching rules ship too
+    ):
+        status, body = _get(base + page, token)
+        assert status == 200 and body, page
+    status, body = _get(f"{base}/exercises", token)
+    assert status == 200
+    assert "squat" in {e["id"] for e in json.loads(body)["exercises"]}
+    code = server.stop(timeout=60)
+    output = server.log_text()
     assert code == 0, output
     assert "Traceback" not in output, output
     assert f"admin token (new; keep it secret; it mints links with POST /tokens): {token}" in output
