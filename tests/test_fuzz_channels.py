@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, post_offer
+from harness import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz import SERVER_SETTINGS, _on_loop, _run_hypothesis

@@ -11,8 +11,8 @@ import logging
 import aiohttp
 import pytest
 from auth import AUTH_HEADERS, mint_token
-from conftest import wait_for
 from contract_client import PersonTrack, connect_camera, connect_monitor, post_offer
+from harness import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from whip_client import (

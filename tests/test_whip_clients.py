@@ -26,14 +26,12 @@ from aiohttp.test_utils import TestServer
 from auth import ADMIN_TOKEN, AUTH_HEADERS
 from browser import (
     BROWSER_TESTS,
-    browser_fixture,  # noqa: F401 - the fixture
     mean_brightness,
     open_monitor,
-    person_y4m_fixture,  # noqa: F401 - the fixture
     tile_is_live,
 )
-from conftest import wait_for
 from contract_client import PersonTrack
+from harness import wait_for
 from whip_client import whip_camera
 
 from komi_rtc.server.app_keys import REGISTRY
