@@ -143,15 +143,19 @@ def run_load(
         while any(p.poll() is None for p, _ in peers):
             time.sleep(0.5)  # sampling interval
             samples.append(_sample(watched, started))
-            if design != "naive" and time.monotonic() - started < duration - 1:
+            if design != "naive":
                 request = urllib.request.Request(
                     url + "/stats", headers={"Authorization": f"Bearer {token}"}
                 )
                 try:
                     with urllib.request.urlopen(request, timeout=2) as response:
-                        stats = json.load(response)
+                        read = json.load(response)
                 except OSError:
-                    pass
+                    read = {}
+                # each camera's newest counters while it was there (a camera that connected
+                # late on a busy machine, or left already, keeps its last reading)
+                latest: dict[str, Any] = stats.setdefault("cameras", {})
+                latest.update(read.get("cameras", {}))
             if time.monotonic() - started > duration + 60:
                 break
     finally:
