@@ -17,19 +17,23 @@ first=${PORT:-8001}
 second=$((first + 1))
 redis_port=$((first + 5378))  # beside the nodes, not Redis's usual 6379
 work=$(mktemp -d "${TMPDIR:-/tmp}/komi-cluster-demo.XXXXXX")
-pids=()
+pids=()  # the nodes
+redis_pid=
 stop() {
   trap - INT TERM EXIT
   echo "cluster-demo: stopping"
+  # the nodes first, Redis last: a node leaves the cluster through Redis as it stops
   for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -n "$redis_pid" ] && { kill -TERM "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; }
   rm -rf "$work"
 }
 trap stop INT TERM EXIT
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+# its own session: Ctrl-C in the terminal reaches the nodes, and Redis only after them
+setsid redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
+redis_pid=$!
 export KOMI_ADMIN_TOKEN=${KOMI_ADMIN_TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')}
 export KOMI_REDIS="redis://127.0.0.1:$redis_port/0"
 export KOMI_DB="sqlite:///$work/history.sqlite3"  # one history for both nodes
@@ -64,4 +68,4 @@ its own demo camera; they listen on this machine only (127.0.0.1). The monitor s
   curl -H "Authorization: Bearer $KOMI_ADMIN_TOKEN" http://127.0.0.1:$first/cluster
 Logs: $work/node$first.log, $work/node$second.log. Ctrl-C stops everything.
 EOF
-wait "${pids[1]}"
+wait "${pids[0]}"
