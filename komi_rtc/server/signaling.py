@@ -18,7 +18,7 @@ from aiortc import (
     RTCRtpReceiver,
     RTCSessionDescription,
 )
-from aiortc.exceptions import OperationError
+from aiortc.exceptions import InvalidStateError, OperationError
 
 from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
@@ -41,7 +41,7 @@ from ..media.video_codecs import (
 )
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import InvalidRequest, KomiError, Offer, load_json, parse_offer
+from ..protocol import InvalidRequest, KomiError, Offer, UnknownCamera, load_json, parse_offer
 from ..protocol.image_headers import h264_access_unit_sizes, vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
 from ..protocol.sdp_requests import offered_codecs
@@ -552,6 +552,9 @@ class Signaling:
                 raise InvalidRequest("a monitor offer must receive one video track")
             video = monitor.add_video(transceiver, session.video_tap)
             answer = await self._answer(pc)
+        except InvalidStateError:  # the camera left while its monitor was negotiating
+            await monitor.close()
+            raise UnknownCamera(f"{camera_id} left while the monitor was connecting") from None
         except BaseException:
             await monitor.close()
             raise
