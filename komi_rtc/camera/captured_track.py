@@ -82,6 +82,8 @@ class CapturedTrack(MediaStreamTrack):
                 if isinstance(source, RecordedSource):
                     start = self._timeline.start_s
                     start = instant_s if start is None else start  # (set by paced())
+                    # from the instant's number: instant_s - start would lose the digits
+                    # that tell frames apart (unix seconds are large), and files disagree
                     since_start_s = (self._instant or 0) * self._timeline.interval_s
                     index = math.floor(since_start_s * source.frame_rate + 1e-6)
                     if self._recorded_index is not None and index <= self._recorded_index:
