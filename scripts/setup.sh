@@ -95,3 +95,14 @@ if [ $want_test = 1 ] && [ ! -f "$example/client.js" ]; then
     "aiortc-$version/LICENSE"
   rm -rf .cache/aiortc-sdist
 fi
+# real footage nobody here made (BSD-3-Clause): Pose2Sim's 4-camera lab demo and Sports2D's
+# two-person demo, as the PyPI wheels, into a cache outside the repository (nothing of them
+# is committed); komi_rtc/bench/real_footage.py unpacks what the tests and benchmarks use
+footage="${KOMI_FOOTAGE_DIR:-$HOME/.cache/komi_rtc/footage}"
+if [ $want_test = 1 ] && { [ ! -f "$footage/pose2sim-0.10.49-py3-none-any.whl" ] ||
+  [ ! -f "$footage/sports2d-0.8.34-py3-none-any.whl" ]; }; then
+  echo "setup: fetching the real footage (Pose2Sim and Sports2D demo wheels, 60 MB)"
+  mkdir -p "$footage"
+  .venv/bin/python -m pip download -q --no-deps -d "$footage" pose2sim==0.10.49 sports2d==0.8.34 \
+    2> >(grep -v "^WARNING: Location" >&2)
+fi
