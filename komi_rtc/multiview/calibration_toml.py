@@ -64,9 +64,7 @@ def _matrix(table: dict[str, Any], camera: str) -> np.ndarray:
     return K
 
 
-def parse_toml(
-    data: bytes | str, mapping: dict[str, str] | None = None
-) -> StationCalibration:
+def parse_toml(data: bytes | str, mapping: dict[str, str] | None = None) -> StationCalibration:
     """A Pose2Sim/Anipose calibration file -> a StationCalibration (method "file"). Raises
     CalibrationError with a message for the person who sent it: not TOML, too large, a
     camera lacking a field, a name that is no camera id and is not mapped."""
@@ -163,9 +161,7 @@ def to_toml(calibration: StationCalibration) -> str:
             f"[{_key(camera_id)}]",
             f"name = {_string(camera_id)}",
             f"size = [ {_number(cam.size[0])}, {_number(cam.size[1])}]",
-            "matrix = [ "
-            + ", ".join(_array(row) for row in (K[0], K[1], K[2]))
-            + "]",
+            "matrix = [ " + ", ".join(_array(row) for row in (K[0], K[1], K[2])) + "]",
             f"distortions = {_array(dist)}",
             f"rotation = {_array(rotation)}",
             f"translation = {_array(cam.t)}",

@@ -165,7 +165,8 @@ def triangulate_points(
     if not test_mirrored or count != len(MIRROR):
         return result
     # the mirror test costs several triangulations: only when a view disagrees as a whole
-    e = _reprojection_errors(cameras, pixels, np.where(result.views[:, None] > 0, result.points, np.nan))
+    solved = np.where(result.views[:, None] > 0, result.points, np.nan)
+    e = _reprojection_errors(cameras, pixels, solved)
     sided = np.array([i != j for i, j in enumerate(MIRROR)])
     seen = sided & (conf >= min_confidence) & np.isfinite(e)
     medians = [np.median(e[c][seen[c]]) if seen[c].sum() >= 4 else 0.0 for c in range(n_cams)]
@@ -228,7 +229,10 @@ def _mirrored_views(
             others = [o for o in range(n_cams) if o != c]
             if n_cams > 2:  # the point the other views agree on, for both labellings
                 reference = _triangulate_gated(
-                    [cameras[o] for o in others], pixels[others], conf[others], gate_px,
+                    [cameras[o] for o in others],
+                    pixels[others],
+                    conf[others],
+                    gate_px,
                     min_confidence,
                 ).points
             own = np.zeros(2)
@@ -311,19 +315,20 @@ def _triangulate_gated(
     return Triangulated(points, confidence, error, used)
 
 
-
-
 def triangulate(
     calibration: StationCalibration,
     views: dict[str, np.ndarray],
     max_reprojection_px: float = DEFAULT_GATE_PX,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> list[dict[str, Any]]:
-    """The wire form of `triangulate_points`: always 33 keypoints in id order, `{"id",
-    "name", "x", "y", "z", "confidence"}`, metres in the calibration's world frame (to 0.1
-    mm), confidence to 1e-3; a joint fewer than two views agree on has confidence 0 and
-    coordinates 0."""
-    result = triangulate_points(calibration, views, max_reprojection_px, min_confidence)
+    """The wire form of `triangulate_points` (see `wire_pose3d`)."""
+    return wire_pose3d(triangulate_points(calibration, views, max_reprojection_px, min_confidence))
+
+
+def wire_pose3d(result: Triangulated) -> list[dict[str, Any]]:
+    """Always 33 keypoints in id order, `{"id", "name", "x", "y", "z", "confidence"}`,
+    metres in the calibration's world frame (to 0.1 mm), confidence to 1e-3; a joint
+    fewer than two views agree on has confidence 0 and coordinates 0."""
     xyz = np.round(result.points, 4).tolist()
     conf = np.round(result.confidence, 3).tolist()
     return [

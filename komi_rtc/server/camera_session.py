@@ -488,6 +488,7 @@ class CameraSession:
         for event_text in extra:
             self._on_event(self, event_text)
         if station is not None:
+            received_fps = self.rate.received_fps  # the camera's capture rate, for pairing
             station.on_view(
                 ViewItem(
                     self.camera_id,
@@ -498,5 +499,6 @@ class CameraSession:
                     height,
                     analysis,
                     view_reps,
+                    capture_interval_s=1.0 / received_fps if received_fps > 0 else None,
                 )
             )

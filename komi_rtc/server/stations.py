@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import statistics
 import time
 from collections import deque
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
+from ..multiview import StationCalibration, joint_angles_3d, triangulate_points, wire_pose3d
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import (
     RepCompleted,
@@ -41,6 +43,9 @@ MAX_STATIONS = 64  # stations nobody streams to are dropped first to make room
 MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
 MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
 DEFAULT_INTERVAL_S = 1 / 15
+MIN_INTERVAL_S = 1 / 240  # closer capture times are one frame seen twice, not an interval
+GATE_PX_PER_DIAGONAL = 20.0 / math.hypot(1280, 720)  # triangulation's gate: 20 px at 720p
+INTERVAL_WINDOW = 32  # analysed frames whose smallest capture step is the capture interval
 
 
 class UnknownStation(KomiError):
@@ -60,6 +65,7 @@ class ViewItem:
     analysis: dict[str, Any] | None
     reps: list[dict[str, Any]]
     arrived: float = field(default_factory=time.monotonic)
+    capture_interval_s: float | None = None  # 1 / the camera's received frame rate
 
     def keypoints(self) -> np.ndarray | None:
         """The most prominent person as (33, 3): x px, y px, confidence."""
@@ -79,7 +85,9 @@ class ViewItem:
 
 class Pairer:
     """Groups the newest frames of a station's cameras whose capture times lie within half
-    a frame interval; never holds a frame longer than `max_wait_s`."""
+    a capture interval (the cameras' own, learnt from the capture times, not the interval
+    of the analysed frames, which grows under load); never holds a frame longer than
+    `max_wait_s`."""
 
     def __init__(
         self, emit: Callable[[list[ViewItem]], None], max_wait_s: float = MAX_WAIT_S
@@ -89,11 +97,14 @@ class Pairer:
         self.cameras: list[str] = []
         self._waiting: dict[str, deque[ViewItem]] = {}
         self._last_captured: dict[str, float] = {}
-        self._interval: dict[str, float] = {}
+        self._interval: dict[str, float] = {}  # capture interval (s) of each camera
+        self._steps: dict[str, deque[float]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def tolerance_s(self) -> float:
+        """Half the shortest capture interval of the station's cameras: two frames further
+        apart than that are of different instants, however slowly they are analysed."""
         intervals = [self._interval.get(c, DEFAULT_INTERVAL_S) for c in self.cameras]
         return 0.5 * min(intervals, default=DEFAULT_INTERVAL_S)
 
@@ -105,9 +116,16 @@ class Pairer:
 
     def add(self, item: ViewItem) -> None:
         previous = self._last_captured.get(item.camera_id)
-        if previous is not None and 0.0 < item.captured - previous < 1.0:
-            old = self._interval.get(item.camera_id, item.captured - previous)
-            self._interval[item.camera_id] = 0.8 * old + 0.2 * (item.captured - previous)
+        if previous is not None and MIN_INTERVAL_S <= item.captured - previous < 1.0:
+            # analysed frames are whole capture intervals apart (a busy worker skips
+            # frames): the smallest recent step is at most the capture interval, and the
+            # camera's received frame rate tells it when no two analysed frames are adjacent
+            steps = self._steps.setdefault(item.camera_id, deque(maxlen=INTERVAL_WINDOW))
+            steps.append(item.captured - previous)
+            self._interval[item.camera_id] = min(steps)
+        hint = item.capture_interval_s
+        if hint is not None and MIN_INTERVAL_S <= hint < self._interval.get(item.camera_id, 1.0):
+            self._interval[item.camera_id] = hint
         self._last_captured[item.camera_id] = item.captured
         queue = self._waiting.setdefault(item.camera_id, deque())
         if len(queue) >= MAX_WAITING:
@@ -133,15 +151,35 @@ class Pairer:
         self._emit(group)
 
     def _pair(self, item: ViewItem) -> None:
+        """Emit every group that is complete: each other camera either has a frame of
+        the instant or has already sent a later one (frames of a camera come in capture
+        order, so none of that instant will come); oldest first."""
+        del item  # any waiting frame may be complete now, not only the new one
+        while True:
+            waiting = sorted(
+                (i for queue in self._waiting.values() for i in queue), key=lambda i: i.captured
+            )
+            for candidate in waiting:
+                group = self._complete(candidate)
+                if group is not None:
+                    self._take(group)
+                    break
+            else:
+                return
+
+    def _complete(self, item: ViewItem) -> list[ViewItem] | None:
         group = [item]
         for camera_id in self.cameras:
             if camera_id == item.camera_id:
                 continue
             partner = self._nearest(camera_id, item.captured)
-            if partner is None:
-                return  # wait for it (bounded by _expire)
-            group.append(partner)
-        self._take(group)
+            if partner is not None:
+                group.append(partner)
+                continue
+            last = self._last_captured.get(camera_id)
+            if last is None or last <= item.captured + self.tolerance_s:
+                return None  # wait for it (bounded by _expire)
+        return group
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -194,11 +232,14 @@ class Station:
         self.fusion: StationFusion | None = None
         self.exercise: str | None = None
         self.profile: str | None = None
-        self.calibration: Any = None  # multiview.StationCalibration once calibrated
+        self.calibration: StationCalibration | None = None
         self.sync_errors_ms: deque[float] = deque(maxlen=300)
         self.groups = 0
         self.partial_groups = 0
         self.observers: list[Callable[[list[ViewItem]], None]] = []  # e.g. self-calibration
+        # (calibration, frame sizes, the calibration scaled to them)
+        self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
+        self._size_problem = ""
 
     @property
     def camera_ids(self) -> list[str]:
@@ -274,11 +315,9 @@ class Station:
             observer(group)
         analysis: dict[str, Any] | None = None
         reps: list[dict[str, Any]] = []
-        pose3d = self._pose3d(group)
+        pose3d, mirrored = self._pose3d(group)
         angles3d = None
         if pose3d is not None:
-            from ..multiview import joint_angles_3d
-
             angles3d = joint_angles_3d(pose3d)
             if self.fusion is not None:
                 self.fusion.observe_angles_3d(statistics.fmean(captured), angles3d)
@@ -298,6 +337,7 @@ class Station:
                 analysis=analysis,
                 pose3d=pose3d,
                 captured={i.camera_id: round(i.captured, 4) for i in group},
+                mirrored=mirrored,
             )
         )
         if self.fusion is not None:
@@ -305,23 +345,54 @@ class Station:
                 source = rep.get("source") or group[0].camera_id
                 self._broadcast(RepCompleted(source, self.fusion.exercise.id, rep, self.id))
 
-    def _pose3d(self, group: list[ViewItem]) -> list[dict[str, Any]] | None:
-        if self.calibration is None or len(group) < 2:
-            return None
-        from ..multiview import triangulate
-
+    def _pose3d(self, group: list[ViewItem]) -> tuple[list[dict[str, Any]] | None, list[str]]:
+        """The group's 3-D keypoints (None without a calibration or two views) and the views
+        whose labelling was taken mirrored."""
+        calibration = self.calibration
+        if calibration is None or len(group) < 2:
+            return None, []
         views = {}
+        sizes = {}
         for item in group:
             keypoints = item.keypoints()
-            if keypoints is not None and item.camera_id in self.calibration.cameras:
+            if keypoints is not None and item.camera_id in calibration.cameras:
                 views[item.camera_id] = keypoints
+                sizes[item.camera_id] = (item.width, item.height)
         if len(views) < 2:
-            return None
+            return None, []
         try:
-            return list(triangulate(self.calibration, views))
+            seen = self._seen_as(sizes)
+            if seen is None:
+                return None, []
+            # the gate follows the frame: DEFAULT_GATE_PX is for 1280x720
+            diagonal = statistics.fmean(math.hypot(*size) for size in sizes.values())
+            gate = GATE_PX_PER_DIAGONAL * diagonal
+            result = triangulate_points(seen, views, max_reprojection_px=gate)
+            return wire_pose3d(result), list(result.mirrored)
         except (ValueError, np.linalg.LinAlgError) as exc:
             logger.warning("station %s: triangulation failed: %s", self.id, exc)
+            return None, []
+
+    def _seen_as(self, sizes: dict[str, tuple[int, int]]) -> StationCalibration | None:
+        """The calibration scaled to the frame sizes the cameras send (a phone lowers its
+        resolution under congestion); None, said once, when a size does not fit it."""
+        key = tuple(sorted(sizes.items()))
+        if self.calibration is None:
             return None
+        if (
+            self._scaled is None
+            or self._scaled[0] is not self.calibration
+            or (self._scaled[1] != key)
+        ):
+            try:
+                scaled = self.calibration.scaled_to(sizes)
+            except ValueError as exc:
+                if self._size_problem != str(exc):
+                    self._size_problem = str(exc)
+                    logger.warning("station %s: no 3-D pose: %s", self.id, exc)
+                return None
+            self._scaled = (self.calibration, key, scaled)
+        return self._scaled[2]
 
     def sync_error_ms(self) -> float | None:
         return round(statistics.fmean(self.sync_errors_ms), 1) if self.sync_errors_ms else None

@@ -1,0 +1,47 @@
+"""A station pairs frames by the cameras' capture interval, not by how often they are
+analysed (issue 24: under load the analysed interval grew to 100 ms and groups joined
+frames 67 ms apart)."""
+
+from __future__ import annotations
+
+import random
+
+from komi_rtc.server.stations import Pairer, ViewItem
+
+CAPTURE_S = 1 / 15
+
+
+def _view(camera_id: str, instant: int) -> ViewItem:
+    captured = 100.0 + instant * CAPTURE_S
+    # the session's received frame rate gives the capture interval (camera_session.py)
+    return ViewItem(
+        camera_id, captured, instant, [], 544, 960, None, [], capture_interval_s=1 / 14.8
+    )
+
+
+async def test_a_slow_analysis_never_groups_frames_of_different_instants():
+    """Four cameras capture at 15 fps in step; a busy server analyses each camera's frames
+    only every 2nd to 4th instant, each camera on its own. Every group must hold one
+    instant, and frames of one instant must still be grouped."""
+    groups: list[list[ViewItem]] = []
+    pairer = Pairer(groups.append)
+    cameras = ["cam01", "cam02", "cam03", "cam04"]
+    pairer.set_cameras(cameras)
+    rng = random.Random(7)
+    next_instant = {c: rng.randrange(3) for c in cameras}
+    shared = 0  # instants that two or more cameras had analysed
+    try:
+        for instant in range(600):
+            analysed = [c for c in cameras if next_instant[c] == instant]
+            shared += len(analysed) >= 2
+            for camera_id in analysed:
+                pairer.add(_view(camera_id, instant))
+                next_instant[camera_id] += rng.choice((2, 3, 3, 4))
+        mixed = [g for g in groups if len({item.pts for item in g}) > 1]
+        several = [g for g in groups if len(g) >= 2]
+        assert pairer.tolerance_s < CAPTURE_S * 0.51
+        assert not mixed, f"{len(mixed)} of {len(groups)} groups mix instants"
+        # frames of one instant are still grouped (a few wait in the queue at the end)
+        assert shared > 100 and len(several) >= shared - 4
+    finally:
+        pairer.close()
