@@ -6,7 +6,8 @@ Pure geometry (numpy, OpenCV, scipy), no network or pose model: the station runt
 <- `board_calibration`; `triangulation` <- `body_frame` (stature, a floor frame) <-
 `self_calibration` (the person's own keypoints); `angles3d`; calibrations made elsewhere:
 `calibration_toml` (Pose2Sim/Anipose files), `qualisys` (a lab's Qualisys export).
-`synthetic_station` renders a station whose truth is known, for the tests and `python -m komi_rtc.bench.multiview`.
+`synthetic_station` renders a station whose truth is known, for the tests and
+`python -m komi_rtc.bench.multiview`.
 """
 
 from .angles3d import joint_angles_3d
