@@ -27,6 +27,7 @@ DEFAULT_MIN_CONFIDENCE = 0.3
 # a view is taken mirrored when its mirror's median error is under this share of its own:
 # on the lab footage a mirrored view's own labels miss by 5-20 times what its mirror does
 MIRROR_RATIO = 0.5
+MIRROR_TEST_DROPPED = 4  # left/right joints that lost a view before views are tested
 
 
 def _mirror_order() -> list[int]:
@@ -164,13 +165,12 @@ def triangulate_points(
     result = _triangulate_gated(cameras, pixels, conf, max_reprojection_px, min_confidence)
     if not test_mirrored or count != len(MIRROR):
         return result
-    # the mirror test costs several triangulations: only when a view disagrees as a whole
-    solved = np.where(result.views[:, None] > 0, result.points, np.nan)
-    e = _reprojection_errors(cameras, pixels, solved)
+    # the mirror test costs several triangulations: only when views were dropped from
+    # several left/right joints (the gate alone may drop a good view instead of the
+    # mirrored one: two views cannot tell a mirror, so the one left agrees either way)
     sided = np.array([i != j for i, j in enumerate(MIRROR)])
-    seen = sided & (conf >= min_confidence) & np.isfinite(e)
-    medians = [np.median(e[c][seen[c]]) if seen[c].sum() >= 4 else 0.0 for c in range(n_cams)]
-    if max(medians) <= max_reprojection_px:
+    offered = (conf >= min_confidence).sum(axis=0)
+    if int((sided & (result.views < offered)).sum()) < MIRROR_TEST_DROPPED:
         return result
     mirrored = _mirrored_views(cameras, pixels, conf, max_reprojection_px, min_confidence)
     if not mirrored:
