@@ -197,6 +197,7 @@ class CameraPeer:
             self.camera_id,
             person=self.person or None,
             station=self.station or None,
+            clock=self.timeline.clock.id,
         ).to_wire()
         headers = {}
         if self.token:

@@ -119,6 +119,7 @@ class CameraSession:
         self.station: Any = None  # the Station this camera belongs to (stations.py)
         self.monitor_peers: set[Any] = set()  # MonitorPeers, from their offer to their close
         self.capture_clock = CaptureClock()
+        self.clock_id: str | None = None  # the camera's clock, as its offer named it
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel
@@ -360,6 +361,8 @@ class CameraSession:
             arrived, wall = self.frame_arrived(), time.time()
         else:
             wall = time.time() - (time.monotonic() - arrived)
+        if camera_time is None:
+            self.capture_clock.frame_arrived(pts, wall)  # the clock learns from every frame
         self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb, camera_time))
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
@@ -488,7 +491,11 @@ class CameraSession:
         for event_text in extra:
             self._on_event(self, event_text)
         if station is not None:
-            received_fps = self.rate.received_fps  # the camera's capture rate, for pairing
+            # the camera's capture interval, for pairing: from the capture times of every
+            # received frame, else its received frame rate
+            interval = self.capture_clock.capture_interval_s
+            if interval is None and self.rate.received_fps > 0:
+                interval = 1.0 / self.rate.received_fps
             station.on_view(
                 ViewItem(
                     self.camera_id,
@@ -499,6 +506,6 @@ class CameraSession:
                     height,
                     analysis,
                     view_reps,
-                    capture_interval_s=1.0 / received_fps if received_fps > 0 else None,
+                    capture_interval_s=interval,
                 )
             )

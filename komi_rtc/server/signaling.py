@@ -211,7 +211,7 @@ class Signaling:
                 negotiated: Negotiated
                 if offer.role == "camera":
                     negotiated = await self._camera_offer(
-                        offer.sdp, camera_id, release, grant, person, offer.station
+                        offer.sdp, camera_id, release, grant, person, offer.station, offer.clock
                     )
                 else:
                     assert camera_id is not None
@@ -295,6 +295,7 @@ class Signaling:
         grant: Grant,
         person: str | None = None,
         station: str | None = None,
+        clock: str | None = None,
     ) -> Negotiated:
         offered = offered_codecs(sdp)
         if offered and not any(camera_may_send(c) for c in offered):
@@ -332,6 +333,7 @@ class Signaling:
             if person is not None:
                 session.set_person(person, "offer")
             tap_sender_reports(video.receiver, session.capture_clock.sender_report)
+            session.clock_id = clock  # a station shares the offset of cameras naming it
             self._join_station(session, station)
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
+from ..media.capture_clock import ClockOffsets
 from ..multiview import StationCalibration, joint_angles_3d, triangulate_points, wire_pose3d
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import (
@@ -65,7 +66,7 @@ class ViewItem:
     analysis: dict[str, Any] | None
     reps: list[dict[str, Any]]
     arrived: float = field(default_factory=time.monotonic)
-    capture_interval_s: float | None = None  # 1 / the camera's received frame rate
+    capture_interval_s: float | None = None  # the camera's, from its received frames
 
     def keypoints(self) -> np.ndarray | None:
         """The most prominent person as (33, 3): x px, y px, confidence."""
@@ -240,6 +241,7 @@ class Station:
         # (calibration, frame sizes, the calibration scaled to them)
         self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
         self._size_problem = ""
+        self._clocks: dict[str, ClockOffsets] = {}  # clock id -> the offsets its cameras share
 
     @property
     def camera_ids(self) -> list[str]:
@@ -256,6 +258,9 @@ class Station:
         if session.camera_id not in self.wanted:
             self.wanted.append(session.camera_id)
         session.station = self
+        clock_id = getattr(session, "clock_id", None)
+        if clock_id is not None:  # cameras of one clock estimate its offset together
+            session.capture_clock.share(self._clocks.setdefault(clock_id, ClockOffsets()))
         self.pairer.set_cameras(sorted(self.members))
         if self.exercise is not None:
             session.set_exercise({"exercise": self.exercise, "profile": self.profile}, "station")
@@ -267,9 +272,11 @@ class Station:
         """A camera that joined by its offer frees its place; one a monitor listed keeps
         it, to join again when it streams (nobody else can plant an id here for later)."""
         camera_id: str = session.camera_id
+        clock = session.capture_clock
         if self.members.get(camera_id) is session:
             del self.members[camera_id]
             setattr(session, "station", None)  # noqa: B010 (a session, typed Any here)
+            clock.share(None)
             if camera_id not in self.listed and camera_id in self.wanted:
                 self.wanted.remove(camera_id)
             self.pairer.set_cameras(sorted(self.members))
