@@ -305,7 +305,9 @@ class CameraSession:
         reply = self._analysis.apply_set_exercise(fields)
         logger.info("[%s] exercise set to %s (%s)", self.camera_id, reply.exercise, source)
         if self._recorder is not None:
-            self._recorder.exercise_changed(reply.exercise, reply.profile, time.time())
+            # a station that counts records the set (one for all its cameras)
+            counted = reply.exercise if not self._station_counts() else None
+            self._recorder.exercise_changed(counted, reply.profile, time.time())
         text = encode(reply)
         self.broadcast_text(text)
         self._on_event(self, text)
@@ -329,6 +331,9 @@ class CameraSession:
     def broadcast_text(self, text: str) -> None:
         for sink in tuple(self._sinks):
             sink.send_text(text)
+
+    def _station_counts(self) -> bool:
+        return self.station is not None and bool(self.station.counts_reps)
 
     def capture_time(self, item: ReceivedFrame) -> float:
         """When this frame was captured, in the server's clock (media/capture_clock.py)."""
@@ -452,7 +457,7 @@ class CameraSession:
         width, height = item.frame.width, item.frame.height
         pose_json = [p.to_json() for p in poses]
         analysis, events = self._analysis.analyse(pose_json, width, height, item.received_wall)
-        if self._recorder is not None:
+        if self._recorder is not None and not self._station_counts():
             self._recorder.frame(analysis, [e.rep for e in events], bool(pose_json), now)
         message = FrameProcessed(
             camera_id=self.camera_id,

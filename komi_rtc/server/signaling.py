@@ -123,7 +123,7 @@ class Signaling:
         self._negotiating: set[RTCPeerConnection] = set()
         self.history: History | None = None  # set by the app once the database is ready
         self.cluster: Cluster | None = None  # set by the app with --redis
-        self.stations = StationRegistry(catalog)
+        self.stations = StationRegistry(catalog, lambda: self.history)
         register_h264_profiles()  # OBS, GStreamer and IP cameras send H.264 High
         accept_low_dynamic_payload_types()  # Chromium numbers High 4:4:4 (f4001f) 35-63
         accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate

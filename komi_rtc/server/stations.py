@@ -6,7 +6,9 @@ their analysed frames. Frames are paired by capture time (media/capture_clock.py
 half a frame interval; a group waits for its missing views at most `MAX_WAIT_S`, then goes
 on with the views that are there. Each group becomes one `station_processed` message to
 every camera of the station and their monitors; a station exercise is counted once
-(analysis/fusion.py) and each rep is one `rep_completed` carrying `station_id`.
+(analysis/fusion.py) and each rep is one `rep_completed` carrying `station_id`. The person
+tied to the station's cameras gets one set per station set in history (the fused count,
+every view's errors), recorded under the station's id, and none per camera.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import numpy as np
 
 from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
+from ..history.recorder import SetRecorder
+from ..history.store import History
 from ..media.capture_clock import ClockOffsets
 from ..multiview import StationCalibration, joint_angles_3d, triangulate_points, wire_pose3d
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
@@ -223,9 +227,17 @@ class Station:
     """Owned by the registry; holds no task of its own (its expiry timer is cancelled by
     `close`)."""
 
-    def __init__(self, station_id: str, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        station_id: str,
+        catalog: Catalog,
+        history: Callable[[], History | None] = lambda: None,
+    ) -> None:
+        """`history`: the server's history once its database is ready (None without)."""
         self.id = station_id
         self._catalog = catalog
+        self._history = history
+        self._recorder: SetRecorder | None = None  # the person's station sets
         self.members: dict[str, Any] = {}  # camera_id -> CameraSession
         self.wanted: list[str] = []  # ids named by REST or streaming here now
         self.listed: set[str] = set()  # ids a monitor named by REST: their place is kept
@@ -291,12 +303,17 @@ class Station:
             not isinstance(exercise, str) or self._catalog.get(exercise) is None
         ):
             raise InvalidRequest(f"unknown exercise {str(exercise)[:64]!r}")
-        for session in self.members.values():
-            session.set_exercise({"exercise": exercise, "profile": profile}, f"station {self.id}")
+        known = self._catalog.get(exercise) if exercise else None
+        # counting moves to the station first: the cameras then record no sets of their own
+        self.fusion = StationFusion(known) if known is not None else None
         self.exercise = exercise
         self.profile = profile if exercise else None
-        known = self._catalog.get(exercise) if exercise else None
-        self.fusion = StationFusion(known) if known is not None else None
+        for session in self.members.values():
+            session.set_exercise({"exercise": exercise, "profile": profile}, f"station {self.id}")
+        recorder = self._set_recorder()
+        if recorder is not None:
+            recorder.person_changed(self.person, time.time())
+            recorder.exercise_changed(exercise if known else None, self.profile, time.time())
         logger.info("station %s: exercise %s (%s)", self.id, exercise, source)
         reply = StationExerciseSet(self.id, exercise, self.profile, sorted(self.members))
         self._broadcast(reply)
@@ -332,7 +349,13 @@ class Station:
             frames = [
                 ViewFrame(i.camera_id, i.captured, i.analysis, i.reps, bool(i.poses)) for i in group
             ]
-            analysis, reps = self.fusion.update(frames, time.time())
+            now = time.time()
+            analysis, reps = self.fusion.update(frames, now)
+            recorder = self._set_recorder()
+            if recorder is not None:  # one set per station set: the fused count and errors
+                recorder.person_changed(self.person, now)
+                in_view = any(item.poses for item in group)
+                recorder.frame(analysis, reps, in_view, now)
         if analysis is not None and angles3d is not None:
             analysis["angles3d"] = angles3d
         self._broadcast(
@@ -401,6 +424,20 @@ class Station:
             self._scaled = (self.calibration, key, scaled)
         return self._scaled[2]
 
+    @property
+    def person(self) -> str | None:
+        """The person tied to the station: the one its cameras are tied to (the first by
+        id when they disagree)."""
+        people = sorted({s.person for s in self.members.values() if s.person})
+        return people[0] if people else None
+
+    def _set_recorder(self) -> SetRecorder | None:
+        if self._recorder is None:
+            history = self._history()
+            if history is not None:
+                self._recorder = SetRecorder(self.id, history, self._catalog, self._broadcast)
+        return self._recorder
+
     def sync_error_ms(self) -> float | None:
         return round(statistics.fmean(self.sync_errors_ms), 1) if self.sync_errors_ms else None
 
@@ -425,11 +462,16 @@ class Station:
 
     def close(self) -> None:
         self.pairer.close()
+        if self._recorder is not None:
+            self._recorder.close(time.time())
 
 
 class StationRegistry:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self, catalog: Catalog, history: Callable[[], History | None] = lambda: None
+    ) -> None:
         self._catalog = catalog
+        self._history = history
         self._stations: dict[str, Station] = {}
 
     def get(self, station_id: str) -> Station:
@@ -448,7 +490,7 @@ class StationRegistry:
                 del self._stations[idle.id]
             if len(self._stations) >= MAX_STATIONS:
                 raise ServerFull(f"the server has its maximum of {MAX_STATIONS} stations")
-            self._stations[station_id] = Station(station_id, self._catalog)
+            self._stations[station_id] = Station(station_id, self._catalog, self._history)
         return self._stations[station_id]
 
     def all(self) -> list[Station]:
