@@ -8,7 +8,9 @@ the lab's Qualisys calibration as a Pose2Sim TOML file (`PUT /stations/lab/calib
 then streams the 4 videos (bench/real_footage.py: 60 fps, 1088x1920, replayed at `--fps`
 and `--scale` of their size) from KOMI's own camera peer: one process, one capture
 timeline, so every view shows the same instant and the sender reports carry capture time.
-`--load N` runs N busy processes meanwhile (a loaded machine). Measured:
+`--load N` runs N busy processes meanwhile (a loaded machine); `--offline` runs no server:
+BlazePose on every frame at `--fps`, triangulated as a station does (what the server gives
+when it has the time to analyse every frame). Measured:
 - the person found in each view (share of analysed frames with a pose);
 - `pose3d` in groups: share of groups with a 3-D pose (8 of the 12 limb joints or more);
 - bone-length CV over groups (thigh, shin, upper arm, forearm, both sides), its median;
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cv2
 import numpy as np
 
 from ..camera.peer import CameraPeer
@@ -46,10 +49,14 @@ from ..media.video_sources import open_source
 from ..multiview import (
     StationCalibration,
     estimate_stature,
+    gate_px,
     mirrored_keypoints,
     read_qualisys,
     to_toml,
+    triangulate_points,
+    wire_pose3d,
 )
+from ..pose import create_estimator
 from ..protocol import KEYPOINT_INDEX
 from .real_footage import lab_station
 from .server_process import free_port, wait_ready
@@ -289,6 +296,61 @@ def measure(data: dict[str, Any], calibration: StationCalibration, fps: float) -
     }
 
 
+def offline(args: argparse.Namespace, calibration: StationCalibration) -> dict[str, Any]:
+    """Without the server: BlazePose on every `60 / fps`-th frame of each view (one
+    estimator per camera, as the server keeps), triangulated as a station does, measured as
+    `measure` does. What the server would give with time to analyse every frame."""
+    lab = lab_station()
+    width = round(1088 * args.scale / 2) * 2
+    height = round(1920 * args.scale / 2) * 2
+    step = max(1, round(RECORDING_FPS / args.fps))
+    received: dict[str, list[dict[str, Any]]] = {c: [] for c in CAMERAS}
+    for camera_id, path in zip(CAMERAS, lab.videos, strict=True):
+        estimator = create_estimator()
+        capture = cv2.VideoCapture(str(path))
+        index = 0
+        try:
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                if index % step == 0:
+                    small = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+                    rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+                    poses = estimator.estimate(rgb, int(index * 1000 / RECORDING_FPS))
+                    received[camera_id].append(
+                        {
+                            "type": "frame_processed",
+                            "frame_pts": index,
+                            "pose_data": {"pose": [p.to_json() for p in poses]},
+                        }
+                    )
+                index += 1
+        finally:
+            capture.release()
+            estimator.close()
+    seen = calibration.scaled_to({c: (width, height) for c in CAMERAS})
+    gate = gate_px([(width, height)])
+    for index in range(0, len(received[CAMERAS[0]]) * step, step):
+        views = {}
+        for camera_id in CAMERAS:
+            message = next(m for m in received[camera_id] if m["frame_pts"] == index)
+            keypoints = _keypoints(message)
+            if keypoints is not None:
+                views[camera_id] = keypoints
+        result = triangulate_points(seen, views, max_reprojection_px=gate)
+        received[CAMERAS[0]].append(
+            {
+                "type": "station_processed",
+                "frames": {c: index for c in views},
+                "pose3d": wire_pose3d(result),
+                "mirrored": list(result.mirrored),
+                "true_captured": {c: index / RECORDING_FPS for c in views},
+            }
+        )
+    return {"received": received, "size": (width, height), "self_calibration": None}
+
+
 def compare_calibrations(
     estimate: StationCalibration, reference: StationCalibration
 ) -> dict[str, Any]:
@@ -323,6 +385,11 @@ def compare_calibrations(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     calibration = read_qualisys(lab_station().qualisys_calibration)
+    if getattr(args, "offline", False):
+        result = measure(offline(args, calibration), calibration, args.fps)
+        result["offline"] = True
+        result["loadavg_1min"] = round(os.getloadavg()[0], 2)
+        return result
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
@@ -414,14 +481,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.5, help="of 1088x1920 (0.5)")
     parser.add_argument("--load", type=int, default=0, help="busy processes meanwhile (0)")
     parser.add_argument("--self-calibration", action="store_true")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="no server: BlazePose on every frame at --fps, triangulated as a station does",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     result = run(args)
     print(report(result), flush=True)
-    print(
-        f"({args.fps:g} fps at {result['size'][0]}x{result['size'][1]}, {args.seconds:g} s, "
-        f"{args.load} busy processes, load average {result['loadavg_1min']})"
-    )
+    if args.offline:
+        print(f"(offline: every frame at {args.fps:g} fps, load average {result['loadavg_1min']})")
+    else:
+        print(
+            f"({args.fps:g} fps at {result['size'][0]}x{result['size'][1]}, {args.seconds:g} s, "
+            f"{args.load} busy processes, load average {result['loadavg_1min']})"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))

@@ -21,6 +21,7 @@ from .self_calibration import self_calibrate
 from .triangulation import (
     DEFAULT_GATE_PX,
     Triangulated,
+    gate_px,
     mirrored_keypoints,
     triangulate,
     triangulate_points,
@@ -40,6 +41,7 @@ __all__ = [
     "calibrate_from_board",
     "detect_board",
     "estimate_stature",
+    "gate_px",
     "joint_angles_3d",
     "mirrored_keypoints",
     "parse_toml",

@@ -14,6 +14,7 @@ that fewer than two views agree on gets confidence 0.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +25,18 @@ from .cameras import CameraModel, StationCalibration
 
 DEFAULT_GATE_PX = 20.0  # for 1280x720 frames; scale it with the frame size
 DEFAULT_MIN_CONFIDENCE = 0.3
+# the gate a station uses, a share of the frame's diagonal: 22 px at 544x960, 29 at 720p.
+# On the lab footage (BlazePose, 544x960) 15 px dropped good views (reprojection p95 of the
+# views 27-28 px), 22-28 px kept the p95 at 11-21 px and the bone-length CV at 0.035-0.038
+GATE_SHARE_OF_DIAGONAL = 0.02
+
+
+def gate_px(sizes: list[tuple[int, int]]) -> float:
+    """The reprojection gate (pixels) for views of these frame sizes (w, h)."""
+    diagonals = [math.hypot(w, h) for w, h in sizes] or [math.hypot(1280, 720)]
+    return GATE_SHARE_OF_DIAGONAL * sum(diagonals) / len(diagonals)
+
+
 # a view is taken mirrored when its mirror's median error is under this share of its own:
 # on the lab footage a mirrored view's own labels miss by 5-20 times what its mirror does
 MIRROR_RATIO = 0.5

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import statistics
 import time
 from collections import deque
@@ -30,7 +29,13 @@ from ..analysis.fusion import StationFusion, ViewFrame
 from ..history.recorder import SetRecorder
 from ..history.store import History
 from ..media.capture_clock import ClockOffsets
-from ..multiview import StationCalibration, joint_angles_3d, triangulate_points, wire_pose3d
+from ..multiview import (
+    StationCalibration,
+    gate_px,
+    joint_angles_3d,
+    triangulate_points,
+    wire_pose3d,
+)
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import (
     RepCompleted,
@@ -49,7 +54,6 @@ MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on witho
 MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
 DEFAULT_INTERVAL_S = 1 / 15
 MIN_INTERVAL_S = 1 / 240  # closer capture times are one frame seen twice, not an interval
-GATE_PX_PER_DIAGONAL = 20.0 / math.hypot(1280, 720)  # triangulation's gate: 20 px at 720p
 INTERVAL_WINDOW = 32  # analysed frames whose smallest capture step is the capture interval
 
 
@@ -394,9 +398,7 @@ class Station:
             seen = self._seen_as(sizes)
             if seen is None:
                 return None, []
-            # the gate follows the frame: DEFAULT_GATE_PX is for 1280x720
-            diagonal = statistics.fmean(math.hypot(*size) for size in sizes.values())
-            gate = GATE_PX_PER_DIAGONAL * diagonal
+            gate = gate_px(list(sizes.values()))  # the gate follows the frame size
             result = triangulate_points(seen, views, max_reprojection_px=gate)
             return wire_pose3d(result), list(result.mirrored)
         except (ValueError, np.linalg.LinAlgError) as exc:
