@@ -142,6 +142,7 @@ async def stream(
         sent: dict[str, dict[int, float]] = {c: {} for c in CAMERAS}  # pts -> capture unix s
         tasks = [asyncio.create_task(p.run(), name=p.camera_id) for p in peers]
         calibrated: dict[str, Any] | None = None
+        summary: dict[str, Any] = {}
         try:
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
@@ -161,6 +162,8 @@ async def stream(
                                 if captured is not None:
                                     sent[peer.camera_id][message[key]] = captured
                 await asyncio.sleep(0.05)  # polling the peers' queues until the deadline
+            listing = await _request(http, "GET", f"{url}/stations")
+            summary = next(s for s in listing["stations"] if s["id"] == STATION)
             if args.self_calibration:
                 calibrated = await _self_calibrate(http, url, peers)
         finally:
@@ -176,7 +179,12 @@ async def stream(
                 message["true_captured"] = {
                     c: sent[c].get(pts) for c, pts in message["frames"].items()
                 }
-    return {"received": received, "size": (width, height), "self_calibration": calibrated}
+    return {
+        "received": received,
+        "size": (width, height),
+        "self_calibration": calibrated,
+        "station": summary,
+    }
 
 
 async def _self_calibrate(
@@ -420,6 +428,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 except subprocess.TimeoutExpired:
                     server.kill()
     result = measure(data, calibration, args.fps)
+    result["stature_m_server"] = data["station"].get("stature_m")
+    result["partial_groups_server"] = data["station"].get("partial_groups")
     result["load_processes"] = args.load
     result["loadavg_1min"] = round(os.getloadavg()[0], 2)
     self_cal = data.get("self_calibration")
@@ -452,7 +462,13 @@ def report(result: dict[str, Any]) -> str:
         + ", ".join(f"{c} {v:.0%}" for c, v in result["mirrored_share"].items())
         + " |",
         f"| groups with all 4 views | - | {result['full_groups']:.0%} |",
-        f"| stature from the lab-calibrated `pose3d` | - | {result['stature_m_lab']} m |",
+        f"| stature from the lab-calibrated `pose3d` | - | {result['stature_m_lab']} m"
+        + (
+            f" (the station's `stature_m`: {result['stature_m_server']} m)"
+            if result.get("stature_m_server")
+            else ""
+        )
+        + " |",
     ]
     self_cal = result.get("self_calibration")
     if self_cal and "error" not in self_cal:

@@ -31,6 +31,7 @@ from ..history.store import History
 from ..media.capture_clock import ClockOffsets
 from ..multiview import (
     StationCalibration,
+    estimate_stature,
     gate_px,
     joint_angles_3d,
     triangulate_points,
@@ -54,6 +55,7 @@ MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on witho
 MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
 DEFAULT_INTERVAL_S = 1 / 15
 MIN_INTERVAL_S = 1 / 240  # closer capture times are one frame seen twice, not an interval
+STATURE_POSES = 150  # the last 3-D poses the person's stature is estimated from
 INTERVAL_WINDOW = 32  # analysed frames whose smallest capture step is the capture interval
 
 
@@ -257,6 +259,7 @@ class Station:
         # (calibration, frame sizes, the calibration scaled to them)
         self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
         self._size_problem = ""
+        self._poses3d: deque[np.ndarray] = deque(maxlen=STATURE_POSES)  # (33, 4) x, y, z, conf
         self._clocks: dict[str, ClockOffsets] = {}  # clock id -> the offsets its cameras share
 
     @property
@@ -400,6 +403,7 @@ class Station:
                 return None, []
             gate = gate_px(list(sizes.values()))  # the gate follows the frame size
             result = triangulate_points(seen, views, max_reprojection_px=gate)
+            self._poses3d.append(np.column_stack([result.points, result.confidence]))
             return wire_pose3d(result), list(result.mirrored)
         except (ValueError, np.linalg.LinAlgError) as exc:
             logger.warning("station %s: triangulation failed: %s", self.id, exc)
@@ -460,7 +464,18 @@ class Station:
             "groups": self.groups,
             "partial_groups": self.partial_groups,
             "calibration": self.calibration.to_json() if self.calibration is not None else None,
+            "stature_m": self._stature_m(),
         }
+
+    def _stature_m(self) -> float | None:
+        """The person's height from the last 3-D poses, when the calibration is metric by
+        itself (a board or a file; a self-calibration's scale is the stated height)."""
+        if self.calibration is None or self.calibration.method == "self" or not self._poses3d:
+            return None
+        try:
+            return round(estimate_stature(list(self._poses3d)), 3)
+        except ValueError:
+            return None
 
     def close(self) -> None:
         self.pairer.close()
