@@ -33,15 +33,18 @@ class VideoFileSource:
         self._position = 0  # the index the next decoded frame has
         self._frame_count: int | None = None  # known once the end was reached
         self._next = 0  # read()'s next index
-        # one reader at a time: a cancelled recv leaves its read running in the executor
-        # while the next one starts (two threads in one decoder abort the process)
         self._lock = threading.Lock()
+        self._closed = False
 
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` (0 is the first; past the end the file starts again), RGB."""
         if index < 0:
             raise ValueError("a frame index is never negative")
+        # a peer reads in an executor thread and may close meanwhile: OpenCV aborts the
+        # process when a capture is released during a read
         with self._lock:
+            if self._closed:
+                raise SourceError(f"{self.description}: closed")
             return self._frame(index)
 
     def _frame(self, index: int) -> np.ndarray:
@@ -72,6 +75,7 @@ class VideoFileSource:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._capture.release()
 
     def _rewind(self) -> None:
