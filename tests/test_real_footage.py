@@ -16,7 +16,7 @@ pytestmark = pytest.mark.bench
 
 def test_the_lab_station_on_real_footage_gives_a_steady_body_of_one_instant():
     result = run(
-        argparse.Namespace(seconds=30.0, fps=5.0, scale=0.5, load=0, self_calibration=False)
+        argparse.Namespace(seconds=30.0, fps=2.0, scale=0.5, load=0, self_calibration=False)
     )
     print(result)  # the figures, for the log of a failing run
     assert result["size"] == [544, 960]

@@ -75,6 +75,16 @@ class CaptureClock:
         """Estimate the offset with the other cameras of this camera's clock (None: alone)."""
         self._offsets = offsets if offsets is not None else self._own
 
+    def estimate(self, pts: int, arrival_s: float, camera_s: float | None = None) -> float:
+        """A frame's capture time (server clock) as `capture_time` would give it, without
+        learning from it (for frames only looked at, not analysed)."""
+        if camera_s is None and self.rtp_origin is not None:
+            camera_s = self.camera_time((self.rtp_origin + pts) % 2**32)
+        offset = self._offsets.smallest()
+        if camera_s is None or offset is None:
+            return arrival_s
+        return camera_s + offset
+
     def frame_arrived(self, pts: int, arrival_s: float) -> None:
         """Every received frame, analysed or not, tells the offset: under load only one
         frame in several is analysed, and the smallest transit of those few was seen 0.1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +42,9 @@ from .stations import ViewItem
 
 logger = logging.getLogger(__name__)
 
+# the last frames received, kept in a station: when the worker is free, the frame of the
+# instant the station's other cameras analyse is taken (0.4 s at 15 fps)
+RECENT_FRAMES = 6
 _MAX_BUFFERED_BYTES = 256 * 1024  # a peer this far behind misses messages, never delays others
 
 
@@ -120,6 +124,7 @@ class CameraSession:
         self.monitor_peers: set[Any] = set()  # MonitorPeers, from their offer to their close
         self.capture_clock = CaptureClock()
         self.clock_id: str | None = None  # the camera's clock, as its offer named it
+        self._recent: deque[ReceivedFrame] = deque(maxlen=RECENT_FRAMES)
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
         self._pose_channel = pose_channel
@@ -332,6 +337,18 @@ class CameraSession:
         for sink in tuple(self._sinks):
             sink.send_text(text)
 
+    def _frame_to_analyse(self, waited_on: ReceivedFrame) -> ReceivedFrame:
+        newest = self.newest.latest or waited_on
+        station = self.station
+        if station is None or len(self._recent) < 2:
+            return newest
+        clock = self.capture_clock
+        candidates = [
+            (clock.estimate(f.pts, f.received_wall, f.camera_time), f) for f in self._recent
+        ]
+        chosen: ReceivedFrame = station.frame_to_analyse(self.camera_id, candidates)
+        return chosen
+
     def _station_counts(self) -> bool:
         return self.station is not None and bool(self.station.counts_reps)
 
@@ -368,7 +385,10 @@ class CameraSession:
             wall = time.time() - (time.monotonic() - arrived)
         if camera_time is None:
             self.capture_clock.frame_arrived(pts, wall)  # the clock learns from every frame
-        self.newest.publish(ReceivedFrame(frame, pts, arrived, wall, rgb, camera_time))
+        received = ReceivedFrame(frame, pts, arrived, wall, rgb, camera_time)
+        if self.station is not None:
+            self._recent.append(received)  # a station may ask for the frame of an instant
+        self.newest.publish(received)
 
     async def _read_track(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; a camera silent for too long is removed."""
@@ -405,7 +425,8 @@ class CameraSession:
             try:
                 async with self._pose_channel.turn():
                     # the worker is ours now: take the newest frame, not the one we waited on
-                    seen, item = self.newest.version, self.newest.latest or item
+                    # (in a station: the frame of the instant its other cameras analyse)
+                    seen, item = self.newest.version, self._frame_to_analyse(item)
                     layout = self._write_frame(item)
                     result = await self._pose_channel.analyse(
                         layout, int(item.received_monotonic * 1000)
