@@ -45,3 +45,39 @@ async def test_a_slow_analysis_never_groups_frames_of_different_instants():
         assert shared > 100 and len(several) >= shared - 4
     finally:
         pairer.close()
+
+
+async def test_cameras_of_one_clock_pair_on_it_while_the_servers_offset_estimate_moves():
+    """A busy server analyses one instant's views up to a second apart, and meanwhile its
+    estimate of the clock's offset moves (by 40-60 ms, seen under load): cameras that named
+    one clock are paired on that clock."""
+    groups: list[list[ViewItem]] = []
+    pairer = Pairer(groups.append)
+    cameras = ["cam01", "cam02", "cam03"]
+    pairer.set_cameras(cameras)
+    rng = random.Random(3)
+    try:
+        for instant in range(200):
+            for camera_id in cameras:
+                if rng.random() < 0.6:
+                    camera_s = 5000.0 + instant * CAPTURE_S
+                    drift = rng.uniform(-0.06, 0.06)  # the offset estimate at analysis time
+                    item = ViewItem(
+                        camera_id,
+                        camera_s + 0.2 + drift,
+                        instant,
+                        [],
+                        544,
+                        960,
+                        None,
+                        [],
+                        capture_interval_s=CAPTURE_S,
+                        clock="clock-1",
+                        camera_captured=camera_s,
+                    )
+                    pairer.add(item)
+        mixed = [g for g in groups if len({item.pts for item in g}) > 1]
+        assert not mixed
+        assert sum(len(g) == 3 for g in groups) > 30
+    finally:
+        pairer.close()

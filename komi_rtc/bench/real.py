@@ -47,11 +47,13 @@ from ..camera.peer import CameraPeer
 from ..media.capture_timeline import CaptureTimeline
 from ..media.video_sources import open_source
 from ..multiview import (
+    CalibrationError,
     StationCalibration,
     estimate_stature,
     gate_px,
     mirrored_keypoints,
     read_qualisys,
+    self_calibrate,
     to_toml,
     triangulate_points,
     wire_pose3d,
@@ -62,6 +64,7 @@ from .real_footage import lab_station
 from .server_process import free_port, wait_ready
 
 STATION = "lab"
+DEFAULT_HEIGHT_M = 1.7  # the server's body_height_m when none is stated
 CAMERAS = ("cam01", "cam02", "cam03", "cam04")
 RECORDING_FPS = 60.0
 LIMBS = [
@@ -359,6 +362,30 @@ def offline(args: argparse.Namespace, calibration: StationCalibration) -> dict[s
     return {"received": received, "size": (width, height), "self_calibration": None}
 
 
+def _self_calibrate_offline(
+    data: dict[str, Any], calibration: StationCalibration
+) -> dict[str, Any]:
+    """The server's self-calibration (multiview.self_calibrate, the default height, 1.70 m,
+    as when none is stated) on the offline keypoints, against the lab's."""
+    frames = {
+        c: [_keypoints(m) for m in data["received"][c] if m.get("type") == "frame_processed"]
+        for c in CAMERAS
+    }
+    sizes = {c: tuple(data["size"]) for c in CAMERAS}
+    started = time.monotonic()
+    try:
+        estimate = self_calibrate(dict(frames), sizes, DEFAULT_HEIGHT_M)
+    except (CalibrationError, ValueError) as exc:
+        return {"error": str(exc)}
+    compared = compare_calibrations(estimate, calibration)
+    compared["solve_s"] = round(time.monotonic() - started, 1)
+    compared["inlier_share"] = estimate.details.get("inlier_share")
+    compared["mirrored_views_relabelled"] = estimate.details.get("mirrored_views_relabelled", 0)
+    # the lab's metres per estimate unit, times the height the estimate assumed
+    compared["implied_height_m"] = round(DEFAULT_HEIGHT_M * compared["scale_to_lab"], 3)
+    return compared
+
+
 def compare_calibrations(
     estimate: StationCalibration, reference: StationCalibration
 ) -> dict[str, Any]:
@@ -394,8 +421,11 @@ def compare_calibrations(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     calibration = read_qualisys(lab_station().qualisys_calibration)
     if getattr(args, "offline", False):
-        result = measure(offline(args, calibration), calibration, args.fps)
+        data = offline(args, calibration)
+        result = measure(data, calibration, args.fps)
         result["offline"] = True
+        if getattr(args, "self_calibration", False):
+            result["self_calibration"] = _self_calibrate_offline(data, calibration)
         result["loadavg_1min"] = round(os.getloadavg()[0], 2)
         return result
     port = free_port()
@@ -484,6 +514,9 @@ def report(result: dict[str, Any]) -> str:
             + " |",
             f"| self-calibration: scale to the lab's (stated height {self_cal['stated_height_m']}"
             f" m) | - | {self_cal['scale_to_lab']} |",
+            f"| self-calibration: joints explained, mirrored views relabelled, solve | - | "
+            f"{self_cal.get('inlier_share')}, {self_cal.get('mirrored_views_relabelled')}, "
+            f"{self_cal.get('solve_s')} s |",
         ]
     elif self_cal:
         rows.append(f"| self-calibration | - | failed: {self_cal['error']} |")

@@ -75,6 +75,13 @@ class CaptureClock:
         """Estimate the offset with the other cameras of this camera's clock (None: alone)."""
         self._offsets = offsets if offsets is not None else self._own
 
+    def camera_time_of(self, pts: int, camera_s: float | None = None) -> float | None:
+        """A frame's capture time in the camera's own clock (`camera_s` when the camera
+        said it), None before its first sender report."""
+        if camera_s is None and self.rtp_origin is not None:
+            camera_s = self.camera_time((self.rtp_origin + pts) % 2**32)
+        return camera_s
+
     def estimate(self, pts: int, arrival_s: float, camera_s: float | None = None) -> float:
         """A frame's capture time (server clock) as `capture_time` would give it, without
         learning from it (for frames only looked at, not analysed)."""

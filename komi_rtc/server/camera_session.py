@@ -534,5 +534,7 @@ class CameraSession:
                     analysis,
                     view_reps,
                     capture_interval_s=interval,
+                    clock=self.clock_id,
+                    camera_captured=self.capture_clock.camera_time_of(item.pts, item.camera_time),
                 )
             )

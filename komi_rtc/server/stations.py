@@ -80,6 +80,22 @@ class ViewItem:
     reps: list[dict[str, Any]]
     arrived: float = field(default_factory=time.monotonic)
     capture_interval_s: float | None = None  # the camera's, from its received frames
+    clock: str | None = None  # the camera's clock, as its offer named it
+    camera_captured: float | None = None  # capture time in that clock (s)
+
+    def after(self, other: ViewItem) -> float:
+        """How much later (s) this frame was captured than `other`: on their own clock
+        when both cameras name one (exact: the estimate of its offset to the server's
+        clock moves while a busy server analyses one instant's views a second apart),
+        else on the server's clock."""
+        if (
+            self.clock is not None
+            and self.clock == other.clock
+            and self.camera_captured is not None
+            and other.camera_captured is not None
+        ):
+            return self.camera_captured - other.camera_captured
+        return self.captured - other.captured
 
     def keypoints(self) -> np.ndarray | None:
         """The most prominent person as (33, 3): x px, y px, confidence."""
@@ -111,6 +127,7 @@ class Pairer:
         self.cameras: list[str] = []
         self._waiting: dict[str, deque[ViewItem]] = {}
         self._last_captured: dict[str, float] = {}
+        self._last_item: dict[str, ViewItem] = {}
         self._interval: dict[str, float] = {}  # capture interval (s) of each camera
         self._steps: dict[str, deque[float]] = {}
         self._last_arrival: dict[str, float] = {}
@@ -159,6 +176,7 @@ class Pairer:
         if hint is not None and MIN_INTERVAL_S <= hint < self._interval.get(item.camera_id, 1.0):
             self._interval[item.camera_id] = hint
         self._last_captured[item.camera_id] = item.captured
+        self._last_item[item.camera_id] = item
         last_arrival = self._last_arrival.get(item.camera_id)
         if last_arrival is not None and item.arrived - last_arrival < MAX_WAIT_BUSY_S:
             step = item.arrived - last_arrival
@@ -172,18 +190,19 @@ class Pairer:
         self._pair(item)
         self._expire()
 
-    def _nearest(self, camera_id: str, captured: float) -> ViewItem | None:
+    def _nearest(self, camera_id: str, item: ViewItem) -> ViewItem | None:
         queue = self._waiting.get(camera_id)
         if not queue:
             return None
-        best = min(queue, key=lambda i: abs(i.captured - captured))
-        return best if abs(best.captured - captured) <= self.tolerance_s else None
+        best = min(queue, key=lambda i: abs(i.after(item)))
+        return best if abs(best.after(item)) <= self.tolerance_s else None
 
     def _take(self, group: list[ViewItem]) -> None:
         for item in group:
             queue = self._waiting[item.camera_id]
-            while queue and queue[0].captured <= item.captured:
-                skipped = queue.popleft()  # this frame and older ones of that camera are done
+            while any(waiting is item for waiting in queue):
+                # this frame and older ones of that camera are done (they come in order)
+                skipped = queue.popleft()
                 if skipped is not item:
                     _carry_reps(skipped, item)
         self._emit(group)
@@ -210,12 +229,12 @@ class Pairer:
         for camera_id in self.cameras:
             if camera_id == item.camera_id:
                 continue
-            partner = self._nearest(camera_id, item.captured)
+            partner = self._nearest(camera_id, item)
             if partner is not None:
                 group.append(partner)
                 continue
-            last = self._last_captured.get(camera_id)
-            if last is None or last <= item.captured + self.tolerance_s:
+            last = self._last_item.get(camera_id)
+            if last is None or last.after(item) <= self.tolerance_s:
                 return None  # wait for it (bounded by _expire)
         return group
 
@@ -233,7 +252,7 @@ class Pairer:
             group = [oldest]
             for camera_id in self.cameras:
                 if camera_id != oldest.camera_id:
-                    partner = self._nearest(camera_id, oldest.captured)
+                    partner = self._nearest(camera_id, oldest)
                     if partner is not None:
                         group.append(partner)
             self._take(group)
