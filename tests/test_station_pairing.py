@@ -4,8 +4,13 @@ frames 67 ms apart)."""
 
 from __future__ import annotations
 
+import json
 import random
 
+import pytest
+
+from komi_rtc.protocol import InvalidRequest
+from komi_rtc.protocol.requests import parse_offer
 from komi_rtc.server.stations import Pairer, ViewItem
 
 CAPTURE_S = 1 / 15
@@ -81,3 +86,15 @@ async def test_cameras_of_one_clock_pair_on_it_while_the_servers_offset_estimate
         assert sum(len(g) == 3 for g in groups) > 30
     finally:
         pairer.close()
+
+
+def test_an_offer_names_its_clock_with_an_id_and_only_a_camera_does():
+    sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    offer = parse_offer(json.dumps({"sdp": sdp, "clock": "clock-1f2e"}).encode())
+    assert offer.clock == "clock-1f2e" and offer.to_wire()["clock"] == "clock-1f2e"
+    for body in ({"sdp": sdp, "clock": "a b"}, {"sdp": sdp, "clock": 7}):
+        with pytest.raises(InvalidRequest, match="'clock' must be"):
+            parse_offer(json.dumps(body).encode())
+    monitor = {"sdp": sdp, "role": "monitor", "camera_id": "c1", "clock": "k"}
+    with pytest.raises(InvalidRequest, match="only a camera"):
+        parse_offer(json.dumps(monitor).encode())
