@@ -14,10 +14,22 @@ one. Until a camera's first sender report, its frames are placed at their arriva
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 WINDOW_S = 20.0
 STEPS_KEPT = 64  # capture steps of received frames whose smallest is the capture interval
 MIN_STEP_S = 1 / 240  # closer capture times are one frame seen twice
+
+
+def fundamental_step(steps: Iterable[float]) -> float | None:
+    """The interval that steps between capture times are (mostly one) multiples of: the
+    median of the steps under 1.5 times the smallest, so that one step shortened by jitter
+    (a sender report stamped after encoding) does not halve the tolerance of pairing."""
+    values = sorted(steps)
+    if not values:
+        return None
+    near = [v for v in values if v < 1.5 * values[0]]
+    return near[len(near) // 2]
 
 
 class ClockOffsets:
@@ -107,7 +119,7 @@ class CaptureClock:
         its last received frames (a camera that cannot keep up skips instants, and only
         some frames are analysed; frames of one instant are never more than half of this
         apart). None before two frames came."""
-        return min(self._steps) if self._steps else None
+        return fundamental_step(self._steps)
 
     def _observe(self, camera_s: float, arrival_s: float) -> None:
         last = self._last_camera_s

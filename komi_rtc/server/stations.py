@@ -28,7 +28,7 @@ from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
 from ..history.recorder import SetRecorder
 from ..history.store import History
-from ..media.capture_clock import ClockOffsets
+from ..media.capture_clock import ClockOffsets, fundamental_step
 from ..multiview import (
     StationCalibration,
     estimate_stature,
@@ -171,7 +171,7 @@ class Pairer:
             # camera's received frame rate tells it when no two analysed frames are adjacent
             steps = self._steps.setdefault(item.camera_id, deque(maxlen=INTERVAL_WINDOW))
             steps.append(item.captured - previous)
-            self._interval[item.camera_id] = min(steps)
+            self._interval[item.camera_id] = fundamental_step(steps) or DEFAULT_INTERVAL_S
         hint = item.capture_interval_s
         if hint is not None and MIN_INTERVAL_S <= hint < self._interval.get(item.camera_id, 1.0):
             self._interval[item.camera_id] = hint
@@ -381,7 +381,8 @@ class Station:
 
     def frame_to_analyse(self, camera_id: str, candidates: list[tuple[float, T]]) -> T:
         """Which of a camera's last frames (capture time, frame; oldest first) its worker
-        should analyse. A server that analyses each camera's frames `n` capture intervals
+        should analyse. For a station whose cameras all name one clock (one process's): a
+        server that analyses each camera's frames `n` capture intervals
         apart analyses, of every camera, the newest frame whose instant is a multiple of
         `n` intervals (a grid the cameras share), instead of each camera's newest: the
         cameras then analyse the same instants, and groups hold every view (on the lab
@@ -390,6 +391,11 @@ class Station:
         newest_time, newest = candidates[-1]
         interval = 2.0 * self.pairer.tolerance_s
         steps = self.pairer.analysed_step_s
+        clocks = {getattr(s, "clock_id", None) for s in self.members.values()}
+        if len(clocks) != 1 or None in clocks:
+            # only cameras of one clock capture on one grid; others (phones) keep the
+            # newest frame (a grid tried on two unsynchronised cameras halved their pairs)
+            return newest
         if interval <= 0 or steps is None or len(candidates) < 2:
             return newest
         n = max(1, min(len(candidates), round(steps / interval)))
@@ -399,7 +405,10 @@ class Station:
         for capture_time, frame in reversed(candidates):
             if capture_time <= last + 0.5 * interval:
                 break  # analysed already: never go back
-            if round(capture_time / interval) % n == 0:
+            # within half an interval of the grid: cameras that do not capture in phase
+            # (phones) still take frames that pair
+            period = n * interval
+            if abs(capture_time - period * round(capture_time / period)) <= 0.5 * interval:
                 self._analysed_until[camera_id] = capture_time
                 return frame
         self._analysed_until[camera_id] = newest_time
