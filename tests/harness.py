@@ -170,3 +170,46 @@ class ServerProcess:
         """SIGKILL: no shutdown, no flush (a crash, a power cut)."""
         self.process.kill()
         self.process.wait()
+
+
+MULTICAST = "224.0.0.0/4"
+
+
+class MulticastDrop:
+    """An iptables OUTPUT rule dropping multicast that would leave by any interface but
+    loopback, while a test runs: Firefox and aioice look mDNS `.local` names up with
+    multicast queries, which must not reach the network the tests run on. `dropped()`
+    counts the packets it stopped (a test can check a lookup was made)."""
+
+    def __init__(self) -> None:
+        self._rule = [
+            "OUTPUT", "!", "-o", "lo", "-d", MULTICAST,
+            "-m", "comment", "--comment", f"komi-test-no-multicast-{os.getpid()}",
+            "-j", "DROP",
+        ]  # fmt: skip
+
+    def __enter__(self) -> MulticastDrop:
+        _iptables("-I", *self._rule)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _iptables("-D", *self._rule)
+
+    def dropped(self) -> int:
+        """Packets the rule has dropped so far."""
+        listing = _iptables("-L", "OUTPUT", "-v", "-n", "-x")
+        for line in listing.splitlines():
+            if f"komi-test-no-multicast-{os.getpid()}" in line:
+                return int(line.split()[0])
+        raise AssertionError(f"the multicast rule is gone:\n{listing}")
+
+
+def _iptables(*args: str) -> str:
+    """Run iptables (-w: wait for the lock another test or engineer holds); its output.
+    FileNotFoundError when it is not installed (scripts/setup.sh --test installs it)."""
+    done = subprocess.run(
+        ["iptables", "-w", "10", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"iptables {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
