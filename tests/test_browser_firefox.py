@@ -9,6 +9,7 @@ to stream and be analysed; skeletons are checked on a person streamed by a Pytho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,15 @@ from harness import MulticastDrop, wait_for
 from komi_rtc.server.app_keys import REGISTRY
 
 pytestmark = [pytest.mark.browser]
+
+HIDDEN = "the offer has no usable ICE candidate"
+
+
+def offers_were_hidden(caplog: pytest.LogCaptureFixture, camera_id: str) -> int:
+    """How many of `camera_id`'s offers (its own and its monitors') the server found with
+    every address hidden: Firefox's default, the case this module is about."""
+    prefix = f"[{camera_id}] {HIDDEN}"
+    return sum(1 for record in caplog.records if record.getMessage().startswith(prefix))
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +61,9 @@ async def _open_firefox_camera(firefox: Firefox, url: str, camera_id: str, **par
 
 
 async def test_firefox_camera_page_streams_its_fake_camera_and_is_analysed(
-    server: Any, pages: Firefox
+    server: Any, pages: Firefox, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "komi_rtc.server.signaling")
     page = await _open_firefox_camera(pages, server.url, "ff_cam")
     await page.wait_for_function(
         "window.komiCamera.state === 'connected' && window.komiCamera.results >= 15", timeout=30000
@@ -64,13 +75,15 @@ async def test_firefox_camera_page_streams_its_fake_camera_and_is_analysed(
     assert await page.evaluate("document.getElementById('preview').currentTime") > 1
     session = server.app[REGISTRY].get("ff_cam")
     assert session.stats.frames_analysed >= 15
+    assert offers_were_hidden(caplog, "ff_cam") == 1
 
 
 async def test_firefox_monitor_plays_with_skeletons_on_their_own_frames(
-    server: Any, pages: Firefox
+    server: Any, pages: Firefox, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A person streamed by a Python camera, watched in Firefox: its video plays, and each
     frame gets the skeleton computed from it (requestVideoFrameCallback's RTP timestamps)."""
+    caplog.set_level(logging.INFO, "komi_rtc.server.signaling")
     camera = await connect_camera(server.url, PersonTrack(), camera_id="ff_watched")
     try:
         _, monitor = await open_monitor(pages, server.url)
@@ -82,6 +95,7 @@ async def test_firefox_monitor_plays_with_skeletons_on_their_own_frames(
         assert stats["rvfc"] and stats["frameKeys"] == "frame", stats
         assert stats["matched"] >= 0.8 * stats["frames"], stats
         assert skeleton_pixels(await monitor.screenshot()) > 500
+        assert offers_were_hidden(caplog, "ff_watched") == 1  # the monitor's
     finally:
         await camera.close()
 
