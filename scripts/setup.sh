@@ -24,6 +24,15 @@ has_korean_font() {
     { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=ko family 2>/dev/null)" ]; }
 }
 if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# the other browsers the pages are tested in (issue 25): Firefox (driven by puppeteer-core,
+# tests/js), WebKitGTK's WebDriver and the X server it needs; iptables keeps the browsers'
+# mDNS multicast lookups on this machine during the tests
+if [ $want_test = 1 ]; then
+  [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+  [ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
+  [ -x /usr/bin/Xvfb ] || missing+=(xvfb)
+  command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+fi
 if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
 # the history tests run a real PostgreSQL (tests/databases.py starts and stops it)
 if [ $want_test = 1 ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then

@@ -161,7 +161,5 @@ async def test_firefox_history_page_shows_a_person_and_their_sets(
     context = await pages.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(page_link(server.url, "/history"))
-    await page.wait_for_function(
-        "document.body.innerText.includes('ff_person')", timeout=15000
-    )
+    await page.wait_for_function("document.body.innerText.includes('ff_person')", timeout=15000)
     assert await page.evaluate("document.title") == "KOMI History"
