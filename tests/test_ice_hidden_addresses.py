@@ -197,3 +197,20 @@ async def test_answer_to_an_offer_without_candidates_completes_ice() -> None:
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_stock_aiortc_still_answers_an_ended_offer_without_candidates_with_none() -> None:
+    """Why `accept_offer` exists: aiortc and aioice as pinned gather nothing for such an
+    offer. When this fails, a release fixed it and the workaround can go."""
+    offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        offerer.createDataChannel("komi")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        sdp = drop_candidates(offerer.localDescription.sdp)
+        await answerer.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        assert CANDIDATE.findall(answerer.localDescription.sdp) == []
+    finally:
+        await offerer.close()
+        await answerer.close()
