@@ -54,6 +54,16 @@ from gi.repository import Gst; Gst.init(None); raise SystemExit(Gst.ElementFacto
     missing+=(python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gstreamer1.0-nice)
   have_gst_element x264enc || missing+=(gstreamer1.0-plugins-ugly)
+  # Firefox's real Linux camera path (tests/linux_camera.py): a D-Bus session, PipeWire with
+  # WirePlumber, the camera portal (its GTK backend needs the Xvfb display) and a GStreamer
+  # pipewiresink camera
+  have_gst_element pipewiresink || missing+=(gstreamer1.0-pipewire)
+  command -v pipewire >/dev/null || missing+=(pipewire pipewire-bin)
+  command -v wireplumber >/dev/null || missing+=(wireplumber)
+  command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+  command -v gdbus >/dev/null || missing+=(libglib2.0-bin)
+  [ -x /usr/libexec/xdg-desktop-portal ] || missing+=(xdg-desktop-portal)
+  [ -x /usr/libexec/xdg-desktop-portal-gtk ] || missing+=(xdg-desktop-portal-gtk)
   command -v npm >/dev/null || missing+=(npm)
 fi
 if [ ${#missing[@]} -gt 0 ]; then

@@ -52,11 +52,19 @@ class Firefox:
         self.contexts: list[FirefoxContext] = []
 
     @classmethod
-    async def launch(cls, prefs: dict[str, Any] | None = None, headless: bool = True) -> Firefox:
+    async def launch(
+        cls,
+        prefs: dict[str, Any] | None = None,
+        headless: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> Firefox:
+        """Firefox with `prefs` (FAKE_CAMERA_PREFS unless given) and `env` added to this
+        process's environment (a D-Bus session, a display)."""
         options = {
             "executablePath": FIREFOX,
             "prefs": FAKE_CAMERA_PREFS if prefs is None else prefs,
             "headless": headless,
+            "env": env or {},
         }
         node_path = str(Path(__file__).parent / "js" / "node_modules")
         process = await asyncio.create_subprocess_exec(

@@ -17,8 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -218,3 +218,34 @@ def _iptables(*args: str) -> str:
     if done.returncode != 0:
         raise AssertionError(f"iptables {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
+
+
+@contextmanager
+def xvfb() -> Iterator[str]:
+    """A virtual X display for the run of the block: its name (":N", a free number Xvfb
+    chose itself)."""
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [
+            "/usr/bin/Xvfb",
+            "-displayfd",
+            str(write_end),
+            "-screen",
+            "0",
+            "1280x900x24",
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as chosen:
+            number = chosen.readline().strip()  # written once the display accepts clients
+        assert number, f"Xvfb did not start (exit {process.poll()})"
+        yield f":{number}"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from browser import page_link
-from harness import wait_for
-from webkit import webkit, xvfb
+from harness import wait_for, xvfb
+from webkit import webkit
 
 from komi_rtc.server.app_keys import REGISTRY
 
