@@ -214,3 +214,37 @@ async def test_stock_aiortc_still_answers_an_ended_offer_without_candidates_with
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_camera_offer_whose_connection_the_server_closes_while_answering_answers_503(
+    server: Any, no_multicast: MulticastDrop
+) -> None:
+    """The server stops (its signaling closes every connection still negotiating) while a
+    camera's offer waits on the lookup of its `.local` names: 503 saying to offer again,
+    not a 500 nor a 400 blaming the offer."""
+    from komi_rtc.server.app_keys import SIGNALING
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTrack(PersonTrack())
+        pc.createDataChannel("komi")
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {
+            "sdp": hide_addresses(pc.localDescription.sdp),
+            "type": "offer",
+            "role": "camera",
+            "camera_id": "closed_under_it",
+        }
+        offer = asyncio.ensure_future(post_offer(server.url, body))
+        await wait_for(
+            lambda: "closed_under_it" in server.app[REGISTRY].reserved(),
+            10,
+            "the offer negotiating",
+        )
+        await server.app[SIGNALING].close()
+        status, answer = await offer
+        assert status == 503, answer
+        assert "offer again" in answer["error"]
+        assert "closed_under_it" not in server.app[REGISTRY].reserved()
+    finally:
+        await pc.close()
