@@ -275,7 +275,7 @@ class Tile {
   }
 
   // The RTP timestamp of the frame on screen: the frame's own (requestVideoFrameCallback's
-  // metadata, Chromium and Firefox 132 on), else the newest the receiver handed to the
+  // metadata: Chromium's, Firefox ESR 153's), else the newest the receiver handed to the
   // video (getSynchronizationSources: the frame on screen or the one before), else none.
   frameRtpTimestamp(metadata) {
     if (typeof metadata.rtpTimestamp === 'number') {
