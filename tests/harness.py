@@ -172,20 +172,23 @@ class ServerProcess:
         self.process.wait()
 
 
-MULTICAST = "224.0.0.0/4"
+MULTICAST = {"iptables": "224.0.0.0/4", "ip6tables": "ff00::/8"}
 
 
 class MulticastDrop:
-    """An iptables OUTPUT rule dropping multicast that would leave by any interface but
-    loopback, while a test runs: Firefox and aioice look mDNS `.local` names up with
-    multicast queries, which must not reach the network the tests run on. `dropped()`
-    counts the packets it stopped (a test can check a lookup was made)."""
+    """iptables (and ip6tables) OUTPUT rules dropping multicast that would leave by any
+    interface but loopback, while a test runs: Firefox, Chromium and aioice announce and
+    look up mDNS `.local` names with multicast, which must not reach the network the tests
+    run on. `dropped()` counts the IPv4 packets it stopped (a test can check a lookup was
+    made). Not root: the test is skipped, saying why."""
 
     def __init__(self) -> None:
-        self._rule = [
-            "OUTPUT", "!", "-o", "lo", "-d", MULTICAST,
-            "-m", "comment", "--comment", f"komi-test-no-multicast-{os.getpid()}",
-            "-j", "DROP",
+        self._comment = f"komi-test-no-multicast-{os.getpid()}"
+
+    def _rule(self, command: str) -> list[str]:
+        return [
+            "OUTPUT", "!", "-o", "lo", "-d", MULTICAST[command],
+            "-m", "comment", "--comment", self._comment, "-j", "DROP",
         ]  # fmt: skip
 
     def __enter__(self) -> MulticastDrop:
@@ -194,29 +197,41 @@ class MulticastDrop:
 
             # without the rule the lookups would reach the network: not run at all
             pytest.skip("dropping multicast needs root (iptables); CI runs the tests as root")
-        _iptables("-I", *self._rule)
+        for command in MULTICAST:
+            _iptables(command, "-I", *self._rule(command))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _iptables("-D", *self._rule)
+        for command in MULTICAST:
+            _iptables(command, "-D", *self._rule(command))
 
     def dropped(self) -> int:
-        """Packets the rule has dropped so far."""
-        listing = _iptables("-L", "OUTPUT", "-v", "-n", "-x")
+        """IPv4 packets the rule has dropped so far."""
+        listing = _iptables("iptables", "-L", "OUTPUT", "-v", "-n", "-x")
         for line in listing.splitlines():
-            if f"komi-test-no-multicast-{os.getpid()}" in line:
+            if self._comment in line:
                 return int(line.split()[0])
         raise AssertionError(f"the multicast rule is gone:\n{listing}")
 
 
-def _iptables(*args: str) -> str:
-    """Run iptables (-w: wait for the lock another test or engineer holds); its output.
+@contextmanager
+def multicast_dropped_if_root() -> Iterator[None]:
+    """MulticastDrop for a browser that every browser test shares: as root (CI) it is
+    dropped; otherwise the run goes on, saying that it could not be."""
+    if os.geteuid() != 0:
+        print("browser tests not run as root: their mDNS multicast is not dropped")
+        yield
+        return
+    with MulticastDrop():
+        yield
+
+
+def _iptables(command: str, *args: str) -> str:
+    """Run iptables or ip6tables (-w: wait for the lock another test holds); its output.
     FileNotFoundError when it is not installed (scripts/setup.sh --test installs it)."""
-    done = subprocess.run(
-        ["iptables", "-w", "10", *args], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([command, "-w", "10", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"iptables {' '.join(args)}: {done.stderr.strip()}")
+        raise AssertionError(f"{command} {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
 
 
