@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
 from ... import __version__
 from ...analysis.catalog import PROFILES
 from ...protocol import DATA_CHANNEL_LABEL
-from ...protocol.rest import ClientConfig, ExerciseListing, Health, ServiceStatus
+from ...protocol.rest import ClientConfig, ExerciseListing, Health, IceServer, ServiceStatus
 from ..app_keys import (
     CATALOG,
     CONFIG,
     PAGE_STATUS,
+    request_grant,
 )
 from ..middleware import Handler
+from ..turn_credentials import TurnCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,19 @@ def page(name: str) -> Handler:
 
 
 async def client_config(request: web.Request) -> web.Response:
-    """What the pages need: ICE servers (STUN/TURN) and the data channel label."""
+    """What the pages and camera peers need: ICE servers and the data channel label. With
+    `--turn-url`, a TURN entry with credentials minted for this caller's token (the route
+    takes only valid tokens), named by its token id so coturn's log says whose link relayed;
+    never cached, as it holds a credential."""
     config = request.app[CONFIG]
-    return web.json_response(ClientConfig(config.ice_servers, DATA_CHANNEL_LABEL).to_wire())
+    servers = [IceServer((url,)) for url in config.ice_servers]
+    if config.turn_urls and config.turn_secret:
+        grant = request_grant(request)
+        turn = TurnCredentials(config.turn_urls, config.turn_secret, config.turn_ttl_s)
+        servers.append(turn.mint(grant.token_id or grant.role, time.time(), grant.expires_at))
+    response = web.json_response(ClientConfig(tuple(servers), DATA_CHANNEL_LABEL).to_wire())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def exercises(request: web.Request) -> web.Response:
