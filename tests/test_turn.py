@@ -1,0 +1,227 @@
+"""TURN: credentials the server mints per token (the REST API scheme coturn checks), and a
+camera behind NAT whose only path to the server is coturn's relay (nat_lab.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from auth import call, mint_token
+from harness import free_port, wait_for
+from nat_lab import TURNSERVER, Coturn, NatLab, namespaces_forbidden
+
+from komi_rtc.protocol import InvalidRequest
+from komi_rtc.protocol.rest import ClientConfig, IceServer
+from komi_rtc.server.cli import parse_args
+from komi_rtc.server.turn_credentials import TurnCredentials, turn_password
+
+SECRET = "komi-test-turn-secret-0123456789"
+TURN_URL = "turn:turn.clinic.example:3478"
+
+
+def test_minted_credentials_follow_the_turn_rest_api_scheme():
+    minted = TurnCredentials((TURN_URL,), SECRET, ttl_s=600).mint("tok:en id", now=1_000_000)
+    assert minted.username == "1000600:tok_en_id"  # expiry, then who (":" would split it)
+    expected = hmac.new(SECRET.encode(), b"1000600:tok_en_id", hashlib.sha1).digest()
+    assert minted.credential == base64.b64encode(expected).decode()
+    assert minted.to_wire() == {
+        "urls": TURN_URL,
+        "username": minted.username,
+        "credential": minted.credential,
+    }
+    capped = TurnCredentials((TURN_URL,), SECRET, ttl_s=600).mint("x", 1_000_000, 1_000_100)
+    assert capped.username.startswith("1000100:")  # never past the token's own expiry
+    assert SECRET not in repr(TurnCredentials((TURN_URL,), SECRET))
+
+
+def test_client_config_round_trips_and_refuses_other_shapes():
+    config = ClientConfig(
+        (IceServer(("stun:stun.example:3478",)), IceServer((TURN_URL,), "1:a", "c")), "komi"
+    )
+    assert ClientConfig.from_wire(config.to_wire()) == config
+    for bad in (
+        [],
+        {"ice_servers": {}},
+        {"ice_servers": [{"urls": "http://x"}]},
+        {"ice_servers": [{"urls": []}]},
+        {"ice_servers": [{"urls": TURN_URL, "credential": 5}]},
+    ):
+        with pytest.raises(InvalidRequest):
+            ClientConfig.from_wire(bad)
+
+
+def test_turn_options_read_the_secret_from_a_file_or_the_environment(tmp_path, capsys):
+    secret_file = tmp_path / "turn_secret"
+    secret_file.write_text(SECRET + "\n")
+    config = parse_args(["--turn-url", TURN_URL, "--turn-secret-file", str(secret_file)], {})
+    assert (config.turn_urls, config.turn_secret) == ((TURN_URL,), SECRET)
+    config = parse_args(["--turn-url", TURN_URL, "--turn-ttl", "2"], {"KOMI_TURN_SECRET": SECRET})
+    assert (config.turn_secret, config.turn_ttl_s) == (SECRET, 7200)
+    assert SECRET not in repr(config)
+    refused = [
+        (["--turn-url", TURN_URL], {}, "needs $KOMI_TURN_SECRET"),
+        (["--turn-url", "http://turn.example"], {"KOMI_TURN_SECRET": SECRET}, "turn:HOST"),
+        ([], {"KOMI_TURN_SECRET": SECRET}, "without --turn-url"),
+        (["--turn-url", TURN_URL], {"KOMI_TURN_SECRET": "short"}, "at least 16"),
+        (
+            ["--turn-url", TURN_URL, "--turn-secret-file", str(secret_file)],
+            {"KOMI_TURN_SECRET": SECRET},
+            "both",
+        ),
+    ]
+    for argv, environ, said in refused:
+        with pytest.raises(SystemExit):
+            parse_args(argv, environ)
+        assert said in capsys.readouterr().err
+    assert SECRET not in capsys.readouterr().err
+
+
+async def test_config_json_gives_turn_credentials_only_to_a_valid_token(start_server):
+    server = await start_server(
+        turn_urls=(TURN_URL,), turn_secret=SECRET, ice_servers=("stun:stun.example:3478",)
+    )
+    status, answer = await call(f"{server.url}/config.json", token="not-a-token")
+    assert status == 401 and SECRET not in str(answer)
+    camera = await mint_token(server.url, role="camera", camera_id="turn_camera", ttl_s=300)
+    status, answer = await call(f"{server.url}/config.json", token=camera["token"])
+    assert status == 200
+    stun, turn = answer["ice_servers"]
+    assert stun == {"urls": "stun:stun.example:3478"}
+    expiry, who = turn["username"].split(":")
+    assert who == camera["token_id"]
+    assert int(expiry) <= camera["expires_at"] and int(expiry) > time.time() + 200
+    assert turn["credential"] == turn_password(SECRET, turn["username"])
+    assert SECRET not in str(answer)
+
+
+def _frames_analysed(stats: Any, camera_id: str) -> int:
+    if not isinstance(stats, dict):
+        return 0
+    return int(stats.get("cameras", {}).get(camera_id, {}).get("frames_analysed", 0))
+
+
+@pytest.fixture
+def lab() -> Any:
+    """A camera network behind NAT (nat_lab.py), removed after the test; skipped, with the
+    reason printed, only where the platform forbids network namespaces."""
+    reason = namespaces_forbidden()
+    if reason:
+        print(f"SKIPPED: {reason}")
+        pytest.skip(reason)
+    made = NatLab(server_port=free_port()).open()
+    yield made
+    made.close()
+
+
+def _start_camera(lab: NatLab, token: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m komi_rtc.camera` inside the camera's network, as a person runs it there."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            lab.in_camera(
+                sys.executable, "-m", "komi_rtc.camera",
+                "--server", f"http://{lab.host_ip}:{lab.server_port}",
+                "--token", token, "--source", "demo", "--fps", "10",
+            ),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def _stop(camera: subprocess.Popen[bytes]) -> None:
+    if camera.poll() is None:
+        camera.send_signal(signal.SIGINT)  # closes its peer: coturn ends the allocation
+        try:
+            camera.wait(30)
+        except subprocess.TimeoutExpired:
+            camera.kill()
+            camera.wait()
+
+
+async def test_without_turn_a_camera_behind_nat_never_connects(lab, server_process, tmp_path):
+    """The control: the lab really leaves the relay as the only path."""
+    server = server_process("--host", "0.0.0.0", "--connect-timeout", "3", port=lab.server_port)
+    token = await mint_token(server.url, role="camera", camera_id="nat_camera", ttl_s=600)
+    camera = _start_camera(lab, token["token"], tmp_path / "camera.log")
+    try:
+        gave_up = "[nat_camera] camera closing (not connected within 3 s): 0 frames received"
+        await wait_for(
+            lambda: gave_up in server.log_text(),
+            timeout=60,
+            what=lambda: f"the server giving up on the camera\n{server.log_text()[-3000:]}",
+            interval=0.5,
+        )
+    finally:
+        _stop(camera)
+
+
+async def test_a_camera_behind_nat_streams_only_through_coturns_relay(
+    lab, server_process, tmp_path
+):
+    assert shutil.which(TURNSERVER), "coturn is not installed: scripts/setup.sh --test does it"
+    secret = secrets.token_hex(24)
+    secret_file = tmp_path / "turn_secret"
+    secret_file.write_text(secret)
+    coturn = Coturn(tmp_path, lab.host_ip, lab.turn_port, secret)
+    camera: subprocess.Popen[bytes] | None = None
+    camera_log = tmp_path / "camera.log"
+    try:
+        coturn.wait_listening()
+        server = server_process(
+            "--host", "0.0.0.0",
+            "--turn-url", f"turn:{lab.host_ip}:{lab.turn_port}?transport=udp",
+            "--turn-secret-file", str(secret_file),
+            port=lab.server_port,
+        )  # fmt: skip
+        token = await mint_token(server.url, role="camera", camera_id="nat_camera", ttl_s=600)
+        camera = _start_camera(lab, token["token"], camera_log)
+
+        async def analysed() -> bool:
+            assert camera is not None and camera.poll() is None, camera_log.read_text()
+            _, stats = await call(f"{server.url}/stats")
+            return _frames_analysed(stats, "nat_camera") >= 30
+
+        await wait_for(
+            analysed,
+            timeout=90,
+            what=lambda: (
+                f"30 frames analysed\n{camera_log.read_text()[-3000:]}\n{coturn.log_text()[-3000:]}"
+            ),
+            interval=0.5,
+        )
+        _stop(camera)
+
+        def relayed_bytes() -> int:
+            # coturn's line for an ended allocation: "usage: realm=<...>,
+            # username=<expiry:who>, rp=, rb=, sp=, sb=" (packets and bytes it received
+            # from and sent to the client)
+            usage = re.findall(
+                r": usage: realm=<[^>]*>, username=<\d+:([^>]*)>, rp=\d+, rb=(\d+)",
+                coturn.log_text(),
+            )
+            return max((int(rb) for who, rb in usage if who == token["token_id"]), default=0)
+
+        await wait_for(
+            lambda: relayed_bytes() > 100_000,  # 30 frames of VP8: well over 100 kB
+            timeout=30,
+            what=lambda: f"coturn relaying the video\n{coturn.log_text()[-4000:]}",
+            interval=0.5,
+        )
+        log = coturn.log_text()
+        # the camera reached coturn from the router's address (masqueraded), never its own
+        assert f"remote {lab.router_wan_ip}:" in log and lab.camera_ip not in log
+        print(f"coturn relayed {relayed_bytes()} bytes from the camera behind NAT")
+        assert secret not in server.log_text()
+    finally:
+        if camera is not None:
+            _stop(camera)
+        coturn.stop()
