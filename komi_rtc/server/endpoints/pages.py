@@ -52,6 +52,23 @@ def page(name: str) -> Handler:
     return page
 
 
+def app_file(name: str, content_type: str) -> Handler:
+    """A file of the installable camera app that the browser fetches without the page's
+    token (a manifest is fetched without credentials, a service worker's update check too):
+    public, holding nothing secret, with the content type browsers require (a service
+    worker must be JavaScript, a manifest `application/manifest+json`). Served from the
+    root, so the service worker may control /camera (a script's scope is at most its own
+    folder); revalidated on each use, so a new version reaches installed apps."""
+
+    async def app_file(request: web.Request) -> web.StreamResponse:
+        response = web.FileResponse(request.app[CONFIG].web_root / name)
+        response.content_type = content_type
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    return app_file
+
+
 async def client_config(request: web.Request) -> web.Response:
     """What the pages and camera peers need: ICE servers and the data channel label. With
     `--turn-url`, a TURN entry with credentials minted for this caller's token (the route
