@@ -6,9 +6,11 @@
 // its start_url (/camera?app=1) in a fresh context, which would have no token, and the page
 // would say "this page needs a link" every time. So when the person installs the app from
 // a page holding a token (the `appinstalled` event), or opens a camera link inside the
-// installed app, the token is also kept in localStorage, and the installed app (display
-// mode standalone, and only there) hands it to access.js on start. A token the server no
-// longer takes is refused as in a tab (access.js says so); a new link replaces it.
+// installed app, the token is also kept in localStorage, and the installed app hands it to
+// access.js on start. The app is recognised by its start_url's `app=1` (what the home
+// screen opens) or its display mode; a plain tab keeps using its own link only. A token
+// the server no longer takes is refused as in a tab (access.js says so); a new link
+// replaces it.
 //
 // This module imports nothing and is included before camera.js, so it runs before
 // access.js reads the token (module scripts run in document order).
@@ -17,7 +19,8 @@ const SESSION_KEY = 'komi.token'; // access.js's
 const APP_TOKEN_KEY = 'komi.app_token';
 
 function installedApp() {
-  return window.matchMedia('(display-mode: standalone)').matches ||
+  return new URL(location.href).searchParams.get('app') === '1' ||
+    window.matchMedia('(display-mode: standalone)').matches ||
     window.matchMedia('(display-mode: fullscreen)').matches ||
     navigator.standalone === true; // iOS Safari's home screen apps
 }
