@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import shutil
@@ -13,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from auth import call, mint_token
+from browser import CHROMIUM, chromium_args, page_link
 from harness import free_port, wait_for
 from nat_lab import TURNSERVER, Coturn, NatLab, namespaces_forbidden
 
@@ -164,16 +167,64 @@ async def test_without_turn_a_camera_behind_nat_never_connects(lab, server_proce
         _stop(camera)
 
 
-async def test_a_camera_behind_nat_streams_only_through_coturns_relay(
-    lab, server_process, tmp_path
-):
+class Relay:
+    """coturn and a KOMI server minting credentials for it, on the host end of `lab`."""
+
+    def __init__(self, lab: NatLab, coturn: Coturn, server: Any, secret: str) -> None:
+        self.lab, self.coturn, self.server, self.secret = lab, coturn, server, secret
+
+    def relayed_bytes(self, token_id: str) -> int:
+        """The most bytes coturn received from a client presenting credentials minted for
+        `token_id`, in one allocation, from its line for each ended allocation: "usage:
+        realm=<...>, username=<expiry:who>, rp=, rb=, sp=, sb=" (packets and bytes
+        received from and sent to the client)."""
+        usage = re.findall(
+            r": usage: realm=<[^>]*>, username=<\d+:([^>]*)>, rp=\d+, rb=(\d+)",
+            self.coturn.log_text(),
+        )
+        return max((int(rb) for who, rb in usage if who == token_id), default=0)
+
+    async def wait_relayed(self, token_id: str, at_least: int = 100_000) -> int:
+        """Until an ended allocation of `token_id`'s relayed `at_least` bytes (30 frames
+        of VP8 at 640 x 480 are well over 100 kB); the bytes."""
+        await wait_for(
+            lambda: self.relayed_bytes(token_id) > at_least,
+            timeout=30,
+            what=lambda: f"coturn relaying the video\n{self.coturn.log_text()[-4000:]}",
+            interval=0.5,
+        )
+        log = self.coturn.log_text()
+        # the camera reached coturn from the router's address (masqueraded), never its own
+        assert f"remote {self.lab.router_wan_ip}:" in log and self.lab.camera_ip not in log
+        assert self.secret not in self.server.log_text()
+        return self.relayed_bytes(token_id)
+
+    async def wait_analysed(self, camera_id: str, log: Path, frames: int = 30) -> None:
+        async def analysed() -> bool:
+            _, stats = await call(f"{self.server.url}/stats")
+            return _frames_analysed(stats, camera_id) >= frames
+
+        await wait_for(
+            analysed,
+            timeout=90,
+            what=lambda: (
+                f"{frames} frames of {camera_id} analysed\n"
+                f"{log.read_text(errors='replace')[-3000:] if log.exists() else ''}\n"
+                f"{self.coturn.log_text()[-3000:]}"
+            ),
+            interval=0.5,
+        )
+
+
+@pytest.fixture
+async def relay(lab: NatLab, server_process: Any, tmp_path: Path) -> AsyncIterator[Relay]:
+    """coturn (use-auth-secret) listening on the host's end of the lab, and the server
+    started with `--turn-url` and `--turn-secret-file` for it; coturn stopped after."""
     assert shutil.which(TURNSERVER), "coturn is not installed: scripts/setup.sh --test does it"
     secret = secrets.token_hex(24)
     secret_file = tmp_path / "turn_secret"
     secret_file.write_text(secret)
     coturn = Coturn(tmp_path, lab.host_ip, lab.turn_port, secret)
-    camera: subprocess.Popen[bytes] | None = None
-    camera_log = tmp_path / "camera.log"
     try:
         coturn.wait_listening()
         server = server_process(
@@ -182,46 +233,64 @@ async def test_a_camera_behind_nat_streams_only_through_coturns_relay(
             "--turn-secret-file", str(secret_file),
             port=lab.server_port,
         )  # fmt: skip
-        token = await mint_token(server.url, role="camera", camera_id="nat_camera", ttl_s=600)
-        camera = _start_camera(lab, token["token"], camera_log)
-
-        async def analysed() -> bool:
-            assert camera is not None and camera.poll() is None, camera_log.read_text()
-            _, stats = await call(f"{server.url}/stats")
-            return _frames_analysed(stats, "nat_camera") >= 30
-
-        await wait_for(
-            analysed,
-            timeout=90,
-            what=lambda: (
-                f"30 frames analysed\n{camera_log.read_text()[-3000:]}\n{coturn.log_text()[-3000:]}"
-            ),
-            interval=0.5,
-        )
-        _stop(camera)
-
-        def relayed_bytes() -> int:
-            # coturn's line for an ended allocation: "usage: realm=<...>,
-            # username=<expiry:who>, rp=, rb=, sp=, sb=" (packets and bytes it received
-            # from and sent to the client)
-            usage = re.findall(
-                r": usage: realm=<[^>]*>, username=<\d+:([^>]*)>, rp=\d+, rb=(\d+)",
-                coturn.log_text(),
-            )
-            return max((int(rb) for who, rb in usage if who == token["token_id"]), default=0)
-
-        await wait_for(
-            lambda: relayed_bytes() > 100_000,  # 30 frames of VP8: well over 100 kB
-            timeout=30,
-            what=lambda: f"coturn relaying the video\n{coturn.log_text()[-4000:]}",
-            interval=0.5,
-        )
-        log = coturn.log_text()
-        # the camera reached coturn from the router's address (masqueraded), never its own
-        assert f"remote {lab.router_wan_ip}:" in log and lab.camera_ip not in log
-        print(f"coturn relayed {relayed_bytes()} bytes from the camera behind NAT")
-        assert secret not in server.log_text()
+        yield Relay(lab, coturn, server, secret)
     finally:
-        if camera is not None:
-            _stop(camera)
         coturn.stop()
+
+
+async def test_a_camera_behind_nat_streams_only_through_coturns_relay(relay, tmp_path):
+    token = await mint_token(relay.server.url, role="camera", camera_id="nat_camera", ttl_s=600)
+    log = tmp_path / "camera.log"
+    camera = _start_camera(relay.lab, token["token"], log)
+    try:
+        await relay.wait_analysed("nat_camera", log)
+    finally:
+        _stop(camera)  # closes its peer: coturn ends the allocation and logs its usage
+    relayed = await relay.wait_relayed(token["token_id"])
+    print(f"coturn relayed {relayed} bytes from the Python camera behind NAT")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Chromium is not installed (scripts/test.sh installs it)",
+)
+async def test_a_camera_page_behind_nat_streams_through_the_relay(
+    relay, tmp_path, person_y4m, artifacts_dir
+):
+    """Chromium itself runs in the camera's network: Playwright starts it through a wrapper
+    that enters the namespace, and drives it over a pipe (no network between them)."""
+    from playwright.async_api import async_playwright
+
+    lab = relay.lab
+    wrapper = tmp_path / "chromium-in-camera-network"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {lab.camera} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    origin = f"http://{lab.host_ip}:{lab.server_port}"
+    token = await mint_token(relay.server.url, role="camera", camera_id="nat_page", ttl_s=600)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(wrapper),
+            headless=True,
+            # the server's LAN address over plain http: a phone would use --https; here
+            # the camera API is let through for this one origin
+            args=[
+                *chromium_args(person_y4m),
+                f"--unsafely-treat-insecure-origin-as-secure={origin}",
+            ],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 480, "height": 900})
+            page.on("console", lambda m: m.type == "error" and print("camera page:", m.text))
+            await page.goto(page_link(origin, "/camera", token["token"], autostart="1"))
+            await page.wait_for_function(
+                "window.komiCamera && window.komiCamera.results >= 10", timeout=60000
+            )
+            await relay.wait_analysed("nat_page", tmp_path / "none.log")
+            await page.screenshot(path=os.path.join(artifacts_dir, "camera_page_behind_nat.png"))
+            await page.locator("#disconnect").click()
+            await page.wait_for_function("window.komiCamera.state !== 'connected'", timeout=10000)
+        finally:
+            await browser.close()  # a page still streaming ends its allocation with it
+    relayed = await relay.wait_relayed(token["token_id"])
+    print(f"coturn relayed {relayed} bytes from the camera page behind NAT")
