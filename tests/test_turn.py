@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from auth import call, mint_token
 from browser import CHROMIUM, chromium_args, page_link
@@ -106,6 +107,22 @@ async def test_config_json_gives_turn_credentials_only_to_a_valid_token(start_se
     assert int(expiry) <= camera["expires_at"] and int(expiry) > time.time() + 200
     assert turn["credential"] == turn_password(SECRET, turn["username"])
     assert SECRET not in str(answer)
+
+
+async def test_whip_clients_get_the_turn_server_in_link_headers(start_server):
+    server = await start_server(turn_urls=(TURN_URL,), turn_secret=SECRET)
+    camera = await mint_token(server.url, role="camera", camera_id="whip_turn", ttl_s=300)
+    async with aiohttp.ClientSession() as http:
+        async with http.options(
+            f"{server.url}/whip/whip_turn", headers={"Authorization": f"Bearer {camera['token']}"}
+        ) as response:
+            assert response.status == 204
+            links = response.headers.getall("Link")
+    (link,) = [link for link in links if link.startswith(f"<{TURN_URL}>")]
+    fields = dict(re.findall(r'; ([a-z-]+)="([^"]*)"', link))
+    assert fields["username"].endswith(f":{camera['token_id']}")
+    assert fields["credential"] == turn_password(SECRET, fields["username"])
+    assert fields["credential-type"] == "password"
 
 
 def _frames_analysed(stats: Any, camera_id: str) -> int:

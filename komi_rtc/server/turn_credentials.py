@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..protocol.rest import IceServer
+from .access import Grant
+from .config import ServerConfig
 
 TURN_URL = re.compile(r"^turns?:[^\s?]+(\?transport=(udp|tcp))?$")
 DEFAULT_TTL_S = 12 * 3600  # a long session (a day at a clinic) without a new link
@@ -82,3 +84,13 @@ def check_turn_urls(urls: list[str]) -> str | None:
                 "with ?transport=udp or ?transport=tcp"
             )
     return None
+
+
+def turn_server_for(config: ServerConfig, grant: Grant, now: float) -> IceServer | None:
+    """The TURN entry for the caller `grant` describes (a checked token): named by its
+    token id (or role, for the admin token and --open) so coturn's log says whose link
+    relayed; None without `--turn-url`."""
+    if not (config.turn_urls and config.turn_secret):
+        return None
+    turn = TurnCredentials(config.turn_urls, config.turn_secret, config.turn_ttl_s)
+    return turn.mint(grant.token_id or grant.role, now, grant.expires_at)

@@ -19,7 +19,7 @@ from ..app_keys import (
     request_grant,
 )
 from ..middleware import Handler
-from ..turn_credentials import TurnCredentials
+from ..turn_credentials import turn_server_for
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,12 @@ def app_file(name: str, content_type: str) -> Handler:
 async def client_config(request: web.Request) -> web.Response:
     """What the pages and camera peers need: ICE servers and the data channel label. With
     `--turn-url`, a TURN entry with credentials minted for this caller's token (the route
-    takes only valid tokens), named by its token id so coturn's log says whose link relayed;
-    never cached, as it holds a credential."""
+    takes only valid tokens); never cached, as it holds a credential."""
     config = request.app[CONFIG]
     servers = [IceServer((url,)) for url in config.ice_servers]
-    if config.turn_urls and config.turn_secret:
-        grant = request_grant(request)
-        turn = TurnCredentials(config.turn_urls, config.turn_secret, config.turn_ttl_s)
-        servers.append(turn.mint(grant.token_id or grant.role, time.time(), grant.expires_at))
+    turn = turn_server_for(config, request_grant(request), time.time())
+    if turn is not None:
+        servers.append(turn)
     response = web.json_response(ClientConfig(tuple(servers), DATA_CHANNEL_LABEL).to_wire())
     response.headers["Cache-Control"] = "no-store"
     return response
