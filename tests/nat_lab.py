@@ -48,6 +48,18 @@ def namespaces_forbidden() -> str | None:
     return None
 
 
+def _free_octet(first: int) -> int:
+    """A second octet from `first` on whose 10.x.0.0/16 no route of this machine touches,
+    so the lab never shadows a real network (or another test process's lab)."""
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
+    ).stdout
+    for octet in [*range(first, 250), *range(100, first)]:
+        if f"10.{octet}." not in routes:
+            return octet
+    raise RuntimeError("no free 10.x.0.0/16 for the NAT lab")
+
+
 @dataclass
 class NatLab:
     """The namespaces, links and router rules of one test; `close()` removes them all."""
@@ -57,7 +69,7 @@ class NatLab:
     tag: str = field(default_factory=lambda: str(os.getpid() % 100000))
 
     def __post_init__(self) -> None:
-        octet = 100 + os.getpid() % 150  # 10.<octet>.0.0/23: one lab per test process
+        octet = _free_octet(100 + os.getpid() % 150)  # 10.<octet>.0.0/23: this lab's
         self.host_ip = f"10.{octet}.0.1"
         self.router_wan_ip = f"10.{octet}.0.2"
         self.router_lan_ip = f"10.{octet}.1.1"
@@ -123,11 +135,24 @@ class NatLab:
         self._made.clear()
 
 
-class Coturn:
-    """Debian's coturn on the host's end of the lab link, with a temporary config: the
-    REST API's shared secret, relays from the host address, its log in `log`."""
+def host_addresses() -> list[str]:
+    """This machine's IPv4 addresses but loopback: where the KOMI server's ICE candidates
+    are, so the only peers coturn may relay to (as README's "TURN" config does)."""
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], check=True, capture_output=True, text=True
+    ).stdout
+    found = re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", shown)
+    return [address for address in found if not address.startswith("127.")]
 
-    def __init__(self, workdir: Path, listen_ip: str, port: int, secret: str) -> None:
+
+class Coturn:
+    """Debian's coturn on the host's end of the lab link, with a temporary config like
+    README's: the REST API's shared secret, relays from the host address to `peers` only
+    (the server's addresses), its log in `log`."""
+
+    def __init__(
+        self, workdir: Path, listen_ip: str, port: int, secret: str, peers: list[str]
+    ) -> None:
         self.log = workdir / "turnserver.log"
         self.config = workdir / "turnserver.conf"
         low = 40000 + (port % 200) * 100  # a relay port range of its own
@@ -147,6 +172,8 @@ class Coturn:
                     "no-dtls",
                     "no-cli",
                     "no-multicast-peers",
+                    "denied-peer-ip=0.0.0.0-255.255.255.255",
+                    *(f"allowed-peer-ip={peer}" for peer in peers),
                     "verbose",
                     "simple-log",
                     f"log-file={self.log}",

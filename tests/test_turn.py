@@ -23,7 +23,7 @@ import pytest
 from auth import call, mint_token
 from browser import CHROMIUM, chromium_args, page_link
 from harness import free_port, wait_for
-from nat_lab import TURNSERVER, Coturn, NatLab, namespaces_forbidden
+from nat_lab import TURNSERVER, Coturn, NatLab, host_addresses, namespaces_forbidden
 
 from komi_rtc.protocol import InvalidRequest
 from komi_rtc.protocol.rest import ClientConfig, IceServer
@@ -241,7 +241,7 @@ async def relay(lab: NatLab, server_process: Any, tmp_path: Path) -> AsyncIterat
     secret = secrets.token_hex(24)
     secret_file = tmp_path / "turn_secret"
     secret_file.write_text(secret)
-    coturn = Coturn(tmp_path, lab.host_ip, lab.turn_port, secret)
+    coturn = Coturn(tmp_path, lab.host_ip, lab.turn_port, secret, host_addresses())
     try:
         coturn.wait_listening()
         server = server_process(
