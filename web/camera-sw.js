@@ -35,7 +35,8 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET') return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
-  if (request.mode === 'navigate') {
+  if (request.mode === 'navigate' && url.pathname === '/camera') {
+    // (the scope also covers /cameras, an API a person may open: left alone)
     event.respondWith(fetch(request).catch(async () => (
       (await caches.match(OFFLINE_PAGE)) || Response.error()
     )));
