@@ -25,6 +25,7 @@ from browser import CHROMIUM, chromium_args, page_link
 from harness import free_port, wait_for
 from nat_lab import TURNSERVER, Coturn, NatLab, host_addresses, namespaces_forbidden
 
+from komi_rtc.camera.ice_config import ConfigRefused, fetch_rtc_configuration
 from komi_rtc.protocol import InvalidRequest
 from komi_rtc.protocol.rest import ClientConfig, IceServer
 from komi_rtc.server.cli import parse_args
@@ -107,6 +108,23 @@ async def test_config_json_gives_turn_credentials_only_to_a_valid_token(start_se
     assert int(expiry) <= camera["expires_at"] and int(expiry) > time.time() + 200
     assert turn["credential"] == turn_password(SECRET, turn["username"])
     assert SECRET not in str(answer)
+
+
+async def test_camera_peer_takes_its_ice_servers_from_the_server(start_server):
+    server = await start_server(turn_urls=(TURN_URL,), turn_secret=SECRET)
+    camera = await mint_token(server.url, role="camera", camera_id="peer_turn", ttl_s=300)
+    bearer = {"Authorization": f"Bearer {camera['token']}"}
+    async with aiohttp.ClientSession() as http:
+        configuration = await fetch_rtc_configuration(http, server.url, bearer, ssl=False)
+        (turn,) = configuration.iceServers
+        assert turn.urls == [TURN_URL] and turn.username.endswith(camera["token_id"])
+        assert turn.credential == turn_password(SECRET, turn.username)
+        with pytest.raises(ConfigRefused) as refused:
+            await fetch_rtc_configuration(http, server.url, {}, ssl=False)
+        assert refused.value.status == 401
+        # a server from before /config.json: no ICE servers, as before
+        older = await fetch_rtc_configuration(http, f"{server.url}/no-such-prefix", bearer, False)
+        assert older.iceServers is None or older.iceServers == []
 
 
 async def test_whip_clients_get_the_turn_server_in_link_headers(start_server):

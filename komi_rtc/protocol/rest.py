@@ -36,6 +36,9 @@ class ServiceStatus:
         return {"status": "ok", "service": SERVICE, "version": self.version, "access": self.access}
 
 
+ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
 @dataclass(frozen=True)
 class IceServer:
     """One entry of `ice_servers`, shaped as the browser's `RTCIceServer`: a STUN or TURN
@@ -70,9 +73,6 @@ class IceServer:
             if value is not None and not isinstance(value, str):
                 raise InvalidRequest(f"an ICE server's {name} is a string")
         return cls(tuple(listed), username, credential)
-
-
-ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
 
 @dataclass(frozen=True)
