@@ -41,9 +41,19 @@ self.addEventListener('fetch', (event) => {
       (await caches.match(OFFLINE_PAGE)) || Response.error()
     )));
   } else if (SHELL.includes(url.pathname)) {
-    // the shell's own files: fresh when the server answers, kept for when it does not
-    event.respondWith(fetch(request).catch(async () => (
-      (await caches.match(url.pathname)) || Response.error()
-    )));
+    // the shell's own files: fresh when the server answers (and kept fresh), the kept
+    // copy when it does not
+    event.respondWith((async () => {
+      try {
+        const response = await fetch(request);
+        if (response.ok) {
+          const copy = response.clone();
+          event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(url.pathname, copy)));
+        }
+        return response;
+      } catch (error) {
+        return (await caches.match(url.pathname)) || Response.error();
+      }
+    })());
   }
 });

@@ -600,10 +600,16 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
 def _started(config: ServerConfig, workers: int) -> list[str]:
     model = config.model_path or "BlazePose full (bundled)"
     database = redacted(config.db_url) if config.db_url else "SQLite in the state dir"
-    return [
+    lines = [
         f"  pose: {workers} worker process(es), {model}",
         f"  history: {database}; state: {config.state_dir}",
     ]
+    if config.turn_urls:  # the secret is never shown, only where credentials point
+        lines.append(
+            f"  TURN: {', '.join(config.turn_urls)}; each link gets its own credentials, "
+            f"valid {config.turn_ttl_s / 3600:g} h"
+        )
+    return lines
 
 
 def _port_problem(host: str, port: int) -> str | None:
