@@ -108,6 +108,10 @@ async def test_config_json_gives_turn_credentials_only_to_a_valid_token(start_se
     assert int(expiry) <= camera["expires_at"] and int(expiry) > time.time() + 200
     assert turn["credential"] == turn_password(SECRET, turn["username"])
     assert SECRET not in str(answer)
+    async with aiohttp.ClientSession() as http:  # a credential: no cache keeps it
+        bearer = {"Authorization": f"Bearer {camera['token']}"}
+        async with http.get(f"{server.url}/config.json", headers=bearer) as response:
+            assert response.headers["Cache-Control"] == "no-store"
 
 
 async def test_camera_peer_takes_its_ice_servers_from_the_server(start_server):
