@@ -258,7 +258,15 @@ class Relay:
 
 
 @pytest.fixture
-async def relay(lab: NatLab, server_process: Any, tmp_path: Path) -> AsyncIterator[Relay]:
+def transport() -> str:
+    """How peers reach coturn (`?transport=` of `--turn-url`); a test may parametrize it."""
+    return "udp"
+
+
+@pytest.fixture
+async def relay(
+    lab: NatLab, server_process: Any, tmp_path: Path, transport: str
+) -> AsyncIterator[Relay]:
     """coturn (use-auth-secret) listening on the host's end of the lab, and the server
     started with `--turn-url` and `--turn-secret-file` for it; coturn stopped after."""
     assert shutil.which(TURNSERVER), "coturn is not installed: scripts/setup.sh --test does it"
@@ -270,7 +278,7 @@ async def relay(lab: NatLab, server_process: Any, tmp_path: Path) -> AsyncIterat
         coturn.wait_listening()
         server = server_process(
             "--host", "0.0.0.0",
-            "--turn-url", f"turn:{lab.host_ip}:{lab.turn_port}?transport=udp",
+            "--turn-url", f"turn:{lab.host_ip}:{lab.turn_port}?transport={transport}",
             "--turn-secret-file", str(secret_file),
             port=lab.server_port,
         )  # fmt: skip
@@ -279,7 +287,8 @@ async def relay(lab: NatLab, server_process: Any, tmp_path: Path) -> AsyncIterat
         coturn.stop()
 
 
-async def test_a_camera_behind_nat_streams_only_through_coturns_relay(relay, tmp_path):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_camera_behind_nat_streams_only_through_coturns_relay(relay, tmp_path, transport):
     token = await mint_token(relay.server.url, role="camera", camera_id="nat_camera", ttl_s=600)
     log = tmp_path / "camera.log"
     camera = _start_camera(relay.lab, token["token"], log)
@@ -288,7 +297,9 @@ async def test_a_camera_behind_nat_streams_only_through_coturns_relay(relay, tmp
     finally:
         _stop(camera)  # closes its peer: coturn ends the allocation and logs its usage
     relayed = await relay.wait_relayed(token["token_id"])
-    print(f"coturn relayed {relayed} bytes from the Python camera behind NAT")
+    if transport == "tcp":  # the allocation's own connection, not UDP beside it
+        assert f"TCP socket closed remotely {relay.lab.router_wan_ip}:" in relay.coturn.log_text()
+    print(f"coturn relayed {relayed} bytes from the Python camera behind NAT over {transport}")
 
 
 @pytest.mark.browser
