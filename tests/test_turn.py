@@ -3,6 +3,7 @@ camera behind NAT whose only path to the server is coturn's relay (nat_lab.py)."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -145,6 +146,44 @@ async def test_whip_clients_get_the_turn_server_in_link_headers(start_server):
     assert fields["username"].endswith(f":{camera['token_id']}")
     assert fields["credential"] == turn_password(SECRET, fields["username"])
     assert fields["credential-type"] == "password"
+
+
+async def test_coturn_takes_minted_credentials_until_they_expire(tmp_path):
+    """The scheme end to end with coturn itself (on loopback, no namespace needed): what
+    the server mints allocates; the same minted an hour ago with a 10 minute TTL, or with
+    another secret, does not."""
+    assert shutil.which(TURNSERVER), "coturn is not installed: scripts/setup.sh --test does it"
+    from aioice.stun import TransactionFailed
+    from aioice.turn import create_turn_endpoint
+
+    coturn = Coturn(tmp_path, "127.0.0.1", free_port(), SECRET, peers=[])
+    try:
+        coturn.wait_listening()
+        minting = TurnCredentials((f"turn:127.0.0.1:{coturn.address[1]}",), SECRET, ttl_s=600)
+
+        async def allocates(server: IceServer) -> bool:
+            try:
+                transport, _ = await asyncio.wait_for(
+                    create_turn_endpoint(
+                        asyncio.DatagramProtocol, coturn.address, server.username,
+                        server.credential,
+                    ),
+                    timeout=20,
+                )  # fmt: skip
+            except TransactionFailed as refused:  # coturn's 401
+                assert "401" in str(refused), refused
+                return False
+            transport.close()
+            return True
+
+        now = time.time()
+        assert await allocates(minting.mint("fresh", now))
+        assert not await allocates(minting.mint("stale", now - 3600))
+        other = TurnCredentials(minting.urls, "another-secret-0123456789", ttl_s=600)
+        assert not await allocates(other.mint("forged", now))
+        assert "username=<" in coturn.log_text() and ":fresh>" in coturn.log_text()
+    finally:
+        coturn.stop()
 
 
 def _frames_analysed(stats: Any, camera_id: str) -> int:
