@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from auth import call, mint_token
-from browser import CHROMIUM, chromium_args, page_link
+from browser import CHROMIUM, chromium_args, page_link, tile_is_live
 from harness import free_port, wait_for
 from nat_lab import TURNSERVER, Coturn, NatLab, host_addresses, namespaces_forbidden
 
@@ -251,23 +251,27 @@ class Relay:
     def __init__(self, lab: NatLab, coturn: Coturn, server: Any, secret: str) -> None:
         self.lab, self.coturn, self.server, self.secret = lab, coturn, server, secret
 
-    def relayed_bytes(self, token_id: str) -> int:
-        """The most bytes coturn received from a client presenting credentials minted for
-        `token_id`, in one allocation, from its line for each ended allocation: "usage:
-        realm=<...>, username=<expiry:who>, rp=, rb=, sp=, sb=" (packets and bytes
-        received from and sent to the client)."""
+    def relayed_bytes(self, token_id: str, to_client: bool = False) -> int:
+        """The most bytes coturn received from (`to_client`: sent to) a client presenting
+        credentials minted for `token_id`, in one allocation, from its line for each ended
+        allocation: "usage: realm=<...>, username=<expiry:who>, rp=, rb=, sp=, sb="
+        (packets and bytes received from and sent to the client)."""
         usage = re.findall(
-            r": usage: realm=<[^>]*>, username=<\d+:([^>]*)>, rp=\d+, rb=(\d+)",
+            r": usage: realm=<[^>]*>, username=<\d+:([^>]*)>, rp=\d+, rb=(\d+), sp=\d+, sb=(\d+)",
             self.coturn.log_text(),
         )
-        return max((int(rb) for who, rb in usage if who == token_id), default=0)
+        return max(
+            (int(sb if to_client else rb) for who, rb, sb in usage if who == token_id), default=0
+        )
 
-    async def wait_relayed(self, token_id: str, at_least: int = 50_000) -> int:
+    async def wait_relayed(
+        self, token_id: str, at_least: int = 50_000, to_client: bool = False
+    ) -> int:
         """Until an ended allocation of `token_id`'s relayed `at_least` bytes, video: ICE's
         checks and TURN's own messages are a few hundred bytes (332 in an allocation that
         carried none), 30 frames of VP8 at 640 x 480 were 100-190 kB here; the bytes."""
         await wait_for(
-            lambda: self.relayed_bytes(token_id) > at_least,
+            lambda: self.relayed_bytes(token_id, to_client) > at_least,
             timeout=30,
             what=lambda: f"coturn relaying the video\n{self.coturn.log_text()[-4000:]}",
             interval=0.5,
@@ -277,7 +281,7 @@ class Relay:
         assert f"remote {self.lab.router_wan_ip}:" in log and self.lab.camera_ip not in log
         assert self.secret not in self.server.log_text()
         assert f"TURN: turn:{self.lab.host_ip}:{self.lab.turn_port}" in self.server.log_text()
-        return self.relayed_bytes(token_id)
+        return self.relayed_bytes(token_id, to_client)
 
     async def wait_analysed(self, camera_id: str, log: Path, frames: int = 30) -> None:
         async def analysed() -> bool:
@@ -350,7 +354,8 @@ async def test_a_camera_page_behind_nat_streams_through_the_relay(
     relay, tmp_path, person_y4m, artifacts_dir
 ):
     """Chromium itself runs in the camera's network: Playwright starts it through a wrapper
-    that enters the namespace, and drives it over a pipe (no network between them)."""
+    that enters the namespace, and drives it over a pipe (no network between them). A
+    monitor page behind the same NAT then plays the camera, through the relay too."""
     from playwright.async_api import async_playwright
 
     lab = relay.lab
@@ -359,6 +364,7 @@ async def test_a_camera_page_behind_nat_streams_through_the_relay(
     wrapper.chmod(0o755)
     origin = f"http://{lab.host_ip}:{lab.server_port}"
     token = await mint_token(relay.server.url, role="camera", camera_id="nat_page", ttl_s=600)
+    watcher = await mint_token(relay.server.url, role="monitor", ttl_s=600)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(wrapper),
@@ -379,9 +385,22 @@ async def test_a_camera_page_behind_nat_streams_through_the_relay(
             )
             await relay.wait_analysed("nat_page", tmp_path / "none.log")
             await page.screenshot(path=os.path.join(artifacts_dir, "camera_page_behind_nat.png"))
+            # a trainer at home: the monitor page behind the same NAT plays the camera
+            monitor = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await monitor.goto(page_link(origin, "/monitor", watcher["token"]))
+            await tile_is_live(monitor, "nat_page")
+            await monitor.wait_for_function(  # a few seconds of video, well over 50 kB
+                "window.komiMonitor.tiles['nat_page'].videoTime > 4", timeout=30000
+            )
+            await monitor.goto("about:blank")  # its peer closes: coturn logs its usage
+            await monitor.close()
             await page.locator("#disconnect").click()
             await page.wait_for_function("window.komiCamera.state !== 'connected'", timeout=10000)
         finally:
             await browser.close()  # a page still streaming ends its allocation with it
     relayed = await relay.wait_relayed(token["token_id"])
-    print(f"coturn relayed {relayed} bytes from the camera page behind NAT")
+    watched = await relay.wait_relayed(watcher["token_id"], to_client=True)
+    print(
+        f"coturn relayed {relayed} bytes from the camera page behind NAT "
+        f"and {watched} bytes to the monitor page behind it"
+    )
