@@ -350,7 +350,7 @@ async def test_a_camera_behind_nat_streams_only_through_coturns_relay(relay, tmp
     not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
     reason="Chromium is not installed (scripts/test.sh installs it)",
 )
-async def test_a_camera_page_behind_nat_streams_through_the_relay(
+async def test_camera_and_monitor_pages_behind_nat_stream_through_the_relay(
     relay, tmp_path, person_y4m, artifacts_dir
 ):
     """Chromium itself runs in the camera's network: Playwright starts it through a wrapper
