@@ -33,6 +33,13 @@ fi
 if [ $want_test = 1 ] && ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
   missing+=(redis-server)
 fi
+# the TURN test (tests/test_turn.py): coturn on the host, a camera in a network namespace
+# behind a NAT router (iproute2's `ip netns`, iptables MASQUERADE in the router's namespace)
+if [ $want_test = 1 ]; then
+  command -v turnserver >/dev/null || [ -x /usr/bin/turnserver ] || missing+=(coturn)
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+  command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+fi
 # the WHIP/WHEP tests (tests/test_whip_clients.py): GStreamer's webrtcbin with x264enc and its
 # Python bindings (run by Debian's python3, not the venv), and node/npm for the npm clients
 if [ $want_test = 1 ]; then
