@@ -25,13 +25,12 @@ has_korean_font() {
 }
 if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 # the other browsers the pages are tested in (issue 25): Firefox (driven by puppeteer-core,
-# tests/js), WebKitGTK's WebDriver and the X server it needs; iptables keeps the browsers'
-# mDNS multicast lookups on this machine during the tests
+# tests/js), WebKitGTK's WebDriver and the X server it needs (iptables, installed for the
+# TURN test below, keeps the browsers' mDNS multicast on this machine during the tests)
 if [ $want_test = 1 ]; then
   [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
   [ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
   [ -x /usr/bin/Xvfb ] || missing+=(xvfb)
-  command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 fi
 if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
 # the history tests run a real PostgreSQL (tests/databases.py starts and stops it)
@@ -41,6 +40,13 @@ fi
 # the cluster tests run a real Redis (tests/databases.py starts and stops it)
 if [ $want_test = 1 ] && ! command -v redis-server >/dev/null && [ ! -x /usr/bin/redis-server ]; then
   missing+=(redis-server)
+fi
+# the TURN test (tests/test_turn.py): coturn on the host, a camera in a network namespace
+# behind a NAT router (iproute2's `ip netns`, iptables MASQUERADE in the router's namespace)
+if [ $want_test = 1 ]; then
+  command -v turnserver >/dev/null || [ -x /usr/bin/turnserver ] || missing+=(coturn)
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+  command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 fi
 # the WHIP/WHEP tests (tests/test_whip_clients.py): GStreamer's webrtcbin with x264enc and its
 # Python bindings (run by Debian's python3, not the venv), and node/npm for the npm clients

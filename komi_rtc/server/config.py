@@ -27,6 +27,11 @@ class ServerConfig:
     stall_timeout_s: float = 5.0  # a camera that sends nothing this long is removed
     analysis_fps: float | None = None  # cap per camera; None: as fast as frames come
     ice_servers: tuple[str, ...] = ()
+    # TURN (turn_credentials.py): coturn's addresses and its `static-auth-secret`; each page
+    # or peer with a valid token gets credentials valid turn_ttl_s
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl_s: float = 12 * 3600
     web_root: Path = WEB_ROOT
     inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
     debug: bool = False
