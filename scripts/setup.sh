@@ -60,6 +60,10 @@ from gi.repository import Gst; Gst.init(None); raise SystemExit(Gst.ElementFacto
     missing+=(python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gstreamer1.0-nice)
   have_gst_element x264enc || missing+=(gstreamer1.0-plugins-ugly)
+  # webrtcbin's Python types (tests/gst_whip_camera.py imports GstWebRTC and GstSdp): the
+  # elements above come without them
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import gi; gi.require_version('GstWebRTC', '1.0')
+gi.require_version('GstSdp', '1.0')" 2>/dev/null || missing+=(gir1.2-gst-plugins-bad-1.0)
   # Firefox's real Linux camera path (tests/linux_camera.py): a D-Bus session, PipeWire with
   # WirePlumber, the camera portal (its GTK backend needs the Xvfb display) and a GStreamer
   # pipewiresink camera
