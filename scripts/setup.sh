@@ -24,6 +24,14 @@ has_korean_font() {
     { command -v fc-list >/dev/null && [ -n "$(fc-list :lang=ko family 2>/dev/null)" ]; }
 }
 if [ $want_test = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+# the other browsers the pages are tested in (issue 25): Firefox (driven by puppeteer-core,
+# tests/js), WebKitGTK's WebDriver and the X server it needs (iptables, installed for the
+# TURN test below, keeps the browsers' mDNS multicast on this machine during the tests)
+if [ $want_test = 1 ]; then
+  [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+  [ -x /usr/bin/WebKitWebDriver ] || missing+=(webkit2gtk-driver)
+  [ -x /usr/bin/Xvfb ] || missing+=(xvfb)
+fi
 if [ $want_test = 1 ] && ! has_korean_font; then missing+=(fonts-noto-cjk); fi
 # the history tests run a real PostgreSQL (tests/databases.py starts and stops it)
 if [ $want_test = 1 ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
@@ -52,6 +60,20 @@ from gi.repository import Gst; Gst.init(None); raise SystemExit(Gst.ElementFacto
     missing+=(python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-bad gstreamer1.0-nice)
   have_gst_element x264enc || missing+=(gstreamer1.0-plugins-ugly)
+  # webrtcbin's Python types (tests/gst_whip_camera.py imports GstWebRTC and GstSdp): the
+  # elements above come without them
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import gi; gi.require_version('GstWebRTC', '1.0')
+gi.require_version('GstSdp', '1.0')" 2>/dev/null || missing+=(gir1.2-gst-plugins-bad-1.0)
+  # Firefox's real Linux camera path (tests/linux_camera.py): a D-Bus session, PipeWire with
+  # WirePlumber, the camera portal (its GTK backend needs the Xvfb display) and a GStreamer
+  # pipewiresink camera
+  have_gst_element pipewiresink || missing+=(gstreamer1.0-pipewire)
+  command -v pipewire >/dev/null || missing+=(pipewire pipewire-bin)
+  command -v wireplumber >/dev/null || missing+=(wireplumber)
+  command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+  command -v gdbus >/dev/null || missing+=(libglib2.0-bin)
+  [ -x /usr/libexec/xdg-desktop-portal ] || missing+=(xdg-desktop-portal)
+  [ -x /usr/libexec/xdg-desktop-portal-gtk ] || missing+=(xdg-desktop-portal-gtk)
   command -v npm >/dev/null || missing+=(npm)
 fi
 if [ ${#missing[@]} -gt 0 ]; then

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from auth import ADMIN_TOKEN
-from harness import ServerProcess, free_port
+from harness import ServerProcess, free_port, multicast_dropped_if_root
 
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.server import create_app
@@ -161,12 +161,13 @@ async def chromium(person_y4m: Path) -> AsyncIterator[Any]:
     from browser import CHROMIUM, chromium_args
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
-        )
-        yield browser
-        await browser.close()
+    with multicast_dropped_if_root():  # its monitor pages announce mDNS names
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
+            )
+            yield browser
+            await browser.close()
 
 
 @pytest.fixture
