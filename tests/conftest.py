@@ -26,7 +26,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak tests")
 
 
+# modules whose tests start browsers, databases, wheels or benchmarks take most of the run:
+# they go first, so that two processes (scripts/test.sh runs -n 2 --dist loadfile) finish
+# together instead of one waiting for the other's last long module
+_LONG_MARKERS = ("browser", "databases", "wheel", "bench")
+
+
+def _long_modules_first(items: list[pytest.Item]) -> None:
+    long_modules = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if any(marker in item.keywords for marker in _LONG_MARKERS)
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)  # stable
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _long_modules_first(items)
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="soak run: give --soak")
