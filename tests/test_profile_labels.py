@@ -155,3 +155,25 @@ def test_a_joint_placed_where_no_body_reaches_is_still_missing():
     summary = run_session(session)
     assert summary["reps"] == 0
     assert summary["feedback_counts"].get("step_back", 0) >= 1
+
+
+@pytest.mark.parametrize("where", ["outside", "unseen"])
+def test_push_ups_count_when_the_feet_leave_the_picture(where):
+    """Issue 10's note: push-ups lost reps with "step back" cues when an ankle left the
+    picture or dropped out of sight. The ankles serve only the hips-sag rule: feet out of
+    the picture get a "step back", and the reps, read from the arms, are all counted; feet
+    in place at a low visibility are present (no cue)."""
+    feet = [K[f"{side}_{p}"] for side in ("left", "right") for p in ("ankle", "heel", "foot_index")]
+
+    def edit(kp: np.ndarray, rng: np.random.Generator) -> None:
+        if where == "outside":
+            kp[feet, 0] = -40.0 - 30.0 * rng.random()  # left of the picture
+        else:
+            kp[feet, 3] = 0.02
+
+    for seed in (12, 13):
+        session = _edited(_session("push_up", seed), edit, seed)
+        summary = run_session(session)
+        assert summary["reps"] == session.true_count, (summary["reps"], session.true_count)
+        cues = summary["feedback_counts"].get("step_back", 0)
+        assert cues >= 1 if where == "outside" else cues == 0

@@ -162,6 +162,21 @@ class ExerciseAnalyser:
             sides = [self._better_seen(kp, sides)]
         return [(f"{s}_{part}", g.MIN_CONFIDENCE) for s in sides for part in self.exercise.needs]
 
+    def _countable_sides(
+        self, kp: np.ndarray, signal: Signal, sides: list[str], width: int, height: int
+    ) -> list[str]:
+        """Of `sides`, those whose joints the counting signal is measured from are all seen
+        in the picture (both or none when the value is the mean of both sides)."""
+        parts = g.signal_parts(signal.angle, signal.foreshortened, signal.lowered)
+        inside = [
+            side
+            for side in sides
+            if g.in_frame(kp, [(f"{side}_{p}", g.MIN_CONFIDENCE) for p in parts], width, height)
+        ]
+        if self._reads_both() and len(inside) < len(sides):
+            return []
+        return inside
+
     # ------------------------------------------------------------ per frame
 
     def update(
@@ -187,7 +202,11 @@ class ExerciseAnalyser:
             self._update_hold(kp if framed else None, sides, t, dt)
         else:
             assert signal is not None
-            value = self._measure(kp, signal, sides, t) if framed else None
+            if kp is not None and not framed:
+                # a joint only a form rule reads (a push-up's ankles) is out of the picture
+                # or unseen: the cue says so, and counting goes on from the signal's joints
+                sides = self._countable_sides(kp, signal, sides, width, height)
+            value = self._measure(kp, signal, sides, t) if kp is not None and sides else None
             if value is None:
                 if self._last_seen is not None and t - self._last_seen > LOST_S:
                     self._pause()
