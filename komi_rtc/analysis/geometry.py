@@ -193,7 +193,9 @@ def knee_width_ratio(kp: np.ndarray) -> float | None:
     return knees / ankles
 
 
-def signal_parts(angle: str | None, foreshortened: str | None, lowered: str | None) -> tuple[str, ...]:
+def signal_parts(
+    angle: str | None, foreshortened: str | None, lowered: str | None
+) -> tuple[str, ...]:
     """The body parts (one side's, without the side) a counting signal is measured from:
     counting needs these, and only these, in the picture."""
     if angle is not None:
