@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from komi_rtc.analysis.geometry import keypoints_from_json
+from komi_rtc.analysis.geometry import angle_at, keypoints_from_json
 from komi_rtc.bench.analysis import run_session
 from komi_rtc.bench.sessions import Session, make_session
 from komi_rtc.protocol import KEYPOINT_INDEX as K
@@ -177,3 +177,35 @@ def test_push_ups_count_when_the_feet_leave_the_picture(where):
         assert summary["reps"] == session.true_count, (summary["reps"], session.true_count)
         cues = summary["feedback_counts"].get("step_back", 0)
         assert cues >= 1 if where == "outside" else cues == 0
+
+
+def _turned(points: np.ndarray, about: np.ndarray, radians: float) -> np.ndarray:
+    c, s = math.cos(radians), math.sin(radians)
+    d = points - about
+    return about + np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], 1)
+
+
+def _widen_lowered_arms(kp: np.ndarray, degrees: float) -> None:
+    """Turn each arm (elbow, wrist, hand) about its shoulder, away from the trunk: by
+    `degrees` with the elbows at shoulder height, less as they rise, none from 135."""
+    for side in ("left", "right"):
+        shoulder, hip = kp[K[f"{side}_shoulder"], :2], kp[K[f"{side}_hip"], :2]
+        parts = [K[f"{side}_{p}"] for p in ARM[1:]]
+        raised = angle_at(hip, shoulder, kp[parts[0], :2]) or 0.0
+        turn = math.radians(degrees * min(1.0, max(0.0, (135.0 - raised) / 40.0)))
+        options = [_turned(kp[parts, :2], shoulder, turn), _turned(kp[parts, :2], shoulder, -turn)]
+        kp[parts, :2] = max(options, key=lambda p: float(np.linalg.norm(p[0] - hip)))
+
+
+def test_a_press_whose_rest_reads_into_the_movement_counts_every_rep():
+    """Seen on the flat figure from a low camera: the shoulder press's rest (hands at the
+    shoulders) read at 103-108 degrees, around the rest threshold (105). The set started
+    (the start posture may sit a little into the movement) but no rep ever ended: 0 of 8.
+    A rep ends on coming back to the posture held at the start."""
+
+    def edit(kp: np.ndarray, rng: np.random.Generator) -> None:
+        _widen_lowered_arms(kp, 9.0)
+
+    for seed in (14, 15, 16):
+        session = make_session("shoulder_press", "front", np.random.default_rng(seed))
+        _assert_counted(session, run_session(_edited(session, edit, seed)))
