@@ -65,7 +65,9 @@ def test_flat_sessions_span_the_ways_the_first_figure_was_lucky(standing_side):
     # loose and fitted clothes; heavy and slim; short and tall people
     assert max(look.loose_m for look in looks) > 0.03 and min(look.loose_m for look in looks) < 0.01
     assert max(look.girth for look in looks) > 1.3 and min(look.girth for look in looks) < 1.0
-    assert min(look.stature_m for look in looks) < 1.6 and max(look.stature_m for look in looks) > 1.85
+    assert (
+        min(look.stature_m for look in looks) < 1.6 and max(look.stature_m for look in looks) > 1.85
+    )
     # the far arm left out in some profile sessions (hidden by clothes), drawn in others
     assert 0 < sum(not look.far_arm for look in looks) < len(looks)
     # cameras from knee height to above the head
@@ -145,3 +147,19 @@ def test_flat_side_curl_with_a_loose_shirt_and_no_far_arm_counts_every_rep():
     assert summary["reps"] == 6, summary
     assert summary["half_reps"] == 0
     assert summary["feedback_counts"].get("step_back", 0) == 0
+
+
+def test_world_landmark_bench_measures_angles_and_ranges_in_any_dimension():
+    """bench/world_landmarks.py's arithmetic: a right angle in 2-D and 3-D, and a range
+    taken from the side that moved (a side BlazePose never saw is NaN and left out)."""
+    from komi_rtc.bench.world_landmarks import _angles, _range
+
+    points = np.zeros((2, 33, 3))
+    points[:, K["left_shoulder"]] = (0.0, 1.0, 0.0)
+    points[0, K["left_wrist"]] = (1.0, 0.0, 0.0)
+    points[1, K["left_wrist"]] = (0.0, 0.0, 1.0)
+    parts = ("shoulder", "elbow", "wrist")
+    np.testing.assert_allclose(_angles(points, "left", parts), [90.0, 90.0])
+    np.testing.assert_allclose(_angles(points[..., :2], "left", parts)[0], 90.0)
+    assert _range([np.array([170.0, 60.0, 150.0]), np.full(3, np.nan)]) == 110.0
+    assert _range([np.full(3, np.nan)]) is None
