@@ -15,6 +15,7 @@ import pytest
 from komi_rtc.analysis.live import LiveAnalysis
 from komi_rtc.bench.appearances import _FLAT, _PALETTES, FlatFilming, flat_filming
 from komi_rtc.bench.sessions import make_session
+from komi_rtc.bench.world_landmarks import _angles, _range
 from komi_rtc.pose.estimator import BlazePoseFull, Pose
 from komi_rtc.protocol import KEYPOINT_INDEX as K
 from komi_rtc.synthetic.flat_figure import (
@@ -152,8 +153,6 @@ def test_flat_side_curl_with_a_loose_shirt_and_no_far_arm_counts_every_rep():
 def test_world_landmark_bench_measures_angles_and_ranges_in_any_dimension():
     """bench/world_landmarks.py's arithmetic: a right angle in 2-D and 3-D, and a range
     taken from the side that moved (a side BlazePose never saw is NaN and left out)."""
-    from komi_rtc.bench.world_landmarks import _angles, _range
-
     points = np.zeros((2, 33, 3))
     points[:, K["left_shoulder"]] = (0.0, 1.0, 0.0)
     points[0, K["left_wrist"]] = (1.0, 0.0, 0.0)
