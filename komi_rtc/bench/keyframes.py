@@ -128,10 +128,11 @@ def clips(frames: int, real: bool) -> Iterator[Clip]:
     if real:
         from .real_footage import lab_station, two_people_outdoors
 
-        station = lab_station()
-        for path in station.videos[:2]:
-            yield video_clip(f"real: Pose2Sim {path.stem}, 30 fps, half size", str(path), frames, 2, 0.5)
-        yield video_clip("real: Sports2D two people, 15 fps", str(two_people_outdoors()), frames, 2, 1.0)
+        for path in lab_station().videos[:2]:
+            name = f"real: Pose2Sim {path.stem}, 30 fps, half size"
+            yield video_clip(name, str(path), frames, 2, 0.5)
+        name = "real: Sports2D two people, 15 fps"
+        yield video_clip(name, str(two_people_outdoors()), frames, 2, 1.0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -90,7 +90,7 @@ def frame_time_ms(item: ReceivedFrame) -> int:
     return item.pts // 90
 
 
-def _movement(analysis: dict[str, Any] | None) -> float | None:
+def movement_signal(analysis: dict[str, Any] | None) -> float | None:
     """The joint angle the analysis follows (its first), read from the snapshot it sends
     anyway: the pose worker runs the model near a repetition's turning point."""
     if not analysis or analysis.get("phase") not in ("rest", "working"):
@@ -485,7 +485,7 @@ class CameraSession:
         width, height = item.frame.width, item.frame.height
         pose_json = [p.to_json() for p in result.poses]
         analysis, events = self._analysis.analyse(pose_json, width, height, item.received_wall)
-        self._movement = _movement(analysis)
+        self._movement = movement_signal(analysis)
         if self._recorder is not None:
             self._recorder.frame(analysis, [e.rep for e in events], bool(pose_json), now)
         message = FrameProcessed(
