@@ -53,6 +53,7 @@ class KeyframeSchedule:
     interval: int = 1
     since_model: int = 0
     _signal: list[float] = field(default_factory=list)
+    _turn_served: bool = False
 
     def model_due(self, has_pose: bool) -> bool:
         """Whether this frame needs the model: no pose to carry, or the interval is over."""
@@ -66,6 +67,7 @@ class KeyframeSchedule:
     def ran_model(self, motion: float | None) -> None:
         """A model frame; `motion` measured between it and the last pose, if there was one."""
         self.since_model = 0
+        self._turn_served = self._turn_served or self._near_turn()
         self._adapt(motion)
 
     def tracked(self, motion: float) -> None:
@@ -85,14 +87,20 @@ class KeyframeSchedule:
             self.interval = 2 * self.max_interval
 
     def note_signal(self, degrees: float | None) -> None:
-        """The analysis's joint angle as last known (the server passes it, possibly a frame or
-        two old): a turning point is near when the angle slows down sharply or turns."""
+        """The analysis's joint angle as last known (the server passes it, a frame or two
+        old): a turning point is near when the angle slows down sharply or turns. Each turn
+        calls the model once; moving on in some direction arms it again."""
         if degrees is None:
             self._signal.clear()
             return
         self._signal = [*self._signal[-2:], degrees]
+        if len(self._signal) == 3 and not self._near_turn():
+            self._turn_served = False
 
     def turn_near(self) -> bool:
+        return not self._turn_served and self._near_turn()
+
+    def _near_turn(self) -> bool:
         if len(self._signal) < 3:
             return False
         a, b, c = self._signal
