@@ -117,6 +117,7 @@ def bundle_path(model: str) -> Path:
             },
             partial,
         )
+        os.chmod(partial, 0o644)  # mkstemp makes it private; a cache is for every user
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
