@@ -18,7 +18,8 @@ from harness import wait_for
 
 from komi_rtc.analysis.live import LiveAnalysis
 from komi_rtc.media.newest_frame import ReceivedFrame
-from komi_rtc.pose.estimator import ModelError, OnePersonLandmarker
+from komi_rtc.pose.estimator import ModelError
+from komi_rtc.pose.followed_person import OnePersonLandmarker
 from komi_rtc.pose.keyframes import FAST, SLOW, STILL, KeyframeSchedule, KeyframeTracker
 from komi_rtc.pose.model_choice import (
     LANDMARK_SHA256,

@@ -8,7 +8,8 @@ import sys
 import pytest
 from contract_client import nose_on_face, person_frame
 
-from komi_rtc.pose.estimator import BlazePoseLegacy, ModelError, OnePersonLandmarker
+from komi_rtc.pose.estimator import BlazePoseLegacy, ModelError
+from komi_rtc.pose.followed_person import OnePersonLandmarker
 from komi_rtc.pose.model_choice import PoseSettings, create_estimator
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.protocol import KEYPOINT_NAMES

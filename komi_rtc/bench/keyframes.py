@@ -10,6 +10,7 @@ process's own clock (`time.process_time`), so other load on the machine does not
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def run_path(label: str, settings: PoseSettings, clip: Clip) -> PathRun:
             started = time.process_time()
             found = tracker.process(
                 yuv[:height],
-                lambda yuv=yuv: cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420),
+                functools.partial(cv2.cvtColor, yuv, cv2.COLOR_YUV2RGB_I420),
                 int(index * 1000 / clip.fps),
             )
             cpu += time.process_time() - started

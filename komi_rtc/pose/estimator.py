@@ -45,7 +45,13 @@ class Pose:
 
 class PoseEstimator(Protocol):
     def estimate(self, rgb: np.ndarray, timestamp_ms: int) -> list[Pose]:
-        """Find the poses in an (H, W, 3) uint8 RGB frame; `timestamp_ms` must increase."""
+        """Find the poses in an (H, W, 3) uint8 RGB frame; `timestamp_ms`: its capture time."""
+        ...
+
+    @property
+    def person_id(self) -> int | None:
+        """Which person this camera follows (changes when it follows someone else); None
+        when the estimator does not tell people apart."""
         ...
 
     def close(self) -> None: ...
@@ -90,6 +96,10 @@ class BlazePoseLegacy:
                 [(lm.x, lm.y, lm.z) for lm in result.pose_world_landmarks.landmark], np.float32
             )
         return [Pose(_landmarks_to_array(result.pose_landmarks.landmark, width, height), world)]
+
+    @property
+    def person_id(self) -> int | None:
+        return None
 
     def close(self) -> None:
         self._pose.close()
@@ -155,35 +165,9 @@ class TaskPoseLandmarker:
             poses.append(Pose(_landmarks_to_array(landmarks, width, height), world))
         return poses
 
+    @property
+    def person_id(self) -> int | None:
+        return None
+
     def close(self) -> None:
         self._landmarker.close()
-
-
-class OnePersonLandmarker:
-    """One person per camera, tracked (`num_poses=1`). When that person is lost, the frame is
-    looked at again with the detector for several people, so the analysis can pick the one it
-    followed (analysis/live.py `MainPerson`) instead of whoever the detector scores first."""
-
-    LOOK_FOR_PEOPLE = 4
-
-    def __init__(self, model_path: str) -> None:
-        self._tracker = TaskPoseLandmarker(model_path, num_poses=1)
-        self._model_path = model_path
-        self._searcher: TaskPoseLandmarker | None = None
-
-    @property
-    def timestamps_ms(self) -> list[int]:
-        return self._tracker.timestamps_ms
-
-    def estimate(self, rgb: np.ndarray, timestamp_ms: int) -> list[Pose]:
-        poses = self._tracker.estimate(rgb, timestamp_ms)
-        if poses:
-            return poses
-        if self._searcher is None:
-            self._searcher = TaskPoseLandmarker(self._model_path, self.LOOK_FOR_PEOPLE)
-        return self._searcher.estimate(rgb, timestamp_ms)
-
-    def close(self) -> None:
-        self._tracker.close()
-        if self._searcher is not None:
-            self._searcher.close()

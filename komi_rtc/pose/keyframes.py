@@ -119,6 +119,7 @@ class TrackedPoses:
     poses: list[Pose]
     tracked: bool
     since_model: int
+    person_id: int | None = None  # whom the camera follows (followed_person.py)
 
 
 class KeyframeTracker:
@@ -151,7 +152,9 @@ class KeyframeTracker:
                 self.schedule.tracked(motion)
                 self._previous_luma = luma.copy()
                 self._last = pose
-                return TrackedPoses([pose], True, self.schedule.since_model)
+                return TrackedPoses(
+                    [pose], True, self.schedule.since_model, self.estimator.person_id
+                )
         poses = self.estimator.estimate(rgb(), timestamp_ms)
         if len(poses) == 1 and self._last is not None:
             motion = _motion(self._last, poses[0], self.schedule.since_model + 1)
@@ -160,7 +163,7 @@ class KeyframeTracker:
         # frame goes to the model
         self._last = poses[0] if len(poses) == 1 else None
         self._previous_luma = luma.copy() if luma is not None and self._last is not None else None
-        return TrackedPoses(poses, False, 0)
+        return TrackedPoses(poses, False, 0, self.estimator.person_id if poses else None)
 
     def close(self) -> None:
         self.estimator.close()

@@ -20,13 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from .estimator import (
-    BlazePoseLegacy,
-    ModelError,
-    OnePersonLandmarker,
-    PoseEstimator,
-    TaskPoseLandmarker,
-)
+from .estimator import BlazePoseLegacy, ModelError, PoseEstimator, TaskPoseLandmarker
+from .followed_person import OnePersonLandmarker
 
 PoseModel = Literal["lite", "full", "heavy"]
 POSE_MODELS: tuple[str, ...] = get_args(PoseModel)

@@ -43,12 +43,14 @@ class WorkerFailed(RuntimeError):
 @dataclass(frozen=True)
 class PoseResult:
     """`inference_ms`: the worker's time on this frame (model, or flow when `tracked`);
-    `since_model`: frames since the model last ran (0 on a model frame)."""
+    `since_model`: frames since the model last ran (0 on a model frame); `person_id`: whom
+    the camera follows (a new number when it follows someone else)."""
 
     poses: list[Pose]
     inference_ms: float
     tracked: bool = False
     since_model: int = 0
+    person_id: int | None = None
 
 
 # ---------------------------------------------------------------- worker process side
@@ -134,6 +136,7 @@ def _worker_main(conn: Connection, settings: PoseSettings) -> None:
                 inference_ms,
                 found.tracked,
                 found.since_model,
+                found.person_id,
             )
         except Exception as exc:  # noqa: BLE001 - reported to the owner, worker lives on
             reply = ("error", request_id, f"{type(exc).__name__}: {exc}")
@@ -234,7 +237,7 @@ class _Worker:
                 continue
             if kind == "result":
                 value: PoseResult | WorkerFailed = PoseResult(
-                    [Pose(k) for k in message[2]], message[3], message[4], message[5]
+                    [Pose(k) for k in message[2]], *message[3:7]
                 )
             else:
                 value = WorkerFailed(message[2])

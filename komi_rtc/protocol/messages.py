@@ -51,13 +51,19 @@ class FrameTiming:
 @dataclass(frozen=True)
 class PoseTracking:
     """How a frame's keypoints were found: `source` "model" (BlazePose ran on this frame) or
-    "flow" (optical flow carried them from the last model frame, `frames_since_model` ago)."""
+    "flow" (optical flow carried them from the last model frame, `frames_since_model` ago);
+    `person`: which person the camera follows, a number that changes only when it follows
+    someone else (None: a model that does not tell people apart)."""
 
     source: str
     frames_since_model: int
+    person: int | None = None
 
     def to_wire(self) -> Json:
-        return {"source": self.source, "frames_since_model": self.frames_since_model}
+        wire: Json = {"source": self.source, "frames_since_model": self.frames_since_model}
+        if self.person is not None:
+            wire["person"] = self.person
+        return wire
 
 
 @dataclass(frozen=True)

@@ -505,7 +505,9 @@ class CameraSession:
             ),
             analysis=analysis,
             client_id=self.camera_id if self.kind == "websocket" else None,
-            tracking=PoseTracking("flow" if result.tracked else "model", result.since_model)
+            tracking=PoseTracking(
+                "flow" if result.tracked else "model", result.since_model, result.person_id
+            )
             if result.poses
             else None,
         )
