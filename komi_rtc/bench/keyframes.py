@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..analysis.live import LiveAnalysis
 from ..pose.keyframes import KeyframeTracker
 from ..pose.model_choice import PoseSettings, create_estimator
+from ..server.camera_session import movement_signal
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Clip:
     frames: list[np.ndarray]  # RGB
     fps: float
     truth: list[np.ndarray] | None = None  # (33, 2+) pixels per frame, when rendered
+    exercise: str | None = None  # analysed as the server does (turning points call the model)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def rendered_clip(exercise: str, view: str, frames: int, fps: float = 15.0) -> C
     source = ExercisingPersonSource(640, 480, fps, exercise=exercise, view=view)
     images = [source.read() for _ in range(frames)]
     truth = [source.truth(i).keypoints for i in range(frames)]
-    return Clip(f"rendered {exercise}, {view}", images, fps, truth)
+    return Clip(f"rendered {exercise}, {view}", images, fps, truth, exercise)
 
 
 def video_clip(name: str, path: str, frames: int, step: int, scale: float) -> Clip:
@@ -84,6 +87,9 @@ def run_path(label: str, settings: PoseSettings, clip: Clip) -> PathRun:
     import cv2
 
     tracker = KeyframeTracker(create_estimator(settings), settings.max_keyframe_interval)
+    analysis = LiveAnalysis("bench")
+    analysis.set_exercise(clip.exercise)
+    movement: float | None = None
     keypoints: list[np.ndarray | None] = []
     model_frames = 0
     cpu = 0.0
@@ -96,8 +102,13 @@ def run_path(label: str, settings: PoseSettings, clip: Clip) -> PathRun:
                 yuv[:height],
                 functools.partial(cv2.cvtColor, yuv, cv2.COLOR_YUV2RGB_I420),
                 int(index * 1000 / clip.fps),
+                movement,
             )
             cpu += time.process_time() - started
+            people = [pose.to_json() for pose in found.poses]
+            height, width = rgb.shape[:2]
+            snapshot, _ = analysis.analyse(people, width, height, index / clip.fps)
+            movement = movement_signal(snapshot)  # a frame late, as in the server
             model_frames += not found.tracked
             keypoints.append(found.poses[0].keypoints.copy() if found.poses else None)
     finally:

@@ -27,7 +27,7 @@ from .estimator import Pose, TaskPoseLandmarker
 REACH = 1.0
 REACH_PER_S = 2.0
 GRACE_S = 2.0  # missing this long, the person has left: follow whoever comes
-LOOK_AROUND_S = 1.0  # while following, who else is there is checked this often
+LOOK_AROUND_S = 2.0  # while following, who else is there is checked this often (35 ms)
 OTHERS_KEPT_S = 3.0  # where someone else was seen (and is going) counts this long
 MATCH_PX_PER_S = 400.0  # an other seen again: at most this far from where they were going
 

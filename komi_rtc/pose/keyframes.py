@@ -38,8 +38,8 @@ MIN_TRACKED_SHARE = 0.6  # of the seen keypoints; fewer: the flow failed, run th
 # (tuned on the rendered squat and the Pose2Sim and Sports2D videos: python -m
 # komi_rtc.bench.keyframes --real)
 STILL = 0.004
-SLOW = 0.02
-FAST = 0.06
+SLOW = 0.06
+FAST = 0.12
 TURN_MIN_DEGREES = 2.0  # a joint angle moving less than this a frame is not "moving"
 
 
@@ -157,7 +157,7 @@ class KeyframeTracker:
                 )
         poses = self.estimator.estimate(rgb(), timestamp_ms)
         if len(poses) == 1 and self._last is not None:
-            motion = _motion(self._last, poses[0], self.schedule.since_model + 1)
+            motion = _motion(self._last, poses[0], 1)  # _last: the previous frame's pose
         self.schedule.ran_model(motion)
         # only one person is carried: with several (a `.task` for several people) every
         # frame goes to the model
