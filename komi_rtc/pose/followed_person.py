@@ -27,7 +27,11 @@ from .estimator import Pose, TaskPoseLandmarker
 REACH = 1.0
 REACH_PER_S = 2.0
 GRACE_S = 2.0  # missing this long, the person has left: follow whoever comes
-LOOK_AROUND_S = 2.0  # while following, who else is there is checked this often (35 ms)
+# while following, who else is there is checked this often (the detector for several people
+# costs about 35 ms): every 2 s, and never more than once in 20 model frames, so a server
+# short of CPU (a model frame every second or two) does not pay it on every frame
+LOOK_AROUND_S = 2.0
+LOOK_AROUND_FRAMES = 20
 OTHERS_KEPT_S = 3.0  # where someone else was seen (and is going) counts this long
 MATCH_PX_PER_S = 400.0  # an other seen again: at most this far from where they were going
 
@@ -91,6 +95,7 @@ class FollowedPerson:
         self._seen_ms: int | None = None
         self._others: list[_Other] = []
         self.looked_ms: int | None = None  # when the detector for several people last ran
+        self._frames_since_look = 0
 
     def is_theirs(self, pose: Pose, time_ms: int) -> bool:
         box = pose_box(pose)
@@ -120,6 +125,7 @@ class FollowedPerson:
         """The followed person among everyone the detector found (`poses`), or, once they
         are gone, the biggest one; the others are remembered."""
         self.looked_ms = time_ms
+        self._frames_since_look = 0
         chosen: Pose | None = None
         if not self.gone(time_ms):
             theirs = [p for p in poses if self.is_theirs(p, time_ms)]
@@ -150,7 +156,14 @@ class FollowedPerson:
         )
 
     def look_around_due(self, time_ms: int) -> bool:
-        return self.looked_ms is None or time_ms - self.looked_ms >= LOOK_AROUND_S * 1000
+        """Called once per model frame: whether to look for the others now."""
+        self._frames_since_look += 1
+        if self.looked_ms is None:
+            return True
+        return (
+            time_ms - self.looked_ms >= LOOK_AROUND_S * 1000
+            and self._frames_since_look >= LOOK_AROUND_FRAMES
+        )
 
     def saw(self, pose: Pose, time_ms: int) -> None:
         """`pose` is the followed person at `time_ms` (a new person after `gone`)."""
@@ -186,7 +199,10 @@ class OnePersonLandmarker:
         poses = self._tracker.estimate(rgb, timestamp_ms)
         time_ms = self._tracker.clock.last or 0
         followed = self._followed
-        tracked = poses and (followed.gone(time_ms) or followed.is_theirs(poses[0], time_ms))
+        gone = followed.gone(time_ms)
+        if gone and not poses:
+            return []  # nobody followed, nobody found: the tracker's detector looked already
+        tracked = poses and (gone or followed.is_theirs(poses[0], time_ms))
         if tracked and not followed.look_around_due(time_ms):
             chosen: Pose | None = poses[0]
         else:
