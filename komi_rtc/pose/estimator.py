@@ -127,9 +127,10 @@ class MonotonicMilliseconds:
 class TaskPoseLandmarker:
     """MediaPipe Tasks PoseLandmarker in video mode: it tracks the person from frame to frame
     and smooths with the frames' real times. `num_poses=1` tracks one person (the detector runs
-    only when they are lost); more runs the detector on every frame (about 1.7x the time)."""
+    only when they are lost); more runs the detector on every frame (about 1.7x the time).
+    `video=False`: image mode, no state from frame to frame (one can serve every camera)."""
 
-    def __init__(self, model_path: str, num_poses: int = 1) -> None:
+    def __init__(self, model_path: str, num_poses: int = 1, video: bool = True) -> None:
         if not os.path.isfile(model_path):
             raise ModelError(f"pose model file not found: {model_path}")
         import mediapipe as mp
@@ -138,7 +139,7 @@ class TaskPoseLandmarker:
 
         options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=model_path),
-            running_mode=vision.RunningMode.VIDEO,
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
             num_poses=num_poses,
             output_segmentation_masks=False,
         )
@@ -147,6 +148,7 @@ class TaskPoseLandmarker:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load pose model {model_path}: {exc}") from None
         self._mp = mp
+        self._video = video
         self.clock = MonotonicMilliseconds()
         self.timestamps_ms: list[int] = []  # the last few times given to the model (tests)
 
@@ -154,7 +156,10 @@ class TaskPoseLandmarker:
         timestamp_ms = self.clock.next(timestamp_ms)
         self.timestamps_ms = [*self.timestamps_ms[-7:], timestamp_ms]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        result = self._landmarker.detect_for_video(image, timestamp_ms)
+        if self._video:
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
+        else:
+            result = self._landmarker.detect(image)
         height, width = rgb.shape[:2]
         worlds = result.pose_world_landmarks or []
         poses = []

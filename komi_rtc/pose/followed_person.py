@@ -158,8 +158,9 @@ class FollowedPerson:
     def look_around_due(self, time_ms: int) -> bool:
         """Called once per model frame: whether to look for the others now."""
         self._frames_since_look += 1
-        if self.looked_ms is None:
-            return True
+        if self.looked_ms is None:  # the first look comes a while after the first sighting
+            self.looked_ms = time_ms
+            return False
         return (
             time_ms - self.looked_ms >= LOOK_AROUND_S * 1000
             and self._frames_since_look >= LOOK_AROUND_FRAMES
@@ -184,7 +185,6 @@ class OnePersonLandmarker:
     def __init__(self, model_path: str) -> None:
         self._tracker = TaskPoseLandmarker(model_path, num_poses=1)
         self._model_path = model_path
-        self._searcher: TaskPoseLandmarker | None = None
         self._followed = FollowedPerson()
 
     @property
@@ -206,9 +206,7 @@ class OnePersonLandmarker:
         if tracked and not followed.look_around_due(time_ms):
             chosen: Pose | None = poses[0]
         else:
-            if self._searcher is None:
-                self._searcher = TaskPoseLandmarker(self._model_path, self.LOOK_FOR_PEOPLE)
-            everyone = self._searcher.estimate(rgb, time_ms)
+            everyone = _searcher(self._model_path).estimate(rgb, time_ms)
             if tracked:  # looking around: the tracker's pose stays, the others are noted
                 everyone = [poses[0], *[p for p in everyone if not _same(p, poses[0])]]
             chosen = followed.choose(everyone, time_ms)
@@ -219,8 +217,6 @@ class OnePersonLandmarker:
 
     def close(self) -> None:
         self._tracker.close()
-        if self._searcher is not None:
-            self._searcher.close()
 
 
 def _same(a: Pose, b: Pose) -> bool:
@@ -236,3 +232,25 @@ def _same(a: Pose, b: Pose) -> bool:
         (box_a[2] - box_a[0]) * (box_a[3] - box_a[1]), (box_b[2] - box_b[0]) * (box_b[3] - box_b[1])
     )
     return w * h >= 0.5 * max(smaller, 1.0)
+
+
+_SEARCHERS: dict[str, TaskPoseLandmarker] = {}
+
+
+def _searcher(model_path: str) -> TaskPoseLandmarker:
+    """The detector for several people, in image mode (no state), made once per process and
+    shared by its cameras: a worker with 8 cameras loads one, not 8 (each load costs about
+    as much CPU as 20 frames)."""
+    searcher = _SEARCHERS.get(model_path)
+    if searcher is None:
+        searcher = _SEARCHERS[model_path] = TaskPoseLandmarker(
+            model_path, OnePersonLandmarker.LOOK_FOR_PEOPLE, video=False
+        )
+    return searcher
+
+
+def close_searchers() -> None:
+    """Close the shared detectors (the pose worker does, as it stops)."""
+    for searcher in _SEARCHERS.values():
+        searcher.close()
+    _SEARCHERS.clear()

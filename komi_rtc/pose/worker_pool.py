@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .estimator import ModelError, Pose, PoseEstimator
+from .followed_person import close_searchers
 from .keyframes import KeyframeTracker
 from .model_choice import PoseSettings, create_estimator
 from .native_log import filter_native_stderr
@@ -146,6 +147,9 @@ def _worker_main(conn: Connection, settings: PoseSettings) -> None:
             break
     for tracker in trackers.values():
         tracker.close()
+    if spare is not None:
+        spare.close()
+    close_searchers()
     for slot in slots.values():
         slot.close()
 
