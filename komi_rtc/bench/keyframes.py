@@ -143,7 +143,7 @@ def clips(frames: int, real: bool) -> Iterator[Clip]:
         for path in lab_station().videos[:2]:
             name = f"real: Pose2Sim {path.stem}, 30 fps, half size"
             yield video_clip(name, str(path), frames, 2, 0.5)
-        name = "real: Sports2D two people, 15 fps"
+        name = "real: Sports2D two people, 15 fps, 1768x994"
         yield video_clip(name, str(two_people_outdoors()), frames, 2, 1.0)
 
 
