@@ -58,6 +58,7 @@ async def test_pose_workers_keep_mediapipes_startup_chatter_out_of_the_log(capfd
         pool.stop()
     err = capfd.readouterr().err
     assert "Feedback manager" not in err and "W0000" not in err, err
+    assert "GPU suport" not in err and "I0000" not in err, err
 
 
 def test_the_stderr_filter_passes_every_other_line():
