@@ -34,6 +34,7 @@ import numpy as np
 from ..analysis.live import LiveAnalysis
 from ..pose.estimator import Pose
 from ..pose.native_log import filter_native_stderr
+from ..server.camera_session import movement_signal
 from ..synthetic import MOTIONS
 from .analysis import FRAMING_CUES, error_figures, errors_cell, errors_meet, match_errors
 from .appearances import filming_for
@@ -129,6 +130,10 @@ def _film(case: VideoCase, session: Session, pose: str = "legacy") -> _Filmed:
     kept = {round(m["timestamp"], 6) for m in session.messages}
     times, poses, truth, world = [], [], [], []
     estimator = _estimator(pose)
+    # the server's turning points: its analysis's joint angle, a frame late, to the tracker
+    steering = LiveAnalysis("turning points")
+    steering.set_exercise(case.exercise)
+    movement: float | None = None
     started = time.perf_counter()
     try:
         for index, (t, joints) in enumerate(session.frames):
@@ -141,7 +146,11 @@ def _film(case: VideoCase, session: Session, pose: str = "legacy") -> _Filmed:
                 joints, before[1] if before else None, after[1] if after else None, dt
             )
             luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            found = estimator.process(luma, lambda rgb=rgb: rgb, int(t * 1000)).poses
+            found = estimator.process(luma, lambda rgb=rgb: rgb, int(t * 1000), movement).poses
+            people = [p.to_json() for p in found]
+            movement = movement_signal(
+                steering.analyse(people, filming.width, filming.height, t)[0]
+            )
             times.append(t)
             poses.append(found[0].keypoints if found else np.full((33, 4), np.nan, np.float32))
             seen = found[0].world if found and found[0].world is not None else None
