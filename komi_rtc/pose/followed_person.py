@@ -24,9 +24,9 @@ from .estimator import Pose, TaskPoseLandmarker
 # a pose whose centre is this many of the person's heights from where they were last seen is
 # theirs, plus REACH_PER_S for each second they have been missing (a jump down from a box
 # lands about two heights away within a second)
-REACH = 1.0
+REACH = 0.6
 REACH_PER_S = 2.0
-GRACE_S = 2.0  # missing this long, the person has left: follow whoever comes
+GRACE_S = 3.0  # missing this long, the person has left: follow whoever comes
 # while following, who else is there is checked this often (the detector for several people
 # costs about 35 ms): every 2 s, and never more than once in 20 model frames, so a server
 # short of CPU (a model frame every second or two) does not pay it on every frame
@@ -140,6 +140,7 @@ class FollowedPerson:
             if p is not chosen
             and (chosen is None or not _same(p, chosen))  # the detector's double of them
             and (b := pose_box(p)) is not None
+            and not self._where_they_were(b)  # them, even when not taken this time
         ]
         self._others = [
             *[o for o in self._others if o.recent(time_ms)],
@@ -154,6 +155,14 @@ class FollowedPerson:
         return abs(box[0] + box[2] - self._box[0] - self._box[2]) + abs(
             box[1] + box[3] - self._box[1] - self._box[3]
         )
+
+    def _where_they_were(self, box: Box) -> bool:
+        """Within half their height of the followed person's last place: them, not another."""
+        if self._box is None:
+            return False
+        x0, y0, x1, y1 = self._box
+        height = max(y1 - y0, x1 - x0, 1.0)
+        return float(np.linalg.norm(_centre(box) - _centre(self._box))) < 0.5 * height
 
     def look_around_due(self, time_ms: int) -> bool:
         """Called once per model frame: whether to look for the others now."""
