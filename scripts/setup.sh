@@ -55,6 +55,8 @@ from gi.repository import Gst; Gst.init(None); raise SystemExit(Gst.ElementFacto
   have_gst_element x264enc || missing+=(gstreamer1.0-plugins-ugly)
   command -v npm >/dev/null || missing+=(npm)
 fi
+# --heavy fetches BlazePose heavy with npm (below)
+if [ $want_heavy = 1 ] && ! command -v npm >/dev/null; then missing+=(npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq </dev/null
