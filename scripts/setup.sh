@@ -3,11 +3,19 @@
 # a virtual environment in .venv and the package with its extras. Safe to run again.
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   also test tools, Chromium and a Korean font for the browser tests
+#   scripts/setup.sh --heavy  also BlazePose heavy (28 MB, for --pose-model heavy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_heavy=0
+for option in "$@"; do
+  case "$option" in
+    --test) want_test=1 ;;
+    --heavy) want_heavy=1 ;;
+    *) echo "setup: unknown option $option (known: --test, --heavy)" >&2; exit 2 ;;
+  esac
+done
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
   echo "setup: need root (or sudo) to install: ${*: -1}" >&2; return 1; fi; }
@@ -76,6 +84,8 @@ gi.require_version('GstSdp', '1.0')" 2>/dev/null || missing+=(gir1.2-gst-plugins
   [ -x /usr/libexec/xdg-desktop-portal-gtk ] || missing+=(xdg-desktop-portal-gtk)
   command -v npm >/dev/null || missing+=(npm)
 fi
+# --heavy fetches BlazePose heavy with npm (below)
+if [ $want_heavy = 1 ] && ! command -v npm >/dev/null; then missing+=(npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   as_root apt-get update -qq </dev/null
@@ -134,4 +144,26 @@ if [ $want_test = 1 ] && { [ ! -f "$footage/pose2sim-0.10.49-py3-none-any.whl" ]
   mkdir -p "$footage"
   .venv/bin/python -m pip download -q --no-deps -d "$footage" pose2sim==0.10.49 sports2d==0.8.34 \
     2> >(grep -v "^WARNING: Location" >&2)
+fi
+# BlazePose heavy (Apache-2.0), only on request: the landmark model from the npm package
+# @mediapipe/pose, checked against the sha256 komi_rtc/pose/model_choice.py expects, into the
+# model cache (komi_rtc builds its .task bundle from it at first use)
+if [ $want_heavy = 1 ]; then
+  models="${KOMI_MODEL_DIR:-$HOME/.cache/komi_rtc/models}"
+  heavy_sha256=59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe
+  if ! echo "$heavy_sha256  $models/pose_landmark_heavy.tflite" | sha256sum -c --status 2>/dev/null; then
+    command -v npm >/dev/null || { echo "setup: --heavy needs npm (apt-get install npm)" >&2; exit 1; }
+    echo "setup: fetching BlazePose heavy (npm @mediapipe/pose 0.5.1675469404, 41 MB package)"
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    (cd "$scratch" && npm pack --silent @mediapipe/pose@0.5.1675469404 </dev/null >/dev/null)
+    tar -xzf "$scratch"/mediapipe-pose-0.5.1675469404.tgz -C "$scratch" package/pose_landmark_heavy.tflite
+    if ! echo "$heavy_sha256  $scratch/package/pose_landmark_heavy.tflite" | sha256sum -c --status; then
+      echo "setup: the heavy model's sha256 does not match; not installed" >&2
+      exit 1
+    fi
+    mkdir -p "$models"
+    mv "$scratch/package/pose_landmark_heavy.tflite" "$models/pose_landmark_heavy.tflite"
+    echo "setup: BlazePose heavy installed in $models (--pose-model heavy)"
+  fi
 fi

@@ -9,6 +9,7 @@ forward (no decoding), rewinding at the end: exact for every codec, unlike seeki
 from __future__ import annotations
 
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -32,11 +33,21 @@ class VideoFileSource:
         self._position = 0  # the index the next decoded frame has
         self._frame_count: int | None = None  # known once the end was reached
         self._next = 0  # read()'s next index
+        self._lock = threading.Lock()
+        self._closed = False
 
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` (0 is the first; past the end the file starts again), RGB."""
         if index < 0:
             raise ValueError("a frame index is never negative")
+        # a peer reads in an executor thread and may close meanwhile: OpenCV aborts the
+        # process when a capture is released during a read
+        with self._lock:
+            if self._closed:
+                raise SourceError(f"{self.description}: closed")
+            return self._frame(index)
+
+    def _frame(self, index: int) -> np.ndarray:
         while True:
             if self._frame_count is not None:
                 index %= self._frame_count
@@ -63,7 +74,9 @@ class VideoFileSource:
         return rgb
 
     def close(self) -> None:
-        self._capture.release()
+        with self._lock:
+            self._closed = True
+            self._capture.release()
 
     def _rewind(self) -> None:
         self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)

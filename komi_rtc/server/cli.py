@@ -19,6 +19,8 @@ from aiohttp import web
 from .. import __version__
 from ..analysis.catalog import CatalogError
 from ..history.store import DatabaseUnavailable, check_database, default_url
+from ..pose.estimator import ModelError
+from ..pose.model_choice import DEFAULT_POSE_MODEL, POSE_MODELS, landmark_model_path
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority, load_admin_token
 from .app import create_app
@@ -67,7 +69,29 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="FILE.task",
-        help="a MediaPipe pose landmarker .task file (default: bundled BlazePose full)",
+        help="a MediaPipe pose landmarker .task file of your own; looks for up to 4 people "
+        "on every frame (default: --pose-model, one person tracked)",
+    )
+    parser.add_argument(
+        "--pose-model",
+        default=DEFAULT_POSE_MODEL,
+        choices=POSE_MODELS,
+        help=f"BlazePose model ({DEFAULT_POSE_MODEL}): lite is faster and ships in the package, "
+        "full comes with mediapipe, heavy needs scripts/setup.sh --heavy",
+    )
+    parser.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=3,
+        metavar="N",
+        help="run the model at most N frames apart while the person moves, tracking "
+        "keypoints by optical flow in between (3); 1: the model on every frame",
+    )
+    parser.add_argument(
+        "--legacy-pose",
+        action="store_true",
+        help="MediaPipe's legacy solutions API, as before version 0.4 (it assumes 30 fps); "
+        "for comparison",
     )
     parser.add_argument(
         "--analysis-fps",
@@ -364,6 +388,13 @@ def _config(
         parser.error("--workers must be at least 1")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"--model: no such file: {args.model}")
+    if args.keyframe_interval < 1:
+        parser.error("--keyframe-interval must be at least 1")
+    if not args.model and not args.legacy_pose:
+        try:
+            landmark_model_path(args.pose_model)
+        except ModelError as exc:
+            parser.error(f"--pose-model {args.pose_model}: {exc}")
     if args.exercise_dir and not os.path.isdir(args.exercise_dir):
         parser.error(f"--exercise-dir: no such folder: {args.exercise_dir}")
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
@@ -387,6 +418,9 @@ def _config(
         port=args.port,
         workers=args.workers,
         model_path=args.model,
+        pose_model=args.pose_model,
+        legacy_pose=args.legacy_pose,
+        keyframe_interval=args.keyframe_interval,
         analysis_fps=args.analysis_fps,
         stall_timeout_s=args.stall_timeout,
         ice_servers=tuple(args.ice_server),
@@ -598,7 +632,7 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
 
 
 def _started(config: ServerConfig, workers: int) -> list[str]:
-    model = config.model_path or "BlazePose full (bundled)"
+    model = config.pose_settings.describe()
     database = redacted(config.db_url) if config.db_url else "SQLite in the state dir"
     lines = [
         f"  pose: {workers} worker process(es), {model}",
