@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Sets up and runs every check: lint, types, and the whole test suite (browser tests included).
-#   scripts/test.sh [pytest options]           everything, one test at a time
+# Sets up and runs every check: lint, types, and the whole test suite (browser tests included),
+# in two processes (pytest-xdist; `-n 0` after it runs one test at a time).
+#   scripts/test.sh [pytest options]           everything
 #   scripts/test.sh --quick [pytest options]   the same checks, and the tests that need no
 #                                              browser, PostgreSQL/Redis, wheel build or
-#                                              benchmark, in two processes (pytest-xdist)
+#                                              benchmark
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the markers are declared in pyproject.toml ([tool.pytest.ini_options]); --dist loadfile
 # keeps a module's tests (and its module-scoped servers) in one process
-selection=()
+selection=(-n 2 --dist loadfile)
 if [ "${1:-}" = "--quick" ]; then
   shift
-  selection=(-m "not browser and not databases and not wheel and not bench" -n 2 --dist loadfile)
+  selection+=(-m "not browser and not databases and not wheel and not bench")
 fi
 scripts/setup.sh --test
 .venv/bin/ruff check komi_rtc tests

@@ -118,3 +118,22 @@ def skeleton_pixels(png: bytes) -> int:
 def mean_brightness(png: bytes) -> float:
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
     return float(image.mean())
+
+
+async def own_skeletons(page: Any, camera_id: str, frames: int = 20) -> dict[str, int]:
+    """Wait (timeout 120 s) until the camera's tile has shown `frames` more frames with their
+    own skeleton, and return the counts over that window (`matched`, `late`, `noPose`). A busy
+    machine slows it down but cannot fail it; skeletons that came too late for their frame
+    must stay a minority (the video hold adapts to the latency it sees)."""
+    base = await page.evaluate("id => window.komiMonitor.tiles[id]", camera_id)
+    await page.wait_for_function(
+        "([id, wanted]) => window.komiMonitor.tiles[id].matched >= wanted",
+        arg=[camera_id, base["matched"] + frames],
+        timeout=120000,
+    )
+    stats = await page.evaluate("id => window.komiMonitor.tiles[id]", camera_id)
+    delta = {key: stats[key] - base[key] for key in ("matched", "late", "noPose")}
+    print(f"{camera_id}: own skeleton on {delta['matched']} frames, {delta['late']} too late, "
+          f"{delta['noPose']} not analysed")  # fmt: skip
+    assert delta["matched"] > delta["late"], f"most skeletons miss their frame: {delta}"
+    return delta

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from auth import ADMIN_TOKEN
-from harness import ServerProcess, free_port
+from harness import ServerProcess, free_port, multicast_dropped_if_root
 
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.server import create_app
@@ -26,7 +26,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak tests")
 
 
+# modules whose tests start browsers, databases, wheels or benchmarks take most of the run:
+# they go first, so that two processes (scripts/test.sh runs -n 2 --dist loadfile) finish
+# together instead of one waiting for the other's last long module
+_LONG_MARKERS = ("browser", "databases", "wheel", "bench")
+
+
+def _long_modules_first(items: list[pytest.Item]) -> None:
+    long_modules = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if any(marker in item.keywords for marker in _LONG_MARKERS)
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)  # stable
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _long_modules_first(items)
     if config.getoption("--soak"):
         return
     skip = pytest.mark.skip(reason="soak run: give --soak")
@@ -161,12 +177,13 @@ async def chromium(person_y4m: Path) -> AsyncIterator[Any]:
     from browser import CHROMIUM, chromium_args
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
-        )
-        yield browser
-        await browser.close()
+    with multicast_dropped_if_root():  # its monitor pages announce mDNS names
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=chromium_args(person_y4m)
+            )
+            yield browser
+            await browser.close()
 
 
 @pytest.fixture

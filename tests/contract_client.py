@@ -10,6 +10,7 @@ import asyncio
 import fractions
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,12 +158,20 @@ async def connect_camera(
     token: str = ADMIN_TOKEN,
     station: str | None = None,
     person: str | None = None,
+    rewrite_offer: Callable[[str], str] | None = None,
 ) -> ContractPeer:
+    """A camera streaming `track`; `rewrite_offer` changes its offer's SDP before it is
+    sent (e.g. hiding its addresses, as a browser does)."""
     pc = RTCPeerConnection()
     pc.addTrack(track)
     channel, queue = _wire_channel(pc)
     await pc.setLocalDescription(await pc.createOffer())
-    body: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer", "role": "camera"}
+    sdp = pc.localDescription.sdp
+    body: dict[str, Any] = {
+        "sdp": rewrite_offer(sdp) if rewrite_offer else sdp,
+        "type": "offer",
+        "role": "camera",
+    }
     if camera_id is not None:
         body["camera_id"] = camera_id
     if station is not None:
@@ -177,7 +186,13 @@ async def connect_camera(
     return ContractPeer(pc, queue, answer["camera_id"], channel)
 
 
-async def connect_monitor(base_url: str, camera_id: str, token: str = ADMIN_TOKEN) -> ContractPeer:
+async def connect_monitor(
+    base_url: str,
+    camera_id: str,
+    token: str = ADMIN_TOKEN,
+    rewrite_offer: Callable[[str], str] | None = None,
+) -> ContractPeer:
+    """A monitor of `camera_id`; `rewrite_offer` as for `connect_camera`."""
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     channel, queue = _wire_channel(pc)
@@ -197,10 +212,11 @@ async def connect_monitor(base_url: str, camera_id: str, token: str = ADMIN_TOKE
         peer.reader = asyncio.ensure_future(read())
 
     await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
     status, answer = await post_offer(
         base_url,
         {
-            "sdp": pc.localDescription.sdp,
+            "sdp": rewrite_offer(sdp) if rewrite_offer else sdp,
             "type": "offer",
             "role": "monitor",
             "camera_id": camera_id,

@@ -17,8 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -170,3 +170,97 @@ class ServerProcess:
         """SIGKILL: no shutdown, no flush (a crash, a power cut)."""
         self.process.kill()
         self.process.wait()
+
+
+MULTICAST = {"iptables": "224.0.0.0/4", "ip6tables": "ff00::/8"}
+
+
+class MulticastDrop:
+    """iptables (and ip6tables) OUTPUT rules dropping multicast that would leave by any
+    interface but loopback, while a test runs: Firefox, Chromium and aioice announce and
+    look up mDNS `.local` names with multicast, which must not reach the network the tests
+    run on. `dropped()` counts the IPv4 packets it stopped (a test can check a lookup was
+    made). Not root: the test is skipped, saying why."""
+
+    def __init__(self) -> None:
+        self._comment = f"komi-test-no-multicast-{os.getpid()}"
+
+    def _rule(self, command: str) -> list[str]:
+        return [
+            "OUTPUT", "!", "-o", "lo", "-d", MULTICAST[command],
+            "-m", "comment", "--comment", self._comment, "-j", "DROP",
+        ]  # fmt: skip
+
+    def __enter__(self) -> MulticastDrop:
+        if os.geteuid() != 0:
+            import pytest
+
+            # without the rule the lookups would reach the network: not run at all
+            pytest.skip("dropping multicast needs root (iptables); CI runs the tests as root")
+        for command in MULTICAST:
+            _iptables(command, "-I", *self._rule(command))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for command in MULTICAST:
+            _iptables(command, "-D", *self._rule(command))
+
+    def dropped(self) -> int:
+        """IPv4 packets the rule has dropped so far."""
+        listing = _iptables("iptables", "-L", "OUTPUT", "-v", "-n", "-x")
+        for line in listing.splitlines():
+            if self._comment in line:
+                return int(line.split()[0])
+        raise AssertionError(f"the multicast rule is gone:\n{listing}")
+
+
+@contextmanager
+def multicast_dropped_if_root() -> Iterator[None]:
+    """MulticastDrop for a browser that every browser test shares: as root (CI) it is
+    dropped; otherwise the run goes on, saying that it could not be."""
+    if os.geteuid() != 0:
+        print("browser tests not run as root: their mDNS multicast is not dropped")
+        yield
+        return
+    with MulticastDrop():
+        yield
+
+
+def _iptables(command: str, *args: str) -> str:
+    """Run iptables or ip6tables (-w: wait for the lock another test holds); its output.
+    FileNotFoundError when it is not installed (scripts/setup.sh --test installs it)."""
+    done = subprocess.run([command, "-w", "10", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"{command} {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextmanager
+def xvfb() -> Iterator[str]:
+    """A virtual X display for the run of the block: its name (":N", a free number Xvfb
+    chose itself)."""
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [
+            "/usr/bin/Xvfb",
+            "-displayfd",
+            str(write_end),
+            "-screen",
+            "0",
+            "1280x900x24",
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as chosen:
+            number = chosen.readline().strip()  # written once the display accepts clients
+        assert number, f"Xvfb did not start (exit {process.poll()})"
+        yield f":{number}"
+    finally:
+        process.terminate()
+        process.wait(10)

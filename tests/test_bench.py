@@ -74,6 +74,32 @@ def test_short_load_benchmark_report_is_complete(tmp_path):
     assert "| komi | 2 |" in result.stdout and "| naive | 2 |" in result.stdout
 
 
+def test_short_pose_paths_benchmark_compares_cpu_per_analysed_frame(tmp_path):
+    """--pose-paths: wave 2's path and the keyframe paths in one run, each with its analysed
+    frames per CPU-second of the server and its workers, and the flow's share."""
+    out = tmp_path / "bench"
+    result = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.bench", "--pose-paths", "--cameras", "1"]
+        + ["--monitors", "0", "--duration", "8", "--workers", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    designs = {run["design"]: run["total"] for run in report["runs"]}
+    assert set(designs) == {"legacy-every-frame", "keyframes-full", "keyframes-lite"}
+    for design, total in designs.items():
+        assert total["frames_with_keypoints"] > 0, (design, total)
+        assert total["frames_per_cpu_second"] == round(
+            total["frames_with_keypoints"] / total["server_cpu_seconds"], 2
+        )
+        assert 0 < total["main_cpu_ms_per_frame"] < total["cpu_ms_per_frame"]
+    assert designs["legacy-every-frame"]["tracked_share"] == 0
+    assert designs["keyframes-full"]["tracked_share"] > 0
+    assert "| legacy-every-frame | 1 |" in result.stdout and "1.00x" in result.stdout
+
+
 def test_short_video_benchmark_renders_counts_and_reports(tmp_path):
     """The video benchmark's short form: one rendered session through BlazePose and the live
     analysis, and a complete report (the full run's figures are in the README)."""

@@ -372,8 +372,10 @@ async def test_one_address_holds_at_most_its_share_of_camera_slots(start_server)
 async def test_a_monitor_that_never_connects_gives_its_place_back(start_server):
     from aiortc import RTCPeerConnection
 
-    running = await start_server(connect_timeout_s=1.0, max_monitors_per_camera=1)
+    # the camera has the same time to connect: 3 s, as a loaded box needed more than 1
+    running = await start_server(connect_timeout_s=3.0, max_monitors_per_camera=1)
     camera = await connect_camera(running.url, PersonTrack(), "cam_wait")
+    await camera.next_message("frame_processed")  # connected: its own clock has stopped
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     try:

@@ -8,14 +8,17 @@ import sys
 import pytest
 from contract_client import nose_on_face, person_frame
 
-from komi_rtc.pose.estimator import BlazePoseFull, ModelError, create_estimator
+from komi_rtc.pose.estimator import BlazePoseLegacy, ModelError
+from komi_rtc.pose.followed_person import OnePersonLandmarker
+from komi_rtc.pose.model_choice import PoseSettings, create_estimator
 from komi_rtc.pose.worker_pool import PoseWorkerPool
 from komi_rtc.protocol import KEYPOINT_NAMES
 
 
-def test_bundled_blazepose_finds_the_person_without_a_download():
-    estimator = create_estimator()
-    assert isinstance(estimator, BlazePoseFull)
+@pytest.mark.parametrize("settings", [PoseSettings(), PoseSettings(legacy=True)])
+def test_bundled_blazepose_finds_the_person_without_a_download(settings):
+    estimator = create_estimator(settings)
+    assert isinstance(estimator, BlazePoseLegacy if settings.legacy else OnePersonLandmarker)
     try:
         rgb, placement = person_frame(0)
         poses = estimator.estimate(rgb, 0)
@@ -31,12 +34,12 @@ def test_bundled_blazepose_finds_the_person_without_a_download():
 
 def test_a_missing_or_invalid_task_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
-        create_estimator(str(tmp_path / "missing.task"))
+        create_estimator(PoseSettings(model_path=str(tmp_path / "missing.task")))
     bad = tmp_path / "bad.task"
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load pose model"):
-        create_estimator(str(bad))
-    pool = PoseWorkerPool(workers=1, model_path=str(bad))
+        create_estimator(PoseSettings(model_path=str(bad)))
+    pool = PoseWorkerPool(workers=1, settings=PoseSettings(model_path=str(bad)))
     with pytest.raises(ModelError, match="cannot load pose model"):
         pool.start()
 
@@ -55,6 +58,7 @@ async def test_pose_workers_keep_mediapipes_startup_chatter_out_of_the_log(capfd
         pool.stop()
     err = capfd.readouterr().err
     assert "Feedback manager" not in err and "W0000" not in err, err
+    assert "GPU suport" not in err and "I0000" not in err, err
 
 
 def test_the_stderr_filter_passes_every_other_line():

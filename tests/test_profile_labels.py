@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from komi_rtc.analysis.geometry import keypoints_from_json
+from komi_rtc.analysis.geometry import angle_at, keypoints_from_json
 from komi_rtc.bench.analysis import run_session
 from komi_rtc.bench.sessions import Session, make_session
 from komi_rtc.protocol import KEYPOINT_INDEX as K
@@ -155,3 +155,57 @@ def test_a_joint_placed_where_no_body_reaches_is_still_missing():
     summary = run_session(session)
     assert summary["reps"] == 0
     assert summary["feedback_counts"].get("step_back", 0) >= 1
+
+
+@pytest.mark.parametrize("where", ["outside", "unseen"])
+def test_push_ups_count_when_the_feet_leave_the_picture(where):
+    """Issue 10's note: push-ups lost reps with "step back" cues when an ankle left the
+    picture or dropped out of sight. The ankles serve only the hips-sag rule: feet out of
+    the picture get a "step back", and the reps, read from the arms, are all counted; feet
+    in place at a low visibility are present (no cue)."""
+    feet = [K[f"{side}_{p}"] for side in ("left", "right") for p in ("ankle", "heel", "foot_index")]
+
+    def edit(kp: np.ndarray, rng: np.random.Generator) -> None:
+        if where == "outside":
+            kp[feet, 0] = -40.0 - 30.0 * rng.random()  # left of the picture
+        else:
+            kp[feet, 3] = 0.02
+
+    for seed in (12, 13):
+        session = _edited(_session("push_up", seed), edit, seed)
+        summary = run_session(session)
+        assert summary["reps"] == session.true_count, (summary["reps"], session.true_count)
+        cues = summary["feedback_counts"].get("step_back", 0)
+        assert cues >= 1 if where == "outside" else cues == 0
+
+
+def _turned(points: np.ndarray, about: np.ndarray, radians: float) -> np.ndarray:
+    c, s = math.cos(radians), math.sin(radians)
+    d = points - about
+    return about + np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1]], 1)
+
+
+def _widen_lowered_arms(kp: np.ndarray, degrees: float) -> None:
+    """Turn each arm (elbow, wrist, hand) about its shoulder, away from the trunk: by
+    `degrees` with the elbows at shoulder height, less as they rise, none from 135."""
+    for side in ("left", "right"):
+        shoulder, hip = kp[K[f"{side}_shoulder"], :2], kp[K[f"{side}_hip"], :2]
+        parts = [K[f"{side}_{p}"] for p in ARM[1:]]
+        raised = angle_at(hip, shoulder, kp[parts[0], :2]) or 0.0
+        turn = math.radians(degrees * min(1.0, max(0.0, (135.0 - raised) / 40.0)))
+        options = [_turned(kp[parts, :2], shoulder, turn), _turned(kp[parts, :2], shoulder, -turn)]
+        kp[parts, :2] = max(options, key=lambda p: float(np.linalg.norm(p[0] - hip)))
+
+
+def test_a_press_whose_rest_reads_into_the_movement_counts_every_rep():
+    """Seen on the flat figure from a low camera: the shoulder press's rest (hands at the
+    shoulders) read at 103-108 degrees, around the rest threshold (105). The set started
+    (the start posture may sit a little into the movement) but no rep ever ended: 0 of 8.
+    A rep ends on coming back to the posture held at the start."""
+
+    def edit(kp: np.ndarray, rng: np.random.Generator) -> None:
+        _widen_lowered_arms(kp, 9.0)
+
+    for seed in (14, 15, 16):
+        session = make_session("shoulder_press", "front", np.random.default_rng(seed))
+        _assert_counted(session, run_session(_edited(session, edit, seed)))

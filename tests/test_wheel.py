@@ -58,7 +58,9 @@ def installed(tmp_path_factory) -> Path:
 
 def _check_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for page in ("camera.html", "monitor.html", "index.html", "camera.js", "style.css"):
+    pages = ("camera.html", "monitor.html", "index.html", "camera.js", "style.css")
+    app = ("camera.webmanifest", "camera-sw.js", "offline.html", "icons/camera-512.png")
+    for page in pages + app:
         assert f"komi_rtc/web/{page}" in names, f"the wheel lacks the page {page}"
     assert "komi_rtc/analysis/exercises.json" in names
     assert "komi_rtc/data/person.jpg" in names

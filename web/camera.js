@@ -9,6 +9,7 @@ import {
   accessToken, authHeaders, isRefusal, linkReadsHistory, showRefusal,
 } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
+import { missingForCamera, showUnsupported } from './browser_support.js';
 import { ExercisePicker, loadCatalog } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
 import { drawPoses } from './overlay.js';
@@ -527,14 +528,26 @@ applyLanguage();
 loadSettings();
 setState('idle');
 setInterval(refreshStatus, 500);
+const missing = missingForCamera();
+if (missing) { // it could never connect: say what to use instead of retrying forever
+  stats.error = missing;
+  setState('unsupported');
+  showUnsupported($('message'), missing);
+  $('connect').disabled = true;
+} else {
+  watchAccess();
+}
+
 // Ask first whether this page's link is good: without one it says so and starts nothing.
-fetchConfig().then(async (loaded) => {
-  config = loaded;
-  // only a link that reads history lists people (a camera link is not asked: no 403s logged)
-  readsHistory = await linkReadsHistory();
-  showHistoryLink();
-  if (readsHistory) listPeople();
-  if (params.get('autostart') === '1') $('connect').click();
-}, (error) => {
-  if (isRefusal(error.status)) refuse(error.status);
-});
+function watchAccess() {
+  fetchConfig().then(async (loaded) => {
+    config = loaded;
+    // only a link that reads history lists people (a camera link is not asked: no 403s logged)
+    readsHistory = await linkReadsHistory();
+    showHistoryLink();
+    if (readsHistory) listPeople();
+    if (params.get('autostart') === '1') $('connect').click();
+  }, (error) => {
+    if (isRefusal(error.status)) refuse(error.status);
+  });
+}

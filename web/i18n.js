@@ -93,6 +93,14 @@ const STRINGS = {
     calibration_done: 'Calibrated: reprojection error {error} px',
     calibration_detail: '{method}: reprojection error {error} px',
     calibration_failed: 'Calibration failed: {error}', unreachable: 'server unreachable',
+    unsupported: 'not supported',
+    no_webrtc_camera: 'This browser cannot stream live video (it has no WebRTC), so this page ' +
+      'cannot send your camera. Open this link in a current Chrome, Edge, Firefox or Safari ' +
+      '(on an iPhone or iPad: Safari).',
+    no_camera_api: 'This browser does not let web pages use the camera. Open this link in a ' +
+      'current Chrome, Edge, Firefox or Safari (on an iPhone or iPad: Safari).',
+    no_webrtc_monitor: 'This browser cannot play live video (it has no WebRTC), so this page ' +
+      'cannot show the cameras. Open this link in a current Chrome, Edge, Firefox or Safari.',
   },
   ko: {
     camera_title: 'KOMI 카메라', monitor_title: 'KOMI 모니터',
@@ -179,6 +187,13 @@ const STRINGS = {
     calibration_done: '보정 완료: 재투영 오차 {error} px',
     calibration_detail: '{method}: 재투영 오차 {error} px',
     calibration_failed: '보정 실패: {error}', unreachable: '서버에 연결할 수 없음',
+    unsupported: '지원 안 됨',
+    no_webrtc_camera: '이 브라우저는 실시간 영상을 보낼 수 없어 (WebRTC 없음) 카메라를 연결할 수 ' +
+      '없습니다. 최신 Chrome, Edge, Firefox 또는 Safari에서 이 링크를 여세요 (iPhone·iPad는 Safari).',
+    no_camera_api: '이 브라우저는 웹 페이지에서 카메라를 쓸 수 없습니다. 최신 Chrome, Edge, Firefox ' +
+      '또는 Safari에서 이 링크를 여세요 (iPhone·iPad는 Safari).',
+    no_webrtc_monitor: '이 브라우저는 실시간 영상을 재생할 수 없어 (WebRTC 없음) 카메라를 보여 줄 수 ' +
+      '없습니다. 최신 Chrome, Edge, Firefox 또는 Safari에서 이 링크를 여세요.',
   },
 };
 

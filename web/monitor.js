@@ -7,6 +7,7 @@
 
 import { accessToken, authHeaders, isRefusal, refusalFor, showRefusal, webSocketUrl } from './access.js';
 import { AnalysisPanel } from './analysis_panel.js';
+import { missingForMonitor, showUnsupported } from './browser_support.js';
 import { ExercisePicker } from './exercise_picker.js';
 import { applyLanguage, format, t, toggleLanguage } from './i18n.js';
 import { near, NEAR_TICKS, PTS_WRAP, sameFrame } from './frame_keys.js';
@@ -22,7 +23,7 @@ const grid = $('grid');
 const tiles = new Map(); // camera id -> Tile
 const stationTiles = new Map(); // station id -> StationTile
 let stationSummaries = []; // GET /stations, newest answer
-const debug = { tiles: {}, stations: {}, access: null };
+const debug = { tiles: {}, stations: {}, access: null, unsupported: null };
 window.komiMonitor = debug; // debug stats, read by the browser tests
 let config = null;
 let showOverlay = true;
@@ -71,7 +72,7 @@ class Tile {
     this.stats = { frames: 0, drawn: 0, matched: 0, late: 0, noPose: 0, mismatch: {},
       latencyMs: null, poseLatencyMs: null, poseLatencyP95Ms: null, videoDelayMs: null,
       videoHeldMs: null, frameIntervalMs: null, analysedFps: 0, messages: 0, offline: false,
-      videoTime: 0, rvfc: false, exercise: null, person: null };
+      videoTime: 0, rvfc: false, frameKeys: null, exercise: null, person: null };
     debug.tiles[cameraId] = this.stats;
     this.closed = false;
     this.connect();
@@ -87,6 +88,7 @@ class Tile {
         iceServers: config.ice_servers,
         setup: (pc) => {
           const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
+          this.receiver = transceiver.receiver;
           this.hold.attach(transceiver.receiver);
           pc.addEventListener('track', (event) => {
             this.video.srcObject = new MediaStream([event.track]);
@@ -221,10 +223,12 @@ class Tile {
     }
   }
 
-  rvfcActive() { return this.stats.rvfc && this.offset !== null; }
+  // Whether each frame on screen finds its own pose (else the newest pose is drawn).
+  rvfcActive() { return this.stats.rvfc && this.offset !== null && this.stats.frameKeys !== 'newest'; }
 
   draw(message, shown) {
     if (shown) shown.drawnKey = message.frame_pts % PTS_WRAP;
+    else if (message && !this.rvfcActive()) this.stats.drawn += 1; // no frame to match it with
     if (showOverlay) drawPoses(this.canvas, message); else drawPoses(this.canvas, null);
   }
 
@@ -270,16 +274,41 @@ class Tile {
     }
   }
 
+  // The RTP timestamp of the frame on screen: the frame's own (requestVideoFrameCallback's
+  // metadata: Chromium's, Firefox ESR 153's), else the newest the receiver handed to the
+  // video (getSynchronizationSources: the frame on screen or the one before), else none.
+  frameRtpTimestamp(metadata) {
+    if (typeof metadata.rtpTimestamp === 'number') {
+      this.stats.frameKeys = 'frame';
+      return metadata.rtpTimestamp;
+    }
+    const sources = this.receiver && typeof this.receiver.getSynchronizationSources === 'function'
+      ? this.receiver.getSynchronizationSources() : [];
+    if (sources.length && typeof sources[0].rtpTimestamp === 'number') {
+      this.stats.frameKeys = 'source';
+      return sources[0].rtpTimestamp;
+    }
+    this.stats.frameKeys = 'newest';
+    return undefined;
+  }
+
+  // Each frame on screen gets its own skeleton, found by its RTP timestamp. A browser
+  // without requestVideoFrameCallback, or whose frames carry no RTP timestamp, draws the
+  // newest skeleton as it comes instead (a frame or two off when the video lags).
   watchFrames() {
-    if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) return;
+    if (!('requestVideoFrameCallback' in HTMLVideoElement.prototype)) {
+      this.stats.frameKeys = 'newest';
+      return;
+    }
     this.stats.rvfc = true;
     const onFrame = (now, metadata) => {
       if (this.closed) return;
       this.stats.videoTime = this.video.currentTime;
       this.finishFrame();
       this.shown = null;
-      if (this.offset !== null && metadata.rtpTimestamp !== undefined) {
-        const key = (metadata.rtpTimestamp - this.offset + PTS_WRAP) % PTS_WRAP;
+      const rtpTimestamp = this.frameRtpTimestamp(metadata); // undefined: drawn as poses come
+      if (this.offset !== null && rtpTimestamp !== undefined) {
+        const key = (rtpTimestamp - this.offset + PTS_WRAP) % PTS_WRAP;
         if (this.previousFrameKey !== undefined) this.noteStep(key, this.previousFrameKey);
         this.previousFrameKey = key;
         if (this.receiveTimes === null) this.receiveTimes = typeof metadata.receiveTime === 'number';
@@ -304,6 +333,7 @@ class Tile {
 
   refresh() {
     const now = performance.now();
+    if (!this.stats.rvfc) this.stats.videoTime = this.video.currentTime; // else per frame
     this.forgetUnposed(now);
     const stats = this.stats;
     stats.frameIntervalMs = Math.round(this.frameIntervalMs);
@@ -354,7 +384,7 @@ function layout() {
     ...Array(rows).fill('minmax(14rem, 1fr)'),
   ].join(' ') || '';
   grid.classList.toggle('with-stations', stationTiles.size > 0);
-  $('empty').hidden = count > 0 || Boolean(debug.access);
+  $('empty').hidden = count > 0 || Boolean(debug.access || debug.unsupported);
   $('count').textContent = count ? `${count}` : '';
 }
 
@@ -509,6 +539,11 @@ $('language').addEventListener('click', () => {
   for (const station of stationTiles.values()) station.relabel();
 });
 applyLanguage();
+debug.unsupported = missingForMonitor();
 layout();
-setInterval(() => { for (const tile of tiles.values()) tile.refresh(); }, 500);
-watchCameraList();
+if (debug.unsupported) { // it could never play a camera: say what to use instead
+  showUnsupported($('access'), debug.unsupported);
+} else {
+  setInterval(() => { for (const tile of tiles.values()) tile.refresh(); }, 500);
+  watchCameraList();
+}

@@ -28,6 +28,9 @@ FIDGET_S = 0.4  # a shorter excursion (under PARTIAL) does not restart the start
 SEGMENT_MEMORY_FADE = 0.05
 LOST_S = 1.5  # no usable keypoints this long: the set pauses (person left or hidden)
 CUE_S = 2.5  # a cue stays readable this long
+# A start posture held inside the movement (0 .. START_TOLERANCE) was read with up to
+# this much jitter on top (shares of rest->peak): coming back within it ends the rep.
+REST_JITTER = 0.05
 PARTIAL = 0.25  # share of rest->peak that starts a movement (hysteresis)
 MIN_REP_S = 0.35
 VIEW_STABLE_FRAMES = 5
@@ -72,6 +75,11 @@ class ExerciseAnalyser:
         self._fidget_since: float | None = None
         self._full_length: dict[str, tuple[float, float]] = {}  # what -> (pixels, when)
         self._rest_since: float | None = None
+        # the held start posture's progress (0 .. START_TOLERANCE): a rep ends on coming
+        # back to it; a person whose rest reads a little into the movement (elbows wider
+        # at the start of a press) would otherwise never end one
+        self._rest_level = 0.0
+        self._held_rest_level = 0.0
         self._last_seen: float | None = None
         self._last_t: float | None = None
         self._trace: _RepTrace | None = None
@@ -162,6 +170,21 @@ class ExerciseAnalyser:
             sides = [self._better_seen(kp, sides)]
         return [(f"{s}_{part}", g.MIN_CONFIDENCE) for s in sides for part in self.exercise.needs]
 
+    def _countable_sides(
+        self, kp: np.ndarray, signal: Signal, sides: list[str], width: int, height: int
+    ) -> list[str]:
+        """Of `sides`, those whose joints the counting signal is measured from are all seen
+        in the picture (both or none when the value is the mean of both sides)."""
+        parts = g.signal_parts(signal.angle, signal.foreshortened, signal.lowered)
+        inside = [
+            side
+            for side in sides
+            if g.in_frame(kp, [(f"{side}_{p}", g.MIN_CONFIDENCE) for p in parts], width, height)
+        ]
+        if self._reads_both() and len(inside) < len(sides):
+            return []
+        return inside
+
     # ------------------------------------------------------------ per frame
 
     def update(
@@ -187,7 +210,11 @@ class ExerciseAnalyser:
             self._update_hold(kp if framed else None, sides, t, dt)
         else:
             assert signal is not None
-            value = self._measure(kp, signal, sides, t) if framed else None
+            if kp is not None and not framed:
+                # a joint only a form rule reads (a push-up's ankles) is out of the picture
+                # or unseen: the cue says so, and counting goes on from the signal's joints
+                sides = self._countable_sides(kp, signal, sides, width, height)
+            value = self._measure(kp, signal, sides, t) if kp is not None and sides else None
             if value is None:
                 if self._last_seen is not None and t - self._last_seen > LOST_S:
                     self._pause()
@@ -238,9 +265,15 @@ class ExerciseAnalyser:
         if self.phase == "setup":
             if progress <= START_TOLERANCE:
                 self._fidget_since = None
-                self._rest_since = self._rest_since if self._rest_since is not None else t
+                if self._rest_since is None:
+                    self._rest_since, self._held_rest_level = t, 0.0
+                self._held_rest_level = max(self._held_rest_level, progress)
                 if t - self._rest_since >= START_HOLD_S:
                     self.phase = "rest"
+                    # read into the movement at rest, it is read with the jitter it had
+                    self._rest_level = (
+                        self._held_rest_level + REST_JITTER if self._held_rest_level > 0 else 0.0
+                    )
                     self._left_rest_at = t
             else:
                 # real people fidget: a short, small excursion keeps the hold going; a
@@ -250,7 +283,7 @@ class ExerciseAnalyser:
                     self._rest_since = None
             return None
         if self.phase == "rest":
-            if progress <= 0:
+            if progress <= self._rest_level:
                 self._left_rest_at = t
             elif progress >= PARTIAL:
                 self.phase = "working"
@@ -261,7 +294,7 @@ class ExerciseAnalyser:
             self._record(trace, kp, value, progress, sides, t)
             if progress >= 1.0:
                 trace.reached_peak = True
-            if progress <= 0:
+            if progress <= self._rest_level:
                 self.phase = "rest"
                 self._left_rest_at = t
                 self._trace = None

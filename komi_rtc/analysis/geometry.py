@@ -193,6 +193,21 @@ def knee_width_ratio(kp: np.ndarray) -> float | None:
     return knees / ankles
 
 
+def signal_parts(
+    angle: str | None, foreshortened: str | None, lowered: str | None
+) -> tuple[str, ...]:
+    """The body parts (one side's, without the side) a counting signal is measured from:
+    counting needs these, and only these, in the picture."""
+    if angle is not None:
+        return ANGLES[angle]
+    if foreshortened is not None:
+        top, bottom, reference, _ = _FORESHORTENED[foreshortened]
+        return tuple(dict.fromkeys((top, bottom, *reference)))
+    if lowered is not None:
+        return (lowered, "ankle")
+    return ()
+
+
 def in_frame(kp: np.ndarray, names: list[tuple[str, float]], width: int, height: int) -> bool:
     """All named keypoints seen with at least their confidence, inside the picture."""
     margin = 0.01

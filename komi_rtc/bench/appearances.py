@@ -55,7 +55,8 @@ _PALETTES: dict[str, dict[str, list[RGB]]] = {
     },
 }
 
-# The flat figure's palette: none of these colours is in the two above.
+# The flat figure's palette: no part takes a colour it had in the two above (across parts,
+# a dev pants colour is a flat wall's and a dev black is a shoe's).
 _FLAT = {
     "shirt": [(225, 225, 220), (200, 60, 40), (60, 110, 60), (150, 140, 120), (95, 95, 90)],
     "dark_shirt": [(28, 28, 32), (45, 52, 70), (70, 30, 35), (38, 48, 40)],

@@ -3,6 +3,9 @@
 Starts the server (ours, and the naive baseline for a side-by-side ratio), N camera peers
 streaming the demo person and M monitor peers per camera, all over loopback; samples the
 server's CPU and memory (its pose workers included); reports per camera and in total.
+`--pose-paths` runs wave 2's path (the legacy API, the model on every frame) and the
+keyframe paths (full, lite) side by side and reports analysed frames (those whose
+`frame_processed` carries keypoints) per CPU-second of the server and its workers.
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ from .server_process import TIMELY_MS, free_port, percentiles, wait_ready
 
 WARMUP_S = 3.0
 
+# --pose-paths: each design's server options; every camera does squats (the analysis runs)
+POSE_PATHS: dict[str, list[str]] = {
+    "legacy-every-frame": ["--legacy-pose", "--keyframe-interval", "1"],
+    "keyframes-full": ["--pose-model", "full"],
+    "keyframes-lite": ["--pose-model", "lite"],
+}
+
 
 _WATCHED: dict[int, psutil.Process] = {}
+_CPU_SECONDS: dict[int, float] = {}  # user + system seconds of each server process seen
 
 
 def _sample(process: psutil.Process, since: float) -> dict[str, float]:
@@ -45,10 +56,15 @@ def _sample(process: psutil.Process, since: float) -> dict[str, float]:
         try:
             cpu += member.cpu_percent(None)
             rss += member.memory_info().rss
+            times = member.cpu_times()
+            _CPU_SECONDS[member.pid] = times.user + times.system
         except psutil.Error:
-            continue
+            continue  # a process that ended keeps its last reading
     return {
         "t": round(time.monotonic() - since, 2),
+        "monotonic": time.monotonic(),
+        "cpu_seconds": round(sum(_CPU_SECONDS.values()), 3),
+        "main_cpu_seconds": round(_CPU_SECONDS.get(process.pid, 0.0), 3),
         "cpu_percent": round(cpu, 1),
         "rss_mb": round(rss / 2**20, 1),
         "machine_cpu_percent": round(psutil.cpu_percent(None) * (psutil.cpu_count() or 1), 1),
@@ -133,7 +149,7 @@ def run_load(
         for i in range(cameras):
             camera_id = f"bench_cam_{i + 1}"
             extra = ["--fps", str(fps)]
-            if design in ("komi-squat", "komi-history"):
+            if design in ("komi-squat", "komi-history") or design in POSE_PATHS:
                 extra += ["--exercise", "squat"]
             if design == "komi-history":
                 extra += ["--person", f"bench_person_{i + 1}"]
@@ -184,6 +200,7 @@ def _report(
 ) -> dict[str, Any]:
     per_camera: dict[str, Any] = {}
     all_latencies: list[float] = []
+    efficiency = _frames_per_cpu_second(results, samples)
     for result in results:
         if result["role"] != "camera":
             continue
@@ -245,6 +262,7 @@ def _report(
         "machine_cpu_percent_capacity": 100 * (psutil.cpu_count() or 1),
         "rss_mb_start": rss[0] if rss else None,
         "rss_mb_end": rss[-1] if rss else None,
+        **efficiency,
     }
     if duration >= 150:
         first = [
@@ -280,6 +298,78 @@ def _report(
         "total": total,
         "server_samples": samples,
     }
+
+
+def _frames_per_cpu_second(
+    results: list[dict[str, Any]], samples: list[dict[str, float]]
+) -> dict[str, Any]:
+    """Analysed frames with keypoints per CPU-second of the server and its workers, over the
+    window in which every camera streams (after its warm-up, before the first one stops);
+    peers and samples share the machine's monotonic clock."""
+    cameras = [r for r in results if r["role"] == "camera" and "start_monotonic" in r]
+    if not cameras or len(samples) < 2:
+        return {}
+    begin = max(r["start_monotonic"] for r in cameras) + WARMUP_S
+    end = min(r["start_monotonic"] + r["duration"] for r in cameras) - 1.0
+    inside = [s for s in samples if begin <= s["monotonic"] <= end]
+    if len(inside) < 2:
+        return {}
+    begin, end = inside[0]["monotonic"], inside[-1]["monotonic"]
+    cpu_seconds = inside[-1]["cpu_seconds"] - inside[0]["cpu_seconds"]
+    main_seconds = inside[-1]["main_cpu_seconds"] - inside[0]["main_cpu_seconds"]
+    rows = [
+        row
+        for r in cameras
+        for row in r["results"]
+        if begin <= r["start_monotonic"] + row[0] <= end and len(row) > 4
+    ]
+    with_keypoints = sum(row[4] for row in rows)
+    tracked = sum(row[5] for row in rows if len(row) > 5)
+    return {
+        "window_s": round(end - begin, 1),
+        "server_cpu_seconds": round(cpu_seconds, 2),
+        "frames_with_keypoints": with_keypoints,
+        "tracked_share": round(tracked / with_keypoints, 3) if with_keypoints else None,
+        "frames_per_cpu_second": round(with_keypoints / cpu_seconds, 2) if cpu_seconds else None,
+        "cpu_ms_per_frame": round(cpu_seconds * 1000 / with_keypoints, 1)
+        if with_keypoints
+        else None,
+        # the server process itself (decoding, analysis, messages) apart from its workers
+        "main_cpu_ms_per_frame": round(main_seconds * 1000 / with_keypoints, 1)
+        if with_keypoints
+        else None,
+    }
+
+
+def format_pose_paths(reports: list[dict[str, Any]]) -> str:
+    """The side-by-side table of --pose-paths, with each path's ratio to wave 2's."""
+    lines = [
+        "| path | cameras | analysed share | fairness spread | frames with keypoints per "
+        "CPU-s | vs legacy | CPU ms per frame (of which server process) | tracked by flow | "
+        "latency p50 / p95 ms |",
+        "|" + "---|" * 9,
+    ]
+    for r in reports:
+        t = r["total"]
+        legacy = next(
+            (
+                x["total"].get("frames_per_cpu_second")
+                for x in reports
+                if x["design"] == "legacy-every-frame" and x["cameras"] == r["cameras"]
+            ),
+            None,
+        )
+        rate = t.get("frames_per_cpu_second")
+        ratio = f"{rate / legacy:.2f}x" if rate and legacy else "–"
+        tracked = t.get("tracked_share")
+        lines.append(
+            f"| {r['design']} | {r['cameras']} | {t['analysed_share']:.1%} | "
+            f"{t['fairness_spread']} | {rate} | {ratio} | {t.get('cpu_ms_per_frame')} "
+            f"({t.get('main_cpu_ms_per_frame')}) | "
+            f"{'–' if tracked is None else f'{tracked:.0%}'} | "
+            f"{t['latency_ms']['p50']} / {t['latency_ms']['p95']} |"
+        )
+    return "\n".join(lines)
 
 
 def _series(results: list[list[float]], window: float = 5.0) -> list[list[float | None]]:
@@ -412,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra option for our server, e.g. --server-arg=--analysis-fps=5",
     )
+    parser.add_argument(
+        "--pose-paths",
+        action="store_true",
+        help="run wave 2's pose path (legacy API, every frame) and the keyframe paths (full, "
+        "lite) side by side: analysed frames per server CPU-second and latency",
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -422,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.history_cost:
                 designs = ["komi-squat", "komi-history"]
             designs += [] if args.no_baseline else ["naive"]
+            if args.pose_paths:
+                designs = list(POSE_PATHS)
             for design in designs:
                 print(
                     f"running {design}: {count} camera(s) x {args.fps:g} fps, "
@@ -438,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.duration,
                         args.workers,
                         Path(tmp),
-                        args.server_arg,
+                        POSE_PATHS.get(design, []) + args.server_arg,
                     )
                 )
     ratios = {}
@@ -470,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
                 else None,
             }
     print(format_table(reports))
+    if args.pose_paths:
+        print(format_pose_paths(reports))
     for report in reports:
         if report["design"] in ("komi-squat", "komi-history"):
             print(

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
-from ..pose.estimator import create_estimator
+from ..pose.model_choice import PoseSettings, create_estimator
 from ..protocol.messages import OfferAnswer
 
 
@@ -59,7 +59,7 @@ class PoseTransformTrack(MediaStreamTrack):
 
 def create_app() -> web.Application:
     state: dict[str, Any] = {
-        "estimator": create_estimator(),
+        "estimator": create_estimator(PoseSettings(legacy=True, max_keyframe_interval=1)),
         "pcs": set(),
         "tasks": set(),
         "cameras": {},

@@ -156,12 +156,15 @@ async def run_camera(args: argparse.Namespace) -> dict[str, Any]:
                 reps += 1
             if message.get("type") == "frame_processed" and "latency_ms" in message:
                 timing = message.get("timing", {})
+                tracking = message.get("tracking") or {}
                 results.append(
                     [
                         round(time.monotonic() - start, 3),
                         message["latency_ms"],
                         timing.get("inference_ms"),
                         timing.get("server_ms"),
+                        1 if message.get("pose_data", {}).get("pose") else 0,  # keypoints
+                        1 if tracking.get("source") == "flow" else 0,
                     ]
                 )
     finally:

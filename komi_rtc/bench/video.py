@@ -34,6 +34,7 @@ import numpy as np
 from ..analysis.live import LiveAnalysis
 from ..pose.estimator import Pose
 from ..pose.native_log import filter_native_stderr
+from ..server.camera_session import movement_signal
 from ..synthetic import MOTIONS
 from .analysis import FRAMING_CUES, error_figures, errors_cell, errors_meet, match_errors
 from .appearances import filming_for
@@ -101,16 +102,38 @@ class _Filmed:
     world: np.ndarray | None = None  # 33 x 3 metres per frame (BlazePose's), NaN without
 
 
-def _film(case: VideoCase, session: Session) -> _Filmed:
+POSE_PATHS = ("legacy", "keyframes", "keyframes-lite")  # --pose: see _estimator
+
+
+def _estimator(pose: str) -> Any:
+    """`legacy`: BlazePose full, legacy API, every frame (wave 2); `keyframes`: the server's
+    default (Tasks API, model on keyframes, optical flow between); `keyframes-lite`: the same
+    with the lite model. A KeyframeTracker either way (interval 1 for legacy)."""
+    from ..pose.keyframes import KeyframeTracker  # per process: MediaPipe keeps its graph
+    from ..pose.model_choice import PoseSettings, create_estimator
+
+    settings = {
+        "legacy": PoseSettings(legacy=True, max_keyframe_interval=1),
+        "keyframes": PoseSettings(),
+        "keyframes-lite": PoseSettings(model="lite"),
+    }[pose]
+    return KeyframeTracker(create_estimator(settings), settings.max_keyframe_interval)
+
+
+def _film(case: VideoCase, session: Session, pose: str = "legacy") -> _Filmed:
     """Render the session's analysed frames and run BlazePose (tracking mode) on them."""
-    from ..pose.estimator import BlazePoseFull  # per process: MediaPipe keeps its graph
+    import cv2
 
     look_rng = np.random.default_rng(case.seed + 7_000_000)
     bodies = [j for _, j in session.frames if j is not None]
     filming = filming_for(case.split, case.exercise, case.view, bodies, look_rng)
     kept = {round(m["timestamp"], 6) for m in session.messages}
     times, poses, truth, world = [], [], [], []
-    estimator = BlazePoseFull()
+    estimator = _estimator(pose)
+    # the server's turning points: its analysis's joint angle, a frame late, to the tracker
+    steering = LiveAnalysis("turning points")
+    steering.set_exercise(case.exercise)
+    movement: float | None = None
     started = time.perf_counter()
     try:
         for index, (t, joints) in enumerate(session.frames):
@@ -122,7 +145,12 @@ def _film(case: VideoCase, session: Session) -> _Filmed:
             rgb, xy = filming.frame(
                 joints, before[1] if before else None, after[1] if after else None, dt
             )
-            found = estimator.estimate(rgb, int(t * 1000))
+            luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            found = estimator.process(luma, lambda rgb=rgb: rgb, int(t * 1000), movement).poses
+            people = [p.to_json() for p in found]
+            movement = movement_signal(
+                steering.analyse(people, filming.width, filming.height, t)[0]
+            )
             times.append(t)
             poses.append(found[0].keypoints if found else np.full((33, 4), np.nan, np.float32))
             seen = found[0].world if found and found[0].world is not None else None
@@ -141,12 +169,14 @@ def _film(case: VideoCase, session: Session) -> _Filmed:
     )
 
 
-def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
+def _filmed(case: VideoCase, session: Session, store: Path | None, pose: str = "legacy") -> _Filmed:
     """The session filmed, from `store` when it holds this case filmed by the same code."""
     path = None
     if store is not None:
         key = _filming_key(case.split)
         path = store / f"{case.split}-{case.exercise}-{case.view}-{case.index}-{case.seed}.npz"
+        if pose != "legacy":
+            path = path.with_name(f"{pose}-{path.name}")
         if path.exists():
             with np.load(path) as data:
                 if str(data["key"]) == key:
@@ -158,7 +188,7 @@ def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
                         float(data["seconds"]),
                         data["world"] if "world" in data.files else None,
                     )
-    filmed = _film(case, session)
+    filmed = _film(case, session, pose)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.npz")
@@ -176,12 +206,12 @@ def _filmed(case: VideoCase, session: Session, store: Path | None) -> _Filmed:
     return filmed
 
 
-def run_case(case: VideoCase, store: Path | None = None) -> dict[str, Any]:
+def run_case(case: VideoCase, store: Path | None = None, pose: str = "legacy") -> dict[str, Any]:
     """Render one session, analyse it through BlazePose and the live analysis (BlazePose's
     poses come from `store` when it already holds them)."""
     rng = np.random.default_rng(case.seed)
     session: Session = make_session(case.exercise, case.view, rng)
-    filmed = _filmed(case, session, store)
+    filmed = _filmed(case, session, store, pose)
     width, height = int(filmed.look["width"]), int(filmed.look["height"])
     live = LiveAnalysis("video")
     live.set_exercise(case.exercise)
@@ -320,14 +350,20 @@ def format_table(table: dict[str, Any]) -> str:
 
 
 def run(
-    split: str, per_view: int, workers: int, only: list[str] | None, store: Path | None = None
+    split: str,
+    per_view: int,
+    workers: int,
+    only: list[str] | None,
+    store: Path | None = None,
+    pose: str = "legacy",
 ) -> list[dict[str, Any]]:
     todo = cases(split, per_view, only)
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=filter_native_stderr) as pool:
-        for result in pool.imap_unordered(functools.partial(run_case, store=store), todo):
+        one = functools.partial(run_case, store=store, pose=pose)
+        for result in pool.imap_unordered(one, todo):
             results.append(result)
             case = result["case"]
             got, want = result["summary"]["reps"], result["true_count"]
@@ -368,13 +404,20 @@ def main(argv: list[str] | None = None) -> int:
         help="keep what BlazePose found per session in this directory and reuse it when the "
         "filming code is unchanged: a re-run then measures only the analysis (seconds)",
     )
+    parser.add_argument(
+        "--pose",
+        choices=POSE_PATHS,
+        default="legacy",
+        help="how poses are found: legacy (BlazePose full, legacy API, every frame; the "
+        "default, as the tables were made), keyframes (the server's default) or keyframes-lite",
+    )
     args = parser.parse_args(argv)
     splits = SPLIT_GROUPS.get(args.split, [args.split])
     report: dict[str, Any] = {"sessions_per_view": args.sessions, "targets": TARGETS}
     ok = True
     for split in splits:
         started = time.perf_counter()
-        results = run(split, args.sessions, args.workers, args.exercise, args.poses)
+        results = run(split, args.sessions, args.workers, args.exercise, args.poses, args.pose)
         table = score(results)
         ok &= all(row["meets_targets"] for row in table.values())
         print(f"\n{split} split (seed {SPLITS[split]}), {time.perf_counter() - started:.0f} s:")

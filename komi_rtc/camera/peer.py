@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from .. import __version__
 from ..media.aiortc_adapter import close_peer_connection
@@ -35,6 +35,7 @@ from ..media.capture_timeline import CaptureTimeline
 from ..media.video_sources import FrameSource, RecordedSource, SourceError, open_source
 from ..protocol import DATA_CHANNEL_LABEL, Offer, validate_camera_id, validate_person_id
 from .captured_track import CapturedTrack
+from .ice_config import ConfigRefused, fetch_rtc_configuration
 from .latency import LatencyWindow
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,32 @@ class CameraPeer:
         """Connect (to `server`, else the entry node), stream until the connection ends,
         then return."""
         server = server or self.server
-        pc = self._pc = RTCPeerConnection()
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        ssl = True if self.verify_tls else False
+        timeout = aiohttp.ClientTimeout(total=20)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            try:  # STUN/TURN (with credentials minted for this token) before the offer
+                configuration = await fetch_rtc_configuration(http, server, headers, ssl)
+            except ConfigRefused as exc:
+                raise self._refusal(exc.status, exc.error) from None
+            pc, channel, ended = self._peer(configuration)
+            answer = await self._offer(http, server, pc, headers, ssl)
+        nodes = answer.get("nodes")
+        if isinstance(nodes, list):
+            self.cluster_nodes = [u for u in nodes if isinstance(u, str)]
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        self.status.state = "connecting"
+        self.status.problem = None
+        await self._until_ended_or_silent(channel, ended)
+
+    def _peer(
+        self, configuration: RTCConfiguration
+    ) -> tuple[RTCPeerConnection, Any, asyncio.Event]:
+        """This connection's peer with its track and data channel: (the peer, the channel,
+        an event set when the connection ends)."""
+        pc = self._pc = RTCPeerConnection(configuration)
         track = self.track = self.make_track()
         track.attach(pc.addTrack(track))
         channel = pc.createDataChannel(DATA_CHANNEL_LABEL)
@@ -190,6 +216,17 @@ class CameraPeer:
             def on_open() -> None:
                 channel.send(json.dumps({"type": "set_exercise", "exercise": exercise}))
 
+        return pc, channel, ended
+
+    async def _offer(
+        self,
+        http: aiohttp.ClientSession,
+        server: str,
+        pc: RTCPeerConnection,
+        headers: dict[str, str],
+        ssl: bool,
+    ) -> dict[str, Any]:
+        """Offer (ICE gathered, TURN allocated) and read the server's answer."""
         await pc.setLocalDescription(await pc.createOffer())
         body = Offer(
             pc.localDescription.sdp,
@@ -199,29 +236,13 @@ class CameraPeer:
             station=self.station or None,
             clock=self.timeline.clock.id,
         ).to_wire()
-        headers = {}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        timeout = aiohttp.ClientTimeout(total=20)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.post(
-                f"{server}/offer",
-                json=body,
-                headers=headers,
-                ssl=True if self.verify_tls else False,
-            ) as response:
-                answer = await response.json(content_type=None)
-                if response.status in (401, 403):
-                    raise self._refusal(response.status, answer.get("error"))
-                if response.status != 200:
-                    raise ServerRefused(f"{response.status} {answer.get('error')}")
-        nodes = answer.get("nodes")
-        if isinstance(nodes, list):
-            self.cluster_nodes = [u for u in nodes if isinstance(u, str)]
-        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
-        self.status.state = "connecting"
-        self.status.problem = None
-        await self._until_ended_or_silent(channel, ended)
+        async with http.post(f"{server}/offer", json=body, headers=headers, ssl=ssl) as response:
+            answer: dict[str, Any] = await response.json(content_type=None)
+            if response.status in (401, 403):
+                raise self._refusal(response.status, answer.get("error"))
+            if response.status != 200:
+                raise ServerRefused(f"{response.status} {answer.get('error')}")
+        return answer
 
     def _refusal(self, status: int, error: object) -> AccessRefused:
         """What a 401/403 to the offer means, in one line with what to do."""

@@ -19,6 +19,10 @@ aiortc has no public API for what the media path needs, so this module reaches i
   codec with its own number, which may be one the browser gave another codec: Chromium then
   refuses the whole answer ("Duplicate payload type with conflicting codec name");
 - trickled ICE candidates (`aiortc.sdp.candidate_from_sdp`), for WHIP's PATCH;
+- the end of a peer's ICE candidates, held back while none of them is usable
+  (`accept_offer`): aioice drops an ICE component with no remote candidate at the end of
+  candidates, so it gathers none of its own for it (an answer without candidates), and
+  fails at once instead of learning the peer's address from its checks;
 - the DTLS context (`RTCCertificate._create_ssl_context`), whose cipher list is widened to
   the ECDHE-RSA suites: aiortc, the DTLS client of every answer, offers ECDSA suites only,
   and a peer whose certificate is RSA (GStreamer's webrtcbin) answers "no shared cipher".
@@ -268,6 +272,48 @@ def accept_rsa_dtls_peers() -> bool:
     return True
 
 
+END_OF_CANDIDATES = "a=end-of-candidates"
+
+
+async def accept_offer(pc: Any, sdp: str) -> bool:
+    """`pc.setRemoteDescription(offer)`, with the offer's end of candidates passed on only
+    to the ICE transports that have a usable remote candidate. True when one is left
+    waiting for the peer's checks (peer-reflexive candidates).
+
+    A page that was not granted the camera (a monitor, Firefox's or Chromium's) hides its
+    host addresses behind mDNS `.local` names; from here they rarely resolve (aioice asks
+    the local network, and gives up after a second), and some offers carry no candidate at
+    all. Firefox's offer then says `a=end-of-candidates`; aioice takes that to mean the
+    component is not used, removes it, gathers no local candidate for it (the answer has
+    none) and fails ICE before the browser's first check arrives. Chromium leaves the end
+    out, which is why its offers work. Without the end, aioice pairs with the address the
+    browser's checks come from, as RFC 8445 section 7.3.1.3 intends; a peer that never
+    checks is closed by its owner's connect timeout."""
+    from aiortc import RTCSessionDescription
+
+    lines = sdp.split("\n")
+    ended = any(line.rstrip("\r") == END_OF_CANDIDATES for line in lines)
+    if ended:
+        sdp = "\n".join(line for line in lines if line.rstrip("\r") != END_OF_CANDIDATES)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+    if ended:
+        return await end_of_candidates(pc)
+    return any(not t.getRemoteCandidates() for t in _ice_transports(pc))
+
+
+def _ice_transports(pc: Any) -> list[Any]:
+    """The distinct ICE transports of `pc` (one when bundled), in media order."""
+    transports: list[Any] = []
+    dtls = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    for transport in dtls:
+        ice = getattr(transport, "transport", None)
+        if ice is not None and ice not in transports:
+            transports.append(ice)
+    return transports
+
+
 async def add_ice_candidate(pc: Any, mid: str | None, candidate_line: str) -> None:
     """A trickled remote candidate (`candidate:...`, the text of an `a=candidate:` line)
     for the media section `mid`; ValueError for one that aiortc cannot parse or take
@@ -283,9 +329,17 @@ async def add_ice_candidate(pc: Any, mid: str | None, candidate_line: str) -> No
     await pc.addIceCandidate(candidate)
 
 
-async def end_of_candidates(pc: Any) -> None:
-    """The remote peer has trickled all its candidates (`a=end-of-candidates`)."""
-    await pc.addIceCandidate(None)
+async def end_of_candidates(pc: Any) -> bool:
+    """The remote peer has sent all its candidates (`a=end-of-candidates`): passed on to
+    each ICE transport that has one (see `accept_offer`); True when a transport has none
+    and keeps waiting for the peer's checks."""
+    waiting = False
+    for transport in _ice_transports(pc):
+        if transport.getRemoteCandidates():
+            await transport.addRemoteCandidate(None)
+        else:
+            waiting = True
+    return waiting
 
 
 def negotiated_codecs(transceiver: Any) -> list[Any]:

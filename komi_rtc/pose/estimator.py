@@ -1,8 +1,9 @@
 """Pose estimation behind a small interface: an RGB frame in, poses with 33 keypoints out.
 
-The default backend is MediaPipe BlazePose *full* as bundled with mediapipe 0.10.21, so it
-runs with no download. `--model FILE.task` selects MediaPipe's Tasks API (several people).
-An estimator keeps tracking state, so each camera gets its own.
+The default is MediaPipe's Tasks `PoseLandmarker` on BlazePose (model_choice.py builds its
+bundle from files already here), tracking one person per camera with the frames' real times.
+`--model FILE.task` takes a user's bundle and looks for several people; `--legacy-pose` keeps
+wave 2's legacy solutions API. An estimator keeps tracking state, so each camera gets its own.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ class Pose:
 
 class PoseEstimator(Protocol):
     def estimate(self, rgb: np.ndarray, timestamp_ms: int) -> list[Pose]:
-        """Find the poses in an (H, W, 3) uint8 RGB frame; `timestamp_ms` must increase."""
+        """Find the poses in an (H, W, 3) uint8 RGB frame; `timestamp_ms`: its capture time."""
+        ...
+
+    @property
+    def person_id(self) -> int | None:
+        """Which person this camera follows (changes when it follows someone else); None
+        when the estimator does not tell people apart."""
         ...
 
     def close(self) -> None: ...
@@ -61,8 +68,11 @@ def _landmarks_to_array(landmarks: Any, width: int, height: int) -> np.ndarray:
     return array
 
 
-class BlazePoseFull:
-    """MediaPipe solutions Pose, model_complexity=1: the model shipped inside the wheel."""
+class BlazePoseLegacy:
+    """MediaPipe's legacy solutions Pose, model_complexity=1 (full): wave 2's path, kept for
+    `--legacy-pose` and the benchmark's comparison. It ignores `timestamp_ms`: the legacy API
+    steps its clock by 33,333 us per call, so its smoothing assumes 30 fps whatever the real
+    interval."""
 
     def __init__(self, min_detection_confidence: float = 0.5) -> None:
         import mediapipe as mp  # imported here: loading it takes a second
@@ -87,14 +97,40 @@ class BlazePoseFull:
             )
         return [Pose(_landmarks_to_array(result.pose_landmarks.landmark, width, height), world)]
 
+    @property
+    def person_id(self) -> int | None:
+        return None
+
     def close(self) -> None:
         self._pose.close()
 
 
-class TaskPoseLandmarker:
-    """MediaPipe Tasks PoseLandmarker from a user's `.task` file, in video mode (tracking)."""
+BlazePoseFull = BlazePoseLegacy  # the name the benchmarks and tests of wave 2 use
 
-    def __init__(self, model_path: str, max_people: int = 4) -> None:
+
+class MonotonicMilliseconds:
+    """The Tasks API refuses a timestamp that does not increase. Frames carry their capture
+    time, which can repeat (two frames in one millisecond) or step back (a camera's clock
+    re-synchronised): such a frame gets the last time plus 1 ms, so the model's smoothing
+    still sees the real intervals everywhere else."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def next(self, timestamp_ms: int) -> int:
+        if self.last is not None and timestamp_ms <= self.last:
+            timestamp_ms = self.last + 1
+        self.last = timestamp_ms
+        return timestamp_ms
+
+
+class TaskPoseLandmarker:
+    """MediaPipe Tasks PoseLandmarker in video mode: it tracks the person from frame to frame
+    and smooths with the frames' real times. `num_poses=1` tracks one person (the detector runs
+    only when they are lost); more runs the detector on every frame (about 1.7x the time).
+    `video=False`: image mode, no state from frame to frame (one can serve every camera)."""
+
+    def __init__(self, model_path: str, num_poses: int = 1, video: bool = True) -> None:
         if not os.path.isfile(model_path):
             raise ModelError(f"pose model file not found: {model_path}")
         import mediapipe as mp
@@ -103,31 +139,40 @@ class TaskPoseLandmarker:
 
         options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=model_path),
-            running_mode=vision.RunningMode.VIDEO,
-            num_poses=max_people,
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_poses=num_poses,
+            output_segmentation_masks=False,
         )
         try:
             self._landmarker = vision.PoseLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"cannot load pose model {model_path}: {exc}") from None
         self._mp = mp
-        self._last_timestamp_ms = -1
+        self._video = video
+        self.clock = MonotonicMilliseconds()
+        self.timestamps_ms: list[int] = []  # the last few times given to the model (tests)
 
     def estimate(self, rgb: np.ndarray, timestamp_ms: int) -> list[Pose]:
-        # The Tasks API refuses timestamps that do not increase.
-        timestamp_ms = max(timestamp_ms, self._last_timestamp_ms + 1)
-        self._last_timestamp_ms = timestamp_ms
+        timestamp_ms = self.clock.next(timestamp_ms)
+        self.timestamps_ms = [*self.timestamps_ms[-7:], timestamp_ms]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        result = self._landmarker.detect_for_video(image, timestamp_ms)
+        if self._video:
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
+        else:
+            result = self._landmarker.detect(image)
         height, width = rgb.shape[:2]
-        return [Pose(_landmarks_to_array(lms, width, height)) for lms in result.pose_landmarks]
+        worlds = result.pose_world_landmarks or []
+        poses = []
+        for i, landmarks in enumerate(result.pose_landmarks):
+            world = None
+            if i < len(worlds):
+                world = np.array([(lm.x, lm.y, lm.z) for lm in worlds[i]], np.float32)
+            poses.append(Pose(_landmarks_to_array(landmarks, width, height), world))
+        return poses
+
+    @property
+    def person_id(self) -> int | None:
+        return None
 
     def close(self) -> None:
         self._landmarker.close()
-
-
-def create_estimator(model_path: str | None = None) -> PoseEstimator:
-    """The default needs no file; a `.task` path selects the Tasks API."""
-    if model_path:
-        return TaskPoseLandmarker(model_path)
-    return BlazePoseFull()

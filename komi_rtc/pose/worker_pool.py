@@ -10,6 +10,7 @@ serves its cameras fairly and no frame waits in a queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -17,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
@@ -24,7 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .estimator import ModelError, Pose, PoseEstimator, create_estimator
+from .estimator import ModelError, Pose, PoseEstimator
+from .followed_person import close_searchers
+from .keyframes import KeyframeTracker
+from .model_choice import PoseSettings, create_estimator
 from .native_log import filter_native_stderr
 
 logger = logging.getLogger(__name__)
@@ -38,8 +43,15 @@ class WorkerFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class PoseResult:
+    """`inference_ms`: the worker's time on this frame (model, or flow when `tracked`);
+    `since_model`: frames since the model last ran (0 on a model frame); `person_id`: whom
+    the camera follows (a new number when it follows someone else)."""
+
     poses: list[Pose]
     inference_ms: float
+    tracked: bool = False
+    since_model: int = 0
+    person_id: int | None = None
 
 
 # ---------------------------------------------------------------- worker process side
@@ -51,7 +63,7 @@ def _frame_view(buffer: memoryview, fmt: str, width: int, height: int) -> np.nda
     return np.ndarray((height * 3 // 2, width), dtype=np.uint8, buffer=buffer)
 
 
-def _worker_main(conn: Connection, model_path: str | None) -> None:
+def _worker_main(conn: Connection, settings: PoseSettings) -> None:
     """Serve analyse requests until told to stop or the pipe closes. Ctrl-C in a terminal
     signals the whole process group: a worker ignores it and is stopped by the server, in
     order (a worker that died of it was restarted mid-shutdown, with a traceback)."""
@@ -60,12 +72,12 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
 
     filter_native_stderr()
     try:
-        spare: PoseEstimator | None = create_estimator(model_path)
+        spare: PoseEstimator | None = create_estimator(settings)  # loaded before "ready"
     except ModelError as exc:
         conn.send(("failed", str(exc)))
         return
     conn.send(("ready", os.getpid()))
-    estimators: dict[str, PoseEstimator] = {}
+    trackers: dict[str, KeyframeTracker] = {}
     slots: dict[str, SharedMemory] = {}
     rgb_buffers: dict[str, np.ndarray] = {}
     while True:
@@ -78,15 +90,15 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
             break
         if kind == "forget":
             camera_id = request[1]
-            estimator = estimators.pop(camera_id, None)
-            if estimator is not None:
-                estimator.close()
+            tracker = trackers.pop(camera_id, None)
+            if tracker is not None:
+                tracker.close()
             slot = slots.pop(camera_id, None)
             if slot is not None:
                 slot.close()
             rgb_buffers.pop(camera_id, None)
             continue
-        _, request_id, camera_id, slot_name, fmt, width, height, timestamp_ms = request
+        _, request_id, camera_id, slot_name, fmt, width, height, timestamp_ms, movement = request
         try:
             slot = slots.get(camera_id)
             if slot is None or slot.name != slot_name:
@@ -96,30 +108,48 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
                 slot = SharedMemory(name=slot_name)
                 slots[camera_id] = slot
             frame = _frame_view(slot.buf, fmt, width, height)  # type: ignore[arg-type]
+            tracker = trackers.get(camera_id)
+            if tracker is None:
+                first = spare if spare is not None else create_estimator(settings)
+                spare = None
+                tracker = KeyframeTracker(first, settings.max_keyframe_interval)
+                trackers[camera_id] = tracker
+            started = time.perf_counter()
+            to_rgb: Callable[[], np.ndarray]
             if fmt == "yuv420p":
+                luma = frame[:height]  # the Y plane, in place
                 rgb = rgb_buffers.get(camera_id)
                 if rgb is None or rgb.shape[:2] != (height, width):
                     rgb = rgb_buffers[camera_id] = np.empty((height, width, 3), np.uint8)
-                cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_I420, dst=rgb)
-                frame = rgb
-            estimator = estimators.get(camera_id)
-            if estimator is None:
-                estimator = spare if spare is not None else create_estimator(model_path)
-                spare = None
-                estimators[camera_id] = estimator
-            started = time.perf_counter()
-            poses = estimator.estimate(frame, timestamp_ms)
+                # converted only when the model runs on this frame
+                to_rgb = functools.partial(cv2.cvtColor, frame, cv2.COLOR_YUV2RGB_I420, dst=rgb)
+            else:
+                luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+                to_rgb = functools.partial(np.asarray, frame)
+
+            found = tracker.process(luma, to_rgb, timestamp_ms, movement)
             inference_ms = (time.perf_counter() - started) * 1000.0
-            del frame
-            reply: tuple = ("result", request_id, [p.keypoints for p in poses], inference_ms)
+            del frame, luma, to_rgb
+            reply: tuple = (
+                "result",
+                request_id,
+                [p.keypoints for p in found.poses],
+                inference_ms,
+                found.tracked,
+                found.since_model,
+                found.person_id,
+            )
         except Exception as exc:  # noqa: BLE001 - reported to the owner, worker lives on
             reply = ("error", request_id, f"{type(exc).__name__}: {exc}")
         try:
             conn.send(reply)
         except (OSError, EOFError):  # the server is gone (killed): nobody to answer, stop
             break
-    for estimator in estimators.values():
-        estimator.close()
+    for tracker in trackers.values():
+        tracker.close()
+    if spare is not None:
+        spare.close()
+    close_searchers()
     for slot in slots.values():
         slot.close()
 
@@ -130,10 +160,10 @@ def _worker_main(conn: Connection, model_path: str | None) -> None:
 class _Worker:
     """One process, its pipe, and a thread that hands results to the waiting futures."""
 
-    def __init__(self, index: int, model_path: str | None) -> None:
+    def __init__(self, index: int, settings: PoseSettings) -> None:
         self.index = index
         self.cameras: set[str] = set()
-        self._model_path = model_path
+        self._settings = settings
         self._pending: dict[int, asyncio.Future[PoseResult]] = {}
         self._lock = threading.Lock()
         self._stopping = False
@@ -158,7 +188,7 @@ class _Worker:
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
             target=_worker_main,
-            args=(child, self._model_path),
+            args=(child, self._settings),
             name=f"komi-pose-{self.index}",
             daemon=True,
         )
@@ -211,7 +241,7 @@ class _Worker:
                 continue
             if kind == "result":
                 value: PoseResult | WorkerFailed = PoseResult(
-                    [Pose(k) for k in message[2]], message[3]
+                    [Pose(k) for k in message[2]], *message[3:7]
                 )
             else:
                 value = WorkerFailed(message[2])
@@ -286,6 +316,7 @@ class CameraPoseChannel:
         self._worker = worker
         self._slot: SharedMemory | None = None
         self._closed = False
+        self._in_flight = 0
 
     def _ensure_slot(self, size: int) -> SharedMemory:
         if self._slot is None or self._slot.size < size:
@@ -322,8 +353,17 @@ class CameraPoseChannel:
         """Hold this while writing a frame and analysing it (see _Worker.turn)."""
         return self._worker.turn()
 
-    async def analyse(self, layout: tuple[str, int, int], timestamp_ms: int) -> PoseResult:
-        """Analyse the frame last written; raises WorkerFailed."""
+    @property
+    def busy(self) -> bool:
+        """A frame of this camera is with the worker."""
+        return self._in_flight > 0
+
+    async def analyse(
+        self, layout: tuple[str, int, int], timestamp_ms: int, signal: float | None = None
+    ) -> PoseResult:
+        """Analyse the frame last written; raises WorkerFailed. `timestamp_ms`: the frame's
+        capture time (the model's smoothing uses the real intervals); `signal`: the analysis's
+        joint angle, so the model runs near a repetition's turning point (keyframes.py)."""
         if self._closed or self._slot is None:
             raise WorkerFailed("camera channel is closed")
         future: asyncio.Future[PoseResult] = asyncio.get_running_loop().create_future()
@@ -340,9 +380,14 @@ class CameraPoseChannel:
                 width,
                 height,
                 timestamp_ms,
+                signal,
             ),
         )
-        return await future
+        self._in_flight += 1
+        try:
+            return await future
+        finally:
+            self._in_flight -= 1
 
     def close(self) -> None:
         if self._closed:
@@ -359,10 +404,10 @@ class CameraPoseChannel:
 class PoseWorkerPool:
     """Owns the worker processes; `start()` blocks until every model is loaded."""
 
-    def __init__(self, workers: int | None = None, model_path: str | None = None) -> None:
+    def __init__(self, workers: int | None = None, settings: PoseSettings | None = None) -> None:
         self.size = workers or os.cpu_count() or 1
-        self._model_path = model_path
-        self._workers = [_Worker(i, model_path) for i in range(self.size)]
+        self.settings = settings or PoseSettings()
+        self._workers = [_Worker(i, self.settings) for i in range(self.size)]
         self._request_ids = itertools.count(1)
 
     def start(self) -> None:
@@ -377,7 +422,7 @@ class PoseWorkerPool:
             "%d pose worker(s) ready in %.1f s (model: %s)",
             self.size,
             time.perf_counter() - started,
-            self._model_path or "BlazePose full, bundled",
+            self.settings.describe(),
         )
 
     def open_camera(self, camera_id: str) -> CameraPoseChannel:

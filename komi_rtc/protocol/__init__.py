@@ -4,7 +4,14 @@ Every other part of the package may import from here; this package imports nothi
 KOMI's own.
 """
 
-from .errors import DuplicateCamera, InvalidRequest, KomiError, UnknownCamera
+from .errors import (
+    CameraLeft,
+    DuplicateCamera,
+    InvalidRequest,
+    KomiError,
+    NegotiationInterrupted,
+    UnknownCamera,
+)
 from .keypoints import KEYPOINT_INDEX, KEYPOINT_NAMES
 from .requests import (
     DATA_CHANNEL_LABEL,
@@ -23,11 +30,13 @@ __all__ = [
     "DATA_CHANNEL_LABEL",
     "KEYPOINT_INDEX",
     "KEYPOINT_NAMES",
+    "CameraLeft",
     "ControlMessage",
     "DuplicateCamera",
     "InvalidRequest",
     "KomiError",
     "LegacyFrame",
+    "NegotiationInterrupted",
     "Offer",
     "UnknownCamera",
     "load_json",

@@ -22,6 +22,22 @@ class UnknownCamera(KomiError):
         self.camera_id = camera_id
 
 
+class CameraLeft(UnknownCamera):
+    """A monitor's camera closed before the monitor's offer was answered (404, as for a
+    camera that was never there: it is gone either way)."""
+
+    def __init__(self, camera_id: str) -> None:
+        KomiError.__init__(self, f"camera {camera_id} left while the monitor was connecting")
+        self.camera_id = camera_id
+
+
+class NegotiationInterrupted(KomiError):
+    """The server closed an offer's peer connection while answering it (shutting down, or
+    a deadline): 503, the client may offer again."""
+
+    status = 503
+
+
 class DuplicateCamera(KomiError):
     status = 409
 

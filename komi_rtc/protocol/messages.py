@@ -49,6 +49,24 @@ class FrameTiming:
 
 
 @dataclass(frozen=True)
+class PoseTracking:
+    """How a frame's keypoints were found: `source` "model" (BlazePose ran on this frame) or
+    "flow" (optical flow carried them from the last model frame, `frames_since_model` ago);
+    `person`: which person the camera follows, a number that changes only when it follows
+    someone else (None: a model that does not tell people apart)."""
+
+    source: str
+    frames_since_model: int
+    person: int | None = None
+
+    def to_wire(self) -> Json:
+        wire: Json = {"source": self.source, "frames_since_model": self.frames_since_model}
+        if self.person is not None:
+            wire["person"] = self.person
+        return wire
+
+
+@dataclass(frozen=True)
 class FrameProcessed:
     """One analysed frame. `poses`: each person's `{"keypoints": [...]}` as on the wire;
     `client_id`: set for cameras of the original KOMI protocol, whose clients read it."""
@@ -62,6 +80,7 @@ class FrameProcessed:
     timing: FrameTiming | None = None
     analysis: Json | None = None
     client_id: str | None = None
+    tracking: PoseTracking | None = None
 
     @cached_property
     def pose_data(self) -> Json:
@@ -82,6 +101,8 @@ class FrameProcessed:
         )
         if self.timing is not None:
             wire["timing"] = self.timing.to_wire()
+        if self.tracking is not None:
+            wire["tracking"] = self.tracking.to_wire()
         if self.analysis is not None:
             wire["analysis"] = self.analysis
         return wire

@@ -36,18 +36,70 @@ class ServiceStatus:
         return {"status": "ok", "service": SERVICE, "version": self.version, "access": self.access}
 
 
+ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One entry of `ice_servers`, shaped as the browser's `RTCIceServer`: a STUN or TURN
+    server's `urls`, and for TURN the short-lived `username` and `credential` the server
+    minted for this page or peer (server/turn_credentials.py); both left out for STUN."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def to_wire(self) -> Json:
+        wire: Json = {"urls": self.urls[0] if len(self.urls) == 1 else list(self.urls)}
+        if self.username is not None:
+            wire["username"] = self.username
+        if self.credential is not None:
+            wire["credential"] = self.credential
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: object) -> IceServer:
+        """An entry as a peer reads it; InvalidRequest when it is not one."""
+        if not isinstance(data, dict):
+            raise InvalidRequest("an ICE server is an object")
+        urls = data.get("urls")
+        listed = [urls] if isinstance(urls, str) else urls
+        if not isinstance(listed, list) or not listed:
+            raise InvalidRequest("an ICE server's urls is a URL or a list of them")
+        if not all(isinstance(u, str) and u.startswith(ICE_URL_SCHEMES) for u in listed):
+            raise InvalidRequest(f"an ICE server's urls start with one of {ICE_URL_SCHEMES}")
+        username, credential = data.get("username"), data.get("credential")
+        for name, value in (("username", username), ("credential", credential)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidRequest(f"an ICE server's {name} is a string")
+        return cls(tuple(listed), username, credential)
+
+
 @dataclass(frozen=True)
 class ClientConfig:
-    """`GET /config.json`: what the pages need before they connect."""
+    """`GET /config.json`: what the pages and camera peers need before they connect."""
 
-    ice_servers: tuple[str, ...]
+    ice_servers: tuple[IceServer, ...]
     data_channel: str
 
     def to_wire(self) -> Json:
         return {
-            "ice_servers": [{"urls": url} for url in self.ice_servers],
+            "ice_servers": [server.to_wire() for server in self.ice_servers],
             "data_channel": self.data_channel,
         }
+
+    @classmethod
+    def from_wire(cls, data: object) -> ClientConfig:
+        """The answer as a camera peer reads it; InvalidRequest for another shape."""
+        if not isinstance(data, dict):
+            raise InvalidRequest("/config.json answers an object")
+        servers = data.get("ice_servers", [])
+        if not isinstance(servers, list):
+            raise InvalidRequest("/config.json's ice_servers is a list")
+        channel = data.get("data_channel", "komi")
+        if not isinstance(channel, str):
+            raise InvalidRequest("/config.json's data_channel is a string")
+        return cls(tuple(IceServer.from_wire(s) for s in servers), channel)
 
 
 @dataclass(frozen=True)

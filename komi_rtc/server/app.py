@@ -47,7 +47,7 @@ from .endpoints.cameras import (
 )
 from .endpoints.cluster import cluster_nodes, release_camera
 from .endpoints.monitor_socket import ws_monitor
-from .endpoints.pages import client_config, exercises, healthz, index, page
+from .endpoints.pages import app_file, client_config, exercises, healthz, index, page
 from .endpoints.people import (
     people,
     person_progress,
@@ -134,6 +134,10 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/healthz", healthz, Rule.PUBLIC)
     route("GET", "/favicon.ico", page("favicon.svg"), Rule.PUBLIC)
     route("GET", "/camera", page("camera.html"), Rule.PAGE)
+    # the installable camera app: what a browser fetches with no token (README, "Phones")
+    manifest = app_file("camera.webmanifest", "application/manifest+json")
+    route("GET", "/camera.webmanifest", manifest, Rule.PUBLIC)
+    route("GET", "/camera-sw.js", app_file("camera-sw.js", "text/javascript"), Rule.PUBLIC)
     route("GET", "/monitor", page("monitor.html"), Rule.MONITOR_PAGE)
     route("GET", "/config.json", client_config, Rule.ANY)
     route("GET", "/exercises", exercises, Rule.ANY)

@@ -27,13 +27,13 @@ from ..media.aiortc_adapter import close_peer_connection
 from ..media.capture_clock import CaptureClock
 from ..media.newest_frame import NewestFrame, ReceivedFrame
 from ..media.video_forwarding import EncodedVideoTap
-from ..pose.estimator import Pose
-from ..pose.worker_pool import CameraPoseChannel, WorkerFailed
+from ..pose.worker_pool import CameraPoseChannel, PoseResult, WorkerFailed
 from ..protocol.messages import (
     ExerciseSet,
     FrameProcessed,
     FrameTiming,
     PersonSet,
+    PoseTracking,
     WireMessage,
     encode,
 )
@@ -83,6 +83,28 @@ class SessionStats:
 
 
 ResultListener = Callable[["CameraSession", FrameProcessed], None]
+
+
+def frame_time_ms(item: ReceivedFrame) -> int:
+    """When the frame was captured, in milliseconds of the camera's own clock as far as it
+    says (the legacy protocol's `timestamp`), else of its pts: the model's smoothing then
+    follows the real intervals, also when frames are skipped. Per camera only; the worker
+    makes the times strictly increasing."""
+    if item.camera_time is not None:
+        return int(item.camera_time * 1000)
+    return item.pts // 90
+
+
+def movement_signal(analysis: dict[str, Any] | None) -> float | None:
+    """The joint angle the analysis follows (its first), read from the snapshot it sends
+    anyway: the pose worker runs the model near a repetition's turning point."""
+    if not analysis or analysis.get("phase") not in ("rest", "working"):
+        return None
+    angles = analysis.get("angles")
+    if not isinstance(angles, dict) or not angles:
+        return None
+    value = next(iter(angles.values()))
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 class CameraSession:
@@ -140,7 +162,10 @@ class CameraSession:
         self._closers: set[asyncio.Task[None]] = set()
         self._close_task: asyncio.Task[None] | None = None
         self._close_listeners: dict[object, Callable[[], Awaitable[None]]] = {}
+        self._results: asyncio.Queue[tuple[ReceivedFrame, PoseResult]] = asyncio.Queue()
+        self._movement: float | None = None  # the analysis's joint angle, for keyframes
         self._spawn(self._analyse_loop(), "analyse")
+        self._spawn(self._publish_loop(), "publish")
 
     # ------------------------------------------------------------ ownership
 
@@ -410,6 +435,10 @@ class CameraSession:
     # ------------------------------------------------------------ analysis
 
     async def _analyse_loop(self) -> None:
+        """Hand the newest frame to the worker whenever it is free. A result is queued for
+        `_publish_loop`, which runs only once this loop waits again, i.e. after the next
+        frame (this camera's, or that of a camera waiting for the same worker's turn) is
+        with the worker: the worker does not idle while a result is analysed and sent."""
         seen = 0
         next_allowed = 0.0
         while True:
@@ -430,7 +459,7 @@ class CameraSession:
                     seen, item = self.newest.version, self._frame_to_analyse(item)
                     layout = self._write_frame(item)
                     result = await self._pose_channel.analyse(
-                        layout, int(item.received_monotonic * 1000)
+                        layout, frame_time_ms(item), self._movement
                     )
             except WorkerFailed as exc:
                 self.stats.analysis_failures += 1
@@ -438,15 +467,22 @@ class CameraSession:
                 continue
             self.stats.frames_analysed += 1
             self._note_rate(self.rate.frame_analysed(time.monotonic()))
+            # never more than one waits: this loop always waits for the worker in between
+            self._results.put_nowait((item, result))
+
+    async def _publish_loop(self) -> None:
+        """Analyse, encode and send each result (see `_analyse_loop` for the order)."""
+        while True:
+            item, result = await self._results.get()
             if self._result_delay_s:  # --inject-delay-ms: proves latency figures are right
                 handle = asyncio.get_running_loop().call_later(
-                    self._result_delay_s, self._fan_out, item, result.poses, result.inference_ms
+                    self._result_delay_s, self._fan_out, item, result
                 )
                 now = handle.when() - self._result_delay_s
                 self._delayed = {h for h in self._delayed if h.when() > now}
                 self._delayed.add(handle)
             else:
-                self._fan_out(item, result.poses, result.inference_ms)
+                self._fan_out(item, result)
 
     def _note_rate(self, transition: Transition) -> None:
         rate = self.rate
@@ -474,11 +510,12 @@ class CameraSession:
             return self._pose_channel.write_yuv420p(frame.planes, frame.width, frame.height)
         return self._pose_channel.write_rgb(frame.to_ndarray(format="rgb24"))
 
-    def _fan_out(self, item: ReceivedFrame, poses: list[Pose], inference_ms: float) -> None:
+    def _fan_out(self, item: ReceivedFrame, result: PoseResult) -> None:
         now = time.time()
         width, height = item.frame.width, item.frame.height
-        pose_json = [p.to_json() for p in poses]
+        pose_json = [p.to_json() for p in result.poses]
         analysis, events = self._analysis.analyse(pose_json, width, height, item.received_wall)
+        self._movement = movement_signal(analysis)
         if self._recorder is not None and not self._station_counts():
             self._recorder.frame(analysis, [e.rep for e in events], bool(pose_json), now)
         message = FrameProcessed(
@@ -490,7 +527,7 @@ class CameraSession:
             poses=pose_json,
             timing=FrameTiming(
                 receive=item.received_wall,
-                inference_ms=inference_ms,
+                inference_ms=result.inference_ms,
                 server_ms=(time.monotonic() - item.received_monotonic) * 1000,
                 received_fps=self.rate.received_fps,
                 analysed_fps=self.rate.analysed_fps,
@@ -498,6 +535,11 @@ class CameraSession:
             ),
             analysis=analysis,
             client_id=self.camera_id if self.kind == "websocket" else None,
+            tracking=PoseTracking(
+                "flow" if result.tracked else "model", result.since_model, result.person_id
+            )
+            if result.poses
+            else None,
         )
         self._latest_pose_data = message.pose_data
         if analysis is not None and analysis.get("phase") == "working":

@@ -19,10 +19,12 @@ from aiohttp import web
 from .. import __version__
 from ..analysis.catalog import CatalogError
 from ..history.store import DatabaseUnavailable, check_database, default_url
+from ..pose.estimator import ModelError
+from ..pose.model_choice import DEFAULT_POSE_MODEL, POSE_MODELS, landmark_model_path
 from . import log_safety
 from .access import ADMIN_TOKEN_FILE, TokenAuthority, load_admin_token
 from .app import create_app
-from .app_keys import AUTHORITY, POOL
+from .app_keys import AUTHORITY, CONFIG, POOL
 from .cluster import ClusterUnavailable, redacted
 from .config import ServerConfig
 from .option_sources import (
@@ -35,6 +37,7 @@ from .option_sources import (
     given_on_command_line,
 )
 from .tls import ensure_self_signed, lan_addresses, server_ssl_context, terminal_qr
+from .turn_credentials import TurnSecretError, check_turn_urls, load_turn_secret
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = ServerConfig()
@@ -66,7 +69,29 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="FILE.task",
-        help="a MediaPipe pose landmarker .task file (default: bundled BlazePose full)",
+        help="a MediaPipe pose landmarker .task file of your own; looks for up to 4 people "
+        "on every frame (default: --pose-model, one person tracked)",
+    )
+    parser.add_argument(
+        "--pose-model",
+        default=DEFAULT_POSE_MODEL,
+        choices=POSE_MODELS,
+        help=f"BlazePose model ({DEFAULT_POSE_MODEL}): lite is faster and ships in the package, "
+        "full comes with mediapipe, heavy needs scripts/setup.sh --heavy",
+    )
+    parser.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=3,
+        metavar="N",
+        help="run the model at most N frames apart while the person moves, tracking "
+        "keypoints by optical flow in between (3); 1: the model on every frame",
+    )
+    parser.add_argument(
+        "--legacy-pose",
+        action="store_true",
+        help="MediaPipe's legacy solutions API, as before version 0.4 (it assumes 30 fps); "
+        "for comparison",
     )
     parser.add_argument(
         "--analysis-fps",
@@ -191,6 +216,33 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="NO access control: anyone who reaches the server sees every camera. Local "
         "development only",
+    )
+    turn = parser.add_argument_group(
+        "TURN",
+        "A TURN server (coturn with use-auth-secret) relays for cameras behind NAT. Each page "
+        "or camera peer with a valid token gets credentials minted from the shared secret, "
+        "which comes from $KOMI_TURN_SECRET, else --turn-secret-file (README, 'TURN').",
+    )
+    turn.add_argument(
+        "--turn-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the TURN server as peers reach it, e.g. turn:turn.clinic.example:3478 or "
+        "turns:turn.clinic.example:5349?transport=tcp (repeatable)",
+    )
+    turn.add_argument(
+        "--turn-secret-file",
+        default=None,
+        metavar="FILE",
+        help="read coturn's static-auth-secret here (default: $KOMI_TURN_SECRET)",
+    )
+    turn.add_argument(
+        "--turn-ttl",
+        type=float,
+        default=_DEFAULTS.turn_ttl_s / 3600,
+        metavar="HOURS",
+        help="how long minted TURN credentials stay valid (12; never past the token's expiry)",
     )
     limits = parser.add_argument_group("limits", "What any one client can make the server hold.")
     for flag, field_name, kind, what in (
@@ -336,6 +388,13 @@ def _config(
         parser.error("--workers must be at least 1")
     if args.model and not os.path.isfile(args.model):
         parser.error(f"--model: no such file: {args.model}")
+    if args.keyframe_interval < 1:
+        parser.error("--keyframe-interval must be at least 1")
+    if not args.model and not args.legacy_pose:
+        try:
+            landmark_model_path(args.pose_model)
+        except ModelError as exc:
+            parser.error(f"--pose-model {args.pose_model}: {exc}")
     if args.exercise_dir and not os.path.isdir(args.exercise_dir):
         parser.error(f"--exercise-dir: no such folder: {args.exercise_dir}")
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
@@ -353,14 +412,21 @@ def _config(
     for path in (args.cert, args.key):
         if path and not os.path.isfile(path):
             parser.error(f"no such file: {path}")
+    turn_secret = _turn_secret(parser, args, environ)
     return ServerConfig(
         host=args.host,
         port=args.port,
         workers=args.workers,
         model_path=args.model,
+        pose_model=args.pose_model,
+        legacy_pose=args.legacy_pose,
+        keyframe_interval=args.keyframe_interval,
         analysis_fps=args.analysis_fps,
         stall_timeout_s=args.stall_timeout,
         ice_servers=tuple(args.ice_server),
+        turn_urls=tuple(args.turn_url),
+        turn_secret=turn_secret,
+        turn_ttl_s=args.turn_ttl * 3600,
         inject_delay_ms=args.inject_delay_ms,
         debug=args.debug,
         log_level="debug" if args.debug else "warning" if args.quiet else args.log_level,
@@ -397,6 +463,32 @@ def _config(
     )
 
 
+def _turn_secret(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, environ: Mapping[str, str]
+) -> str | None:
+    """The TURN secret, read only when --turn-url asks for it; errors said at start."""
+    explicit = environ.get("KOMI_TURN_SECRET") or None
+    if not args.turn_url:
+        if explicit or args.turn_secret_file:
+            parser.error("a TURN secret without --turn-url: give the TURN server's address")
+        return None
+    problem = check_turn_urls(args.turn_url)
+    if problem:
+        parser.error(problem)
+    if args.turn_ttl <= 0:
+        parser.error("--turn-ttl must be positive")
+    if explicit and args.turn_secret_file:
+        parser.error(
+            "both $KOMI_TURN_SECRET and --turn-secret-file give a TURN secret: "
+            "unset KOMI_TURN_SECRET or drop --turn-secret-file"
+        )
+    secret_file = Path(args.turn_secret_file) if args.turn_secret_file else None
+    try:
+        return load_turn_secret(explicit, secret_file)
+    except TurnSecretError as exc:
+        parser.error(str(exc))
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -418,6 +510,9 @@ def keep_admin_token_out_of_logs(app: web.Application) -> None:
     authority = app.get(AUTHORITY)
     if authority is not None:
         log_safety.install(logging.getLogger().handlers, secrets=[authority.admin_token])
+    turn_secret = app[CONFIG].turn_secret
+    if turn_secret:
+        log_safety.install(logging.getLogger().handlers, secrets=[turn_secret])
 
 
 def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -537,12 +632,18 @@ def _announce(config: ServerConfig, links: Links, authority: TokenAuthority | No
 
 
 def _started(config: ServerConfig, workers: int) -> list[str]:
-    model = config.model_path or "BlazePose full (bundled)"
+    model = config.pose_settings.describe()
     database = redacted(config.db_url) if config.db_url else "SQLite in the state dir"
-    return [
+    lines = [
         f"  pose: {workers} worker process(es), {model}",
         f"  history: {database}; state: {config.state_dir}",
     ]
+    if config.turn_urls:  # the secret is never shown, only where credentials point
+        lines.append(
+            f"  TURN: {', '.join(config.turn_urls)}; each link gets its own credentials, "
+            f"valid {config.turn_ttl_s / 3600:g} h"
+        )
+    return lines
 
 
 def _port_problem(host: str, port: int) -> str | None:

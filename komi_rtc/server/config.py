@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..pose.model_choice import DEFAULT_POSE_MODEL, PoseSettings
+
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -23,10 +25,18 @@ class ServerConfig:
     host: str = "0.0.0.0"
     port: int = 8000
     workers: int | None = None  # pose worker processes; None: one per core
-    model_path: str | None = None  # a MediaPipe `.task` file; None: bundled BlazePose full
+    model_path: str | None = None  # a user's MediaPipe `.task` file (several people)
+    pose_model: str = DEFAULT_POSE_MODEL  # lite, full or heavy (pose/model_choice.py)
+    legacy_pose: bool = False  # wave 2's legacy solutions API (for comparison)
+    keyframe_interval: int = 3  # the model at most this many frames apart; 1: every frame
     stall_timeout_s: float = 5.0  # a camera that sends nothing this long is removed
     analysis_fps: float | None = None  # cap per camera; None: as fast as frames come
     ice_servers: tuple[str, ...] = ()
+    # TURN (turn_credentials.py): coturn's addresses and its `static-auth-secret`; each page
+    # or peer with a valid token gets credentials valid turn_ttl_s
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl_s: float = 12 * 3600
     web_root: Path = WEB_ROOT
     inject_delay_ms: float = 0.0  # added before each result is sent (latency tests)
     debug: bool = False
@@ -67,3 +77,12 @@ class ServerConfig:
     max_frame_side: int = 4096
     max_frame_pixels: int = 3840 * 2160
     max_url_chars: int = 4096
+
+    @property
+    def pose_settings(self) -> PoseSettings:
+        return PoseSettings(
+            model=self.pose_model,
+            model_path=self.model_path,
+            legacy=self.legacy_pose,
+            max_keyframe_interval=self.keyframe_interval,
+        )

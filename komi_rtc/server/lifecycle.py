@@ -74,7 +74,7 @@ def server_lifecycle(
         previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(_quiet_peer_races)
         owned = pool is None
-        workers = pool or PoseWorkerPool(config.workers, config.model_path)
+        workers = pool or PoseWorkerPool(config.workers, config.pose_settings)
         if owned:
             await asyncio.get_running_loop().run_in_executor(None, workers.start)
         app[POOL] = workers

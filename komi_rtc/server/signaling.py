@@ -25,6 +25,7 @@ from ..history.recorder import SetRecorder
 from ..history.store import History
 from ..media.aiortc_adapter import (
     accept_low_dynamic_payload_types,
+    accept_offer,
     accept_rsa_dtls_peers,
     close_peer_connection,
     install_marker_release,
@@ -41,7 +42,15 @@ from ..media.video_codecs import (
 )
 from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
-from ..protocol import InvalidRequest, KomiError, Offer, UnknownCamera, load_json, parse_offer
+from ..protocol import (
+    CameraLeft,
+    InvalidRequest,
+    KomiError,
+    NegotiationInterrupted,
+    Offer,
+    load_json,
+    parse_offer,
+)
 from ..protocol.image_headers import h264_access_unit_sizes, vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
 from ..protocol.sdp_requests import offered_codecs
@@ -258,9 +267,18 @@ class Signaling:
             logger.info("[%s] offer refused: its token was revoked while negotiating", camera_id)
             raise Unauthorized("the access token was revoked")
 
-    async def _negotiate(self, pc: RTCPeerConnection, sdp: str) -> None:
+    async def _negotiate(self, pc: RTCPeerConnection, sdp: str, camera_id: str) -> None:
+        """Take the offer; InvalidStateError (the peer connection was closed meanwhile) is
+        left to the caller, who knows why."""
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            if await accept_offer(pc, sdp):
+                logger.info(
+                    "[%s] the offer has no usable ICE candidate (hidden behind mDNS names, "
+                    "or none): its address is learnt from its connectivity checks",
+                    camera_id,
+                )
+        except InvalidStateError:
+            raise
         except OperationError as exc:  # no codec in common in some section
             kinds = [k for k in ("audio", "video") if k in str(exc)]
             raise InvalidRequest(
@@ -278,9 +296,9 @@ class Signaling:
         try:
             answer = await pc.createAnswer()
             await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
-        except TimeoutError:
+        except (TimeoutError, InvalidStateError):
             raise
-        except Exception as exc:  # ValueError, KeyError, AttributeError, InvalidStateError
+        except Exception as exc:  # ValueError, KeyError, AttributeError
             logger.warning("an offer could not be answered: %s: %s", type(exc).__name__, exc)
             raise InvalidRequest(
                 f"invalid SDP offer: it cannot be answered: {type(exc).__name__}: {exc}"
@@ -320,7 +338,7 @@ class Signaling:
             capabilities = RTCRtpReceiver.getCapabilities("video")
             codecs = capabilities.codecs if capabilities is not None else []
             video.setCodecPreferences(camera_codec_preferences(codecs, offered))
-            await self._negotiate(pc, sdp)
+            await self._negotiate(pc, sdp, camera_id)
             for other in pc.getTransceivers():
                 if other is not video:
                     # audio (OBS, Larix and the aiortc example send it) and any further video
@@ -340,7 +358,7 @@ class Signaling:
             session.attach_track(video.receiver.track)
             self._bind_camera_channel(pc, session, grant)
             answer = await self._answer(pc)
-        except BaseException:
+        except BaseException as exc:
             self._registry.release(camera_id)
             if self.cluster is not None:
                 self.cluster.release_camera(camera_id)
@@ -348,6 +366,10 @@ class Signaling:
                 await session.close("negotiation failed")
             else:
                 await close_peer_connection(pc)
+            if isinstance(exc, InvalidStateError):  # closed under it: not the offer's fault
+                raise NegotiationInterrupted(
+                    f"the server closed {camera_id}'s connection while answering: offer again"
+                ) from None
             raise
         finally:
             self._negotiating.discard(pc)
@@ -525,6 +547,8 @@ class Signaling:
         self, sdp: str, camera_id: str, release: Callable[[], None], grant: Grant
     ) -> Negotiated:
         session = self._registry.get(camera_id)
+        if session.closing:  # listed until its close ends, but no monitor of it can start
+            raise CameraLeft(camera_id)
         limit = self._config.max_monitors_per_camera
         if limit and len(session.monitor_peers) >= limit:
             raise ServerFull(
@@ -549,14 +573,25 @@ class Signaling:
         self._live.add(grant, monitor, monitor.close)
         try:
             transceiver = monitor.prepare_video(session.video_tap)
-            await self._negotiate(pc, sdp)
+            await self._negotiate(pc, sdp, camera_id)
             if transceiver.mid is None:
                 raise InvalidRequest("a monitor offer must receive one video track")
             video = monitor.add_video(transceiver, session.video_tap)
             answer = await self._answer(pc)
-        except InvalidStateError:  # the camera left while its monitor was negotiating
+            if session.closing:  # it closed this monitor, or will (its listeners may have run)
+                raise InvalidStateError("the camera is closing")
+        except Exception as exc:
             await monitor.close()
-            raise UnknownCamera(f"{camera_id} left while the monitor was connecting") from None
+            if session.closing:
+                # whatever aiortc raised on the closed peer connection (InvalidStateError,
+                # or a transport already gone), or a timeout while gathering for it
+                raise CameraLeft(camera_id) from None
+            if isinstance(exc, InvalidStateError):  # closed by its own deadline or owner
+                raise NegotiationInterrupted(
+                    f"the monitor's connection to {camera_id} was closed while it was "
+                    "negotiating: offer again"
+                ) from None
+            raise
         except BaseException:
             await monitor.close()
             raise

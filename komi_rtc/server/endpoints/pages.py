@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
 from ... import __version__
 from ...analysis.catalog import PROFILES
 from ...protocol import DATA_CHANNEL_LABEL
-from ...protocol.rest import ClientConfig, ExerciseListing, Health, ServiceStatus
+from ...protocol.rest import ClientConfig, ExerciseListing, Health, IceServer, ServiceStatus
 from ..app_keys import (
     CATALOG,
     CONFIG,
     PAGE_STATUS,
+    request_grant,
 )
 from ..middleware import Handler
+from ..turn_credentials import turn_server_for
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +52,35 @@ def page(name: str) -> Handler:
     return page
 
 
+def app_file(name: str, content_type: str) -> Handler:
+    """A file of the installable camera app that the browser fetches without the page's
+    token (a manifest is fetched without credentials, a service worker's update check too):
+    public, holding nothing secret, with the content type browsers require (a service
+    worker must be JavaScript, a manifest `application/manifest+json`). Served from the
+    root, so the service worker may control /camera (a script's scope is at most its own
+    folder); revalidated on each use, so a new version reaches installed apps."""
+
+    async def app_file(request: web.Request) -> web.StreamResponse:
+        response = web.FileResponse(request.app[CONFIG].web_root / name)
+        response.content_type = content_type
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    return app_file
+
+
 async def client_config(request: web.Request) -> web.Response:
-    """What the pages need: ICE servers (STUN/TURN) and the data channel label."""
+    """What the pages and camera peers need: ICE servers and the data channel label. With
+    `--turn-url`, a TURN entry with credentials minted for this caller's token (the route
+    takes only valid tokens); never cached, as it holds a credential."""
     config = request.app[CONFIG]
-    return web.json_response(ClientConfig(config.ice_servers, DATA_CHANNEL_LABEL).to_wire())
+    servers = [IceServer((url,)) for url in config.ice_servers]
+    turn = turn_server_for(config, request_grant(request), time.time())
+    if turn is not None:
+        servers.append(turn)
+    response = web.json_response(ClientConfig(tuple(servers), DATA_CHANNEL_LABEL).to_wire())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def exercises(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ from ..camera_session import CameraSession
 from ..config import ServerConfig
 from ..monitor_peer import MonitorPeer
 from ..signaling import Negotiated, Signaling
+from ..turn_credentials import turn_server_for
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ class WhipEndpoints:
             "Access-Control-Allow-Methods": ALLOWED_METHODS,
         }
         response = web.Response(status=204, headers=headers)
-        for link in self._ice_server_links():
+        for link in self._ice_server_links(request):
             response.headers.add("Link", link)
         return response
 
@@ -205,7 +207,7 @@ class WhipEndpoints:
                 "Accept-Patch": TRICKLE_CONTENT_TYPE,
             },
         )
-        for link in self._ice_server_links():
+        for link in self._ice_server_links(request):
             response.headers.add("Link", link)
         return response
 
@@ -242,6 +244,15 @@ class WhipEndpoints:
             raise Forbidden(f"a {grant.describe()} may not change {camera_id}'s session")
         return session
 
-    def _ice_server_links(self) -> list[str]:
-        """`Link: <stun:...>; rel="ice-server"` per `--ice-server` (RFC 9725 4.6)."""
-        return [f'<{url}>; rel="ice-server"' for url in self._config.ice_servers]
+    def _ice_server_links(self, request: web.Request) -> list[str]:
+        """`Link: <stun:...>; rel="ice-server"` per `--ice-server`, and per `--turn-url` with
+        the credentials minted for this request's token (RFC 9725 4.6)."""
+        links = [f'<{url}>; rel="ice-server"' for url in self._config.ice_servers]
+        turn = turn_server_for(self._config, self._signaling().grant(request), time.time())
+        if turn is not None:
+            links += [
+                f'<{url}>; rel="ice-server"; username="{turn.username}"; '
+                f'credential="{turn.credential}"; credential-type="password"'
+                for url in turn.urls
+            ]
+        return links

@@ -1,0 +1,224 @@
+"""The model only where it is needed: per camera, BlazePose runs on keyframes and pyramidal
+Lucas-Kanade optical flow carries the 33 keypoints through the frames between.
+
+BlazePose costs about 20 ms of CPU per 640x480 frame; flow on 33 points of the Y plane costs
+1-2 ms. Simulated on a rendered squat, the model every 3rd frame plus flow is as close to the
+truth as the model on every frame (median 5.7 against 5.6 px), where holding the last pose is
+not (6.8 px). Flow is trusted only where it is sure: each point is tracked forward and back
+again and must land where it started; when too few do, or the person moves fast, or the
+analysis is near a turning point of a repetition (where a peak must not be smoothed away), the
+model runs on this very frame or the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .estimator import Pose, PoseEstimator
+
+# Lucas-Kanade: a 21x21 window on 4 pyramid levels (3 above the frame) follows up to about
+# 60 px of motion between frames at 640x480
+_LK_WINDOW = (21, 21)
+_LK_LEVELS = 3
+_LK_CRITERIA = (3, 20, 0.03)  # cv2.TERM_CRITERIA_EPS | COUNT, 20 iterations, 0.03 px
+
+# a point tracked there and back must land this close to its start: 1.5 px, or 0.5% of the
+# person's height on a big person (real video is noisier than rendered at the same size)
+FORWARD_BACKWARD_PX = 1.5
+FORWARD_BACKWARD_OF_HEIGHT = 0.005
+SEEN = 0.5  # a keypoint this visible must be tracked by the flow (others are carried along)
+MIN_TRACKED_SHARE = 0.6  # of the seen keypoints; fewer: the flow failed, run the model now
+
+# motion per frame, as a share of the person's height (their box), of the fastest tenth of
+# the keypoints: below STILL the interval may grow past the usual maximum; above FAST the
+# model runs on the next frame
+# (tuned on the rendered squat and the Pose2Sim and Sports2D videos: python -m
+# komi_rtc.bench.keyframes --real)
+STILL = 0.004
+SLOW = 0.06
+FAST = 0.12
+TURN_MIN_DEGREES = 2.0  # a joint angle moving less than this a frame is not "moving"
+
+
+@dataclass
+class KeyframeSchedule:
+    """When to run the model next, from how the person moves (pure, no frames: unit-tested).
+    `max_interval`: the longest gap between model frames while the person moves (1 disables
+    the flow); a still person gets twice that."""
+
+    max_interval: int = 3
+    interval: int = 1
+    since_model: int = 0
+    _signal: list[float] = field(default_factory=list)
+    _turn_served: bool = False
+
+    def model_due(self, has_pose: bool) -> bool:
+        """Whether this frame needs the model: no pose to carry, or the interval is over."""
+        return (
+            self.max_interval <= 1
+            or not has_pose
+            or self.since_model + 1 >= self.interval
+            or self.turn_near()
+        )
+
+    def ran_model(self, motion: float | None) -> None:
+        """A model frame; `motion` measured between it and the last pose, if there was one."""
+        self.since_model = 0
+        self._turn_served = self._turn_served or self._near_turn()
+        self._adapt(motion)
+
+    def tracked(self, motion: float) -> None:
+        """A frame carried by the flow."""
+        self.since_model += 1
+        self._adapt(motion)
+
+    def _adapt(self, motion: float | None) -> None:
+        """`motion`: per frame, as a share of the person's height (see STILL, SLOW, FAST)."""
+        if motion is None or motion >= FAST:
+            self.interval = 1
+        elif motion >= SLOW:
+            self.interval = min(self.max_interval, 2)
+        elif motion >= STILL:
+            self.interval = self.max_interval
+        else:
+            self.interval = 2 * self.max_interval
+
+    def note_signal(self, degrees: float | None) -> None:
+        """The analysis's joint angle as last known (the server passes it, a frame or two
+        old): a turning point is near when the angle slows down sharply or turns. Each turn
+        calls the model once; moving on in some direction arms it again."""
+        if degrees is None:
+            self._signal.clear()
+            return
+        self._signal = [*self._signal[-2:], degrees]
+        if len(self._signal) == 3 and not self._near_turn():
+            self._turn_served = False
+
+    def turn_near(self) -> bool:
+        return not self._turn_served and self._near_turn()
+
+    def _near_turn(self) -> bool:
+        if len(self._signal) < 3:
+            return False
+        a, b, c = self._signal
+        before, now = b - a, c - b
+        if abs(before) < TURN_MIN_DEGREES:
+            return False
+        turned = before * now < 0
+        slowing = abs(now) < 0.5 * abs(before)
+        return turned or slowing
+
+
+@dataclass(frozen=True)
+class TrackedPoses:
+    """One frame's poses and how they were found: `tracked` when the flow carried them."""
+
+    poses: list[Pose]
+    tracked: bool
+    since_model: int
+    person_id: int | None = None  # whom the camera follows (followed_person.py)
+
+
+class KeyframeTracker:
+    """One camera's model plus its optical flow, in the pose worker. The frame arrives as its
+    luma plane (for the flow) and a way to get RGB (for the model), so a tracked frame is
+    never converted to RGB at all."""
+
+    def __init__(self, estimator: PoseEstimator, max_interval: int = 3) -> None:
+        self.estimator = estimator
+        self.schedule = KeyframeSchedule(max_interval=max_interval)
+        self._previous_luma: np.ndarray | None = None
+        self._last: Pose | None = None
+
+    def process(
+        self,
+        luma: np.ndarray | None,
+        rgb: Callable[[], np.ndarray],
+        timestamp_ms: int,
+        signal: float | None = None,
+    ) -> TrackedPoses:
+        """`luma`: the frame's Y plane (uint8, H x W); `rgb`: converts the frame to RGB, called
+        only on a model frame; `signal`: the analysis's joint angle, for turning points."""
+        self.schedule.note_signal(signal)
+        motion: float | None = None
+        if luma is not None and not self.schedule.model_due(self._last is not None):
+            assert self._last is not None and self._previous_luma is not None
+            carried = _carry(self._previous_luma, luma, self._last)
+            if carried is not None:
+                pose, motion = carried
+                self.schedule.tracked(motion)
+                self._previous_luma = luma.copy()
+                self._last = pose
+                return TrackedPoses(
+                    [pose], True, self.schedule.since_model, self.estimator.person_id
+                )
+        poses = self.estimator.estimate(rgb(), timestamp_ms)
+        if len(poses) == 1 and self._last is not None:
+            motion = _motion(self._last, poses[0], 1)  # _last: the previous frame's pose
+        self.schedule.ran_model(motion)
+        # only one person is carried: with several (a `.task` for several people) every
+        # frame goes to the model
+        self._last = poses[0] if len(poses) == 1 else None
+        self._previous_luma = luma.copy() if luma is not None and self._last is not None else None
+        return TrackedPoses(poses, False, 0, self.estimator.person_id if poses else None)
+
+    def close(self) -> None:
+        self.estimator.close()
+
+
+def _carry(previous: np.ndarray, current: np.ndarray, pose: Pose) -> tuple[Pose, float] | None:
+    """The pose moved by the flow from `previous` to `current` and its motion (fastest tenth
+    of the keypoints, per frame, as a share of the person's height); None when the flow fails.
+    Keypoints the flow lost move with the median of the others; z and confidence stay."""
+    import cv2
+
+    points = np.ascontiguousarray(pose.keypoints[:, :2], np.float32).reshape(-1, 1, 2)
+    forward, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
+        previous,
+        current,
+        points,
+        None,
+        winSize=_LK_WINDOW,
+        maxLevel=_LK_LEVELS,
+        criteria=_LK_CRITERIA,
+    )
+    back, back_status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
+        current,
+        previous,
+        forward,
+        None,
+        winSize=_LK_WINDOW,
+        maxLevel=_LK_LEVELS,
+        criteria=_LK_CRITERIA,
+    )
+    start, moved = points.reshape(-1, 2), forward.reshape(-1, 2)
+    error = np.linalg.norm(back.reshape(-1, 2) - start, axis=1)
+    limit = max(FORWARD_BACKWARD_PX, FORWARD_BACKWARD_OF_HEIGHT * _height(pose))
+    good = (status.ravel() == 1) & (back_status.ravel() == 1) & (error < limit)
+    seen = pose.keypoints[:, 3] >= SEEN
+    if seen.sum() < 4 or (good & seen).sum() < MIN_TRACKED_SHARE * seen.sum():
+        return None
+    shift = moved - start
+    median_shift = np.median(shift[good], axis=0)
+    shift[~good] = median_shift
+    keypoints = pose.keypoints.copy()
+    keypoints[:, :2] = start + shift
+    speed = np.linalg.norm(shift[good & seen], axis=1)
+    return Pose(keypoints), float(np.percentile(speed, 90)) / _height(pose)
+
+
+def _height(pose: Pose) -> float:
+    seen_y = pose.keypoints[pose.keypoints[:, 3] >= SEEN, 1]
+    return max(float(seen_y.max() - seen_y.min()), 1.0) if len(seen_y) else 1.0
+
+
+def _motion(before: Pose, after: Pose, frames: int) -> float:
+    """The fastest tenth of the seen keypoints' motion per frame, as a share of the height."""
+    seen = (before.keypoints[:, 3] >= SEEN) & (after.keypoints[:, 3] >= SEEN)
+    if not seen.any():
+        return FAST
+    speed = np.linalg.norm(after.keypoints[seen, :2] - before.keypoints[seen, :2], axis=1)
+    return float(np.percentile(speed, 90)) / frames / _height(after)
