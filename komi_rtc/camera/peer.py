@@ -234,6 +234,7 @@ class CameraPeer:
             self.camera_id,
             person=self.person or None,
             station=self.station or None,
+            clock=self.timeline.clock.id,
         ).to_wire()
         async with http.post(f"{server}/offer", json=body, headers=headers, ssl=ssl) as response:
             answer: dict[str, Any] = await response.json(content_type=None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 
 
@@ -24,6 +25,9 @@ class HostClock:
 
     def __init__(self) -> None:
         self._wall_minus_monotonic = time.time() - time.monotonic()
+        # named in each camera's offer: the server estimates one offset for the cameras of
+        # one clock (media/capture_clock.py); random, so it says nothing about the host
+        self.id = f"clock-{secrets.token_hex(8)}"
 
     def now(self) -> float:
         return time.monotonic() + self._wall_minus_monotonic

@@ -15,6 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+METHODS = ("board", "self", "file")  # ChArUco, the person's keypoints, imported
+MAX_FRAME_SIDE = 16384
+ASPECT_TOLERANCE = 0.01  # a received frame's aspect ratio against the calibrated one
+
 
 @dataclass(frozen=True)
 class CameraModel:
@@ -73,7 +77,33 @@ class CameraModel:
         values = np.asarray(data.get("dist", []), np.float64).ravel()
         dist[: min(5, values.size)] = values[:5]
         width, height = (int(v) for v in data["size"])
-        return cls(K, dist, R, np.asarray(data["t"], np.float64).reshape(3), (width, height))
+        if not (0 < width <= MAX_FRAME_SIDE and 0 < height <= MAX_FRAME_SIDE):
+            raise ValueError(f"size {width}x{height} is not a frame size")
+        t = np.asarray(data["t"], np.float64).reshape(3)
+        if not (np.isfinite(K).all() and np.isfinite(dist).all() and np.isfinite(t).all()):
+            raise ValueError("K, dist and t must be finite numbers")
+        return cls(K, dist, R, t, (width, height))
+
+    def scaled_to(self, size: tuple[int, int]) -> CameraModel:
+        """This camera as seen in frames of `size` (w, h) instead of its calibrated size:
+        fx, cx scale with the width, fy, cy with the height (a phone sending 544x960 of
+        a 1088x1920 sensor). Raises ValueError when the aspect ratio differs by over 1%
+        (a crop, not a scale: the calibration does not hold)."""
+        width, height = size
+        if (width, height) == self.size:
+            return self
+        if width <= 0 or height <= 0:
+            raise ValueError(f"frame size {width}x{height}")
+        sx, sy = width / self.size[0], height / self.size[1]
+        if abs(sx / sy - 1.0) > ASPECT_TOLERANCE:
+            raise ValueError(
+                f"frames of {width}x{height} do not have the aspect ratio of the calibrated "
+                f"{self.size[0]}x{self.size[1]}"
+            )
+        K = self.K.copy()
+        K[0, :] *= sx
+        K[1, :] *= sy
+        return replace(self, K=K, size=(width, height))
 
 
 def intrinsics_guess(size: tuple[int, int], horizontal_fov_deg: float = 65.0) -> np.ndarray:
@@ -102,7 +132,8 @@ def look_at(
 class StationCalibration:
     """The cameras of one station in one world frame (metres).
 
-    `method` is "board" (ChArUco) or "self" (the person's own keypoints);
+    `method` is "board" (ChArUco), "self" (the person's own keypoints) or "file" (made
+    elsewhere: a Pose2Sim/Anipose TOML file, a Qualisys export);
     `reprojection_error_px` the RMS reprojection error of the observations the fit kept;
     `world_frame` says where the world's origin and axes are; `details` holds figures of
     the fit (views used, inlier share, estimated stature...)."""
@@ -129,7 +160,7 @@ class StationCalibration:
         if len(cameras) < 2:
             raise ValueError("a station calibration needs at least two cameras")
         method = str(data["method"])
-        if method not in ("board", "self"):
+        if method not in METHODS:
             raise ValueError(f"unknown calibration method {method!r}")
         return cls(
             cameras,
@@ -138,6 +169,18 @@ class StationCalibration:
             str(data.get("world_frame", "")),
             dict(data.get("details", {})),
         )
+
+    def scaled_to(self, sizes: dict[str, tuple[int, int]]) -> StationCalibration:
+        """The cameras as seen in the frames they send (`sizes`: camera id -> (w, h)); a
+        camera not in `sizes` keeps its calibrated size. Raises ValueError (naming the
+        camera) when a frame's aspect ratio differs from the calibrated one."""
+        cameras = {}
+        for camera_id, cam in self.cameras.items():
+            try:
+                cameras[camera_id] = cam.scaled_to(sizes.get(camera_id, cam.size))
+            except ValueError as exc:
+                raise ValueError(f"camera {camera_id}: {exc}") from None
+        return replace(self, cameras=cameras)
 
     def transformed(
         self,

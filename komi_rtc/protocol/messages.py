@@ -159,6 +159,7 @@ class StationProcessed:
     analysis: Json | None
     pose3d: list[Json] | None = None
     captured: dict[str, float] | None = None  # camera_id -> capture time, server clock
+    mirrored: list[str] | None = None  # views whose left/right labels the 3-D pose swapped
 
     def to_wire(self) -> Json:
         wire: Json = {
@@ -173,6 +174,8 @@ class StationProcessed:
             wire["pose3d"] = self.pose3d
         if self.captured is not None:
             wire["captured"] = self.captured
+        if self.mirrored:
+            wire["mirrored"] = self.mirrored
         return wire
 
 

@@ -98,12 +98,13 @@ class Offer:
     camera_id: str | None
     person: str | None = None  # a camera tied to this person from the start
     station: str | None = None  # a camera joining this station
+    clock: str | None = None  # cameras naming one clock share it (one process, one host)
 
     def to_wire(self) -> dict[str, Any]:
         """The body a client posts (the camera peer, the benchmarks): optional fields left
         out; the token goes in the Authorization header."""
         body: dict[str, Any] = {"sdp": self.sdp, "type": "offer", "role": self.role}
-        for name in ("camera_id", "person", "station"):
+        for name in ("camera_id", "person", "station", "clock"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -144,7 +145,15 @@ def parse_offer(body: bytes) -> Offer:
         if role != "camera":
             raise InvalidRequest("only a camera offer names a 'station'")
         station = validate_station_id(station)
-    return Offer(sdp=sdp, role=role, camera_id=camera_id, person=person, station=station)
+    clock = data.get("clock")
+    if clock is not None:
+        if role != "camera":
+            raise InvalidRequest("only a camera offer names a 'clock'")
+        if not isinstance(clock, str) or not _CAMERA_ID.match(clock):
+            raise InvalidRequest(f"'clock' must be {_ID_RULE}")
+    return Offer(
+        sdp=sdp, role=role, camera_id=camera_id, person=person, station=station, clock=clock
+    )
 
 
 def validate_station_id(value: object) -> str:

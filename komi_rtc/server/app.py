@@ -61,6 +61,7 @@ from .endpoints.stations import (
     set_station,
     set_station_calibration,
     set_station_exercise,
+    station_calibration,
     station_join,
     stations,
 )
@@ -161,6 +162,8 @@ def create_app(config: ServerConfig, pool: PoseWorkerPool | None = None) -> web.
     route("GET", "/stations/{station_id}/join", station_join, Rule.WATCH)
     route("POST", "/stations/{station_id}/calibrate", calibrate_station, Rule.WATCH)
     route("POST", "/stations/{station_id}/calibration", set_station_calibration, Rule.WATCH)
+    route("PUT", "/stations/{station_id}/calibration", set_station_calibration, Rule.WATCH)
+    route("GET", "/stations/{station_id}/calibration", station_calibration, Rule.WATCH)
     route("GET", "/calibration/board.png", board_image, Rule.ANY)
     route("GET", "/latest_image/{camera_id}", images.latest_image, Rule.SEE)
     route("GET", "/get-image/{camera_id}", images.get_image, Rule.SEE)

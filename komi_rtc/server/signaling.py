@@ -132,7 +132,7 @@ class Signaling:
         self._negotiating: set[RTCPeerConnection] = set()
         self.history: History | None = None  # set by the app once the database is ready
         self.cluster: Cluster | None = None  # set by the app with --redis
-        self.stations = StationRegistry(catalog)
+        self.stations = StationRegistry(catalog, lambda: self.history)
         register_h264_profiles()  # OBS, GStreamer and IP cameras send H.264 High
         accept_low_dynamic_payload_types()  # Chromium numbers High 4:4:4 (f4001f) 35-63
         accept_rsa_dtls_peers()  # GStreamer's webrtcbin has an RSA certificate
@@ -220,7 +220,7 @@ class Signaling:
                 negotiated: Negotiated
                 if offer.role == "camera":
                     negotiated = await self._camera_offer(
-                        offer.sdp, camera_id, release, grant, person, offer.station
+                        offer.sdp, camera_id, release, grant, person, offer.station, offer.clock
                     )
                 else:
                     assert camera_id is not None
@@ -313,6 +313,7 @@ class Signaling:
         grant: Grant,
         person: str | None = None,
         station: str | None = None,
+        clock: str | None = None,
     ) -> Negotiated:
         offered = offered_codecs(sdp)
         if offered and not any(camera_may_send(c) for c in offered):
@@ -350,6 +351,7 @@ class Signaling:
             if person is not None:
                 session.set_person(person, "offer")
             tap_sender_reports(video.receiver, session.capture_clock.sender_report)
+            session.clock_id = clock  # a station shares the offset of cameras naming it
             self._join_station(session, station)
             session.attach_peer(pc)
             self._install_jitter_buffer(session, video)

@@ -1,11 +1,13 @@
 """Calibrating a station live: `POST /stations/{id}/calibrate` collects what the method
 needs from the streaming cameras, solves it off the event loop, and installs the result;
-`POST /stations/{id}/calibration` installs one made elsewhere; `GET
+`POST /stations/{id}/calibration` installs one made elsewhere (JSON, or a Pose2Sim/Anipose
+TOML file) and `GET` gives it back in either form; `GET
 /calibration/board.png` serves the ChArUco board to print or show on a screen."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -21,9 +23,11 @@ from ..multiview import (
     board_png,
     calibrate_from_board,
     detect_board,
+    parse_toml,
     self_calibrate,
+    to_toml,
 )
-from ..protocol import InvalidRequest, KomiError
+from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from .stations import Station, ViewItem
 
 logger = logging.getLogger(__name__)
@@ -31,6 +35,12 @@ logger = logging.getLogger(__name__)
 SELF_FRAMES = 90  # paired frames of the whole station: a few reps' worth
 BOARD_POSES = 12  # board positions seen by at least two cameras
 BOARD_EVERY_S = 0.4
+TOML_TYPE = "application/toml"
+MAX_MAPPED = 16  # cameras a `cameras` mapping may name
+
+
+class NotCalibrated(KomiError):
+    status = 404
 
 
 class NotEnoughData(KomiError):
@@ -188,5 +198,56 @@ def install(station: Station, body: dict[str, Any]) -> dict[str, Any]:
         calibration = StationCalibration.from_json(body)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidRequest(f"not a station calibration: {exc}") from None
+    return _installed(station, calibration)
+
+
+def install_toml(station: Station, data: bytes, cameras: str | None) -> dict[str, Any]:
+    """A Pose2Sim/Anipose TOML file; `cameras` (the `cameras` query parameter) maps the
+    file's camera names to camera ids: `cam01:phone_a,cam02:phone_b`."""
+    try:
+        calibration = parse_toml(data, parse_camera_mapping(cameras))
+    except CalibrationError as exc:
+        raise InvalidRequest(f"not a station calibration: {exc}") from None
+    return _installed(station, calibration)
+
+
+def parse_camera_mapping(text: str | None) -> dict[str, str]:
+    """`cam01:phone_a,cam02:phone_b` -> {"cam01": "phone_a", ...}; 400 on anything else."""
+    if not text:
+        return {}
+    mapping: dict[str, str] = {}
+    for item in text.split(",")[:MAX_MAPPED]:
+        name, sep, camera_id = item.partition(":")
+        if not sep or not name or not camera_id:
+            raise InvalidRequest(
+                "'cameras' must map file camera names to camera ids: cam01:phone_a,cam02:phone_b"
+            )
+        mapping[name[:64]] = validate_camera_id(camera_id)
+    return mapping
+
+
+def _installed(station: Station, calibration: StationCalibration) -> dict[str, Any]:
     station.calibration = calibration
-    return {"station_id": station.id, "calibrated": True, "method": calibration.method}
+    logger.info(
+        "station %s: calibration installed (%s, cameras %s)",
+        station.id,
+        calibration.method,
+        ", ".join(sorted(calibration.cameras)),
+    )
+    return {
+        "station_id": station.id,
+        "calibrated": True,
+        "method": calibration.method,
+        "cameras": sorted(calibration.cameras),
+    }
+
+
+def exported(station: Station, as_toml: bool) -> tuple[str, str]:
+    """`GET /stations/{id}/calibration`: (body, content type), TOML or JSON; 404 before the
+    station is calibrated."""
+    calibration = station.calibration
+    if calibration is None:
+        raise NotCalibrated(f"station {station.id} is not calibrated")
+    if as_toml:
+        return to_toml(calibration), TOML_TYPE
+    return json.dumps(calibration.to_json()), "application/json"

@@ -6,7 +6,9 @@ their analysed frames. Frames are paired by capture time (media/capture_clock.py
 half a frame interval; a group waits for its missing views at most `MAX_WAIT_S`, then goes
 on with the views that are there. Each group becomes one `station_processed` message to
 every camera of the station and their monitors; a station exercise is counted once
-(analysis/fusion.py) and each rep is one `rep_completed` carrying `station_id`.
+(analysis/fusion.py) and each rep is one `rep_completed` carrying `station_id`. The person
+tied to the station's cameras gets one set per station set in history (the fused count,
+every view's errors), recorded under the station's id, and none per camera.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..analysis.catalog import Catalog
 from ..analysis.fusion import StationFusion, ViewFrame
+from ..history.recorder import SetRecorder
+from ..history.store import History
+from ..media.capture_clock import ClockOffsets, fundamental_step
+from ..multiview import (
+    StationCalibration,
+    estimate_stature,
+    gate_px,
+    joint_angles_3d,
+    triangulate_points,
+    wire_pose3d,
+)
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
 from ..protocol.messages import (
     RepCompleted,
@@ -36,11 +49,17 @@ from .limits import ServerFull
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_CAMERAS = 4
 MAX_STATIONS = 64  # stations nobody streams to are dropped first to make room
 MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
+MAX_WAIT_BUSY_S = 1.5  # ... or, on a server analysing frames further apart, up to this
 MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
 DEFAULT_INTERVAL_S = 1 / 15
+MIN_INTERVAL_S = 1 / 240  # closer capture times are one frame seen twice, not an interval
+STATURE_POSES = 150  # the last 3-D poses the person's stature is estimated from
+INTERVAL_WINDOW = 32  # analysed frames whose smallest capture step is the capture interval
 
 
 class UnknownStation(KomiError):
@@ -60,6 +79,23 @@ class ViewItem:
     analysis: dict[str, Any] | None
     reps: list[dict[str, Any]]
     arrived: float = field(default_factory=time.monotonic)
+    capture_interval_s: float | None = None  # the camera's, from its received frames
+    clock: str | None = None  # the camera's clock, as its offer named it
+    camera_captured: float | None = None  # capture time in that clock (s)
+
+    def after(self, other: ViewItem) -> float:
+        """How much later (s) this frame was captured than `other`: on their own clock
+        when both cameras name one (exact: the estimate of its offset to the server's
+        clock moves while a busy server analyses one instant's views a second apart),
+        else on the server's clock."""
+        if (
+            self.clock is not None
+            and self.clock == other.clock
+            and self.camera_captured is not None
+            and other.camera_captured is not None
+        ):
+            return self.camera_captured - other.camera_captured
+        return self.captured - other.captured
 
     def keypoints(self) -> np.ndarray | None:
         """The most prominent person as (33, 3): x px, y px, confidence."""
@@ -79,7 +115,9 @@ class ViewItem:
 
 class Pairer:
     """Groups the newest frames of a station's cameras whose capture times lie within half
-    a frame interval; never holds a frame longer than `max_wait_s`."""
+    a capture interval (the cameras' own, learnt from the capture times, not the interval
+    of the analysed frames, which grows under load); never holds a frame longer than
+    `max_wait_s`."""
 
     def __init__(
         self, emit: Callable[[list[ViewItem]], None], max_wait_s: float = MAX_WAIT_S
@@ -89,13 +127,35 @@ class Pairer:
         self.cameras: list[str] = []
         self._waiting: dict[str, deque[ViewItem]] = {}
         self._last_captured: dict[str, float] = {}
-        self._interval: dict[str, float] = {}
+        self._last_item: dict[str, ViewItem] = {}
+        self._interval: dict[str, float] = {}  # capture interval (s) of each camera
+        self._steps: dict[str, deque[float]] = {}
+        self._last_arrival: dict[str, float] = {}
+        self._arrival_step: dict[str, float] = {}  # seconds between a camera's analysed frames
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def tolerance_s(self) -> float:
+        """Half the shortest capture interval of the station's cameras: two frames further
+        apart than that are of different instants, however slowly they are analysed."""
         intervals = [self._interval.get(c, DEFAULT_INTERVAL_S) for c in self.cameras]
         return 0.5 * min(intervals, default=DEFAULT_INTERVAL_S)
+
+    @property
+    def wait_s(self) -> float:
+        """How long a frame waits for the other views: `max_wait_s`, or, when the cameras'
+        frames are analysed further apart than that (a busy server, whose cameras then take
+        the same instants in turn: Station.frame_to_analyse), a little over the longest
+        step between a camera's analysed frames, up to `MAX_WAIT_BUSY_S`."""
+        steps = [self._arrival_step[c] for c in self.cameras if c in self._arrival_step]
+        busy = 1.2 * max(steps, default=0.0)
+        return min(MAX_WAIT_BUSY_S, max(self._max_wait_s, busy))
+
+    @property
+    def analysed_step_s(self) -> float | None:
+        """The longest of the cameras' steps between analysed frames (seconds)."""
+        steps = [self._arrival_step[c] for c in self.cameras if c in self._arrival_step]
+        return max(steps) if steps else None
 
     def set_cameras(self, cameras: list[str]) -> None:
         self.cameras = list(cameras)
@@ -105,10 +165,24 @@ class Pairer:
 
     def add(self, item: ViewItem) -> None:
         previous = self._last_captured.get(item.camera_id)
-        if previous is not None and 0.0 < item.captured - previous < 1.0:
-            old = self._interval.get(item.camera_id, item.captured - previous)
-            self._interval[item.camera_id] = 0.8 * old + 0.2 * (item.captured - previous)
+        if previous is not None and MIN_INTERVAL_S <= item.captured - previous < 1.0:
+            # analysed frames are whole capture intervals apart (a busy worker skips
+            # frames): the smallest recent step is at most the capture interval, and the
+            # camera's received frame rate tells it when no two analysed frames are adjacent
+            steps = self._steps.setdefault(item.camera_id, deque(maxlen=INTERVAL_WINDOW))
+            steps.append(item.captured - previous)
+            self._interval[item.camera_id] = fundamental_step(steps) or DEFAULT_INTERVAL_S
+        hint = item.capture_interval_s
+        if hint is not None and MIN_INTERVAL_S <= hint < self._interval.get(item.camera_id, 1.0):
+            self._interval[item.camera_id] = hint
         self._last_captured[item.camera_id] = item.captured
+        self._last_item[item.camera_id] = item
+        last_arrival = self._last_arrival.get(item.camera_id)
+        if last_arrival is not None and item.arrived - last_arrival < MAX_WAIT_BUSY_S:
+            step = item.arrived - last_arrival
+            old = self._arrival_step.get(item.camera_id, step)
+            self._arrival_step[item.camera_id] = 0.7 * old + 0.3 * step
+        self._last_arrival[item.camera_id] = item.arrived
         queue = self._waiting.setdefault(item.camera_id, deque())
         if len(queue) >= MAX_WAITING:
             _carry_reps(queue.popleft(), queue[0] if queue else item)
@@ -116,32 +190,53 @@ class Pairer:
         self._pair(item)
         self._expire()
 
-    def _nearest(self, camera_id: str, captured: float) -> ViewItem | None:
+    def _nearest(self, camera_id: str, item: ViewItem) -> ViewItem | None:
         queue = self._waiting.get(camera_id)
         if not queue:
             return None
-        best = min(queue, key=lambda i: abs(i.captured - captured))
-        return best if abs(best.captured - captured) <= self.tolerance_s else None
+        best = min(queue, key=lambda i: abs(i.after(item)))
+        return best if abs(best.after(item)) <= self.tolerance_s else None
 
     def _take(self, group: list[ViewItem]) -> None:
         for item in group:
             queue = self._waiting[item.camera_id]
-            while queue and queue[0].captured <= item.captured:
-                skipped = queue.popleft()  # this frame and older ones of that camera are done
+            while any(waiting is item for waiting in queue):
+                # this frame and older ones of that camera are done (they come in order)
+                skipped = queue.popleft()
                 if skipped is not item:
                     _carry_reps(skipped, item)
         self._emit(group)
 
     def _pair(self, item: ViewItem) -> None:
+        """Emit every group that is complete: each other camera either has a frame of
+        the instant or has already sent a later one (frames of a camera come in capture
+        order, so none of that instant will come); oldest first."""
+        del item  # any waiting frame may be complete now, not only the new one
+        while True:
+            waiting = sorted(
+                (i for queue in self._waiting.values() for i in queue), key=lambda i: i.captured
+            )
+            for candidate in waiting:
+                group = self._complete(candidate)
+                if group is not None:
+                    self._take(group)
+                    break
+            else:
+                return
+
+    def _complete(self, item: ViewItem) -> list[ViewItem] | None:
         group = [item]
         for camera_id in self.cameras:
             if camera_id == item.camera_id:
                 continue
-            partner = self._nearest(camera_id, item.captured)
-            if partner is None:
-                return  # wait for it (bounded by _expire)
-            group.append(partner)
-        self._take(group)
+            partner = self._nearest(camera_id, item)
+            if partner is not None:
+                group.append(partner)
+                continue
+            last = self._last_item.get(camera_id)
+            if last is None or last.after(item) <= self.tolerance_s:
+                return None  # wait for it (bounded by _expire)
+        return group
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -150,13 +245,14 @@ class Pairer:
             if not waiting:
                 break
             oldest = min(waiting, key=lambda i: i.arrived)
-            if now - oldest.arrived < self._max_wait_s:
-                self._schedule(oldest.arrived + self._max_wait_s - now)
+            wait_s = self.wait_s
+            if now - oldest.arrived < wait_s:
+                self._schedule(oldest.arrived + wait_s - now)
                 return
             group = [oldest]
             for camera_id in self.cameras:
                 if camera_id != oldest.camera_id:
-                    partner = self._nearest(camera_id, oldest.captured)
+                    partner = self._nearest(camera_id, oldest)
                     if partner is not None:
                         group.append(partner)
             self._take(group)
@@ -184,9 +280,17 @@ class Station:
     """Owned by the registry; holds no task of its own (its expiry timer is cancelled by
     `close`)."""
 
-    def __init__(self, station_id: str, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        station_id: str,
+        catalog: Catalog,
+        history: Callable[[], History | None] = lambda: None,
+    ) -> None:
+        """`history`: the server's history once its database is ready (None without)."""
         self.id = station_id
         self._catalog = catalog
+        self._history = history
+        self._recorder: SetRecorder | None = None  # the person's station sets
         self.members: dict[str, Any] = {}  # camera_id -> CameraSession
         self.wanted: list[str] = []  # ids named by REST or streaming here now
         self.listed: set[str] = set()  # ids a monitor named by REST: their place is kept
@@ -194,11 +298,19 @@ class Station:
         self.fusion: StationFusion | None = None
         self.exercise: str | None = None
         self.profile: str | None = None
-        self.calibration: Any = None  # multiview.StationCalibration once calibrated
+        self.calibration: StationCalibration | None = None
         self.sync_errors_ms: deque[float] = deque(maxlen=300)
         self.groups = 0
         self.partial_groups = 0
         self.observers: list[Callable[[list[ViewItem]], None]] = []  # e.g. self-calibration
+        # (calibration, frame sizes, the calibration scaled to them)
+        self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
+        self._size_problem = ""
+        self._poses3d: deque[np.ndarray] = deque(maxlen=STATURE_POSES)
+        self._analysed_until: dict[
+            str, float
+        ] = {}  # camera -> capture time analysed last  # (33, 4) x, y, z, conf
+        self._clocks: dict[str, ClockOffsets] = {}  # clock id -> the offsets its cameras share
 
     @property
     def camera_ids(self) -> list[str]:
@@ -215,6 +327,9 @@ class Station:
         if session.camera_id not in self.wanted:
             self.wanted.append(session.camera_id)
         session.station = self
+        clock_id = getattr(session, "clock_id", None)
+        if clock_id is not None:  # cameras of one clock estimate its offset together
+            session.capture_clock.share(self._clocks.setdefault(clock_id, ClockOffsets()))
         self.pairer.set_cameras(sorted(self.members))
         if self.exercise is not None:
             session.set_exercise({"exercise": self.exercise, "profile": self.profile}, "station")
@@ -226,9 +341,11 @@ class Station:
         """A camera that joined by its offer frees its place; one a monitor listed keeps
         it, to join again when it streams (nobody else can plant an id here for later)."""
         camera_id: str = session.camera_id
+        clock = session.capture_clock
         if self.members.get(camera_id) is session:
             del self.members[camera_id]
             setattr(session, "station", None)  # noqa: B010 (a session, typed Any here)
+            clock.share(None)
             if camera_id not in self.listed and camera_id in self.wanted:
                 self.wanted.remove(camera_id)
             self.pairer.set_cameras(sorted(self.members))
@@ -243,12 +360,17 @@ class Station:
             not isinstance(exercise, str) or self._catalog.get(exercise) is None
         ):
             raise InvalidRequest(f"unknown exercise {str(exercise)[:64]!r}")
-        for session in self.members.values():
-            session.set_exercise({"exercise": exercise, "profile": profile}, f"station {self.id}")
+        known = self._catalog.get(exercise) if exercise else None
+        # counting moves to the station first: the cameras then record no sets of their own
+        self.fusion = StationFusion(known) if known is not None else None
         self.exercise = exercise
         self.profile = profile if exercise else None
-        known = self._catalog.get(exercise) if exercise else None
-        self.fusion = StationFusion(known) if known is not None else None
+        for session in self.members.values():
+            session.set_exercise({"exercise": exercise, "profile": profile}, f"station {self.id}")
+        recorder = self._set_recorder()
+        if recorder is not None:
+            recorder.person_changed(self.person, time.time())
+            recorder.exercise_changed(exercise if known else None, self.profile, time.time())
         logger.info("station %s: exercise %s (%s)", self.id, exercise, source)
         reply = StationExerciseSet(self.id, exercise, self.profile, sorted(self.members))
         self._broadcast(reply)
@@ -256,6 +378,41 @@ class Station:
 
     def on_view(self, item: ViewItem) -> None:
         self.pairer.add(item)
+
+    def frame_to_analyse(self, camera_id: str, candidates: list[tuple[float, T]]) -> T:
+        """Which of a camera's last frames (capture time, frame; oldest first) its worker
+        should analyse. For a station whose cameras all name one clock (one process's): a
+        server that analyses each camera's frames `n` capture intervals
+        apart analyses, of every camera, the newest frame whose instant is a multiple of
+        `n` intervals (a grid the cameras share), instead of each camera's newest: the
+        cameras then analyse the same instants, and groups hold every view (on the lab
+        footage under load, 93% of groups held one view before). A server that keeps up
+        (`n` = 1) analyses the newest frame. Costs up to `n` - 1 intervals of latency."""
+        newest_time, newest = candidates[-1]
+        interval = 2.0 * self.pairer.tolerance_s
+        steps = self.pairer.analysed_step_s
+        clocks = {getattr(s, "clock_id", None) for s in self.members.values()}
+        if len(clocks) != 1 or None in clocks:
+            # only cameras of one clock capture on one grid; others (phones) keep the
+            # newest frame (a grid tried on two unsynchronised cameras halved their pairs)
+            return newest
+        if interval <= 0 or steps is None or len(candidates) < 2:
+            return newest
+        n = max(1, min(len(candidates), round(steps / interval)))
+        if n == 1:
+            return newest
+        last = self._analysed_until.get(camera_id, float("-inf"))
+        for capture_time, frame in reversed(candidates):
+            if capture_time <= last + 0.5 * interval:
+                break  # analysed already: never go back
+            # within half an interval of the grid: cameras that do not capture in phase
+            # (phones) still take frames that pair
+            period = n * interval
+            if abs(capture_time - period * round(capture_time / period)) <= 0.5 * interval:
+                self._analysed_until[camera_id] = capture_time
+                return frame
+        self._analysed_until[camera_id] = newest_time
+        return newest
 
     def _broadcast(self, message: WireMessage) -> None:
         text = encode(message)
@@ -274,11 +431,9 @@ class Station:
             observer(group)
         analysis: dict[str, Any] | None = None
         reps: list[dict[str, Any]] = []
-        pose3d = self._pose3d(group)
+        pose3d, mirrored = self._pose3d(group)
         angles3d = None
         if pose3d is not None:
-            from ..multiview import joint_angles_3d
-
             angles3d = joint_angles_3d(pose3d)
             if self.fusion is not None:
                 self.fusion.observe_angles_3d(statistics.fmean(captured), angles3d)
@@ -286,7 +441,13 @@ class Station:
             frames = [
                 ViewFrame(i.camera_id, i.captured, i.analysis, i.reps, bool(i.poses)) for i in group
             ]
-            analysis, reps = self.fusion.update(frames, time.time())
+            now = time.time()
+            analysis, reps = self.fusion.update(frames, now)
+            recorder = self._set_recorder()
+            if recorder is not None:  # one set per station set: the fused count and errors
+                recorder.person_changed(self.person, now)
+                in_view = any(item.poses for item in group)
+                recorder.frame(analysis, reps, in_view, now)
         if analysis is not None and angles3d is not None:
             analysis["angles3d"] = angles3d
         self._broadcast(
@@ -298,6 +459,7 @@ class Station:
                 analysis=analysis,
                 pose3d=pose3d,
                 captured={i.camera_id: round(i.captured, 4) for i in group},
+                mirrored=mirrored,
             )
         )
         if self.fusion is not None:
@@ -305,23 +467,67 @@ class Station:
                 source = rep.get("source") or group[0].camera_id
                 self._broadcast(RepCompleted(source, self.fusion.exercise.id, rep, self.id))
 
-    def _pose3d(self, group: list[ViewItem]) -> list[dict[str, Any]] | None:
-        if self.calibration is None or len(group) < 2:
-            return None
-        from ..multiview import triangulate
-
+    def _pose3d(self, group: list[ViewItem]) -> tuple[list[dict[str, Any]] | None, list[str]]:
+        """The group's 3-D keypoints (None without a calibration or two views) and the views
+        whose labelling was taken mirrored."""
+        calibration = self.calibration
+        if calibration is None or len(group) < 2:
+            return None, []
         views = {}
+        sizes = {}
         for item in group:
             keypoints = item.keypoints()
-            if keypoints is not None and item.camera_id in self.calibration.cameras:
+            if keypoints is not None and item.camera_id in calibration.cameras:
                 views[item.camera_id] = keypoints
+                sizes[item.camera_id] = (item.width, item.height)
         if len(views) < 2:
-            return None
+            return None, []
         try:
-            return list(triangulate(self.calibration, views))
+            seen = self._seen_as(sizes)
+            if seen is None:
+                return None, []
+            gate = gate_px(list(sizes.values()))  # the gate follows the frame size
+            result = triangulate_points(seen, views, max_reprojection_px=gate)
+            self._poses3d.append(np.column_stack([result.points, result.confidence]))
+            return wire_pose3d(result), list(result.mirrored)
         except (ValueError, np.linalg.LinAlgError) as exc:
             logger.warning("station %s: triangulation failed: %s", self.id, exc)
+            return None, []
+
+    def _seen_as(self, sizes: dict[str, tuple[int, int]]) -> StationCalibration | None:
+        """The calibration scaled to the frame sizes the cameras send (a phone lowers its
+        resolution under congestion); None, said once, when a size does not fit it."""
+        key = tuple(sorted(sizes.items()))
+        if self.calibration is None:
             return None
+        if (
+            self._scaled is None
+            or self._scaled[0] is not self.calibration
+            or (self._scaled[1] != key)
+        ):
+            try:
+                scaled = self.calibration.scaled_to(sizes)
+            except ValueError as exc:
+                if self._size_problem != str(exc):
+                    self._size_problem = str(exc)
+                    logger.warning("station %s: no 3-D pose: %s", self.id, exc)
+                return None
+            self._scaled = (self.calibration, key, scaled)
+        return self._scaled[2]
+
+    @property
+    def person(self) -> str | None:
+        """The person tied to the station: the one its cameras are tied to (the first by
+        id when they disagree)."""
+        people = sorted({s.person for s in self.members.values() if s.person})
+        return people[0] if people else None
+
+    def _set_recorder(self) -> SetRecorder | None:
+        if self._recorder is None:
+            history = self._history()
+            if history is not None:
+                self._recorder = SetRecorder(self.id, history, self._catalog, self._broadcast)
+        return self._recorder
 
     def sync_error_ms(self) -> float | None:
         return round(statistics.fmean(self.sync_errors_ms), 1) if self.sync_errors_ms else None
@@ -343,15 +549,31 @@ class Station:
             "groups": self.groups,
             "partial_groups": self.partial_groups,
             "calibration": self.calibration.to_json() if self.calibration is not None else None,
+            "stature_m": self._stature_m(),
         }
+
+    def _stature_m(self) -> float | None:
+        """The person's height from the last 3-D poses, when the calibration is metric by
+        itself (a board or a file; a self-calibration's scale is the stated height)."""
+        if self.calibration is None or self.calibration.method == "self" or not self._poses3d:
+            return None
+        try:
+            return round(estimate_stature(list(self._poses3d)), 3)
+        except ValueError:
+            return None
 
     def close(self) -> None:
         self.pairer.close()
+        if self._recorder is not None:
+            self._recorder.close(time.time())
 
 
 class StationRegistry:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self, catalog: Catalog, history: Callable[[], History | None] = lambda: None
+    ) -> None:
         self._catalog = catalog
+        self._history = history
         self._stations: dict[str, Station] = {}
 
     def get(self, station_id: str) -> Station:
@@ -370,7 +592,7 @@ class StationRegistry:
                 del self._stations[idle.id]
             if len(self._stations) >= MAX_STATIONS:
                 raise ServerFull(f"the server has its maximum of {MAX_STATIONS} stations")
-            self._stations[station_id] = Station(station_id, self._catalog)
+            self._stations[station_id] = Station(station_id, self._catalog, self._history)
         return self._stations[station_id]
 
     def all(self) -> list[Station]:

@@ -26,12 +26,14 @@ from ..app_keys import (
 from ..cluster import Cluster, NodeInfo, ask_node, forward, forwarded
 from ..http_bodies import json_object, read_body
 from ..station_calibration import board_image as serve
-from ..station_calibration import calibrate, install
+from ..station_calibration import calibrate, exported, install, install_toml
 from ..stations import MAX_CAMERAS, validate_station_id
 from ..tls import svg_qr
 from .tokens import log_minted
 
 logger = logging.getLogger(__name__)
+
+TOML_TYPES = ("application/toml", "text/x-toml", "text/toml")
 
 
 async def stations(request: web.Request) -> web.Response:
@@ -142,8 +144,22 @@ async def calibrate_station(request: web.Request) -> web.Response:
 
 
 async def set_station_calibration(request: web.Request) -> web.Response:
+    """`POST`/`PUT /stations/{id}/calibration`: JSON as `GET /stations` shows it, or with
+    `Content-Type: application/toml` a Pose2Sim/Anipose file (`?cameras=cam01:phone_a,...`
+    maps its camera names to camera ids)."""
     station = request.app[SIGNALING].stations.get(_station_id(request))
+    if request.content_type in TOML_TYPES:
+        body = await read_body(request)
+        return web.json_response(install_toml(station, body, request.query.get("cameras")))
     return web.json_response(install(station, await json_object(request)))
+
+
+async def station_calibration(request: web.Request) -> web.Response:
+    """`GET /stations/{id}/calibration`: TOML on `Accept: application/toml`, else JSON."""
+    station = request.app[SIGNALING].stations.get(_station_id(request))
+    as_toml = any(kind in request.headers.get("Accept", "") for kind in TOML_TYPES)
+    text, content_type = exported(station, as_toml)
+    return web.Response(text=text, content_type=content_type)
 
 
 async def board_image(request: web.Request) -> web.Response:
