@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 # instant the station's other cameras analyse is taken. 16: 1.1 s at 15 fps, what a round
 # of 4 cameras on a busy 2-core server took; 12 MB of decoded 544x960 frames, 50 at 1080p
 RECENT_FRAMES = 16
+# a camera ended for its own bad input waits this long for its data channel to open, so it
+# can read why (its first video can arrive before the channel is open)
+ERROR_WAIT_S = 3.0
 _MAX_BUFFERED_BYTES = 256 * 1024  # a peer this far behind misses messages, never delays others
 
 
@@ -150,6 +153,7 @@ class CameraSession:
         self._recent: deque[ReceivedFrame] = deque(maxlen=RECENT_FRAMES)
         self._sinks: set[MessageSink] = set()  # the camera's own channel + its monitors'
         self._own_sink: MessageSink | None = None
+        self._pending_error: tuple[str, str] | None = None  # (message, close reason)
         self._pose_channel = pose_channel
         self._on_result = on_result
         self._on_event = on_event or (lambda session, text: None)
@@ -295,6 +299,27 @@ class CameraSession:
     def attach_own_channel(self, sink: MessageSink) -> None:
         self._own_sink = sink
         self._sinks.add(sink)
+        if self._pending_error is not None:
+            text, reason = self._pending_error
+            sink.send_text(text)
+            self.request_close(reason)
+
+    def end_with_error(self, text: str, reason: str) -> None:
+        """End this camera for its own bad input with an `error` message it can read: at
+        once when its data channel is open, else when it opens (at most ERROR_WAIT_S)."""
+        if self.ending:
+            return
+        if self.send_own(text):
+            self.request_close(reason)
+            return
+        self._pending_error = (text, reason)
+        loop = asyncio.get_running_loop()
+        self._delayed.add(loop.call_later(ERROR_WAIT_S, self.request_close, reason))
+
+    @property
+    def ending(self) -> bool:
+        """Closing, or about to once its error is delivered: take no more of its input."""
+        return self.closing or self._pending_error is not None
 
     def send_own(self, text: str) -> bool:
         """A message for the camera alone (an error about its own input)."""

@@ -413,16 +413,16 @@ class Signaling:
         codecs = {c.payloadType: c.mimeType for c in negotiated_codecs(transceiver)}
 
         def refuse(reason: str, why: str = "video above the size limit") -> bool:
-            logger.warning("[%s] %s; closing the camera", session.camera_id, reason)
-            session.send_own(encode(ErrorMessage(reason)))
-            session.request_close(why)
+            if not session.ending:  # once: every later keyframe is refused quietly
+                logger.warning("[%s] %s; closing the camera", session.camera_id, reason)
+                session.end_with_error(encode(ErrorMessage(reason)), why)
             return False
 
         def admit(frame: Any, packet: Any) -> bool:
             if session.capture_clock.rtp_origin is None:
                 # aiortc hands the decoder's frames pts = RTP timestamp - the first one's
                 session.capture_clock.rtp_origin = frame.timestamp
-            if session.closing:
+            if session.ending:
                 return False
             codec = codecs.get(packet.payload_type)
             sizes: list[tuple[int, int, int, int] | None]
