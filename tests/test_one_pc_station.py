@@ -21,6 +21,7 @@ from auth import ADMIN_TOKEN, AUTH_HEADERS, mint_token
 from contract_client import connect_monitor
 from harness import wait_for
 
+from komi_rtc.bench.real_footage import lab_station
 from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
 
 RECORDING_FPS = 20.0  # the files' own rate; the peer sends every other frame
@@ -264,21 +265,12 @@ async def test_a_camera_refused_a_station_says_so_in_one_line_and_a_token_naming
     assert joined.stdout[0].endswith(", joining station gym_x"), joined.output()
 
 
-POSE2SIM_VIDEOS = os.environ.get("KOMI_POSE2SIM_VIDEOS", "")
-
-
 def _real_videos(count: int) -> list[Path]:
-    videos = sorted(Path(POSE2SIM_VIDEOS).glob("cam*.*"))[:count]
-    assert len(videos) == count, videos
-    return videos
+    """The pose2sim demo's synchronised lab videos (BSD-3, cached by `setup.sh --test`;
+    `real_footage.FootageMissing` says how to fetch them when they are not)."""
+    return list(lab_station().videos[:count])
 
 
-@pytest.mark.skipif(
-    not POSE2SIM_VIDEOS,
-    reason="real footage: KOMI_POSE2SIM_VIDEOS=<folder of cam01.mp4 ... cam04.mp4> (the "
-    "pose2sim demo's synchronised videos, BSD-3, not in this repository; any format OpenCV "
-    "reads, e.g. shrunk to 270x480 so a busy machine keeps up)",
-)
 @pytest.mark.parametrize(("cameras", "fps"), [(2, 10.0), (4, 5.0)])
 async def test_synchronised_real_videos_pair_one_instant_per_group(
     start_server, tmp_path, cameras, fps
