@@ -173,27 +173,10 @@ def _carry(previous: np.ndarray, current: np.ndarray, pose: Pose) -> tuple[Pose,
     """The pose moved by the flow from `previous` to `current` and its motion (fastest tenth
     of the keypoints, per frame, as a share of the person's height); None when the flow fails.
     Keypoints the flow lost move with the median of the others; z and confidence stay."""
-    import cv2
 
     points = np.ascontiguousarray(pose.keypoints[:, :2], np.float32).reshape(-1, 1, 2)
-    forward, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
-        previous,
-        current,
-        points,
-        None,
-        winSize=_LK_WINDOW,
-        maxLevel=_LK_LEVELS,
-        criteria=_LK_CRITERIA,
-    )
-    back, back_status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
-        current,
-        previous,
-        forward,
-        None,
-        winSize=_LK_WINDOW,
-        maxLevel=_LK_LEVELS,
-        criteria=_LK_CRITERIA,
-    )
+    forward, status = _flow(previous, current, points)
+    back, back_status = _flow(current, previous, forward)
     start, moved = points.reshape(-1, 2), forward.reshape(-1, 2)
     error = np.linalg.norm(back.reshape(-1, 2) - start, axis=1)
     limit = max(FORWARD_BACKWARD_PX, FORWARD_BACKWARD_OF_HEIGHT * _height(pose))
@@ -208,6 +191,24 @@ def _carry(previous: np.ndarray, current: np.ndarray, pose: Pose) -> tuple[Pose,
     keypoints[:, :2] = start + shift
     speed = np.linalg.norm(shift[good & seen], axis=1)
     return Pose(keypoints), float(np.percentile(speed, 90)) / _height(pose)
+
+
+def _flow(
+    source: np.ndarray, target: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pyramidal Lucas-Kanade from `source` to `target`: the points moved and their status."""
+    import cv2
+
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
+        source,
+        target,
+        points,
+        None,
+        winSize=_LK_WINDOW,
+        maxLevel=_LK_LEVELS,
+        criteria=_LK_CRITERIA,
+    )
+    return moved, status
 
 
 def _height(pose: Pose) -> float:
