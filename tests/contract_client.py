@@ -125,6 +125,10 @@ class ContractPeer:
                 self.held.append(message)
                 del self.held[:-200]
 
+    def drop_held(self, kind: str) -> None:
+        """Forget unread messages of this type (those sent before a change being tested)."""
+        self.held = [message for message in self.held if message.get("type") != kind]
+
     def send(self, payload: Any) -> None:
         self.channel.send(payload if isinstance(payload, str) else json.dumps(payload))
 

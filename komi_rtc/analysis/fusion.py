@@ -218,7 +218,12 @@ class StationFusion:
 
     def _analysis(self, source: ViewFrame | None, group: list[ViewFrame]) -> dict[str, Any] | None:
         if source is None or source.analysis is None:
-            base: dict[str, Any] = {"exercise": self.exercise.id}
+            # the same fields a view's analysis names its exercise by, so pages show one name
+            base: dict[str, Any] = {
+                "exercise": self.exercise.id,
+                "exercise_name": self.exercise.name,
+                "kind": self.exercise.kind,
+            }
         else:
             base = dict(source.analysis)
         feedback: dict[str, Any] = {}
