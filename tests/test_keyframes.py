@@ -29,7 +29,8 @@ from komi_rtc.pose.model_choice import (
     landmark_model_path,
 )
 from komi_rtc.pose.worker_pool import PoseWorkerPool
-from komi_rtc.server.camera_session import CameraSession, frame_time_ms, movement_signal
+from komi_rtc.server.camera_session import CameraSession
+from komi_rtc.server.frame_results import frame_time_ms, movement_signal
 from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
 from komi_rtc.synthetic.performance import Tempo
 

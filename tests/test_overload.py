@@ -62,7 +62,7 @@ def test_nothing_is_judged_in_the_first_seconds():
 
 async def test_a_camera_sending_faster_than_analysis_is_reported_busy(server, caplog):
     """A legacy client floods JPEGs as fast as it can: far more than one worker analyses."""
-    caplog.set_level(logging.INFO, logger="komi_rtc.server.camera_session")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.analysis_rate")
     jpeg = person_jpeg_base64(3)
     messages: list[dict] = []
     async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:

@@ -10,7 +10,8 @@ from komi_rtc.analysis.catalog import default_catalog
 from komi_rtc.history.recorder import SetRecorder
 from komi_rtc.history.store import History, HistoryStore
 from komi_rtc.media.capture_clock import CaptureClock
-from komi_rtc.server.stations import Station, ViewItem
+from komi_rtc.server.station_pairing import ViewItem
+from komi_rtc.server.stations import Station
 
 SEEN = [{"keypoints": [{"x": 320.0, "y": 240.0, "confidence": 0.9}]}]  # someone in view
 

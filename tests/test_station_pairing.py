@@ -11,7 +11,7 @@ import pytest
 
 from komi_rtc.protocol import InvalidRequest
 from komi_rtc.protocol.requests import parse_offer
-from komi_rtc.server.stations import Pairer, ViewItem
+from komi_rtc.server.station_pairing import Pairer, ViewItem
 
 CAPTURE_S = 1 / 15
 

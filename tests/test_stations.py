@@ -21,7 +21,7 @@ from komi_rtc.analysis.fusion import StationFusion, ViewFrame
 from komi_rtc.media.aiortc_adapter import stamp_sender_reports
 from komi_rtc.media.capture_clock import CaptureClock
 from komi_rtc.media.rtp_timestamps import SenderTimestampOrigin, lookup_pts
-from komi_rtc.server.stations import MAX_WAITING, Pairer, ViewItem
+from komi_rtc.server.station_pairing import MAX_WAITING, Pairer, ViewItem
 from komi_rtc.synthetic.exercise_video import ExercisingPersonSource
 
 TIME_BASE = fractions.Fraction(1, 90000)

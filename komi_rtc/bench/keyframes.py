@@ -20,7 +20,7 @@ import numpy as np
 from ..analysis.live import LiveAnalysis
 from ..pose.keyframes import KeyframeTracker
 from ..pose.model_choice import PoseSettings, create_estimator
-from ..server.camera_session import movement_signal
+from ..server.frame_results import movement_signal
 
 
 @dataclass(frozen=True)

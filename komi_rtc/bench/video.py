@@ -34,7 +34,7 @@ import numpy as np
 from ..analysis.live import LiveAnalysis
 from ..pose.estimator import Pose
 from ..pose.native_log import filter_native_stderr
-from ..server.camera_session import movement_signal
+from ..server.frame_results import movement_signal
 from ..synthetic import MOTIONS
 from .analysis import FRAMING_CUES, error_figures, errors_cell, errors_meet, match_errors
 from .appearances import filming_for

@@ -8,8 +8,12 @@ overload: frames skipped because of it are skipped on purpose.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from dataclasses import dataclass
 from typing import Literal
+
+logger = logging.getLogger(__name__)
 
 Transition = Literal["overloaded", "recovered"] | None
 
@@ -86,3 +90,35 @@ class AnalysisRate:
             self.overloaded = False
             return "recovered"
         return None
+
+
+@dataclass
+class SessionStats:
+    """A camera's frame counts, for `/stats`."""
+
+    frames_received: int = 0
+    frames_analysed: int = 0
+    analysis_failures: int = 0
+
+    @property
+    def frames_skipped(self) -> int:
+        return max(0, self.frames_received - self.frames_analysed - self.analysis_failures)
+
+
+def log_transition(camera_id: str, rate: AnalysisRate, transition: Transition) -> None:
+    """One line when a camera starts skipping frames for lack of CPU, one when it keeps up."""
+    if transition == "overloaded":
+        logger.warning(
+            "[%s] server busy: analysing %.1f of %.1f fps; older frames are skipped, "
+            "not queued (more --workers, a lower camera fps or --analysis-fps help)",
+            camera_id,
+            rate.analysed_fps,
+            rate.received_fps,
+        )
+    elif transition == "recovered":
+        logger.info(
+            "[%s] keeping up again: analysing %.1f of %.1f fps",
+            camera_id,
+            rate.analysed_fps,
+            rate.received_fps,
+        )

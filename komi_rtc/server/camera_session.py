@@ -12,8 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import av
 import numpy as np
@@ -31,14 +30,14 @@ from ..pose.worker_pool import CameraPoseChannel, PoseResult, WorkerFailed
 from ..protocol.messages import (
     ExerciseSet,
     FrameProcessed,
-    FrameTiming,
     PersonSet,
-    PoseTracking,
     WireMessage,
     encode,
 )
-from .analysis_rate import AnalysisRate, Transition
-from .stations import ViewItem
+from .analysis_rate import AnalysisRate, SessionStats, log_transition
+from .frame_results import frame_processed, frame_time_ms, movement_signal
+from .message_sinks import MessageSink
+from .station_pairing import ViewItem
 
 logger = logging.getLogger(__name__)
 
@@ -49,65 +48,9 @@ RECENT_FRAMES = 16
 # a camera ended for its own bad input waits this long for its data channel to open, so it
 # can read why (its first video can arrive before the channel is open)
 ERROR_WAIT_S = 3.0
-_MAX_BUFFERED_BYTES = 256 * 1024  # a peer this far behind misses messages, never delays others
-
-
-class MessageSink(Protocol):
-    """Where results go: a `komi` data channel or a legacy WebSocket."""
-
-    def send_text(self, text: str) -> bool:
-        """Send without waiting; False when the peer is gone or too far behind."""
-        ...
-
-
-class DataChannelSink:
-    """A peer's `komi` data channel; a peer too far behind misses messages."""
-
-    def __init__(self, channel: Any) -> None:
-        self._channel = channel
-
-    def send_text(self, text: str) -> bool:
-        channel = self._channel
-        if channel.readyState != "open" or channel.bufferedAmount > _MAX_BUFFERED_BYTES:
-            return False
-        channel.send(text)
-        return True
-
-
-@dataclass
-class SessionStats:
-    frames_received: int = 0
-    frames_analysed: int = 0
-    analysis_failures: int = 0
-
-    @property
-    def frames_skipped(self) -> int:
-        return max(0, self.frames_received - self.frames_analysed - self.analysis_failures)
 
 
 ResultListener = Callable[["CameraSession", FrameProcessed], None]
-
-
-def frame_time_ms(item: ReceivedFrame) -> int:
-    """When the frame was captured, in milliseconds of the camera's own clock as far as it
-    says (the legacy protocol's `timestamp`), else of its pts: the model's smoothing then
-    follows the real intervals, also when frames are skipped. Per camera only; the worker
-    makes the times strictly increasing."""
-    if item.camera_time is not None:
-        return int(item.camera_time * 1000)
-    return item.pts // 90
-
-
-def movement_signal(analysis: dict[str, Any] | None) -> float | None:
-    """The joint angle the analysis follows (its first), read from the snapshot it sends
-    anyway: the pose worker runs the model near a repetition's turning point."""
-    if not analysis or analysis.get("phase") not in ("rest", "working"):
-        return None
-    angles = analysis.get("angles")
-    if not isinstance(angles, dict) or not angles:
-        return None
-    value = next(iter(angles.values()))
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 class CameraSession:
@@ -388,7 +331,7 @@ class CameraSession:
         for sink in tuple(self._sinks):
             sink.send_text(text)
 
-    def _frame_to_analyse(self, waited_on: ReceivedFrame) -> ReceivedFrame:
+    def _frame_to_analyse(self, waited_on: ReceivedFrame) -> ReceivedFrame | None:
         newest = self.newest.latest or waited_on
         station = self.station
         if station is None or len(self._recent) < 2:
@@ -397,8 +340,16 @@ class CameraSession:
         candidates = [
             (clock.estimate(f.pts, f.received_wall, f.camera_time), f) for f in self._recent
         ]
-        chosen: ReceivedFrame = station.frame_to_analyse(self.camera_id, candidates)
+        chosen: ReceivedFrame | None = station.frame_to_analyse(self.camera_id, candidates)
         return chosen
+
+    def newest_capture_time(self) -> float | None:
+        """When this camera's newest received frame was captured (server clock), for a
+        station choosing the instant its cameras analyse."""
+        if not self._recent:
+            return None
+        frame = self._recent[-1]
+        return self.capture_clock.estimate(frame.pts, frame.received_wall, frame.camera_time)
 
     def _station_counts(self) -> bool:
         return self.station is not None and bool(self.station.counts_reps)
@@ -477,11 +428,17 @@ class CameraSession:
                     await asyncio.sleep(wait)  # --analysis-fps cap, then take the newest
                     seen, item = self.newest.version, self.newest.latest or item
                 next_allowed = time.monotonic() + self._min_interval_s
+            station = self.station
+            if station is not None:  # a busy station analyses its cameras' instants in rounds
+                await station.wait_for_round(self.camera_id)
             try:
                 async with self._pose_channel.turn():
                     # the worker is ours now: take the newest frame, not the one we waited on
                     # (in a station: the frame of the instant its other cameras analyse)
-                    seen, item = self.newest.version, self._frame_to_analyse(item)
+                    seen, chosen = self.newest.version, self._frame_to_analyse(item)
+                    if chosen is None:
+                        continue  # the station's instant has not arrived here yet: wait
+                    item = chosen
                     layout = self._write_frame(item)
                     result = await self._pose_channel.analyse(
                         layout, frame_time_ms(item), self._movement
@@ -491,7 +448,7 @@ class CameraSession:
                 logger.warning("[%s] pose analysis failed: %s", self.camera_id, exc)
                 continue
             self.stats.frames_analysed += 1
-            self._note_rate(self.rate.frame_analysed(time.monotonic()))
+            log_transition(self.camera_id, self.rate, self.rate.frame_analysed(time.monotonic()))
             # never more than one waits: this loop always waits for the worker in between
             self._results.put_nowait((item, result))
 
@@ -509,24 +466,6 @@ class CameraSession:
             else:
                 self._fan_out(item, result)
 
-    def _note_rate(self, transition: Transition) -> None:
-        rate = self.rate
-        if transition == "overloaded":
-            logger.warning(
-                "[%s] server busy: analysing %.1f of %.1f fps; older frames are skipped, "
-                "not queued (more --workers, a lower camera fps or --analysis-fps help)",
-                self.camera_id,
-                rate.analysed_fps,
-                rate.received_fps,
-            )
-        elif transition == "recovered":
-            logger.info(
-                "[%s] keeping up again: analysing %.1f of %.1f fps",
-                self.camera_id,
-                rate.analysed_fps,
-                rate.received_fps,
-            )
-
     def _write_frame(self, item: ReceivedFrame) -> tuple[str, int, int]:
         if item.rgb is not None:
             return self._pose_channel.write_rgb(item.rgb)
@@ -543,28 +482,8 @@ class CameraSession:
         self._movement = movement_signal(analysis)
         if self._recorder is not None and not self._station_counts():
             self._recorder.frame(analysis, [e.rep for e in events], bool(pose_json), now)
-        message = FrameProcessed(
-            camera_id=self.camera_id,
-            frame_pts=item.pts,
-            timestamp=now,
-            width=width,
-            height=height,
-            poses=pose_json,
-            timing=FrameTiming(
-                receive=item.received_wall,
-                inference_ms=result.inference_ms,
-                server_ms=(time.monotonic() - item.received_monotonic) * 1000,
-                received_fps=self.rate.received_fps,
-                analysed_fps=self.rate.analysed_fps,
-                overloaded=self.rate.overloaded,
-            ),
-            analysis=analysis,
-            client_id=self.camera_id if self.kind == "websocket" else None,
-            tracking=PoseTracking(
-                "flow" if result.tracked else "model", result.since_model, result.person_id
-            )
-            if result.poses
-            else None,
+        message = frame_processed(
+            self.camera_id, self.kind, item, result, pose_json, analysis, self.rate, now
         )
         self._latest_pose_data = message.pose_data
         if analysis is not None and analysis.get("phase") == "working":

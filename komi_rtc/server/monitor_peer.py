@@ -35,9 +35,10 @@ from ..protocol.messages import (
     encode,
 )
 from .access import Grant
-from .camera_session import CameraSession, DataChannelSink
+from .camera_session import CameraSession
 from .control import accept_one_channel, handle_control_message
 from .limits import MessageRate
+from .message_sinks import DataChannelSink
 
 logger = logging.getLogger(__name__)
 

@@ -64,12 +64,13 @@ from .access import (
     presented_token,
 )
 from .camera_registry import CameraRegistry
-from .camera_session import CameraSession, DataChannelSink
+from .camera_session import CameraSession
 from .cluster import Cluster, client_address, forward, forwarded, forwarded_grant
 from .config import ServerConfig
 from .control import accept_one_channel, handle_control_message
 from .http_bodies import read_body
 from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
+from .message_sinks import DataChannelSink
 from .monitor_peer import MonitorPeer
 from .stations import StationRegistry
 

@@ -28,7 +28,8 @@ from ..multiview import (
     to_toml,
 )
 from ..protocol import InvalidRequest, KomiError, validate_camera_id
-from .stations import Station, ViewItem
+from .station_pairing import ViewItem
+from .stations import Station
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,12 @@ every view's errors), recorded under the station's id, and none per camera.
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import logging
 import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -46,6 +45,8 @@ from ..protocol.messages import (
     encode,
 )
 from .limits import ServerFull
+from .station_instants import SharedInstants
+from .station_pairing import MIN_INTERVAL_S, Pairer, ViewItem
 
 logger = logging.getLogger(__name__)
 
@@ -53,227 +54,11 @@ T = TypeVar("T")
 
 MAX_CAMERAS = 4
 MAX_STATIONS = 64  # stations nobody streams to are dropped first to make room
-MAX_WAIT_S = 0.15  # a group waits this long for a late view, then goes on without it
-MAX_WAIT_BUSY_S = 1.5  # ... or, on a server analysing frames further apart, up to this
-MAX_WAITING = 8  # frames of one camera waiting for partners; the oldest is let go first
-DEFAULT_INTERVAL_S = 1 / 15
-MIN_INTERVAL_S = 1 / 240  # closer capture times are one frame seen twice, not an interval
 STATURE_POSES = 150  # the last 3-D poses the person's stature is estimated from
-INTERVAL_WINDOW = 32  # analysed frames whose smallest capture step is the capture interval
 
 
 class UnknownStation(KomiError):
     status = 404
-
-
-@dataclass
-class ViewItem:
-    """One camera's analysed frame, as a station sees it."""
-
-    camera_id: str
-    captured: float  # server clock
-    pts: int
-    poses: list[dict[str, Any]]
-    width: int
-    height: int
-    analysis: dict[str, Any] | None
-    reps: list[dict[str, Any]]
-    arrived: float = field(default_factory=time.monotonic)
-    capture_interval_s: float | None = None  # the camera's, from its received frames
-    clock: str | None = None  # the camera's clock, as its offer named it
-    camera_captured: float | None = None  # capture time in that clock (s)
-
-    def after(self, other: ViewItem) -> float:
-        """How much later (s) this frame was captured than `other`: on their own clock
-        when both cameras name one (exact: the estimate of its offset to the server's
-        clock moves while a busy server analyses one instant's views a second apart),
-        else on the server's clock."""
-        if (
-            self.clock is not None
-            and self.clock == other.clock
-            and self.camera_captured is not None
-            and other.camera_captured is not None
-        ):
-            return self.camera_captured - other.camera_captured
-        return self.captured - other.captured
-
-    def keypoints(self) -> np.ndarray | None:
-        """The most prominent person as (33, 3): x px, y px, confidence."""
-        if not self.poses:
-            return None
-
-        def area(pose: dict[str, Any]) -> float:
-            xs = [k["x"] for k in pose["keypoints"]]
-            ys = [k["y"] for k in pose["keypoints"]]
-            return (max(xs) - min(xs)) * (max(ys) - min(ys))
-
-        pose = max(self.poses, key=area)
-        return np.array(
-            [[k["x"], k["y"], k.get("confidence", 1.0)] for k in pose["keypoints"]], np.float64
-        )
-
-
-class Pairer:
-    """Groups the newest frames of a station's cameras whose capture times lie within half
-    a capture interval (the cameras' own, learnt from the capture times, not the interval
-    of the analysed frames, which grows under load); never holds a frame longer than
-    `max_wait_s`."""
-
-    def __init__(
-        self, emit: Callable[[list[ViewItem]], None], max_wait_s: float = MAX_WAIT_S
-    ) -> None:
-        self._emit = emit
-        self._max_wait_s = max_wait_s
-        self.cameras: list[str] = []
-        self._waiting: dict[str, deque[ViewItem]] = {}
-        self._last_captured: dict[str, float] = {}
-        self._last_item: dict[str, ViewItem] = {}
-        self._interval: dict[str, float] = {}  # capture interval (s) of each camera
-        self._steps: dict[str, deque[float]] = {}
-        self._last_arrival: dict[str, float] = {}
-        self._arrival_step: dict[str, float] = {}  # seconds between a camera's analysed frames
-        self._timer: asyncio.TimerHandle | None = None
-
-    @property
-    def tolerance_s(self) -> float:
-        """Half the shortest capture interval of the station's cameras: two frames further
-        apart than that are of different instants, however slowly they are analysed."""
-        intervals = [self._interval.get(c, DEFAULT_INTERVAL_S) for c in self.cameras]
-        return 0.5 * min(intervals, default=DEFAULT_INTERVAL_S)
-
-    @property
-    def wait_s(self) -> float:
-        """How long a frame waits for the other views: `max_wait_s`, or, when the cameras'
-        frames are analysed further apart than that (a busy server, whose cameras then take
-        the same instants in turn: Station.frame_to_analyse), a little over the longest
-        step between a camera's analysed frames, up to `MAX_WAIT_BUSY_S`."""
-        steps = [self._arrival_step[c] for c in self.cameras if c in self._arrival_step]
-        busy = 1.2 * max(steps, default=0.0)
-        return min(MAX_WAIT_BUSY_S, max(self._max_wait_s, busy))
-
-    @property
-    def analysed_step_s(self) -> float | None:
-        """The longest of the cameras' steps between analysed frames (seconds)."""
-        steps = [self._arrival_step[c] for c in self.cameras if c in self._arrival_step]
-        return max(steps) if steps else None
-
-    def set_cameras(self, cameras: list[str]) -> None:
-        self.cameras = list(cameras)
-        for camera_id in list(self._waiting):
-            if camera_id not in cameras:
-                del self._waiting[camera_id]
-
-    def add(self, item: ViewItem) -> None:
-        previous = self._last_captured.get(item.camera_id)
-        if previous is not None and MIN_INTERVAL_S <= item.captured - previous < 1.0:
-            # analysed frames are whole capture intervals apart (a busy worker skips
-            # frames): the smallest recent step is at most the capture interval, and the
-            # camera's received frame rate tells it when no two analysed frames are adjacent
-            steps = self._steps.setdefault(item.camera_id, deque(maxlen=INTERVAL_WINDOW))
-            steps.append(item.captured - previous)
-            self._interval[item.camera_id] = fundamental_step(steps) or DEFAULT_INTERVAL_S
-        hint = item.capture_interval_s
-        if hint is not None and MIN_INTERVAL_S <= hint < self._interval.get(item.camera_id, 1.0):
-            self._interval[item.camera_id] = hint
-        self._last_captured[item.camera_id] = item.captured
-        self._last_item[item.camera_id] = item
-        last_arrival = self._last_arrival.get(item.camera_id)
-        if last_arrival is not None and item.arrived - last_arrival < MAX_WAIT_BUSY_S:
-            step = item.arrived - last_arrival
-            old = self._arrival_step.get(item.camera_id, step)
-            self._arrival_step[item.camera_id] = 0.7 * old + 0.3 * step
-        self._last_arrival[item.camera_id] = item.arrived
-        queue = self._waiting.setdefault(item.camera_id, deque())
-        if len(queue) >= MAX_WAITING:
-            _carry_reps(queue.popleft(), queue[0] if queue else item)
-        queue.append(item)
-        self._pair(item)
-        self._expire()
-
-    def _nearest(self, camera_id: str, item: ViewItem) -> ViewItem | None:
-        queue = self._waiting.get(camera_id)
-        if not queue:
-            return None
-        best = min(queue, key=lambda i: abs(i.after(item)))
-        return best if abs(best.after(item)) <= self.tolerance_s else None
-
-    def _take(self, group: list[ViewItem]) -> None:
-        for item in group:
-            queue = self._waiting[item.camera_id]
-            while any(waiting is item for waiting in queue):
-                # this frame and older ones of that camera are done (they come in order)
-                skipped = queue.popleft()
-                if skipped is not item:
-                    _carry_reps(skipped, item)
-        self._emit(group)
-
-    def _pair(self, item: ViewItem) -> None:
-        """Emit every group that is complete: each other camera either has a frame of
-        the instant or has already sent a later one (frames of a camera come in capture
-        order, so none of that instant will come); oldest first."""
-        del item  # any waiting frame may be complete now, not only the new one
-        while True:
-            waiting = sorted(
-                (i for queue in self._waiting.values() for i in queue), key=lambda i: i.captured
-            )
-            for candidate in waiting:
-                group = self._complete(candidate)
-                if group is not None:
-                    self._take(group)
-                    break
-            else:
-                return
-
-    def _complete(self, item: ViewItem) -> list[ViewItem] | None:
-        group = [item]
-        for camera_id in self.cameras:
-            if camera_id == item.camera_id:
-                continue
-            partner = self._nearest(camera_id, item)
-            if partner is not None:
-                group.append(partner)
-                continue
-            last = self._last_item.get(camera_id)
-            if last is None or last.after(item) <= self.tolerance_s:
-                return None  # wait for it (bounded by _expire)
-        return group
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        while True:
-            waiting = [q[0] for q in self._waiting.values() if q]
-            if not waiting:
-                break
-            oldest = min(waiting, key=lambda i: i.arrived)
-            wait_s = self.wait_s
-            if now - oldest.arrived < wait_s:
-                self._schedule(oldest.arrived + wait_s - now)
-                return
-            group = [oldest]
-            for camera_id in self.cameras:
-                if camera_id != oldest.camera_id:
-                    partner = self._nearest(camera_id, oldest)
-                    if partner is not None:
-                        group.append(partner)
-            self._take(group)
-
-    def _schedule(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._expire)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._waiting.clear()
-
-
-def _carry_reps(skipped: ViewItem, later: ViewItem) -> None:
-    """A frame left out of every group may still have completed a rep: the camera's next
-    grouped frame carries it, or the station would never count (or confirm) that rep."""
-    if skipped.reps:
-        later.reps[:0] = skipped.reps
 
 
 class Station:
@@ -307,9 +92,7 @@ class Station:
         self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
         self._size_problem = ""
         self._poses3d: deque[np.ndarray] = deque(maxlen=STATURE_POSES)
-        self._analysed_until: dict[
-            str, float
-        ] = {}  # camera -> capture time analysed last  # (33, 4) x, y, z, conf
+        self.instants = SharedInstants()  # which instant a busy server analyses
         self._clocks: dict[str, ClockOffsets] = {}  # clock id -> the offsets its cameras share
 
     @property
@@ -346,6 +129,7 @@ class Station:
             del self.members[camera_id]
             setattr(session, "station", None)  # noqa: B010 (a session, typed Any here)
             clock.share(None)
+            self.instants.forget(camera_id)
             if camera_id not in self.listed and camera_id in self.wanted:
                 self.wanted.remove(camera_id)
             self.pairer.set_cameras(sorted(self.members))
@@ -379,40 +163,37 @@ class Station:
     def on_view(self, item: ViewItem) -> None:
         self.pairer.add(item)
 
-    def frame_to_analyse(self, camera_id: str, candidates: list[tuple[float, T]]) -> T:
+    def frame_to_analyse(self, camera_id: str, candidates: list[tuple[float, T]]) -> T | None:
         """Which of a camera's last frames (capture time, frame; oldest first) its worker
-        should analyse. For a station whose cameras all name one clock (one process's): a
-        server that analyses each camera's frames `n` capture intervals
-        apart analyses, of every camera, the newest frame whose instant is a multiple of
-        `n` intervals (a grid the cameras share), instead of each camera's newest: the
-        cameras then analyse the same instants, and groups hold every view (on the lab
-        footage under load, 93% of groups held one view before). A server that keeps up
-        (`n` = 1) analyses the newest frame. Costs up to `n` - 1 intervals of latency."""
+        should analyse: the newest, or, on a busy server whose station cameras all name one
+        clock (one process's), the frame of the instant the station's cameras analyse this
+        round (station_instants.py), or None while that instant has not arrived from this camera.
+        Phones and other cameras of their own clocks keep the
+        newest frame (a shared grid tried on two unsynchronised cameras halved their pairs)."""
         newest_time, newest = candidates[-1]
-        interval = 2.0 * self.pairer.tolerance_s
-        steps = self.pairer.analysed_step_s
         clocks = {getattr(s, "clock_id", None) for s in self.members.values()}
-        if len(clocks) != 1 or None in clocks:
-            # only cameras of one clock capture on one grid; others (phones) keep the
-            # newest frame (a grid tried on two unsynchronised cameras halved their pairs)
+        if len(clocks) != 1 or None in clocks or len(candidates) < 2:
             return newest
-        if interval <= 0 or steps is None or len(candidates) < 2:
-            return newest
-        n = max(1, min(len(candidates), round(steps / interval)))
-        if n == 1:
-            return newest
-        last = self._analysed_until.get(camera_id, float("-inf"))
-        for capture_time, frame in reversed(candidates):
-            if capture_time <= last + 0.5 * interval:
-                break  # analysed already: never go back
-            # within half an interval of the grid: cameras that do not capture in phase
-            # (phones) still take frames that pair
-            period = n * interval
-            if abs(capture_time - period * round(capture_time / period)) <= 0.5 * interval:
-                self._analysed_until[camera_id] = capture_time
-                return frame
-        self._analysed_until[camera_id] = newest_time
-        return newest
+        # the capture interval, from this camera's received frames (the pairer learns it
+        # from analysed frames, which a busy server analyses seconds apart)
+        times = [t for t, _ in candidates]
+        steps = [b - a for a, b in itertools.pairwise(times) if MIN_INTERVAL_S <= b - a]
+        interval = fundamental_step(steps) or 2.0 * self.pairer.tolerance_s
+        analysed_step = self.pairer.analysed_step_s
+        busy = analysed_step is not None and analysed_step >= 1.5 * interval
+        received = {}
+        for member_id, session in self.members.items():
+            captured = session.newest_capture_time()
+            if captured is not None:
+                received[member_id] = captured
+        received[camera_id] = newest_time
+        return self.instants.choose(
+            camera_id, candidates, received, interval, busy, self.pairer.wait_s
+        )
+
+    async def wait_for_round(self, camera_id: str) -> None:
+        """Before a camera takes a worker (see `frame_to_analyse`)."""
+        await self.instants.wait_turn(camera_id)
 
     def _broadcast(self, message: WireMessage) -> None:
         text = encode(message)
@@ -564,6 +345,7 @@ class Station:
 
     def close(self) -> None:
         self.pairer.close()
+        self.instants.close()
         if self._recorder is not None:
             self._recorder.close(time.time())
 
