@@ -83,3 +83,34 @@ def test_views_labelled_right_are_never_taken_mirrored(cameras):
         result = triangulate_points(calibration, _views(cameras, points, rng), 15.0)
         assert result.mirrored == ()
         assert np.linalg.norm(result.points[LIMBS] - points[LIMBS], axis=1).max() < 0.04
+
+
+@pytest.mark.parametrize("mirrored_view", [None, "front_left", "left"])
+def test_two_views_one_mirrored_take_the_labelling_that_continues_the_last_pose(
+    cameras, mirrored_view
+):
+    """Two views: flipping either gives the same points with left and right swapped. With
+    a pose of a moment ago the right labelling wins, whichever view was mirrored; without
+    one, the points are right up to that swap."""
+    pair = {c: cameras[c] for c in ("front_left", "left")}
+    calibration = StationCalibration(pair, "board", 0.0)
+    rng = np.random.default_rng(7)
+    instants = _instants(12)
+    blind_errors = []
+    for before, points in zip(instants, instants[1:], strict=False):
+        views = _views(pair, points, rng)
+        if mirrored_view is None:  # labelled right: never taken mirrored
+            result = triangulate_points(calibration, views, 15.0, previous=before)
+            plain = triangulate_points(calibration, views, 15.0, test_mirrored=False)
+            assert result.mirrored == () and np.allclose(result.points, plain.points)
+            continue
+        views[mirrored_view] = mirrored_keypoints(views[mirrored_view])
+        # without a pose before, the mismatched joints pass the gate a few centimetres off
+        blind = triangulate_points(calibration, views, max_reprojection_px=15.0)
+        blind_errors.append(np.linalg.norm(blind.points[LIMBS] - points[LIMBS], axis=1).max())
+        result = triangulate_points(calibration, views, max_reprojection_px=15.0, previous=before)
+        assert result.mirrored == (mirrored_view,)
+        labelled_right = dict(views, **{mirrored_view: mirrored_keypoints(views[mirrored_view])})
+        right = triangulate_points(calibration, labelled_right, max_reprojection_px=15.0)
+        assert np.allclose(result.points[LIMBS], right.points[LIMBS], atol=1e-6)
+    assert mirrored_view is None or max(blind_errors) > 0.05  # what the pose before is for

@@ -158,13 +158,16 @@ def triangulate_points(
     max_reprojection_px: float = DEFAULT_GATE_PX,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     test_mirrored: bool = True,
+    previous: np.ndarray | None = None,
 ) -> Triangulated:
     """Triangulate one instant. `views` maps a camera id of the calibration to its (N, 3)
     x, y (pixels), confidence (or an (N, 4) BlazePose array; N is 33); cameras the
     calibration does not know, and keypoints below `min_confidence`, are ignored.
     `test_mirrored`: first test each view's whole mirrored labelling against the other
     views and keep whichever agrees (`Triangulated.mirrored` names the views taken
-    mirrored). All joints are solved at once (batched numpy): a few milliseconds."""
+    mirrored). `previous`: a 3-D pose of a moment ago ((33, 3) or (33, 4) with confidence),
+    which tells two views' labellings apart (see `_two_views`). All joints are solved at
+    once (batched numpy): a few milliseconds."""
     ids = [cid for cid in views if cid in calibration.cameras]
     cameras = [calibration.cameras[cid] for cid in ids]
     count = np.asarray(views[ids[0]]).shape[0] if ids else len(KEYPOINT_NAMES)
@@ -178,6 +181,22 @@ def triangulate_points(
     result = _triangulate_gated(cameras, pixels, conf, max_reprojection_px, min_confidence)
     if not test_mirrored or count != len(MIRROR):
         return result
+    raw = pixels.copy(), conf.copy()
+    result = _mirror_tested(cameras, ids, pixels, conf, result, max_reprojection_px, min_confidence)
+    if n_cams == 2:
+        return _two_views(cameras, ids, *raw, result, max_reprojection_px, min_confidence, previous)
+    return result
+
+
+def _mirror_tested(
+    cameras: list[CameraModel],
+    ids: list[str],
+    pixels: np.ndarray,
+    conf: np.ndarray,
+    result: Triangulated,
+    max_reprojection_px: float,
+    min_confidence: float,
+) -> Triangulated:
     # the mirror test costs several triangulations: only when views were dropped from
     # several left/right joints (the gate alone may drop a good view instead of the
     # mirrored one: two views cannot tell a mirror, so the one left agrees either way)
@@ -192,6 +211,67 @@ def triangulate_points(
         pixels[c], conf[c] = pixels[c][MIRROR], conf[c][MIRROR]
     result = _triangulate_gated(cameras, pixels, conf, max_reprojection_px, min_confidence)
     return replace(result, mirrored=tuple(ids[c] for c in mirrored))
+
+
+def _two_views(
+    cameras: list[CameraModel],
+    ids: list[str],
+    pixels: np.ndarray,
+    conf: np.ndarray,
+    result: Triangulated,
+    max_reprojection_px: float,
+    min_confidence: float,
+    previous: np.ndarray | None,
+) -> Triangulated:
+    """Two views cannot tell a whole-body mirrored labelling from the right one: flipping
+    one view or the other gives the same points with left and right swapped, and two views
+    close together pass the mismatched joints through the gate (a few centimetres off). With
+    `previous` (a pose of a moment ago), the views as labelled are compared with one view
+    flipped: the geometry whose left/right joints reproject closer is kept (the mismatched
+    joints miss by more than keypoint noise), and of its two labellings, the one that
+    continues `previous` (left and right are decimetres apart) wins. Without `previous`,
+    `result` (the mirror test's) stands: a flip would be a guess."""
+    if previous is None:
+        return result
+    before = np.asarray(previous, np.float64)
+    known = np.isfinite(before[:, :3]).all(axis=1)
+    if before.shape[1] > 3:
+        known &= before[:, 3] > 0
+    sided = np.array([i != j for i, j in enumerate(MIRROR)])
+    raw = pixels.copy(), conf.copy()
+    plain = _triangulate_gated(cameras, *raw, max_reprojection_px, min_confidence)
+    flip_pixels, flip_conf = raw[0].copy(), raw[1].copy()
+    flip_pixels[0], flip_conf[0] = flip_pixels[0][MIRROR], flip_conf[0][MIRROR]
+    flipped = _triangulate_gated(
+        cameras, flip_pixels, flip_conf, max_reprojection_px, min_confidence
+    )
+
+    def sided_error(candidate: Triangulated) -> float:
+        good = sided & np.isfinite(candidate.error_px) & (candidate.confidence > 0)
+        return float(np.median(candidate.error_px[good])) if good.sum() >= 4 else np.inf
+
+    def swapped(candidate: Triangulated, mirrored: tuple[str, ...]) -> Triangulated:
+        return Triangulated(
+            candidate.points[MIRROR],
+            candidate.confidence[MIRROR],
+            candidate.error_px[MIRROR],
+            candidate.views[MIRROR],
+            mirrored,
+        )
+
+    if sided_error(flipped) < sided_error(plain):
+        options = [replace(flipped, mirrored=(ids[0],)), swapped(flipped, (ids[1],))]
+    else:
+        options = [plain, swapped(plain, tuple(ids))]
+
+    def distance(candidate: Triangulated) -> float:
+        both = sided & known & (candidate.confidence > 0)
+        if both.sum() < 4:
+            return np.inf
+        return float(np.median(np.linalg.norm(candidate.points[both] - before[both, :3], axis=1)))
+
+    best = min(options, key=distance)
+    return best if np.isfinite(distance(best)) else result
 
 
 def _nothing(count: int) -> Triangulated:

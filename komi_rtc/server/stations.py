@@ -92,6 +92,7 @@ class Station:
         self._scaled: tuple[StationCalibration, Any, StationCalibration] | None = None
         self._size_problem = ""
         self._poses3d: deque[np.ndarray] = deque(maxlen=STATURE_POSES)
+        self._last_pose3d: tuple[float, np.ndarray] | None = None  # (captured, (33, 4))
         self.instants = SharedInstants()  # which instant a busy server analyses
         self._clocks: dict[str, ClockOffsets] = {}  # clock id -> the offsets its cameras share
 
@@ -268,8 +269,14 @@ class Station:
             if seen is None:
                 return None, []
             gate = gate_px(list(sizes.values()))  # the gate follows the frame size
-            result = triangulate_points(seen, views, max_reprojection_px=gate)
-            self._poses3d.append(np.column_stack([result.points, result.confidence]))
+            captured = statistics.fmean(item.captured for item in group)
+            previous = None
+            if self._last_pose3d is not None and 0 < captured - self._last_pose3d[0] <= 1.0:
+                previous = self._last_pose3d[1]  # tells two views' labellings apart
+            result = triangulate_points(seen, views, max_reprojection_px=gate, previous=previous)
+            pose = np.column_stack([result.points, result.confidence])
+            self._poses3d.append(pose)
+            self._last_pose3d = (captured, pose)
             return wire_pose3d(result), list(result.mirrored)
         except (ValueError, np.linalg.LinAlgError) as exc:
             logger.warning("station %s: triangulation failed: %s", self.id, exc)
