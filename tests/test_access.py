@@ -17,9 +17,9 @@ from harness import wait_for
 
 from komi_rtc.server.access import TokenAuthority, load_admin_token
 from komi_rtc.server.app_keys import RULES
-from komi_rtc.server.cli import Links, _announce
 from komi_rtc.server.config import ServerConfig
 from komi_rtc.server.middleware import Rule
+from komi_rtc.server.start_banner import Links, start_banner
 
 FOREIGN = "http://evil.example"
 
@@ -385,7 +385,7 @@ async def test_open_mode_needs_no_token_and_says_so_loudly(start_server):
             json={},
         )
         assert status == 403
-    banner = _announce(ServerConfig(open_access=True, host="127.0.0.1"), Links(None, 60))
+    banner = start_banner(ServerConfig(open_access=True, host="127.0.0.1"), Links(None, 60))
     assert "ACCESS CONTROL IS OFF" in banner and "?token=" not in banner
 
 
@@ -393,7 +393,7 @@ def test_the_banner_links_carry_working_tokens(tmp_path):
     config = ServerConfig(host="127.0.0.1", state_dir=tmp_path, https=True)
     admin = load_admin_token(None, None, tmp_path)
     authority = TokenAuthority(admin)
-    banner = _announce(config, Links(authority, 3600))
+    banner = start_banner(config, Links(authority, 3600))
     monitor = banner.split("/monitor?token=")[1].split()[0]
     camera = banner.split("/camera?token=")[1].split()[0]
     assert authority.check(monitor).role == "monitor"

@@ -63,7 +63,7 @@ async def _open_firefox_camera(firefox: Firefox, url: str, camera_id: str, **par
 async def test_firefox_camera_page_streams_its_fake_camera_and_is_analysed(
     server: Any, pages: Firefox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "komi_rtc.server.signaling")
+    caplog.set_level(logging.INFO, "komi_rtc.server.peer_negotiation")
     page = await _open_firefox_camera(pages, server.url, "ff_cam")
     await page.wait_for_function(
         "window.komiCamera.state === 'connected' && window.komiCamera.results >= 15", timeout=30000
@@ -83,7 +83,7 @@ async def test_firefox_monitor_plays_with_skeletons_on_their_own_frames(
 ) -> None:
     """A person streamed by a Python camera, watched in Firefox: its video plays, and each
     frame gets the skeleton computed from it (requestVideoFrameCallback's RTP timestamps)."""
-    caplog.set_level(logging.INFO, "komi_rtc.server.signaling")
+    caplog.set_level(logging.INFO, "komi_rtc.server.peer_negotiation")
     camera = await connect_camera(server.url, PersonTrack(), camera_id="ff_watched")
     try:
         _, monitor = await open_monitor(pages, server.url)

@@ -67,7 +67,7 @@ async def test_camera_page_streams_and_draws_the_skeleton(server, browser, artif
 async def test_monitor_wall_two_cameras_two_monitors_frame_accurate(
     server, browser, artifacts_dir, caplog
 ):
-    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.monitor_offers")
     cameras = [await open_camera(browser, server.url, f"wall_cam_{i}") for i in (1, 2)]
     monitors = [await open_monitor(browser, server.url) for _ in range(2)]
     try:

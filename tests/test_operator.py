@@ -118,7 +118,7 @@ def test_an_admin_token_from_both_the_environment_and_a_file_is_refused(tmp_path
 def test_options_come_from_the_command_line_then_the_environment_then_the_file(
     tmp_path: Path,
 ) -> None:
-    from komi_rtc.server.cli import parse_args
+    from komi_rtc.server.effective_config import parse_args
 
     config_file = tmp_path / "komi.toml"
     config_file.write_text(

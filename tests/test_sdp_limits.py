@@ -27,7 +27,7 @@ from komi_rtc.protocol.requests import (
     MAX_SDP_CHARS,
     MAX_SDP_LINES,
 )
-from komi_rtc.server.app_keys import SIGNALING
+from komi_rtc.server.peer_negotiation import answer_offer
 
 ATTACK_CANDIDATES = 12_000  # the attack run's offer: 715 kB, every candidate 127.0.0.1
 HEALTHY_S = 0.5  # /healthz, and an offer at the limits, answer well within this
@@ -252,18 +252,17 @@ async def test_more_media_sections_than_allowed_are_refused_naming_the_count(ser
     assert f"{MAX_MEDIA_SECTIONS} accepted" in answer["error"]
 
 
-async def test_an_offer_aiortc_cannot_answer_is_a_400_not_a_500(server):
+async def test_an_offer_aiortc_cannot_answer_is_a_400_not_a_500():
     """Defence in depth, for what the SDP check does not know yet: the server's own answer
     step (aiortc's createAnswer and setLocalDescription) turns aiortc's refusal into a 400.
     Shown with the offer the SDP check now refuses, given to aiortc directly."""
-    signaling = server.app[SIGNALING]
     camera, _ = await real_camera_offer()
     pc = RTCPeerConnection()
     try:
         offer = second_application_section(camera.localDescription.sdp)
         await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         with pytest.raises(InvalidRequest, match="cannot be answered: ValueError"):
-            await signaling._answer(pc)
+            await answer_offer(pc)
     finally:
         await pc.close()
         await camera.close()

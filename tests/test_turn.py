@@ -29,7 +29,7 @@ from nat_lab import TURNSERVER, Coturn, NatLab, host_addresses, namespaces_forbi
 from komi_rtc.camera.ice_config import ConfigRefused, fetch_rtc_configuration
 from komi_rtc.protocol import InvalidRequest
 from komi_rtc.protocol.rest import ClientConfig, IceServer
-from komi_rtc.server.cli import parse_args
+from komi_rtc.server.effective_config import parse_args
 from komi_rtc.server.turn_credentials import TurnCredentials, turn_password
 
 SECRET = "komi-test-turn-secret-0123456789"

@@ -73,7 +73,7 @@ def _picture(monitor) -> np.ndarray:
 
 
 async def test_monitor_joining_later_gets_the_cameras_frames_from_a_keyframe(server, caplog):
-    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.monitor_offers")
     camera = await connect_camera(server.url, PersonTrack(fps=15), "fwd_cam")
     try:
         await camera.next_message("frame_processed")
@@ -108,7 +108,7 @@ async def test_monitor_joining_later_gets_the_cameras_frames_from_a_keyframe(ser
 
 
 async def test_reencoded_monitors_still_work(start_server, caplog):
-    caplog.set_level(logging.INFO, logger="komi_rtc.server.signaling")
+    caplog.set_level(logging.INFO, logger="komi_rtc.server.monitor_offers")
     running = await start_server(forward_video=False)
     camera = await connect_camera(running.url, PersonTrack(fps=10), "reenc_cam")
     try:

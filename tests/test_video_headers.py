@@ -250,8 +250,8 @@ def _limits_refuse(width: int, height: int) -> bool:
 @FUZZ
 @given(sps_values(max_mbs=20_000))
 def test_the_limits_refuse_any_sps_above_them_as_coded_or_shown(sps: Sps) -> None:
-    """What the camera guard checks (`Signaling._frame_size_guard`): the shown and the coded
-    size; cropping cannot hide a coded picture above the limits."""
+    """What the camera guard checks (`camera_video_intake._frame_size_guard`): the shown
+    and the coded size; cropping cannot hide a coded picture above the limits."""
     size = h264_sps_size(sps.nal())
     assert size == sps.expected()
     coded_above = (

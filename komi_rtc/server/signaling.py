@@ -1,57 +1,41 @@
 """`POST /offer` (and WHIP and WHEP, `whip.py`): validate, negotiate, and hand the peer
-connection to its owner."""
+connection to its owner. A camera's offer is answered here; a monitor's in
+`monitor_offers.py`; both take and answer their SDP through `peer_negotiation.py`."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCSessionDescription,
-)
-from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc.exceptions import InvalidStateError
 
 from ..analysis.catalog import Catalog
 from ..history.recorder import SetRecorder
 from ..history.store import History
 from ..media.aiortc_adapter import (
     accept_low_dynamic_payload_types,
-    accept_offer,
     accept_rsa_dtls_peers,
     close_peer_connection,
-    install_marker_release,
     negotiated_codecs,
     register_h264_profiles,
     tap_sender_reports,
 )
 from ..media.video_codecs import (
     ACCEPTED_CODECS,
-    H264,
-    VP8,
     camera_codec_preferences,
     camera_may_send,
 )
-from ..media.video_forwarding import EncodedVideoTap
 from ..pose.worker_pool import PoseWorkerPool
 from ..protocol import (
-    CameraLeft,
     InvalidRequest,
-    KomiError,
     NegotiationInterrupted,
     Offer,
     load_json,
     parse_offer,
 )
-from ..protocol.image_headers import h264_access_unit_sizes, vp8_keyframe_dimensions
 from ..protocol.messages import ErrorMessage, OfferAnswer, PersonSet, encode
 from ..protocol.sdp_requests import offered_codecs
 from .access import (
@@ -65,38 +49,22 @@ from .access import (
 )
 from .camera_registry import CameraRegistry
 from .camera_session import CameraSession
+from .camera_video_intake import install_jitter_buffer
 from .cluster import Cluster, client_address, forward, forwarded, forwarded_grant
 from .config import ServerConfig
 from .control import accept_one_channel, handle_control_message
 from .http_bodies import read_body
-from .limits import AddressSlots, MessageRate, OfferGate, ServerFull, check_frame_size
+from .limits import AddressSlots, MessageRate, OfferGate
 from .message_sinks import DataChannelSink
-from .monitor_peer import MonitorPeer
+from .monitor_offers import MonitorOffers
+from .peer_negotiation import Negotiated, answer_offer, rtc_configuration, take_offer
 from .stations import StationRegistry
 
 logger = logging.getLogger(__name__)
 
-_monitor_ids = itertools.count(1)
-_NEGOTIATION_TIMEOUT_S = 15.0
-
-
-def rtc_configuration(config: ServerConfig) -> RTCConfiguration:
-    return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in config.ice_servers])
-
 
 class UnsupportedCodec(InvalidRequest):
     """A camera offer with no video codec KOMI takes (400, naming those it takes)."""
-
-
-@dataclass(frozen=True)
-class Negotiated:
-    """An offer answered here: the camera's session or the monitor's peer owns `pc`."""
-
-    answer: RTCSessionDescription
-    camera_id: str
-    pc: RTCPeerConnection
-    peer: CameraSession | MonitorPeer
-    nodes: list[str] | None = None  # in a cluster, a camera's: where to reconnect
 
 
 def _body_token(body: bytes) -> str | None:
@@ -131,6 +99,7 @@ class Signaling:
             config.max_cameras_per_address, "cameras", "--max-cameras-per-address"
         )
         self._negotiating: set[RTCPeerConnection] = set()
+        self._monitors = MonitorOffers(config, registry, live)
         self.history: History | None = None  # set by the app once the database is ready
         self.cluster: Cluster | None = None  # set by the app with --redis
         self.stations = StationRegistry(catalog, lambda: self.history)
@@ -225,7 +194,7 @@ class Signaling:
                     )
                 else:
                     assert camera_id is not None
-                    negotiated = await self._monitor_offer(offer.sdp, camera_id, release, grant)
+                    negotiated = await self._monitors.answer(offer.sdp, camera_id, release, grant)
             except BaseException:
                 release()
                 self._refuse_if_revoked(grant, camera_id)  # closed under it: say why
@@ -268,44 +237,6 @@ class Signaling:
             logger.info("[%s] offer refused: its token was revoked while negotiating", camera_id)
             raise Unauthorized("the access token was revoked")
 
-    async def _negotiate(self, pc: RTCPeerConnection, sdp: str, camera_id: str) -> None:
-        """Take the offer; InvalidStateError (the peer connection was closed meanwhile) is
-        left to the caller, who knows why."""
-        try:
-            if await accept_offer(pc, sdp):
-                logger.info(
-                    "[%s] the offer has no usable ICE candidate (hidden behind mDNS names, "
-                    "or none): its address is learnt from its connectivity checks",
-                    camera_id,
-                )
-        except InvalidStateError:
-            raise
-        except OperationError as exc:  # no codec in common in some section
-            kinds = [k for k in ("audio", "video") if k in str(exc)]
-            raise InvalidRequest(
-                f"the offer has no {' or '.join(kinds) or 'media'} codec KOMI can take"
-                + (f": {_describe_codecs(sdp, kinds[0])}" if kinds else "")
-            ) from None
-        except Exception as exc:  # aiortc raises ValueError, KeyError, ... on bad SDP
-            raise InvalidRequest(f"invalid SDP offer: {type(exc).__name__}: {exc}") from None
-
-    async def _answer(self, pc: RTCPeerConnection) -> RTCSessionDescription:
-        """An offer that parse_offer and setRemoteDescription let through can still fail
-        here (aiortc checks the answer against the offer: ValueError "Media sections in
-        answer do not match offer"): that is the offer's fault, a 400, not a 500. A timeout
-        (gathering our own candidates) is not the offer's fault and stays a 500."""
-        try:
-            answer = await pc.createAnswer()
-            await asyncio.wait_for(pc.setLocalDescription(answer), _NEGOTIATION_TIMEOUT_S)
-        except (TimeoutError, InvalidStateError):
-            raise
-        except Exception as exc:  # ValueError, KeyError, AttributeError
-            logger.warning("an offer could not be answered: %s: %s", type(exc).__name__, exc)
-            raise InvalidRequest(
-                f"invalid SDP offer: it cannot be answered: {type(exc).__name__}: {exc}"
-            ) from None
-        return pc.localDescription
-
     async def _camera_offer(
         self,
         sdp: str,
@@ -339,7 +270,7 @@ class Signaling:
             capabilities = RTCRtpReceiver.getCapabilities("video")
             codecs = capabilities.codecs if capabilities is not None else []
             video.setCodecPreferences(camera_codec_preferences(codecs, offered))
-            await self._negotiate(pc, sdp, camera_id)
+            await take_offer(pc, sdp, camera_id)
             for other in pc.getTransceivers():
                 if other is not video:
                     # audio (OBS, Larix and the aiortc example send it) and any further video
@@ -355,10 +286,10 @@ class Signaling:
             session.clock_id = clock  # a station shares the offset of cameras naming it
             self._join_station(session, station)
             session.attach_peer(pc)
-            self._install_jitter_buffer(session, video)
+            install_jitter_buffer(session, video, self._config)
             session.attach_track(video.receiver.track)
             self._bind_camera_channel(pc, session, grant)
-            answer = await self._answer(pc)
+            answer = await answer_offer(pc)
         except BaseException as exc:
             self._registry.release(camera_id)
             if self.cluster is not None:
@@ -384,82 +315,6 @@ class Signaling:
             sent[0].mimeType.partition("/")[2] if sent else "no codec",
         )
         return Negotiated(answer, camera_id, pc, session)
-
-    def _install_jitter_buffer(self, session: CameraSession, transceiver: Any) -> None:
-        """Our jitter buffer releases frames at their marker and taps them for monitors."""
-        config = self._config
-        receiver = transceiver.receiver
-        tap = None
-        if config.forward_video:
-            tap = EncodedVideoTap(
-                session.camera_id, receiver, negotiated_codecs(transceiver), session.spawn
-            )
-        installed = install_marker_release(
-            receiver,
-            release_on_marker=config.early_frame_release,
-            on_frame=tap.on_frame if tap is not None else None,
-            admit=self._frame_size_guard(session, transceiver),
-        )
-        if installed and tap is not None:
-            session.attach_video_tap(tap)
-
-    def _frame_size_guard(
-        self, session: CameraSession, transceiver: Any
-    ) -> Callable[[Any, Any], bool]:
-        """Refuse a VP8 keyframe or an H.264 sequence parameter set stating a picture above
-        the size caps before it reaches the decoder, and end that camera with an error it
-        can read. An SPS that cannot be read is refused the same way (the decoder would
-        allocate whatever it states)."""
-        config = self._config
-        codecs = {c.payloadType: c.mimeType for c in negotiated_codecs(transceiver)}
-
-        def refuse(reason: str, why: str = "video above the size limit") -> bool:
-            if not session.ending:  # once: every later keyframe is refused quietly
-                logger.warning("[%s] %s; closing the camera", session.camera_id, reason)
-                session.end_with_error(encode(ErrorMessage(reason)), why)
-            return False
-
-        def admit(frame: Any, packet: Any) -> bool:
-            if session.capture_clock.rtp_origin is None:
-                # aiortc hands the decoder's frames pts = RTP timestamp - the first one's
-                session.capture_clock.rtp_origin = frame.timestamp
-            if session.ending:
-                return False
-            codec = codecs.get(packet.payload_type)
-            sizes: list[tuple[int, int, int, int] | None]
-            if codec == H264:
-                sizes = [
-                    (s.width, s.height, s.coded_width, s.coded_height) if s else None
-                    for s in h264_access_unit_sizes(frame.data)
-                ]
-            elif codec == VP8:
-                vp8 = vp8_keyframe_dimensions(frame.data)
-                sizes = [] if vp8 is None else [(*vp8, *vp8)]
-            else:
-                return True  # nothing else is negotiated for a camera
-            for size in sizes:
-                if size is None:
-                    return refuse(
-                        "video: an H.264 sequence parameter set that cannot be read",
-                        "an unreadable H.264 SPS",
-                    )
-                width, height, coded_width, coded_height = size
-                try:
-                    check_frame_size(
-                        width, height, config.max_frame_side, config.max_frame_pixels, "video"
-                    )
-                    check_frame_size(
-                        coded_width,
-                        coded_height,
-                        config.max_frame_side,
-                        config.max_frame_pixels,
-                        "video as coded (whole 16x16 macroblocks)",
-                    )
-                except KomiError as exc:
-                    return refuse(str(exc))
-            return True
-
-        return admit
 
     def _new_session(self, camera_id: str, kind: str) -> CameraSession:
         config = self._config
@@ -544,80 +399,10 @@ class Signaling:
                 if reply is not None:
                     sink.send_text(encode(reply))
 
-    async def _monitor_offer(
-        self, sdp: str, camera_id: str, release: Callable[[], None], grant: Grant
-    ) -> Negotiated:
-        session = self._registry.get(camera_id)
-        if session.closing:  # listed until its close ends, but no monitor of it can start
-            raise CameraLeft(camera_id)
-        limit = self._config.max_monitors_per_camera
-        if limit and len(session.monitor_peers) >= limit:
-            raise ServerFull(
-                f"{camera_id} already has {limit} monitors (--max-monitors-per-camera)"
-            )
-        pc = RTCPeerConnection(rtc_configuration(self._config))
-
-        def closed() -> None:
-            release()
-            self._live.remove(grant, monitor)
-
-        monitor = MonitorPeer(
-            session,
-            pc,
-            f"monitor_{next(_monitor_ids)}",
-            grant,
-            on_closed=closed,
-            rate=MessageRate(self._config.max_messages_per_s, f"[{camera_id}] monitor"),
-            connect_timeout_s=self._config.connect_timeout_s,
-        )
-        # from now on revoking its token closes it, also while it is still negotiating
-        self._live.add(grant, monitor, monitor.close)
-        try:
-            transceiver = monitor.prepare_video(session.video_tap)
-            await self._negotiate(pc, sdp, camera_id)
-            if transceiver.mid is None:
-                raise InvalidRequest("a monitor offer must receive one video track")
-            video = monitor.add_video(transceiver, session.video_tap)
-            answer = await self._answer(pc)
-            if session.closing:  # it closed this monitor, or will (its listeners may have run)
-                raise InvalidStateError("the camera is closing")
-        except Exception as exc:
-            await monitor.close()
-            if session.closing:
-                # whatever aiortc raised on the closed peer connection (InvalidStateError,
-                # or a transport already gone), or a timeout while gathering for it
-                raise CameraLeft(camera_id) from None
-            if isinstance(exc, InvalidStateError):  # closed by its own deadline or owner
-                raise NegotiationInterrupted(
-                    f"the monitor's connection to {camera_id} was closed while it was "
-                    "negotiating: offer again"
-                ) from None
-            raise
-        except BaseException:
-            await monitor.close()
-            raise
-        sent = negotiated_codecs(transceiver)
-        logger.info(
-            "[%s] %s connected (video %s) in %s",
-            camera_id,
-            monitor.peer_id,
-            video,
-            sent[0].mimeType.partition("/")[2] if sent else "no codec",
-        )
-        return Negotiated(answer, camera_id, pc, monitor)
-
     async def close(self) -> None:
         for pc in list(self._negotiating):
             await close_peer_connection(pc)
         self.stations.close()
-
-
-def _describe_codecs(sdp: str, kind: str) -> str:
-    offered = offered_codecs(sdp, kind)
-    listed = ", ".join(c.describe() for c in offered) or "none"
-    if kind == "video":
-        return f"it offers {listed}; KOMI takes {ACCEPTED_CODECS}"
-    return f"it offers {listed}"
 
 
 def _forwarded(request: web.Request) -> bool:

@@ -44,7 +44,8 @@ from ..access import Forbidden, Grant
 from ..camera_session import CameraSession
 from ..config import ServerConfig
 from ..monitor_peer import MonitorPeer
-from ..signaling import Negotiated, Signaling
+from ..peer_negotiation import Negotiated
+from ..signaling import Signaling
 from ..turn_credentials import turn_server_for
 
 logger = logging.getLogger(__name__)
