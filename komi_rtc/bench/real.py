@@ -45,7 +45,6 @@ import numpy as np
 
 from ..camera.peer import CameraPeer
 from ..media.capture_timeline import CaptureTimeline
-from ..media.video_sources import open_source
 from ..multiview import (
     CalibrationError,
     StationCalibration,
@@ -60,7 +59,7 @@ from ..multiview import (
 )
 from ..pose import create_estimator
 from ..protocol import KEYPOINT_INDEX
-from .real_footage import lab_station
+from .real_footage import RecordingInMemory, lab_station
 from .server_process import free_port, wait_ready
 
 STATION = "lab"
@@ -133,9 +132,7 @@ async def stream(
         timeline = CaptureTimeline(args.fps)
         peers = []
         for camera_id, path in zip(CAMERAS, lab.videos, strict=True):
-            source = await loop.run_in_executor(
-                None, open_source, str(path), width, height, args.fps
-            )
+            source = await loop.run_in_executor(None, RecordingInMemory, path, width, height)
             peer = CameraPeer(
                 url, camera_id, source, args.fps, token=token, station=STATION, timeline=timeline
             )

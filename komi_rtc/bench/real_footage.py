@@ -16,6 +16,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ..media.video_file import VideoFileSource
+
 POSE2SIM_WHEEL = "pose2sim-0.10.49-py3-none-any.whl"
 SPORTS2D_WHEEL = "sports2d-0.8.34-py3-none-any.whl"
 SETUP_HINT = "run `bash scripts/setup.sh --test` (it downloads the Pose2Sim and Sports2D wheels)"
@@ -63,3 +67,37 @@ def lab_station() -> LabStation:
 def two_people_outdoors() -> Path:
     """Sports2D's demo video: one person walks through while another moves on a box."""
     return _unpack(SPORTS2D_WHEEL, ["Sports2D/Demo/demo.mp4"])[0]
+
+
+class RecordingInMemory:
+    """A recording decoded once, at the size streamed: a camera peer replaying it costs only
+    its encoding. Replaying the lab's 60 fps files from disk decodes every frame of their
+    timeline (grabbing forward decodes): 240 decodes a second of 1088x1920 for 4 views,
+    most of this 2-core machine, which then starved the server being measured."""
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        source = VideoFileSource(str(path), width, height, 30.0)
+        try:
+            self.frame_rate = source.frame_rate
+            self._frames: list[np.ndarray] = []
+            while True:
+                index = len(self._frames)
+                frame = source.frame(index)
+                if index > 0 and source.frame_count is not None:
+                    break  # wrapped around: every frame is in
+                self._frames.append(frame)
+        finally:
+            source.close()
+        self.description = f"file {path} (in memory, {len(self._frames)} frames)"
+        self._next = 0
+
+    def frame(self, index: int) -> np.ndarray:
+        return self._frames[index % len(self._frames)]
+
+    def read(self) -> np.ndarray:
+        frame = self.frame(self._next)
+        self._next += 1
+        return frame
+
+    def close(self) -> None:
+        self._frames.clear()

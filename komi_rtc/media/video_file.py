@@ -67,6 +67,11 @@ class VideoFileSource:
             bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
+    @property
+    def frame_count(self) -> int | None:
+        """The number of frames, once a read has reached the end."""
+        return self._frame_count
+
     def read(self) -> np.ndarray:
         """The frame after the last one read (frame by frame, looping)."""
         rgb = self.frame(self._next)
