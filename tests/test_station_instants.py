@@ -53,10 +53,13 @@ def test_a_camera_waits_for_its_frame_of_the_instant_and_never_goes_back():
     assert instants.choose("a", frames(30), newest, INTERVAL, True, 1.0) == 30
     # b's frame 30 is still being decoded: its worker waits for its next frame
     assert instants.choose("b", frames(29), newest, INTERVAL, True, 1.0) is None
-    # its buffer skipped frame 30 (a dropped frame): it takes its newest, never an older one
+    # its buffer skipped frame 30 (a dropped frame): it sits the round out (a frame of
+    # another instant would pair with nothing), and the next round goes on from 31
     later = [(29 * INTERVAL, 29), (31 * INTERVAL, 31)]
-    assert instants.choose("b", later, newest, INTERVAL, True, 1.0) == 31
+    assert instants.choose("b", later, newest, INTERVAL, True, 1.0) is None
     assert instants.rounds_complete == 1
+    newest = {"a": 31 * INTERVAL, "b": 31 * INTERVAL}
+    assert instants.choose("b", later, newest, INTERVAL, True, 1.0) == 31
 
 
 def test_a_stalled_camera_is_not_waited_for():

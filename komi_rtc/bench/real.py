@@ -435,7 +435,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
                 [sys.executable, "-m", "komi_rtc.server", "--host", "127.0.0.1"]
-                + ["--port", str(port), "--state-dir", str(Path(tmp) / "state")],
+                + ["--port", str(port), "--state-dir", str(Path(tmp) / "state")]
+                + list(getattr(args, "server_args", None) or []),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -533,6 +534,13 @@ def main(argv: list[str] | None = None) -> int:
         help="no server: BlazePose on every frame at --fps, triangulated as a station does",
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--server-arg",
+        dest="server_args",
+        action="append",
+        default=[],
+        help="pass this option to the server (repeatable), e.g. --server-arg=--keyframe-interval=1",
+    )
     args = parser.parse_args(argv)
     result = run(args)
     print(report(result), flush=True)

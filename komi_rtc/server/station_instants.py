@@ -79,14 +79,18 @@ class SharedInstants:
         if abs(capture_time - current.instant) > half or capture_time <= last + half:
             if newest_time < current.instant - half:
                 return None  # this camera's frame of the instant is still on its way
-            capture_time, frame = newest_time, newest_frame  # that instant is gone: go on
-            if capture_time <= last + half:
-                return None  # nothing new from this camera
+            # that instant is gone here (a dropped frame): sit this round out rather than
+            # analyse another instant, which no other view would pair with
+            self._leave_round(current, camera_id)
+            return None
+        self._leave_round(current, camera_id)
+        self._analysed_until[camera_id] = capture_time
+        return frame
+
+    def _leave_round(self, current: _Round, camera_id: str) -> None:
         current.pending.discard(camera_id)
         if not current.pending:
             self._finish()
-        self._analysed_until[camera_id] = capture_time
-        return frame
 
     async def wait_turn(self, camera_id: str) -> None:
         """Before taking a worker: a camera that has analysed the current round's instant
@@ -103,11 +107,8 @@ class SharedInstants:
     def forget(self, camera_id: str) -> None:
         """A camera left the station: the round does not wait for it."""
         self._analysed_until.pop(camera_id, None)
-        current = self._round
-        if current is not None:
-            current.pending.discard(camera_id)
-            if not current.pending:
-                self._finish()
+        if self._round is not None:
+            self._leave_round(self._round, camera_id)
 
     def close(self) -> None:
         self._finish()

@@ -106,10 +106,11 @@ class Pairer:
     def wait_s(self) -> float:
         """How long a frame waits for the other views: `max_wait_s`, or, when the cameras'
         frames are analysed further apart than that (a busy server, whose cameras then take
-        the same instants in turn: Station.frame_to_analyse), a little over the longest
-        step between a camera's analysed frames, up to `MAX_WAIT_BUSY_S`."""
+        the same instants in rounds: station_instants.py), twice the longest step between a
+        camera's analysed frames (a round's last view comes up to a step after its first,
+        more when a worker is slow), up to `MAX_WAIT_BUSY_S`."""
         steps = [self._arrival_step[c] for c in self.cameras if c in self._arrival_step]
-        busy = 1.2 * max(steps, default=0.0)
+        busy = 2.0 * max(steps, default=0.0)
         return min(MAX_WAIT_BUSY_S, max(self._max_wait_s, busy))
 
     @property
