@@ -22,8 +22,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# a camera whose newest frame is this much older than the others' is not waited for (a
-# loaded machine decodes a station's cameras up to 2 s apart)
+# a camera whose newest frame is this much older than the others' is not waited for (on a
+# starved machine a station's cameras' frames were seen arriving up to 2 s apart)
 STALLED_S = 3.0
 
 
@@ -54,7 +54,7 @@ class SharedInstants:
         wait_s: float,
     ) -> T | None:
         """This camera's frame to analyse, or None when the round's instant has not arrived
-        from it yet (its worker then waits for its next frame). `candidates`: its last frames
+        from it yet or is gone from it (its worker then waits for its next frame). `candidates`: its last frames
         (capture time, frame; oldest first); `newest`: the newest capture time each camera
         of the station has received (this one included); `interval_s`: the cameras' capture
         interval; `busy`: the server analyses frames further apart than that; `wait_s`: how
