@@ -18,9 +18,16 @@ from harness import wait_for
 
 from komi_rtc.analysis.live import LiveAnalysis
 from komi_rtc.media.newest_frame import ReceivedFrame
-from komi_rtc.pose.estimator import ModelError
+from komi_rtc.pose.estimator import ModelError, Pose
 from komi_rtc.pose.followed_person import OnePersonLandmarker
-from komi_rtc.pose.keyframes import FAST, SLOW, STILL, KeyframeSchedule, KeyframeTracker
+from komi_rtc.pose.keyframes import (
+    FAST,
+    SLOW,
+    STILL,
+    KeyframeSchedule,
+    KeyframeTracker,
+    _crop,
+)
 from komi_rtc.pose.model_choice import (
     LANDMARK_SHA256,
     PoseSettings,
@@ -164,6 +171,16 @@ def test_the_model_runs_once_when_a_repetitions_turning_point_is_near():
     assert schedule.model_due(has_pose=True)
     schedule.note_signal(None)  # no exercise: no turning points
     assert not schedule.model_due(has_pose=True)
+
+
+def test_the_flow_looks_only_at_the_person_and_their_margin():
+    keypoints = np.zeros((33, 4), np.float32)
+    keypoints[:, 0] = np.linspace(300, 400, 33)  # 100 px wide
+    keypoints[:, 1] = np.linspace(100, 300, 33)  # 200 px tall: margin 32 + 20 px
+    assert _crop(Pose(keypoints), 640, 480) == (248, 48, 452, 352)
+    keypoints[:, 1] = np.linspace(0, 470, 33)  # to the frame's edges: clipped to it
+    x0, y0, x1, y1 = _crop(Pose(keypoints), 640, 480)
+    assert (y0, y1) == (0, 480) and 0 < x0 < 300 and 400 < x1 < 640
 
 
 def test_flow_carries_the_keypoints_and_fails_over_to_the_model_on_a_new_scene():
