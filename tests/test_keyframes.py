@@ -173,6 +173,47 @@ def test_the_model_runs_once_when_a_repetitions_turning_point_is_near():
     assert not schedule.model_due(has_pose=True)
 
 
+def test_a_sure_flow_lengthens_a_moving_persons_interval_by_one_frame():
+    def model_frames(schedule: KeyframeSchedule, sure: bool, frames: int = 24) -> int:
+        count = 0
+        for _ in range(frames):
+            if schedule.model_due(has_pose=True):
+                schedule.ran_model(SLOW / 2)
+                count += 1
+            else:
+                schedule.tracked(SLOW / 2, sure)
+        return count
+
+    schedule = KeyframeSchedule(max_interval=3)
+    model_frames(schedule, sure=True)  # settle
+    assert model_frames(schedule, sure=True) == 6  # every 4th frame
+    assert model_frames(schedule, sure=False) == 8  # not sure: every 3rd again
+    pinned = KeyframeSchedule(max_interval=1)
+    assert model_frames(pinned, sure=True) == 24  # --keyframe-interval 1 stays every frame
+
+
+def test_a_rise_slowing_several_times_towards_the_top_calls_the_model_once():
+    schedule = KeyframeSchedule(max_interval=3)
+    schedule.ran_model(SLOW / 2)
+    calls = 0
+    # coming up, a frame late and jerky (model and flow frames in turn): it "slows sharply"
+    # at 146, 173 and 177
+    for angle in (100.0, 120.0, 140.0, 146.0, 160.0, 170.0, 173.0, 176.0, 177.0):
+        schedule.note_signal(angle)
+        if schedule.turn_near():
+            schedule.ran_model(SLOW / 2)
+            calls += 1
+        else:
+            schedule.tracked(SLOW / 2)
+    assert calls == 2  # at 146, at 173 (27 degrees on); 177 is 4 on: served already
+    for angle in (170.0, 150.0, 130.0, 110.0, 100.0, 98.0):  # down: the bottom is a new turn
+        schedule.note_signal(angle)
+        if schedule.turn_near():
+            schedule.ran_model(SLOW / 2)
+            calls += 1
+    assert calls == 3
+
+
 def test_the_flow_looks_only_at_the_person_and_their_margin():
     keypoints = np.zeros((33, 4), np.float32)
     keypoints[:, 0] = np.linspace(300, 400, 33)  # 100 px wide

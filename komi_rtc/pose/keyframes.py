@@ -40,6 +40,10 @@ FORWARD_BACKWARD_PX = 1.5
 FORWARD_BACKWARD_OF_HEIGHT = 0.005
 SEEN = 0.5  # a keypoint this visible must be tracked by the flow (others are carried along)
 MIN_TRACKED_SHARE = 0.6  # of the seen keypoints; fewer: the flow failed, run the model now
+# the flow is sure when 90% of the seen keypoints come back within this share of the limit
+# above (on rendered video most frames, on the real videos a tenth to a quarter): then a
+# moving person's interval may be one frame longer
+SURE_SHARE = 0.2
 
 # motion per frame, as a share of the person's height (their box), of the fastest tenth of
 # the keypoints: below STILL the interval may grow past the usual maximum; above FAST the
@@ -50,19 +54,25 @@ STILL = 0.004
 SLOW = 0.06
 FAST = 0.12
 TURN_MIN_DEGREES = 2.0  # a joint angle moving less than this a frame is not "moving"
+# a turn's model frame is served until the angle has moved this far from it: a rise slowing
+# towards the top "slowed sharply" three or four times (the angle comes a frame late, from
+# model and flow frames in turn) and called the model on every other frame
+TURN_REARM_DEGREES = 15.0
 
 
 @dataclass
 class KeyframeSchedule:
     """When to run the model next, from how the person moves (pure, no frames: unit-tested).
     `max_interval`: the longest gap between model frames while the person moves (1 disables
-    the flow); a still person gets twice that."""
+    the flow), one more while the flow is sure of itself; a still person gets twice that."""
 
     max_interval: int = 3
     interval: int = 1
     since_model: int = 0
     _signal: list[float] = field(default_factory=list)
     _turn_served: bool = False
+    _flow_sure: bool = False  # on the last frame the flow carried
+    _served_at: float | None = None  # the angle when the last turn had its model frame
 
     def model_due(self, has_pose: bool) -> bool:
         """Whether this frame needs the model: no pose to carry, or the interval is over."""
@@ -76,35 +86,42 @@ class KeyframeSchedule:
     def ran_model(self, motion: float | None) -> None:
         """A model frame; `motion` measured between it and the last pose, if there was one."""
         self.since_model = 0
-        self._turn_served = self._turn_served or self._near_turn()
+        if self._near_turn():
+            self._turn_served = True
+            self._served_at = self._signal[-1]
         self._adapt(motion)
 
-    def tracked(self, motion: float) -> None:
-        """A frame carried by the flow."""
+    def tracked(self, motion: float, sure: bool = False) -> None:
+        """A frame carried by the flow; `sure`: its keypoints came back where they started
+        (SURE_SHARE)."""
         self.since_model += 1
+        self._flow_sure = sure
         self._adapt(motion)
 
     def _adapt(self, motion: float | None) -> None:
         """`motion`: per frame, as a share of the person's height (see STILL, SLOW, FAST)."""
+        longer = int(self._flow_sure and self.max_interval > 1)
         if motion is None or motion >= FAST:
             self.interval = 1
         elif motion >= SLOW:
             self.interval = min(self.max_interval, 2)
         elif motion >= STILL:
-            self.interval = self.max_interval
+            self.interval = self.max_interval + longer
         else:
             self.interval = 2 * self.max_interval
 
     def note_signal(self, degrees: float | None) -> None:
         """The analysis's joint angle as last known (the server passes it, a frame or two
         old): a turning point is near when the angle slows down sharply or turns. Each turn
-        calls the model once; moving on in some direction arms it again."""
+        calls the model once; moving on, TURN_REARM_DEGREES away from where it was served,
+        arms it again."""
         if degrees is None:
             self._signal.clear()
             return
         self._signal = [*self._signal[-2:], degrees]
         if len(self._signal) == 3 and not self._near_turn():
-            self._turn_served = False
+            away = self._served_at is None or abs(degrees - self._served_at) >= TURN_REARM_DEGREES
+            self._turn_served = self._turn_served and not away
 
     def turn_near(self) -> bool:
         return not self._turn_served and self._near_turn()
@@ -157,8 +174,8 @@ class KeyframeTracker:
             assert self._last is not None and self._previous_luma is not None
             carried = _carry(self._previous_luma, luma, self._last)
             if carried is not None:
-                pose, motion = carried
-                self.schedule.tracked(motion)
+                pose, motion, sure = carried
+                self.schedule.tracked(motion, sure)
                 self._previous_luma = luma.copy()
                 self._last = pose
                 return TrackedPoses(
@@ -178,10 +195,13 @@ class KeyframeTracker:
         self.estimator.close()
 
 
-def _carry(previous: np.ndarray, current: np.ndarray, pose: Pose) -> tuple[Pose, float] | None:
-    """The pose moved by the flow from `previous` to `current` and its motion (fastest tenth
-    of the keypoints, per frame, as a share of the person's height); None when the flow fails.
-    Keypoints the flow lost move with the median of the others; z and confidence stay."""
+def _carry(
+    previous: np.ndarray, current: np.ndarray, pose: Pose
+) -> tuple[Pose, float, bool] | None:
+    """The pose moved by the flow from `previous` to `current`, its motion (fastest tenth
+    of the keypoints, per frame, as a share of the person's height) and whether the flow was
+    sure (SURE_SHARE); None when the flow fails. Keypoints the flow lost move with the
+    median of the others; z and confidence stay."""
 
     x0, y0, x1, y1 = _crop(pose, current.shape[1], current.shape[0])
     origin = np.array([x0, y0], np.float32)
@@ -202,7 +222,8 @@ def _carry(previous: np.ndarray, current: np.ndarray, pose: Pose) -> tuple[Pose,
     keypoints = pose.keypoints.copy()
     keypoints[:, :2] = start + shift
     speed = np.linalg.norm(shift[good & seen], axis=1)
-    return Pose(keypoints), float(np.percentile(speed, 90)) / _height(pose)
+    sure = bool(np.percentile(error[seen], 90) < SURE_SHARE * limit)
+    return Pose(keypoints), float(np.percentile(speed, 90)) / _height(pose), sure
 
 
 def _crop(pose: Pose, width: int, height: int) -> tuple[int, int, int, int]:
