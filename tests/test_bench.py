@@ -100,6 +100,23 @@ def test_short_pose_paths_benchmark_compares_cpu_per_analysed_frame(tmp_path):
     assert "| legacy-every-frame | 1 |" in result.stdout and "1.00x" in result.stdout
 
 
+def test_pose_worker_cpu_benchmark_measures_both_paths_through_the_worker():
+    """bench.keyframes --worker: a real pose worker per path, its CPU per frame from /proc;
+    the keyframe path's flow carries some frames, wave 2's path none."""
+    result = subprocess.run(
+        [sys.executable, "-m", "komi_rtc.bench.keyframes", "--worker", "--frames", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if "rendered squat" in line]
+    assert len(rows) == 4
+    for row in rows:
+        assert float(row[3]) > 0
+        assert (row[4].strip() == "0%") == ("legacy" in row[2])
+
+
 def test_short_video_benchmark_renders_counts_and_reports(tmp_path):
     """The video benchmark's short form: one rendered session through BlazePose and the live
     analysis, and a complete report (the full run's figures are in the README)."""

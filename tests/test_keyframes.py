@@ -18,9 +18,16 @@ from harness import wait_for
 
 from komi_rtc.analysis.live import LiveAnalysis
 from komi_rtc.media.newest_frame import ReceivedFrame
-from komi_rtc.pose.estimator import ModelError
+from komi_rtc.pose.estimator import ModelError, Pose
 from komi_rtc.pose.followed_person import OnePersonLandmarker
-from komi_rtc.pose.keyframes import FAST, SLOW, STILL, KeyframeSchedule, KeyframeTracker
+from komi_rtc.pose.keyframes import (
+    FAST,
+    SLOW,
+    STILL,
+    KeyframeSchedule,
+    KeyframeTracker,
+    _crop,
+)
 from komi_rtc.pose.model_choice import (
     LANDMARK_SHA256,
     PoseSettings,
@@ -165,6 +172,57 @@ def test_the_model_runs_once_when_a_repetitions_turning_point_is_near():
     assert schedule.model_due(has_pose=True)
     schedule.note_signal(None)  # no exercise: no turning points
     assert not schedule.model_due(has_pose=True)
+
+
+def test_a_sure_flow_lengthens_a_moving_persons_interval_by_one_frame():
+    def model_frames(schedule: KeyframeSchedule, sure: bool, frames: int = 24) -> int:
+        count = 0
+        for _ in range(frames):
+            if schedule.model_due(has_pose=True):
+                schedule.ran_model(SLOW / 2)
+                count += 1
+            else:
+                schedule.tracked(SLOW / 2, sure)
+        return count
+
+    schedule = KeyframeSchedule(max_interval=3)
+    model_frames(schedule, sure=True)  # settle
+    assert model_frames(schedule, sure=True) == 6  # every 4th frame
+    assert model_frames(schedule, sure=False) == 8  # not sure: every 3rd again
+    pinned = KeyframeSchedule(max_interval=1)
+    assert model_frames(pinned, sure=True) == 24  # --keyframe-interval 1 stays every frame
+
+
+def test_a_rise_slowing_several_times_towards_the_top_calls_the_model_once():
+    schedule = KeyframeSchedule(max_interval=3)
+    schedule.ran_model(SLOW / 2)
+    calls = 0
+    # coming up, a frame late and jerky (model and flow frames in turn): it "slows sharply"
+    # at 146, 173 and 177
+    for angle in (100.0, 120.0, 140.0, 146.0, 160.0, 170.0, 173.0, 176.0, 177.0):
+        schedule.note_signal(angle)
+        if schedule.turn_near():
+            schedule.ran_model(SLOW / 2)
+            calls += 1
+        else:
+            schedule.tracked(SLOW / 2)
+    assert calls == 2  # at 146, at 173 (27 degrees on); 177 is 4 on: served already
+    for angle in (170.0, 150.0, 130.0, 110.0, 100.0, 98.0):  # down: the bottom is a new turn
+        schedule.note_signal(angle)
+        if schedule.turn_near():
+            schedule.ran_model(SLOW / 2)
+            calls += 1
+    assert calls == 3
+
+
+def test_the_flow_looks_only_at_the_person_and_their_margin():
+    keypoints = np.zeros((33, 4), np.float32)
+    keypoints[:, 0] = np.linspace(300, 400, 33)  # 100 px wide
+    keypoints[:, 1] = np.linspace(100, 300, 33)  # 200 px tall: margin 32 + 20 px
+    assert _crop(Pose(keypoints), 640, 480) == (248, 48, 452, 352)
+    keypoints[:, 1] = np.linspace(0, 470, 33)  # to the frame's edges: clipped to it
+    x0, y0, x1, y1 = _crop(Pose(keypoints), 640, 480)
+    assert (y0, y1) == (0, 480) and 0 < x0 < 300 and 400 < x1 < 640
 
 
 def test_flow_carries_the_keypoints_and_fails_over_to_the_model_on_a_new_scene():

@@ -3,17 +3,24 @@ the same frames (rendered, and the real Pose2Sim and Sports2D videos) go through
 and each path's keypoints are compared with every-frame BlazePose full (the legacy API, wave
 2's path) and, on rendered footage, with the truth. CPU time per frame is measured with the
 process's own clock (`time.process_time`), so other load on the machine does not count.
+`--worker` measures instead the pose worker process as the server drives it (shared memory,
+pipe, tracker; yuv420p rendered squats at 15 fps, the analysis's angle a frame late), its
+CPU from /proc, per frame: the worker's share of the load benchmark's CPU per frame.
 
-    python -m komi_rtc.bench.keyframes [--frames 60] [--real]
+    python -m komi_rtc.bench.keyframes [--frames 60] [--real] [--worker]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -147,11 +154,79 @@ def clips(frames: int, real: bool) -> Iterator[Clip]:
         yield video_clip(name, str(two_people_outdoors()), frames, 2, 1.0)
 
 
+WORKER_PATHS: dict[str, PoseSettings] = {
+    "every frame, full, legacy API (wave 2)": PATHS[REFERENCE],
+    "keyframes + flow, full": PATHS["keyframes + flow, full"],
+}
+WARM_UP_FRAMES = 10  # not counted: the first model frames and the tracker's start
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def worker_cpu(settings: PoseSettings, frames: list[Any], fps: float) -> tuple[float, float]:
+    """CPU ms per frame of one pose worker process serving one camera, and the share of
+    frames the flow carried (frames: yuv420p av.VideoFrames of a squat)."""
+    from ..pose.worker_pool import PoseWorkerPool
+
+    pool = PoseWorkerPool(1, settings)
+    pool.start()
+    try:
+        (pid,) = pool.worker_pids()
+        channel = pool.open_camera("bench")
+        analysis = LiveAnalysis("bench")
+        analysis.set_exercise("squat")
+        movement: float | None = None
+        tracked, started = 0, 0.0
+        for index, frame in enumerate(frames):
+            if index == WARM_UP_FRAMES:
+                started = _process_cpu_s(pid)
+            layout = channel.write_yuv420p(frame.planes, frame.width, frame.height)
+            result = await channel.analyse(layout, int(index * 1000 / fps), movement)
+            tracked += result.tracked and index >= WARM_UP_FRAMES
+            people = [pose.to_json() for pose in result.poses]
+            snapshot, _ = analysis.analyse(people, frame.width, frame.height, index / fps)
+            movement = movement_signal(snapshot)
+        used = _process_cpu_s(pid) - started
+        channel.close()
+    finally:
+        pool.stop()
+    counted = max(len(frames) - WARM_UP_FRAMES, 1)
+    return used * 1000 / counted, tracked / counted
+
+
+def main_worker(frames: int) -> None:
+    import av
+
+    from ..synthetic.exercise_video import ExercisingPersonSource
+
+    print("| clip | path | worker CPU ms/frame | tracked by flow |")
+    print("|---|---|---|---|")
+    for view in ("side", "front"):
+        source = ExercisingPersonSource(640, 480, 15.0, exercise="squat", view=view)
+        clip = [
+            av.VideoFrame.from_ndarray(source.read(), format="rgb24").reformat(format="yuv420p")
+            for _ in range(frames + WARM_UP_FRAMES)
+        ]
+        for label, settings in WORKER_PATHS.items():
+            ms, tracked = asyncio.run(worker_cpu(settings, clip, 15.0))
+            print(f"| rendered squat, {view} | {label} | {ms:.2f} | {tracked:.0%} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--real", action="store_true", help="also the real footage")
+    parser.add_argument(
+        "--worker", action="store_true", help="the pose worker process's CPU per frame instead"
+    )
     args = parser.parse_args(argv)
+    if args.worker:
+        main_worker(args.frames)
+        return
     print(
         "| clip | path | CPU ms/frame | model on | median / p95 px vs every-frame full "
         "| median px vs truth |"

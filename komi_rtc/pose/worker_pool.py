@@ -425,6 +425,10 @@ class PoseWorkerPool:
             self.settings.describe(),
         )
 
+    def worker_pids(self) -> list[int]:
+        """The running worker processes' ids (benchmarks read their CPU time)."""
+        return [w._process.pid for w in self._workers if w._process is not None]
+
     def open_camera(self, camera_id: str) -> CameraPoseChannel:
         """Pin the camera to the worker with the fewest cameras."""
         worker = min(self._workers, key=lambda w: (len(w.cameras), w.index))
