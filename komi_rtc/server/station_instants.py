@@ -54,11 +54,12 @@ class SharedInstants:
         wait_s: float,
     ) -> T | None:
         """This camera's frame to analyse, or None when the round's instant has not arrived
-        from it yet or is gone from it (its worker then waits for its next frame). `candidates`: its last frames
-        (capture time, frame; oldest first); `newest`: the newest capture time each camera
-        of the station has received (this one included); `interval_s`: the cameras' capture
-        interval; `busy`: the server analyses frames further apart than that; `wait_s`: how
-        long a round may wait for its slowest camera."""
+        from it yet or is gone from it (its worker then waits for its next frame).
+        `candidates`: its last frames (capture time, frame; oldest first); `newest`: the
+        newest capture time each camera of the station has received (this one included);
+        `interval_s`: the cameras' capture interval; `busy`: the server analyses frames
+        further apart than that; `wait_s`: how long a round may wait for its slowest
+        camera."""
         newest_time, newest_frame = candidates[-1]
         last = self._analysed_until.get(camera_id, float("-inf"))
         half = 0.5 * interval_s
