@@ -130,17 +130,17 @@ def test_3d_angles_use_the_analysers_names_and_are_exact_on_the_skeleton(cameras
 
 
 def test_self_calibration_refuses_views_that_disagree_and_says_why(cameras, squats):
-    """One of two cameras sees something else in 70% of the frames (another person, a bad
+    """One of two cameras sees something else in half the frames (another person, a bad
     detection): no calibration, and a reason a person can act on (the station answers 409
     with it), not a numerical error, nor a fit from another starting field of view that
-    explains 78% of the joints with the cameras 35 degrees wrong. (In half the frames, the
-    body's rigidity now calibrates from the other half: test_self_calibration_rigidity.)"""
+    explains 78% of the joints with the cameras 35 degrees wrong. (Two cameras and 20
+    instants: each of the three starts runs to its evaluation limit, 15 s in all here.)"""
     pair = {c: cameras[c] for c in ("front", "left")}
     rng = np.random.default_rng(3)
     observations = {c: [] for c in pair}
     for points in squats[::4]:
         for camera_id, keypoints in _views(pair, points, rng, noise_px=2.0).items():
-            if camera_id != "front" and rng.random() < 0.7:
+            if camera_id != "front" and rng.random() < 0.5:
                 keypoints = keypoints.copy()
                 keypoints[:, :2] = rng.uniform(0, 1, (33, 2)) * np.array(pair[camera_id].size)
             observations[camera_id].append(keypoints)

@@ -7,14 +7,9 @@ as a board's corners are. From frames paired by capture time:
 2. the camera that shares the most confident joints with the reference camera (the first)
    is placed by the essential matrix (RANSAC), the others by PnP on the joints the placed
    cameras triangulate;
-3. a bundle adjustment (scipy's least_squares, a robust loss) refines every camera pose and
-   every focal length, every joint of every frame triangulated from them, then again
-   without the observations it could not explain (BlazePose's left-right swaps in profile).
-   Besides the reprojection, it holds each bone (upper arm, forearm, thigh, shin, both
-   sides; shoulder and hip width; the trunk's sides) to one length over the frames: with
-   two views a shorter focal and the person nearer reproject about as well, and only the
-   body's rigidity tells them apart (from a start 15% short, synthetic: 19% off without
-   it, 2% with it);
+3. a bundle adjustment (scipy's least_squares, a robust loss, sparse Jacobian) refines every
+   camera pose, every focal length and every joint of every frame, then again without the
+   observations it could not explain (BlazePose's left-right swaps in profile);
 4. the scale, which no image holds, comes from the stated body height (`body_frame`:
    shin + thigh + trunk is 0.779 of stature), and the world is put on the floor under the
    person: origin between the ankles, X to their left, Y up, Z forward (metres).
@@ -72,22 +67,6 @@ PLAUSIBLE_FOV_DEG = (10.0, 160.0)  # a fitted field of view outside this is no c
 MIN_BASELINE_M = 0.2  # cameras closer than this see no depth
 _ROBUST_SCALE_PX = 4.0  # where the loss turns from squared to linear: BlazePose's jitter
 _FOCAL_PRIOR_SIGMA = 0.5  # log-focal: a weak pull toward the guess (a factor 1.65 is 1 sigma)
-# bones whose length does not change as a person moves (the body's rigidity)
-BONES = tuple(
-    (JOINTS.index(K[a]), JOINTS.index(K[b]))
-    for a, b in (
-        ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-        ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-        ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-        ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-        ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-        ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
-    )
-)  # fmt: skip
-# a bone's length over frames, from BlazePose's joints through the lab's calibration, varies
-# 4% (median coefficient of variation on the lab footage; 5% allows for worse views): a bone
-# this much off its mean costs what a joint `_ROBUST_SCALE_PX` off its keypoint does
-_BONE_SIGMA = 0.05
 
 
 def _observation_arrays(
@@ -124,18 +103,9 @@ class _Problem:
     """The bundle adjustment with the points eliminated (variable projection): parameters
     are [rvec, t] of every camera but the reference, then the log focal scale of every
     camera; for given cameras every point is triangulated optimally (`triangulate_batch`),
-    so the solver moves a few dozen numbers instead of thousands. The bones' lengths are
-    eliminated the same way (`bone_residuals`), so rigidity adds residuals, not parameters,
-    and costs no extra evaluation per finite-difference Jacobian."""
+    so the solver moves a few dozen numbers instead of thousands."""
 
-    def __init__(
-        self,
-        pixels: np.ndarray,
-        weights: np.ndarray,
-        K0: list[np.ndarray],
-        bones: np.ndarray | None = None,
-        bone_weight: float = 0.0,
-    ) -> None:
+    def __init__(self, pixels: np.ndarray, weights: np.ndarray, K0: list[np.ndarray]) -> None:
         self.pixels = pixels  # (C, P, 2)
         self.weights = weights  # (C, P), 0 where a camera did not see the point
         self.cameras = pixels.shape[0]
@@ -143,9 +113,6 @@ class _Problem:
         self.centre = np.array([k[:2, 2] for k in K0])
         self.pose_size = 6 * (self.cameras - 1)
         self.observed = weights > 0
-        # (B, F, 2) indices of each bone's two points in each frame, -1 where not a point
-        self.bones = np.zeros((0, 0, 2), int) if bones is None else bones
-        self.bone_weight = bone_weight
 
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         poses = np.vstack([np.zeros((1, 6)), x[: self.pose_size].reshape(-1, 6)])
@@ -159,38 +126,22 @@ class _Problem:
         poses = np.concatenate([rotations, translations[:, :, None]], axis=2)
         return triangulate_batch(poses, normalized, self.weights, steps=3)
 
-    def errors(self, x: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    def errors(self, x: np.ndarray) -> np.ndarray:
         """(C, P, 2) pixel residuals (unweighted; 0 where unobserved or undefined)."""
         rotations, translations, focal = self.unpack(x)
-        points = np.nan_to_num(self.points(x) if points is None else points)
+        points = np.nan_to_num(self.points(x))
         local = np.einsum("cij,pj->cpi", rotations, points) + translations[:, None, :]
         depth = np.maximum(local[..., 2], 1e-6)
         f = (self.focal0 * focal)[:, None, None]
         projected = local[..., :2] / depth[..., None] * f + self.centre[:, None, :]
         return np.where(self.observed[..., None], projected - self.pixels, 0.0)
 
-    def bone_residuals(self, points: np.ndarray) -> np.ndarray:
-        """(B, F) log of each bone's length in each frame over its mean length (the length
-        parameters eliminated, as the points are: the mean is their least-squares optimum);
-        0 where a bone's two points were not both triangulated."""
-        if self.bones.size == 0:
-            return np.zeros((0, 0))
-        a, b = self.bones[..., 0], self.bones[..., 1]
-        length = np.linalg.norm(points[a] - points[b], axis=-1)
-        valid = (a >= 0) & (b >= 0) & np.isfinite(length) & (length > 0)
-        log_length = np.log(np.where(valid, length, 1.0))
-        count = valid.sum(axis=1, keepdims=True)
-        mean = (log_length * valid).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-        return np.where(valid & (count >= 3), log_length - mean, 0.0)
-
     def residuals(self, x: np.ndarray) -> np.ndarray:
-        points = self.points(x)
-        weighted = self.errors(x, points) * self.weights[..., None]
+        weighted = self.errors(x) * self.weights[..., None]
         _, translations, focal = self.unpack(x)
         gauge = [100.0 * (np.linalg.norm(translations[1]) - 1.0)]
         prior = np.log(focal) / _FOCAL_PRIOR_SIGMA
-        rigidity = self.bone_weight * self.bone_residuals(points).ravel()
-        return np.concatenate([weighted[self.observed].ravel(), gauge, prior, rigidity])
+        return np.concatenate([weighted[self.observed].ravel(), gauge, prior])
 
 
 def _triangulate_linear(projections: list[np.ndarray], normalized: list[np.ndarray]) -> np.ndarray:
@@ -365,21 +316,12 @@ def _scaled_fov(fov_deg: float, factor: float) -> float:
     return float(np.clip(fov_deg * factor, 20.0, 150.0))
 
 
-def _bone_points(shared: np.ndarray) -> np.ndarray:
-    """(B, F, 2) indices, among the points of a (F, J) `shared` mask, of each bone's two
-    joints in each frame; -1 where a joint is not among the points."""
-    index = np.full(shared.shape, -1)
-    index[shared] = np.arange(int(shared.sum()))
-    return np.stack([index[:, list(pair)] for pair in BONES])
-
-
 def _calibrate_from(
     observations: dict[str, Sequence[np.ndarray | None]],
     image_sizes: dict[str, tuple[int, int]],
     body_height_m: float,
     fovs: dict[str, float],
     max_frames: int,
-    bone_weight: float = _ROBUST_SCALE_PX / _BONE_SIGMA,
 ) -> StationCalibration:
     camera_ids, all_pixels, all_confidence = _observation_arrays(observations)
     cameras = len(camera_ids)
@@ -409,14 +351,13 @@ def _calibrate_from(
     point_weights = np.sqrt(confidence.reshape(cameras, -1)) * seen.reshape(cameras, -1)
     shared = (point_weights > 0).sum(axis=0) >= 2
     point_pixels, point_weights = point_pixels[:, shared], point_weights[:, shared]
-    bones = _bone_points(shared.reshape(len(frames), len(JOINTS)))
     x = np.concatenate(
         [np.concatenate([cv2.Rodrigues(p[:, :3])[0].ravel(), p[:, 3]]) for p in poses[1:]]
         + [np.zeros(cameras)]
     )
     keep = point_weights > 0
     for _round in range(2):
-        problem = _Problem(point_pixels, np.where(keep, point_weights, 0.0), K0, bones, bone_weight)
+        problem = _Problem(point_pixels, np.where(keep, point_weights, 0.0), K0)
         try:
             fit = least_squares(
                 problem.residuals,
