@@ -63,8 +63,12 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server, requ
     gc.collect()
     rss_before = process.memory_info().rss
 
+    rss_half = rss_before
     for i in range(cycles):
         await _cycle(server.url, with_monitor=i % 5 == 0)
+        if i == cycles // 2 - 1:
+            gc.collect()
+            rss_half = process.memory_info().rss
     await _wait_until_empty(cameras)
     await wait_for(lambda: len(asyncio.all_tasks()) <= tasks_before, timeout=10)
 
@@ -73,11 +77,16 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind(server, requ
     growth_mb = (rss_after - rss_before) / 2**20
     print(
         f"tasks {tasks_before}->{len(asyncio.all_tasks())}, "
-        f"RSS {rss_before / 2**20:.0f}->{rss_after / 2**20:.0f} MiB"
+        f"RSS {rss_before / 2**20:.0f}->{rss_half / 2**20:.0f}->{rss_after / 2**20:.0f} MiB"
     )
     assert _peer_connections() <= pcs_before
     await wait_for(lambda: _shared_memory_segments() <= segments_before, timeout=10)
-    assert growth_mb < 25, f"memory grew {growth_mb:.1f} MiB over {cycles} cycles"
+    # a leak grows with every cycle, so the second half too; an allocator settling after
+    # the tests before it (a process that had run most of the suite read 36 MiB over the
+    # 50 cycles, 4 alone) grows early: the second half is held to half the bound
+    second_half_mb = (rss_after - rss_half) / 2**20
+    assert second_half_mb < 12.5, f"memory grew {second_half_mb:.1f} MiB over the last half"
+    assert growth_mb < 50, f"memory grew {growth_mb:.1f} MiB over {cycles} cycles"
 
 
 async def _wait_until_empty(cameras) -> None:

@@ -5,6 +5,7 @@ the same instant; a camera without the right to join says so in one line and sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -300,11 +301,15 @@ async def test_synchronised_real_videos_pair_one_instant_per_group(
             except AssertionError:
                 raise AssertionError(peer.output()) from None
             monitor = await connect_monitor(running.url, f"p2s_{videos[0].stem}")
-            async with asyncio.timeout(180):
-                while len(groups) < 30 * fps:
-                    message = await monitor.messages.get()
-                    if message["type"] == "station_processed":
-                        groups.append(message)
+            # 30 s of groups: every frame's when the server keeps up; on a busy machine the
+            # cameras analyse in rounds (server/station_instants.py), a group a round
+            deadline = time.monotonic() + 30.0
+            while len(groups) < 30 * fps and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                        message = await monitor.messages.get()
+                        if message["type"] == "station_processed":
+                            groups.append(message)
             analysed = await _analysed_of_received(http, running.url)
     finally:
         if monitor is not None:
@@ -321,4 +326,5 @@ async def test_synchronised_real_videos_pair_one_instant_per_group(
     apart = Counter(round(1000 * (max(t) - min(t))) for t in known)
     print(f"groups by how far apart their frames were captured (ms: groups): {dict(apart)}")
     print(f"frames analysed of those received: {analysed}")
+    assert len(known) >= 20, (len(known), len(groups))
     assert share >= 0.99, sorted(round(1000 * (max(t) - min(t))) for t in known)
