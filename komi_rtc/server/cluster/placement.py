@@ -7,8 +7,7 @@ cross the network. In order:
    just asked for it, before its node's record said so) goes to that station's node;
 2. a camera of a station goes to the node that has the station, or that it is reserved for;
 3. otherwise the node with the most analysed capacity left: among the nodes within
-   SPARE_TOLERANCE_FPS or SPARE_TOLERANCE_SHARE of the most, the one with fewest cameras,
-   then this one. A node that
+   SPARE_TOLERANCE_FPS of the most, the one with fewest cameras, then this one. A node that
    is draining or at its --max-cameras is never chosen; placements of the last
    PLACEMENT_MEMORY_S that its record does not show yet count against it.
 """
@@ -22,11 +21,7 @@ from ...protocol.cluster_events import NodeInfo
 from ..limits import ServerFull
 
 NEW_CAMERA_FPS = 15.0  # what a camera not measured yet needs, before any was measured here
-# spares this close are equal, the node with fewer cameras wins: 5 fps, or a fifth of the
-# most (capacity is measured from analysis times, which a busy machine makes vary by that
-# much: two nodes' tiny test cameras both went to the one measured 20% faster)
-SPARE_TOLERANCE_FPS = 5.0
-SPARE_TOLERANCE_SHARE = 0.2
+SPARE_TOLERANCE_FPS = 5.0  # spares this close are equal: the node with fewer cameras wins
 PLACEMENT_MEMORY_S = 3.0  # a placement counts against its node until its heartbeat shows it
 
 
@@ -156,17 +151,16 @@ def least_loaded(
     recent: Sequence[RecentPlacement],
     new_camera_fps: float,
 ) -> tuple[NodeInfo, dict[str, Load]]:
-    """The node with the most capacity left (fewest cameras among those within the
-    tolerance of the most, then this one), and how they all compared.
+    """The node with the most capacity left (fewest cameras among those within
+    SPARE_TOLERANCE_FPS of the most, then this one), and how they all compared.
     ServerFull when every node is draining or full."""
     candidates = [c for c in (here, *view.values()) if not c.draining and not c.full]
     if not candidates:
         raise ServerFull("every node of the cluster is full or draining")
     loads = node_loads(candidates, recent, new_camera_fps)
     most = max(load.spare_fps for load in loads.values())
-    tolerance = max(SPARE_TOLERANCE_FPS, SPARE_TOLERANCE_SHARE * most)
     best = min(
-        (c for c in candidates if loads[c.id].spare_fps >= most - tolerance),
+        (c for c in candidates if loads[c.id].spare_fps >= most - SPARE_TOLERANCE_FPS),
         key=lambda c: (loads[c.id].cameras, -loads[c.id].spare_fps, c.id != here.id),
     )
     return best, loads
