@@ -139,11 +139,15 @@ async def _listed_nodes(http: aiohttp.ClientSession, node: Node) -> set[str]:
         return {n["id"] for n in (await response.json())["nodes"]}
 
 
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
 async def _offer(node: Node, camera_id: str, **how: Any) -> tuple[int, Any, str | None]:
     """A camera offer whose SDP aiortc refuses: 400 from whichever node negotiates it."""
     body = {"sdp": BAD_SDP, "type": "offer", "role": "camera", "camera_id": camera_id}
     body.update(how.pop("body", {}))
-    async with aiohttp.ClientSession() as http:
+    # bounded: a request that hangs fails here, with its camera, not at pytest's timeout
+    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
         async with http.post(f"{node.url}/offer", json=body, **how) as response:
             return response.status, await response.json(), response.headers.get("X-Komi-Node")
 
@@ -402,7 +406,7 @@ async def _replay(
     )
     sent["Content-Type"] = captured.headers.get("Content-Type", "application/json")
     sent.update(headers or {})
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(timeout=REQUEST_TIMEOUT) as http:
         async with http.request(
             captured.method,
             f"{node.url}{captured.path}",
