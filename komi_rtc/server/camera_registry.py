@@ -14,6 +14,8 @@ from .limits import ServerFull
 
 logger = logging.getLogger(__name__)
 
+WARM_UP_CLIP_MS = 100.0  # no steady frame costs more (BlazePose full 20-35 ms, heavy 56)
+
 _WATCHER_QUEUE = 64
 
 
@@ -189,8 +191,11 @@ class CameraRegistry:
         timing = message.timing
         if timing is not None and timing.inference_ms:
             # what a frame costs a worker here, for the cluster's capacity (cluster/membership.py)
-            # a worker's first frames (model warm-up) take ten times longer: clipped
-            sample = min(timing.inference_ms, 3.0 * self.inference_ms)
+            # a worker's first frames (model warm-up) take ten times longer: clipped, but
+            # never below a model frame's cost: with keyframes most frames cost the flow's
+            # 1-2 ms, and clipping to 3 times a mean they pulled down kept the model's 20 ms
+            # frames out, so a node read ten times its capacity and drew every camera
+            sample = min(timing.inference_ms, max(3.0 * self.inference_ms, WARM_UP_CLIP_MS))
             self.inference_ms += 0.05 * (sample - self.inference_ms)
             self._inference_samples += 1
             self.inference_measured = self._inference_samples >= 20
