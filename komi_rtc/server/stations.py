@@ -168,9 +168,9 @@ class Station:
         """Which of a camera's last frames (capture time, frame; oldest first) its worker
         should analyse: the newest, or, on a busy server whose station cameras all name one
         clock (one process's), the frame of the instant the station's cameras analyse this
-        round (station_instants.py), or None while that instant has not arrived from this camera.
-        Phones and other cameras of their own clocks keep the
-        newest frame (a shared grid tried on two unsynchronised cameras halved their pairs)."""
+        round (station_instants.py), or None while that instant has not arrived from this
+        camera. Phones and other cameras of their own clocks keep the newest frame (a shared
+        grid tried on two unsynchronised cameras halved their pairs)."""
         newest_time, newest = candidates[-1]
         clocks = {getattr(s, "clock_id", None) for s in self.members.values()}
         if len(clocks) != 1 or None in clocks or len(candidates) < 2:
