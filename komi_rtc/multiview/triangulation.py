@@ -58,6 +58,7 @@ def _mirror_order() -> list[int]:
 
 
 MIRROR = _mirror_order()
+SIDED = np.array([i != j for i, j in enumerate(MIRROR)])  # the left/right joints
 
 
 @dataclass(frozen=True)
@@ -181,11 +182,11 @@ def triangulate_points(
     result = _triangulate_gated(cameras, pixels, conf, max_reprojection_px, min_confidence)
     if not test_mirrored or count != len(MIRROR):
         return result
-    raw = pixels.copy(), conf.copy()
-    result = _mirror_tested(cameras, ids, pixels, conf, result, max_reprojection_px, min_confidence)
-    if n_cams == 2:
-        return _two_views(cameras, ids, *raw, result, max_reprojection_px, min_confidence, previous)
-    return result
+    if n_cams == 2 and previous is not None:
+        return _two_views(
+            cameras, ids, pixels, conf, result, max_reprojection_px, min_confidence, previous
+        )
+    return _mirror_tested(cameras, ids, pixels, conf, result, max_reprojection_px, min_confidence)
 
 
 def _mirror_tested(
@@ -199,10 +200,10 @@ def _mirror_tested(
 ) -> Triangulated:
     # the mirror test costs several triangulations: only when views were dropped from
     # several left/right joints (the gate alone may drop a good view instead of the
-    # mirrored one: two views cannot tell a mirror, so the one left agrees either way)
-    sided = np.array([i != j for i, j in enumerate(MIRROR)])
+    # mirrored one: two views cannot tell a mirror, so the one left agrees either way).
+    # Flips the mirrored views of `pixels` and `conf` in place.
     offered = (conf >= min_confidence).sum(axis=0)
-    if int((sided & (result.views < offered)).sum()) < MIRROR_TEST_DROPPED:
+    if int((SIDED & (result.views < offered)).sum()) < MIRROR_TEST_DROPPED:
         return result
     mirrored = _mirrored_views(cameras, pixels, conf, max_reprojection_px, min_confidence)
     if not mirrored:
@@ -218,10 +219,10 @@ def _two_views(
     ids: list[str],
     pixels: np.ndarray,
     conf: np.ndarray,
-    result: Triangulated,
+    plain: Triangulated,
     max_reprojection_px: float,
     min_confidence: float,
-    previous: np.ndarray | None,
+    previous: np.ndarray,
 ) -> Triangulated:
     """Two views cannot tell a whole-body mirrored labelling from the right one: flipping
     one view or the other gives the same points with left and right swapped, and two views
@@ -229,25 +230,21 @@ def _two_views(
     `previous` (a pose of a moment ago), the views as labelled are compared with one view
     flipped: the geometry whose left/right joints reproject closer is kept (the mismatched
     joints miss by more than keypoint noise), and of its two labellings, the one that
-    continues `previous` (left and right are decimetres apart) wins. Without `previous`,
-    `result` (the mirror test's) stands: a flip would be a guess."""
-    if previous is None:
-        return result
+    continues `previous` (left and right are decimetres apart) wins. `plain`: the views
+    triangulated as labelled. Without a usable `previous` (a flip would be a guess), the
+    mirror test's result stands."""
     before = np.asarray(previous, np.float64)
     known = np.isfinite(before[:, :3]).all(axis=1)
     if before.shape[1] > 3:
         known &= before[:, 3] > 0
-    sided = np.array([i != j for i, j in enumerate(MIRROR)])
-    raw = pixels.copy(), conf.copy()
-    plain = _triangulate_gated(cameras, *raw, max_reprojection_px, min_confidence)
-    flip_pixels, flip_conf = raw[0].copy(), raw[1].copy()
+    flip_pixels, flip_conf = pixels.copy(), conf.copy()
     flip_pixels[0], flip_conf[0] = flip_pixels[0][MIRROR], flip_conf[0][MIRROR]
     flipped = _triangulate_gated(
         cameras, flip_pixels, flip_conf, max_reprojection_px, min_confidence
     )
 
     def sided_error(candidate: Triangulated) -> float:
-        good = sided & np.isfinite(candidate.error_px) & (candidate.confidence > 0)
+        good = SIDED & np.isfinite(candidate.error_px) & (candidate.confidence > 0)
         return float(np.median(candidate.error_px[good])) if good.sum() >= 4 else np.inf
 
     def swapped(candidate: Triangulated, mirrored: tuple[str, ...]) -> Triangulated:
@@ -265,13 +262,15 @@ def _two_views(
         options = [plain, swapped(plain, tuple(ids))]
 
     def distance(candidate: Triangulated) -> float:
-        both = sided & known & (candidate.confidence > 0)
+        both = SIDED & known & (candidate.confidence > 0)
         if both.sum() < 4:
             return np.inf
         return float(np.median(np.linalg.norm(candidate.points[both] - before[both, :3], axis=1)))
 
     best = min(options, key=distance)
-    return best if np.isfinite(distance(best)) else result
+    if np.isfinite(distance(best)):
+        return best
+    return _mirror_tested(cameras, ids, pixels, conf, plain, max_reprojection_px, min_confidence)
 
 
 def _nothing(count: int) -> Triangulated:
@@ -313,7 +312,6 @@ def _mirrored_views(
     n_cams = len(cameras)
     pixels, conf = pixels.copy(), conf.copy()
     flipped: list[int] = []
-    sided = np.array([i != j for i, j in enumerate(MIRROR)])
     for _ in range(n_cams):
         best, best_ratio = -1, MIRROR_RATIO
         for c in range(n_cams):
@@ -338,7 +336,7 @@ def _mirrored_views(
                         cameras, trial_pixels, trial_conf, np.inf, min_confidence
                     ).points
                 e = _reprojection_errors([cameras[c]], labels[None], reference)[0]
-                seen = sided & (labels_conf >= min_confidence) & np.isfinite(e)
+                seen = SIDED & (labels_conf >= min_confidence) & np.isfinite(e)
                 own[k] = float(np.median(e[seen])) if seen.sum() >= 4 else np.nan
             if not np.isfinite(own).all() or own[0] <= gate_px:
                 continue
