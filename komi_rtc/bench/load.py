@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import psutil
 
+from .peer import write_loop_file
 from .server_process import TIMELY_MS, free_port, percentiles, wait_ready
 
 WARMUP_S = 3.0
@@ -80,10 +81,12 @@ def run_load(
     workers: int | None,
     workdir: Path,
     server_args: list[str] | None = None,
+    loop_file: Path | None = None,
 ) -> dict[str, Any]:
     """One run: returns the report of one server design under one load. `komi-squat`:
     every camera's squats analysed; `komi-history`: also tied to its own person, so every
-    rep is written to the history database as it happens."""
+    rep is written to the history database as it happens. `loop_file`: the cameras send
+    this pre-encoded loop (`--encode ahead`) instead of encoding every frame."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # the server runs with access control on, as deployed; its peers present the admin token
@@ -149,6 +152,8 @@ def run_load(
         for i in range(cameras):
             camera_id = f"bench_cam_{i + 1}"
             extra = ["--fps", str(fps)]
+            if loop_file is not None:
+                extra += ["--loop-file", str(loop_file)]
             if design in ("komi-squat", "komi-history") or design in POSE_PATHS:
                 extra += ["--exercise", "squat"]
             if design == "komi-history":
@@ -508,11 +513,26 @@ def main(argv: list[str] | None = None) -> int:
         help="run wave 2's pose path (legacy API, every frame) and the keyframe paths (full, "
         "lite) side by side: analysed frames per server CPU-second and latency",
     )
+    parser.add_argument(
+        "--encode",
+        choices=("live", "ahead"),
+        default=None,
+        help="live (default): each camera renders the demo person and aiortc encodes every "
+        "frame; ahead (the default with --pose-paths): the loop is rendered and encoded to "
+        "VP8 once and every camera sends its packets, as a camera's hardware encoder would, "
+        "so the cameras leave this machine's cores to the server",
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    encode = args.encode or ("ahead" if args.pose_paths else "live")
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
+        loop_file = None
+        if encode == "ahead":
+            loop_file = Path(tmp) / "loop.vp8"
+            print("rendering and encoding the demo loop once for every camera ...", flush=True)
+            write_loop_file(loop_file, 640, 480, args.fps)
         for count in args.cameras:
             designs = ["komi"] + (["komi-open"] if args.access_cost else [])
             if args.history_cost:
@@ -537,8 +557,10 @@ def main(argv: list[str] | None = None) -> int:
                         args.workers,
                         Path(tmp),
                         POSE_PATHS.get(design, []) + args.server_arg,
+                        loop_file,
                     )
                 )
+                reports[-1]["camera_encoding"] = encode
     ratios = {}
     ours_total_timely: dict[str, float] = {}
     base_total_timely: dict[str, float | None] = {}
