@@ -39,6 +39,7 @@ def test_short_load_benchmark_report_is_complete(tmp_path):
     assert (out / "report.png").stat().st_size > 10_000
     designs = {run["design"]: run for run in report["runs"]}
     assert set(designs) == {"komi", "naive"}
+    assert {run["camera_encoding"] for run in report["runs"]} == {"live"}
     for design, run in designs.items():
         assert len(run["per_camera"]) == 2
         for camera in run["per_camera"].values():
@@ -76,7 +77,8 @@ def test_short_load_benchmark_report_is_complete(tmp_path):
 
 def test_short_pose_paths_benchmark_compares_cpu_per_analysed_frame(tmp_path):
     """--pose-paths: wave 2's path and the keyframe paths in one run, each with its analysed
-    frames per CPU-second of the server and its workers, and the flow's share."""
+    frames per CPU-second of the server and its workers, and the flow's share; the cameras
+    send one loop encoded ahead (rendered once for all of them), so they stream at once."""
     out = tmp_path / "bench"
     result = subprocess.run(
         [sys.executable, "-m", "komi_rtc.bench", "--pose-paths", "--cameras", "1"]
@@ -89,6 +91,7 @@ def test_short_pose_paths_benchmark_compares_cpu_per_analysed_frame(tmp_path):
     report = json.loads((out / "report.json").read_text())
     designs = {run["design"]: run["total"] for run in report["runs"]}
     assert set(designs) == {"legacy-every-frame", "keyframes-full", "keyframes-lite"}
+    assert {run["camera_encoding"] for run in report["runs"]} == {"ahead"}
     for design, total in designs.items():
         assert total["frames_with_keypoints"] > 0, (design, total)
         assert total["frames_per_cpu_second"] == round(
