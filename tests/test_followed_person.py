@@ -100,6 +100,6 @@ async def test_the_person_on_the_box_is_followed_while_the_other_walks_past(serv
             assert abs(x1 - x0) < 120, said
     assert all(x > 280 for t, x in track if t >= 5.0), said
     if track[-1][0] > 6.5:  # he walked off to the right, not the walker to the left
-        # at 6.7 s he is at x 440 and the walker at about 240; a suite run's first pose of
-        # him after 1.5 s lost read 367 there, and its last
+        # at 6.7 s he is at x 440 and the walker at about 240; in a suite run the last pose,
+        # the first after he was lost for 1.5 s, read 367 there
         assert track[-1][1] > 330, said
