@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from ..analysis.live import LiveAnalysis
 from ..pose.keyframes import KeyframeTracker
@@ -162,9 +161,9 @@ WARM_UP_FRAMES = 10  # not counted: the first model frames and the tracker's sta
 
 
 def _process_cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU seconds of a process."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 async def worker_cpu(settings: PoseSettings, frames: list[Any], fps: float) -> tuple[float, float]:

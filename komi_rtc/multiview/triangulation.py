@@ -267,8 +267,8 @@ def _two_views(
             return np.inf
         return float(np.median(np.linalg.norm(candidate.points[both] - before[both, :3], axis=1)))
 
-    best = min(options, key=distance)
-    if np.isfinite(distance(best)):
+    nearest, best = min(((distance(c), c) for c in options), key=lambda scored: scored[0])
+    if np.isfinite(nearest):
         return best
     return _mirror_tested(cameras, ids, pixels, conf, plain, max_reprojection_px, min_confidence)
 
