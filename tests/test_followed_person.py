@@ -103,3 +103,45 @@ async def test_the_person_on_the_box_is_followed_while_the_other_walks_past(serv
         # at 6.7 s he is at x 440 and the walker at about 240; in a suite run the last pose,
         # the first after he was lost for 1.5 s, read 367 there
         assert track[-1][1] > 330, said
+
+
+def test_the_look_around_for_others_waits_until_the_frames_result_is_out():
+    """While the person is tracked, the detector for several people (about 35 ms) runs after
+    the frame's result is sent (`after_result`, which the pose worker calls), not before:
+    inline it made one camera's p99 latency 52 ms instead of 26. On Sports2D's demo, the
+    person on the box while the walker passes."""
+    import cv2
+
+    from komi_rtc.pose import followed_person
+    from komi_rtc.pose.model_choice import PoseSettings, create_estimator
+
+    estimator = create_estimator(PoseSettings())
+    assert isinstance(estimator, followed_person.OnePersonLandmarker)
+    followed_person.close_searchers()  # none loaded: the first look around loads it
+    capture = cv2.VideoCapture(str(two_people_outdoors()))
+    looked_at: list[int] = []
+    seen = 0
+    try:
+        for index in range(150):  # 5 s, before he jumps off the box; 15 of its 30 fps
+            ok, bgr = capture.read()
+            assert ok
+            if index % 2:
+                continue
+            rgb = cv2.cvtColor(cv2.resize(bgr, (640, 360)), cv2.COLOR_BGR2RGB)
+            time_ms = round(index * 1000 / 30)
+            poses = estimator.estimate(rgb, time_ms)
+            seen += len(poses)
+            assert estimator.person_id in (None, 1), time_ms  # never someone else
+            # the estimate never looked around itself: the detector for several people is
+            # loaded by the first look, which only `after_result` makes
+            assert bool(followed_person._SEARCHERS) == bool(looked_at), time_ms
+            if estimator.after_result():
+                looked_at.append(time_ms)
+    finally:
+        capture.release()
+        estimator.close()
+        followed_person.close_searchers()
+    assert seen >= 60, seen  # of 75 frames
+    # every 2 s from the first sighting (LOOK_AROUND_S)
+    assert len(looked_at) == 2 and looked_at[1] - looked_at[0] >= 2000, looked_at
+    assert not estimator.after_result()  # each kept frame is looked at once

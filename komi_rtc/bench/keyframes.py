@@ -110,6 +110,7 @@ def run_path(label: str, settings: PoseSettings, clip: Clip) -> PathRun:
                 int(index * 1000 / clip.fps),
                 movement,
             )
+            tracker.after_result()  # as the worker does once the result is sent
             cpu += time.process_time() - started
             people = [pose.to_json() for pose in found.poses]
             height, width = rgb.shape[:2]

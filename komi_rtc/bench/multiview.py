@@ -96,6 +96,7 @@ def _film(
                 bgr = cv2.cvtColor(view.image, cv2.COLOR_RGB2BGR)
                 cv2.imwrite(str(save / f"{camera_id}.jpg"), bgr)
             poses = estimator.estimate(view.image, int(1000 * i / fps))
+            estimator.after_result()
             found.append(poses[0].keypoints.astype(np.float64) if poses else None)
         estimator.close()
         keypoints[camera_id] = found

@@ -339,6 +339,7 @@ def offline(args: argparse.Namespace, calibration: StationCalibration) -> dict[s
                     small = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
                     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
                     poses = estimator.estimate(rgb, int(index * 1000 / RECORDING_FPS))
+                    estimator.after_result()
                     received[camera_id].append(
                         {
                             "type": "frame_processed",

@@ -149,6 +149,7 @@ def _film(case: VideoCase, session: Session, pose: str = "legacy") -> _Filmed:
             )
             luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             found = estimator.process(luma, lambda rgb=rgb: rgb, int(t * 1000), movement).poses
+            estimator.after_result()
             people = [p.to_json() for p in found]
             movement = movement_signal(
                 steering.analyse(people, filming.width, filming.height, t)[0]

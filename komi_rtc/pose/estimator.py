@@ -54,6 +54,11 @@ class PoseEstimator(Protocol):
         when the estimator does not tell people apart."""
         ...
 
+    def after_result(self) -> bool:
+        """Work the last frame's result does not wait for, done once it has been sent (the
+        worker calls it before taking the next frame); whether there was any."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -100,6 +105,9 @@ class BlazePoseLegacy:
     @property
     def person_id(self) -> int | None:
         return None
+
+    def after_result(self) -> bool:
+        return False
 
     def close(self) -> None:
         self._pose.close()
@@ -173,6 +181,9 @@ class TaskPoseLandmarker:
     @property
     def person_id(self) -> int | None:
         return None
+
+    def after_result(self) -> bool:
+        return False
 
     def close(self) -> None:
         self._landmarker.close()

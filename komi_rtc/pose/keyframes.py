@@ -191,6 +191,10 @@ class KeyframeTracker:
         self._previous_luma = luma.copy() if luma is not None and self._last is not None else None
         return TrackedPoses(poses, False, 0, self.estimator.person_id if poses else None)
 
+    def after_result(self) -> bool:
+        """Once the frame's result is sent: the estimator's work that does not hold it up."""
+        return self.estimator.after_result()
+
     def close(self) -> None:
         self.estimator.close()
 

@@ -102,6 +102,7 @@ def _worker_main(conn: Connection, settings: PoseSettings) -> None:
             rgb_buffers.pop(camera_id, None)
             continue
         _, request_id, camera_id, slot_name, fmt, width, height, timestamp_ms, movement = request
+        served: KeyframeTracker | None = None
         try:
             slot = slots.get(camera_id)
             if slot is None or slot.name != slot_name:
@@ -130,6 +131,7 @@ def _worker_main(conn: Connection, settings: PoseSettings) -> None:
                 luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
                 to_rgb = functools.partial(np.asarray, frame)
 
+            served = tracker
             found = tracker.process(luma, to_rgb, timestamp_ms, movement)
             inference_ms = (time.perf_counter() - started) * 1000.0
             del frame, luma, to_rgb
@@ -148,6 +150,11 @@ def _worker_main(conn: Connection, settings: PoseSettings) -> None:
             conn.send(reply)
         except (OSError, EOFError):  # the server is gone (killed): nobody to answer, stop
             break
+        if served is not None:
+            try:  # the result is on its way; the frame's other work is done now
+                served.after_result()
+            except Exception as exc:  # noqa: BLE001 - the camera's next frames go on
+                logger.warning("[%s] pose worker: work after the result failed: %s", camera_id, exc)
     for tracker in trackers.values():
         tracker.close()
     if spare is not None:
