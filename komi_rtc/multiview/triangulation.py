@@ -256,7 +256,12 @@ def _two_views(
             mirrored,
         )
 
-    if sided_error(flipped) < sided_error(plain):
+    def sided_kept(candidate: Triangulated) -> int:
+        return int((SIDED & (candidate.confidence > 0)).sum())
+
+    # the flipped geometry must explain as many left/right joints: a few of them agreeing
+    # closely (the rest dropped by the gate) is not a better geometry
+    if sided_kept(flipped) >= sided_kept(plain) and sided_error(flipped) < sided_error(plain):
         options = [replace(flipped, mirrored=(ids[0],)), swapped(flipped, (ids[1],))]
     else:
         options = [plain, swapped(plain, tuple(ids))]
