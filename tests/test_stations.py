@@ -192,9 +192,10 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
         assert analysis["metric_sources"]["knee_tracking"] == "st_front"
         # calibrate from the person's own keypoints, then pose3d arrives in metres
         async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
-            for _attempt in range(3):
+            for _attempt in range(4):
                 # a fit on a few seconds of a busy machine's poses can miss the legs; the
-                # server then answers 409 with the reason, and the person tries again
+                # server then answers 409 with the reason, and the person goes on moving for
+                # a few seconds (new station groups) and tries again
                 async with http.post(
                     f"{running.url}/stations/st1/calibrate",
                     json={"method": "self", "body_height_m": 1.75, "seconds": 60},
@@ -204,6 +205,14 @@ async def test_two_cameras_form_a_station_counted_once_and_synced(start_server):
                 if response.status == 200:
                     break
                 assert "calibration failed" in result["error"]
+                while not cam_side.messages.empty():  # those from before the refusal
+                    cam_side.messages.get_nowait()
+                async with asyncio.timeout(30):
+                    moved = 0
+                    while moved < 30:
+                        message = await cam_side.messages.get()
+                        moved += message["type"] == "station_processed"
+            assert response.status == 200, result  # four fits refused: their reason
             assert result["calibrated"] and result["method"] == "self"
             async with http.get(f"{running.url}/stations") as response:
                 [station] = (await response.json())["stations"]

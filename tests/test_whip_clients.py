@@ -242,7 +242,10 @@ async def test_gstreamer_webrtcbin_sends_h264_high_through_a_whip_exchange(
         await wait_for(lambda: events, timeout=20)
         assert events[0]["event"] == "answered" and events[0]["status"] == 201, events
         assert "H264" in events[0]["codec"], events
-        updates = await _status_updates(server.url, "gst_cam", 5)
+        # the first second's updates (a loaded suite run once had no pose in the first 5;
+        # quiet and beside five busy loops every update has one)
+        updates = await _status_updates(server.url, "gst_cam", 12)
+        print("poses in the first status updates:", [bool(u["pose_data"]["pose"]) for u in updates])
         assert sum(bool(u["pose_data"]["pose"]) for u in updates) >= 3, "the person is seen"
         stats = server.app[REGISTRY].get("gst_cam").stats
         assert stats.frames_analysed >= 5
