@@ -43,6 +43,28 @@ def test_a_passer_by_is_not_followed_until_the_person_has_been_gone_a_while():
     assert followed.person_id == 2
 
 
+def test_others_are_looked_for_before_they_are_forgotten_and_a_far_find_is_checked():
+    """On a loaded box (a few frames analysed a second) 20 model frames took over 10 s, so the
+    walker, seen last more than OTHERS_KEPT_S before, was forgotten; when the tracker then
+    found her 0.7 s after losing him, within the reach his time missing allows, she was
+    taken for him (a suite run). Now the look-around comes at least every 2.5 s, and a pose
+    found beyond REACH of his last place is checked against everyone."""
+    followed = FollowedPerson()
+    followed.look_around_due(0)  # the first sighting starts the clock
+    assert not followed.look_around_due(2_100)  # 2 s passed, 2 model frames: not yet
+    assert followed.look_around_due(2_600)  # 2.5 s: whatever the model frames
+    on_the_box = _person_at(300, 120, 100)
+    followed.saw(on_the_box, 0)
+    assert followed.near_last_seen(_person_at(340, 130, 100))
+    walker = _person_at(160, 150, 110)  # 1.4 heights away
+    assert not followed.near_last_seen(walker)
+    # 0.7 s missing, the reach has grown past her: theirs by distance alone, so the caller
+    # asks the detector for several people, and with him in view he is nearer
+    assert followed.is_theirs(walker, 700)
+    him = _person_at(330, 140, 100)
+    assert followed.choose([walker, him], 700) is him
+
+
 async def test_the_person_on_the_box_is_followed_while_the_other_walks_past(server):
     """Sports2D's demo (real footage, 30 fps, 7.7 s) streamed at 640x360, 15 fps through the
     real server: one person (1) throughout, and never a jump to the walker, who passes

@@ -5,8 +5,8 @@ them (a jump into the sun, a turn) its detector takes whoever scores best, often
 walking past. Measured on Sports2D's two-person demo: the tracker switched from the person
 on the box to the walker when he jumped down. So a pose is accepted only near where the
 followed person was last seen and nearer to it than to anyone else seen lately (the detector
-for several people looks around once a second, and whenever the followed person is
-missing); only after `GRACE_S` without them does the camera follow someone new (and says
+for several people looks around every 2-2.5 s, and whenever the followed person is missing
+or turns up far from where they were); only after `GRACE_S` without them does the camera follow someone new (and says
 so: `person_id` changes).
 
 Appearance does not tell them apart there: the torso's colour histogram of the jumper on the
@@ -37,6 +37,10 @@ GRACE_S = 4.0
 LOOK_AROUND_S = 2.0
 LOOK_AROUND_FRAMES = 20
 OTHERS_KEPT_S = 3.0  # where someone else was seen (and is going) counts this long
+# ... but at least this often whatever the model frames, so that whoever was seen is still
+# known when the next look comes: on a loaded box (a few frames analysed a second) 20 model
+# frames took over 10 s, the walker was forgotten and taken for the person (a suite run)
+LOOK_AROUND_AT_LEAST_S = 2.5
 MATCH_PX_PER_S = 400.0  # an other seen again: at most this far from where they were going
 
 Box = tuple[float, float, float, float]
@@ -121,6 +125,17 @@ class FollowedPerson:
             if someone.recent(time_ms)
         )
 
+    def near_last_seen(self, pose: Pose) -> bool:
+        """Within REACH of where the person was last seen, without the allowance for time
+        missing: a pose further away is theirs only if nobody else is nearer (the caller
+        checks against everyone the detector for several people finds)."""
+        box = pose_box(pose)
+        if box is None or self._box is None:
+            return box is not None
+        x0, y0, x1, y1 = self._box
+        height = max(y1 - y0, x1 - x0, 1.0)
+        return float(np.linalg.norm(_centre(box) - _centre(self._box))) <= REACH * height
+
     def gone(self, time_ms: int) -> bool:
         """Missing for longer than GRACE_S (or never seen): anyone may be followed."""
         return self._seen_ms is None or time_ms - self._seen_ms > GRACE_S * 1000
@@ -174,9 +189,10 @@ class FollowedPerson:
         if self.looked_ms is None:  # the first look comes a while after the first sighting
             self.looked_ms = time_ms
             return False
-        return (
-            time_ms - self.looked_ms >= LOOK_AROUND_S * 1000
-            and self._frames_since_look >= LOOK_AROUND_FRAMES
+        elapsed_ms = time_ms - self.looked_ms
+        return elapsed_ms >= LOOK_AROUND_S * 1000 and (
+            self._frames_since_look >= LOOK_AROUND_FRAMES
+            or elapsed_ms >= LOOK_AROUND_AT_LEAST_S * 1000
         )
 
     def saw(self, pose: Pose, time_ms: int) -> None:
@@ -219,12 +235,17 @@ class OnePersonLandmarker:
             return []  # nobody followed, nobody found: the tracker's detector looked already
         tracked = poses and (gone or followed.is_theirs(poses[0], time_ms))
         chosen: Pose | None
-        if tracked:
+        if tracked and (gone or followed.near_last_seen(poses[0])):
             chosen = poses[0]
             if followed.look_around_due(time_ms):  # the tracker's pose stays: look later
                 self._look_later = (rgb.copy(), time_ms, chosen)
         else:
-            chosen = followed.choose(_searcher(self._model_path).estimate(rgb, time_ms), time_ms)
+            # missing, or found only thanks to the time missing (far from where they were
+            # last seen): the person is whoever of everyone here is theirs and nearest
+            everyone = _searcher(self._model_path).estimate(rgb, time_ms)
+            if tracked:
+                everyone = [poses[0], *[p for p in everyone if not _same(p, poses[0])]]
+            chosen = followed.choose(everyone, time_ms)
         if chosen is None:
             return []
         followed.saw(chosen, time_ms)
