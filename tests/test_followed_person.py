@@ -47,13 +47,19 @@ def test_others_are_looked_for_before_they_are_forgotten_and_a_far_find_is_check
     """On a loaded box (a few frames analysed a second) 20 model frames took over 10 s, so the
     walker, seen last more than OTHERS_KEPT_S before, was forgotten; when the tracker then
     found her 0.7 s after losing him, within the reach his time missing allows, she was
-    taken for him (a suite run). Now the look-around comes at least every 2.5 s, and a pose
-    found beyond REACH of his last place is checked against everyone."""
+    taken for him (a suite run). Now, while someone else is about, the look-around comes at
+    least every 2.5 s (alone every 6 s), and a pose found beyond REACH of his last place is
+    checked against everyone."""
     followed = FollowedPerson()
     followed.look_around_due(0)  # the first sighting starts the clock
-    assert not followed.look_around_due(2_100)  # 2 s passed, 2 model frames: not yet
-    assert followed.look_around_due(2_600)  # 2.5 s: whatever the model frames
+    assert not followed.look_around_due(2_600)  # alone: not yet
+    assert followed.look_around_due(6_600)  # 6.5 s: whatever the model frames
     on_the_box = _person_at(300, 120, 100)
+    followed.saw(on_the_box, 6_600)
+    followed.choose([on_the_box, _person_at(100, 150, 110)], 6_600)  # someone else is about
+    assert not followed.look_around_due(8_700)  # 2 s passed, 2 model frames: not yet
+    assert followed.look_around_due(9_200)  # 2.5 s: whatever the model frames
+    followed = FollowedPerson()
     followed.saw(on_the_box, 0)
     assert followed.near_last_seen(_person_at(340, 130, 100))
     walker = _person_at(160, 150, 110)  # 1.4 heights away
@@ -127,7 +133,7 @@ async def test_the_person_on_the_box_is_followed_while_the_other_walks_past(serv
         assert track[-1][1] > 330, said
 
 
-def test_the_look_around_for_others_waits_until_the_frames_result_is_out():
+def test_the_look_around_for_others_waits_until_the_frames_result_is_out(monkeypatch):
     """While the person is tracked, the detector for several people (about 35 ms) runs after
     the frame's result is sent (`after_result`, which the pose worker calls), not before:
     inline it made one camera's p99 latency 52 ms instead of 26. On Sports2D's demo, the
@@ -137,6 +143,9 @@ def test_the_look_around_for_others_waits_until_the_frames_result_is_out():
     from komi_rtc.pose import followed_person
     from komi_rtc.pose.model_choice import PoseSettings, create_estimator
 
+    # looks every 2 s even before anyone else is seen (6 s alone otherwise), so that two
+    # come in the 5 s before he jumps
+    monkeypatch.setattr(followed_person, "LOOK_AROUND_ALONE_S", followed_person.LOOK_AROUND_S)
     estimator = create_estimator(PoseSettings())
     assert isinstance(estimator, followed_person.OnePersonLandmarker)
     followed_person.close_searchers()  # none loaded: the first look around loads it
@@ -164,6 +173,6 @@ def test_the_look_around_for_others_waits_until_the_frames_result_is_out():
         estimator.close()
         followed_person.close_searchers()
     assert seen >= 60, seen  # of 75 frames
-    # every 2 s from the first sighting (LOOK_AROUND_S)
+    # every 2 s from the first sighting
     assert len(looked_at) == 2 and looked_at[1] - looked_at[0] >= 2000, looked_at
     assert not estimator.after_result()  # each kept frame is looked at once
