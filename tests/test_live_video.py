@@ -87,7 +87,8 @@ async def test_streamed_reps_come_back_counted_and_on_time(server, exercise, vie
         for _ in truth:
             event = await camera.next_message("rep_completed", timeout=20)
             # the server sends a rep's event right after the frame_processed of the frame
-            # that completed it; aiortc's receiver numbers pts from the first frame's
+            # that completed it; aiortc's receiver counts pts from the first frame's RTP
+            # timestamp, so the n-th frame sent (from 1) arrives with pts (n - 1) x PTS_STEP
             counted_on = [m for m in camera.held if m["type"] == "frame_processed"][-1]
             arrivals.append((time.monotonic(), event, counted_on["frame_pts"] // PTS_STEP + 1))
         # nothing more is counted in the rest after the set

@@ -42,7 +42,7 @@ OTHERS_KEPT_S = 3.0  # where someone else was seen (and is going) counts this lo
 # are still known when the next look comes: on a loaded box (a few frames analysed a second)
 # 20 model frames took over 10 s, the walker was forgotten and taken for the person (a suite
 # run). Alone (nobody else seen for OTHERS_KEPT_S), every 6 s: the look finds nobody, and
-# every 2-2.5 s it cost a camera 1.2 ms a frame at 15 fps instead of 0.5
+# every 2.5 s its 35-45 ms would come to about 1.2 ms of each frame at 15 fps
 LOOK_AROUND_ALONE_S = 6.0
 LOOK_AROUND_LATEST_S = 0.5
 MATCH_PX_PER_S = 400.0  # an other seen again: at most this far from where they were going
