@@ -115,14 +115,11 @@ class FollowedPerson:
             return False
         if self._box is None or self._seen_ms is None:
             return True
-        x0, y0, x1, y1 = self._box
-        height = max(y1 - y0, x1 - x0, 1.0)
-        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-        other = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        distance, height = self._from_last(box)
         missing_s = max(0.0, (time_ms - self._seen_ms) / 1000)
-        distance = float(np.linalg.norm(other - centre))
         if distance > (REACH + REACH_PER_S * missing_s) * height:
             return False
+        other = _centre(box)
         return all(
             float(np.linalg.norm(other - someone.at(time_ms))) >= distance
             for someone in self._others
@@ -136,9 +133,15 @@ class FollowedPerson:
         box = pose_box(pose)
         if box is None or self._box is None:
             return box is not None
+        distance, height = self._from_last(box)
+        return distance <= REACH * height
+
+    def _from_last(self, box: Box) -> tuple[float, float]:
+        """How far `box`'s centre is from the followed person's last box's (pixels), and
+        that box's size (its longer side): set only once they have been seen."""
+        assert self._box is not None
         x0, y0, x1, y1 = self._box
-        height = max(y1 - y0, x1 - x0, 1.0)
-        return float(np.linalg.norm(_centre(box) - _centre(self._box))) <= REACH * height
+        return float(np.linalg.norm(_centre(box) - _centre(self._box))), max(y1 - y0, x1 - x0, 1.0)
 
     def gone(self, time_ms: int) -> bool:
         """Missing for longer than GRACE_S (or never seen): anyone may be followed."""
@@ -183,9 +186,8 @@ class FollowedPerson:
         """Within half their height of the followed person's last place: them, not another."""
         if self._box is None:
             return False
-        x0, y0, x1, y1 = self._box
-        height = max(y1 - y0, x1 - x0, 1.0)
-        return float(np.linalg.norm(_centre(box) - _centre(self._box))) < 0.5 * height
+        distance, height = self._from_last(box)
+        return distance < 0.5 * height
 
     def look_around_due(self, time_ms: int) -> bool:
         """Called once per model frame: whether to look for the others now."""
